@@ -1,0 +1,7 @@
+//! closefuzz: what happens when the two ends of a connection close, shut down,
+//! write and read in every order — predicted by a model, checked against real sockets.
+
+pub mod exec;
+pub mod step;
+pub mod transport;
+pub mod script;

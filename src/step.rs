@@ -1,0 +1,555 @@
+//! The vocabulary shared by the model, the executor and scenario scripts:
+//! which end acts, what it does, and what came of it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One end of the connection. `A` connects; `B` is the accepted end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum End {
+    /// The connecting end.
+    A,
+    /// The accepted end.
+    B,
+}
+
+impl End {
+    /// Both ends, `A` first.
+    pub const BOTH: [End; 2] = [End::A, End::B];
+
+    /// The other end of the connection.
+    pub fn peer(self) -> End {
+        match self {
+            End::A => End::B,
+            End::B => End::A,
+        }
+    }
+
+    /// 0 for `A`, 1 for `B`: an index into per-end arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The script name: `a` or `b`.
+    pub fn name(self) -> &'static str {
+        match self {
+            End::A => "a",
+            End::B => "b",
+        }
+    }
+}
+
+/// Which direction `shutdown` closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Shut {
+    /// `SHUT_RD`
+    Rd,
+    /// `SHUT_WR`
+    Wr,
+    /// `SHUT_RDWR`
+    RdWr,
+}
+
+impl Shut {
+    /// Whether this shutdown closes the receive direction.
+    pub fn reads(self) -> bool {
+        matches!(self, Shut::Rd | Shut::RdWr)
+    }
+    /// Whether this shutdown closes the send direction.
+    pub fn writes(self) -> bool {
+        matches!(self, Shut::Wr | Shut::RdWr)
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Shut::Rd => "rd",
+            Shut::Wr => "wr",
+            Shut::RdWr => "rdwr",
+        }
+    }
+}
+
+/// What one end does in one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// `send(fd, buf, N, 0)`: N bytes of the end's byte pattern. Uses send with no
+    /// flags rather than write(2) so that a zero-length write reaches the protocol
+    /// (write(2) of 0 bytes returns 0 in the socket layer without looking at the
+    /// connection) and so that no MSG_NOSIGNAL is ever set.
+    Write(u16),
+    /// `recv(fd, buf, N, 0)` with N ≥ 1.
+    Read(u16),
+    /// `shutdown(fd, how)`.
+    Shutdown(Shut),
+    /// `close(fd)`.
+    Close,
+    /// `SO_LINGER {on, 0}` then `close(fd)`: the abortive close that sends RST.
+    Abort,
+    /// Zero-timeout `poll` for `POLLIN|POLLOUT|POLLRDHUP`.
+    Poll,
+    /// `getsockopt(SO_ERROR)`, which also clears the pending error.
+    Error,
+    /// The TCP state from `TCP_INFO`.
+    State,
+}
+
+impl Op {
+    /// Whether this step gives up the descriptor.
+    pub fn closes(self) -> bool {
+        matches!(self, Op::Close | Op::Abort)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Write(n) => write!(f, "write {n}"),
+            Op::Read(n) => write!(f, "read {n}"),
+            Op::Shutdown(how) => write!(f, "shutdown {}", how.name()),
+            Op::Close => f.write_str("close"),
+            Op::Abort => f.write_str("abort"),
+            Op::Poll => f.write_str("poll"),
+            Op::Error => f.write_str("error"),
+            Op::State => f.write_str("state"),
+        }
+    }
+}
+
+/// One line of a scenario: an end and what it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Step {
+    /// Who acts.
+    pub end: End,
+    /// What it does.
+    pub op: Op,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.end.name(), self.op)
+    }
+}
+
+/// An errno value, named portably through `libc`'s constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Errno(pub i32);
+
+macro_rules! errno_table {
+    ($($name:ident),* $(,)?) => {
+        /// Every errno name scripts may use, with this OS's number for it.
+        pub const NAMES: &'static [(&'static str, i32)] = &[$((stringify!($name), libc::$name)),*];
+        $(
+            #[allow(missing_docs)]
+            pub const $name: Errno = Errno(libc::$name);
+        )*
+    };
+}
+
+impl Errno {
+    errno_table!(
+        EPIPE,
+        ECONNRESET,
+        ENOTCONN,
+        EAGAIN,
+        EBADF,
+        EINVAL,
+        ECONNREFUSED,
+        ECONNABORTED,
+        ETIMEDOUT,
+        EOPNOTSUPP,
+        EMSGSIZE,
+        ENOTSOCK,
+        EISCONN,
+        EINPROGRESS,
+        EALREADY,
+        EHOSTUNREACH,
+        ENETUNREACH,
+        EIO,
+        EINTR,
+        ENOBUFS,
+        ENOMEM,
+        EPROTO,
+        ENOPROTOOPT,
+        EADDRINUSE,
+        EACCES,
+        EPERM,
+        EFAULT,
+    );
+
+    /// The symbolic name (`EPIPE`), or `errno N` for numbers outside the table.
+    pub fn name(self) -> String {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == self.0)
+            .map(|(s, _)| s.to_string())
+            .unwrap_or_else(|| format!("errno{}", self.0))
+    }
+
+    /// Looks a symbolic name up (`EWOULDBLOCK` is accepted for `EAGAIN`).
+    pub fn from_name(name: &str) -> Option<Errno> {
+        if name == "EWOULDBLOCK" {
+            return Some(Errno::EAGAIN);
+        }
+        Self::NAMES
+            .iter()
+            .find(|(s, _)| *s == name)
+            .map(|(_, n)| Errno(*n))
+    }
+
+    /// The errno of the last failed libc call on this thread.
+    pub fn last() -> Errno {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// TCP states as Linux's `tcpi_state` numbers them (`include/net/tcp_states.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum TcpState {
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait1 = 4,
+    FinWait2 = 5,
+    TimeWait = 6,
+    Close = 7,
+    CloseWait = 8,
+    LastAck = 9,
+    Listen = 10,
+    Closing = 11,
+}
+
+impl TcpState {
+    /// Every state, in `tcpi_state` order.
+    pub const ALL: [TcpState; 11] = [
+        TcpState::Established,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::TimeWait,
+        TcpState::Close,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::Listen,
+        TcpState::Closing,
+    ];
+
+    /// From Linux's `tcpi_state` number.
+    pub fn from_linux(n: u8) -> Option<TcpState> {
+        Self::ALL.iter().copied().find(|s| *s as u8 == n)
+    }
+
+    /// The name used in scripts and output (`FIN_WAIT2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait1 => "FIN_WAIT1",
+            TcpState::FinWait2 => "FIN_WAIT2",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+        }
+    }
+
+    /// Parses a script name (`CLOSED` is accepted for `CLOSE`).
+    pub fn from_name(s: &str) -> Option<TcpState> {
+        if s == "CLOSED" {
+            return Some(TcpState::Close);
+        }
+        Self::ALL.iter().copied().find(|st| st.name() == s)
+    }
+}
+
+/// A set of TCP states. The kernel always reports exactly one; the model predicts a
+/// set of more than one only where it knowingly leaves a detail open (and says why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct StateSet(pub u16);
+
+impl StateSet {
+    /// The set holding just `s`.
+    pub fn one(s: TcpState) -> StateSet {
+        StateSet(1 << s as u16)
+    }
+    /// This set with `s` added.
+    pub fn with(self, s: TcpState) -> StateSet {
+        StateSet(self.0 | 1 << s as u16)
+    }
+    /// Whether `s` is in the set.
+    pub fn contains(self, s: TcpState) -> bool {
+        self.0 & (1 << s as u16) != 0
+    }
+    /// Whether every state of `other` is in `self`.
+    pub fn covers(self, other: StateSet) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// The states in the set, in `tcpi_state` order.
+    pub fn states(self) -> impl Iterator<Item = TcpState> {
+        TcpState::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+    /// The single state, if the set holds exactly one.
+    pub fn single(self) -> Option<TcpState> {
+        let mut it = self.states();
+        match (it.next(), it.next()) {
+            (Some(s), None) => Some(s),
+            _ => None,
+        }
+    }
+    /// Parses `FIN_WAIT1` or `FIN_WAIT1|FIN_WAIT2`.
+    pub fn parse(s: &str) -> Option<StateSet> {
+        let mut set = StateSet(0);
+        for part in s.split('|') {
+            set = set.with(TcpState::from_name(part)?);
+        }
+        Some(set)
+    }
+}
+
+impl fmt::Display for StateSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.states().map(|s| s.name()).collect();
+        f.write_str(&names.join("|"))
+    }
+}
+
+impl From<TcpState> for StateSet {
+    fn from(s: TcpState) -> StateSet {
+        StateSet::one(s)
+    }
+}
+
+impl fmt::Display for TcpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of poll events among IN, OUT, ERR, HUP and RDHUP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct PollSet(pub u8);
+
+impl PollSet {
+    /// Readable (`POLLIN`).
+    pub const IN: PollSet = PollSet(1);
+    /// Writable (`POLLOUT`).
+    pub const OUT: PollSet = PollSet(2);
+    /// Pending socket error (`POLLERR`).
+    pub const ERR: PollSet = PollSet(4);
+    /// Hung up (`POLLHUP`).
+    pub const HUP: PollSet = PollSet(8);
+    /// Peer closed its sending side, or we shut down reading (`POLLRDHUP`).
+    pub const RDHUP: PollSet = PollSet(16);
+    const NAMED: [(PollSet, &'static str); 5] = [
+        (PollSet::IN, "IN"),
+        (PollSet::OUT, "OUT"),
+        (PollSet::ERR, "ERR"),
+        (PollSet::HUP, "HUP"),
+        (PollSet::RDHUP, "RDHUP"),
+    ];
+
+    /// The empty set.
+    pub const NONE: PollSet = PollSet(0);
+
+    /// Whether every flag of `other` is in `self`.
+    pub fn contains(self, other: PollSet) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// `self` with `other`'s flags added when `cond` holds.
+    pub fn with_if(self, other: PollSet, cond: bool) -> PollSet {
+        if cond {
+            PollSet(self.0 | other.0)
+        } else {
+            self
+        }
+    }
+
+    /// Parses `IN|OUT` (any order) or `-` for none.
+    pub fn parse(s: &str) -> Option<PollSet> {
+        if s == "-" {
+            return Some(PollSet::NONE);
+        }
+        let mut set = PollSet::NONE;
+        for part in s.split('|') {
+            let (flag, _) = Self::NAMED.iter().find(|(_, n)| *n == part)?;
+            set.0 |= flag.0;
+        }
+        Some(set)
+    }
+}
+
+impl fmt::Display for PollSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Self::NAMED
+            .iter()
+            .filter(|(flag, _)| self.contains(*flag))
+            .map(|(_, n)| *n)
+            .collect();
+        if names.is_empty() {
+            f.write_str("-")
+        } else {
+            f.write_str(&names.join("|"))
+        }
+    }
+}
+
+/// What a step returned. The same type for model predictions and kernel observations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Success with nothing to report (close, abort, shutdown).
+    Ok,
+    /// A write accepted this many bytes.
+    Wrote(usize),
+    /// A read returned these bytes (never empty: an empty read is `Eof`).
+    Data(Vec<u8>),
+    /// A read returned 0.
+    Eof,
+    /// The call failed with this errno.
+    Err(Errno),
+    /// poll's revents.
+    Poll(PollSet),
+    /// SO_ERROR's value (`None` for 0).
+    SockError(Option<Errno>),
+    /// TCP_INFO's state (a single state from the kernel; possibly several from the model).
+    State(StateSet),
+    /// The observation does not exist for this transport or OS (e.g. `state` on a Unix socket).
+    NotApplicable,
+    /// The end's descriptor was already closed, so no call was made: descriptor numbers
+    /// are reused (also by other threads), and a call on a stale one could touch an
+    /// unrelated socket.
+    Closed,
+}
+
+impl Outcome {
+    /// Whether a model prediction `self` admits the kernel's `got`: equal, or a state
+    /// set that contains the reported state.
+    pub fn admits(&self, got: &Outcome) -> bool {
+        match (self, got) {
+            (Outcome::State(want), Outcome::State(have)) => want.covers(*have),
+            _ => self == got,
+        }
+    }
+}
+
+impl EndView {
+    /// Whether a predicted view admits an observed one (see [`Outcome::admits`]).
+    pub fn admits(&self, got: &EndView) -> bool {
+        match (self, got) {
+            (
+                EndView::Open { state: Some(w), poll: wp },
+                EndView::Open { state: Some(h), poll: hp },
+            ) => w.covers(*h) && wp == hp,
+            _ => self == got,
+        }
+    }
+}
+
+impl StepResult {
+    /// Whether a predicted result admits an observed one.
+    pub fn admits(&self, got: &StepResult) -> bool {
+        self.sigpipe == got.sigpipe && self.outcome.admits(&got.outcome)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Wrote(n) => write!(f, "ok {n}"),
+            Outcome::Data(d) => write!(f, "data {}", d.len()),
+            Outcome::Eof => f.write_str("eof"),
+            Outcome::Err(e) => write!(f, "{e}"),
+            Outcome::Poll(p) => write!(f, "poll {p}"),
+            Outcome::SockError(None) => f.write_str("error 0"),
+            Outcome::SockError(Some(e)) => write!(f, "error {e}"),
+            Outcome::State(s) => write!(f, "{s}"),
+            Outcome::NotApplicable => f.write_str("n/a"),
+            Outcome::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+/// A step's full result: its return and whether it raised SIGPIPE.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StepResult {
+    /// What the call returned.
+    pub outcome: Outcome,
+    /// Whether the call raised SIGPIPE.
+    pub sigpipe: bool,
+}
+
+impl StepResult {
+    /// A result that raised no SIGPIPE.
+    pub fn plain(outcome: Outcome) -> StepResult {
+        StepResult {
+            outcome,
+            sigpipe: false,
+        }
+    }
+}
+
+impl fmt::Display for StepResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.outcome)?;
+        if self.sigpipe {
+            f.write_str(" sigpipe")?;
+        }
+        Ok(())
+    }
+}
+
+/// What can be seen of one end without changing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EndView {
+    /// The descriptor is closed: nothing to observe.
+    Closed,
+    /// The descriptor is open.
+    Open {
+        /// TCP state, or `None` where the transport has none.
+        state: Option<StateSet>,
+        /// poll revents for `POLLIN|POLLOUT|POLLRDHUP`.
+        poll: PollSet,
+    },
+}
+
+impl fmt::Display for EndView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndView::Closed => f.write_str("closed"),
+            EndView::Open { state, poll } => {
+                if let Some(s) = state {
+                    write!(f, "{s} ")?;
+                }
+                write!(f, "poll {poll}")
+            }
+        }
+    }
+}
+
+/// Both ends' views after a step, indexed by [`End::index`].
+pub type Observation = [EndView; 2];
+
+/// The byte a writer at `end` sends at stream offset `offset`. Each end has its own
+/// pattern so a reader can tell whose bytes it got, and where in the stream they sit.
+pub fn pattern_byte(end: End, offset: u64) -> u8 {
+    let base: u8 = match end {
+        End::A => b'A',
+        End::B => b'a',
+    };
+    base + (offset % 26) as u8
+}
+
+/// `len` pattern bytes of `end`'s stream starting at `offset`.
+pub fn pattern(end: End, offset: u64, len: usize) -> Vec<u8> {
+    (0..len as u64).map(|i| pattern_byte(end, offset + i)).collect()
+}
