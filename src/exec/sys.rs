@@ -156,11 +156,13 @@ pub fn listener(t: Transport) -> io::Result<(OwnedFd, Addr)> {
         // long campaigns do not run out of ports.
         super::set_socket_int_option(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     }
-    let a = match &addr {
-        Addr::Inet(a) | Addr::Unix(a, _) => a,
-    };
-    // SAFETY: address from a valid SockAddr.
-    cvt(unsafe { libc::bind(fd, a.as_ptr() as *const libc::sockaddr, a.len()) })?;
+    match &addr {
+        Addr::Inet(a) => bind_cycling_port(fd, a)?,
+        Addr::Unix(a, _) => {
+            // SAFETY: address from a valid SockAddr.
+            cvt(unsafe { libc::bind(fd, a.as_ptr() as *const libc::sockaddr, a.len()) })?;
+        }
+    }
     cvt(unsafe { libc::listen(fd, 1) })?;
     let addr = match addr {
         Addr::Inet(_) => {
@@ -177,6 +179,36 @@ pub fn listener(t: Transport) -> io::Result<(OwnedFd, Addr)> {
         unix => unix,
     };
     Ok((l, addr))
+}
+
+/// Listener ports come from this range, below Linux's ephemeral range (32768-60999),
+/// so they never collide with the ports `connect` picks.
+const PORT_FIRST: u16 = 10000;
+const PORT_COUNT: u16 = 22000;
+static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
+
+/// Binds a TCP listener to the next port of a cycling range. bind(port 0) would do,
+/// but it skips every port a TIME_WAIT socket still holds, and a long campaign leaves
+/// tens of thousands of those (each for 60 s): the ephemeral range runs dry. An
+/// explicit port with SO_REUSEADDR may be bound over TIME_WAIT sockets.
+fn bind_cycling_port(fd: RawFd, addr: &socket2::SockAddr) -> io::Result<()> {
+    let mut sa = addr.as_socket().expect("an inet address");
+    // Processes start at different points of the range so they rarely meet.
+    let offset = std::process::id() as u64 * 7919;
+    let mut last = None;
+    for _ in 0..64 {
+        let n = (offset + NEXT_PORT.fetch_add(1, Ordering::Relaxed)) % PORT_COUNT as u64;
+        sa.set_port(PORT_FIRST + n as u16);
+        let a = socket2::SockAddr::from(sa);
+        // SAFETY: address from a valid SockAddr.
+        match cvt(unsafe { libc::bind(fd, a.as_ptr() as *const libc::sockaddr, a.len()) }) {
+            Ok(_) => return Ok(()),
+            // Another listener (another thread or process) has this port: try the next.
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free listener port")))
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor.

@@ -1,0 +1,83 @@
+//! Pieces every transport model shares: receive queues that know the writer's byte
+//! pattern, and the rule for steps on a closed descriptor.
+
+use crate::step::{pattern, End, Outcome, Step, StepResult};
+use std::collections::VecDeque;
+
+/// Unread bytes of a byte stream. Bytes are never stored: the writer's pattern and the
+/// stream offset say what they are, which keeps the model cheap to clone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamQueue {
+    /// Stream offset of the first unread byte.
+    pub start: u64,
+    /// How many bytes are unread.
+    pub len: usize,
+}
+
+impl StreamQueue {
+    /// Appends `n` bytes.
+    pub fn push(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    /// Takes up to `n` bytes written by `writer`.
+    pub fn take(&mut self, writer: End, n: usize) -> Vec<u8> {
+        let k = n.min(self.len);
+        let out = pattern(writer, self.start, k);
+        self.start += k as u64;
+        self.len -= k;
+        out
+    }
+
+    /// Drops everything unread; returns how much that was.
+    pub fn discard(&mut self) -> usize {
+        let n = self.len;
+        self.start += n as u64;
+        self.len = 0;
+        n
+    }
+
+    /// Whether nothing is unread.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Unread records of a record-preserving socket (seqpacket): each keeps its boundary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordQueue {
+    /// (stream offset of the record's first byte, its length), oldest first.
+    pub records: VecDeque<(u64, usize)>,
+}
+
+impl RecordQueue {
+    /// Appends a record of `n` bytes starting at writer offset `offset`.
+    pub fn push(&mut self, offset: u64, n: usize) {
+        self.records.push_back((offset, n));
+    }
+
+    /// Takes the oldest record, truncated to `n` bytes (the rest of it is lost).
+    pub fn take(&mut self, writer: End, n: usize) -> Option<Vec<u8>> {
+        let (off, len) = self.records.pop_front()?;
+        Some(pattern(writer, off, n.min(len)))
+    }
+
+    /// Drops everything; returns how many bytes that was.
+    pub fn discard(&mut self) -> usize {
+        let n = self.records.iter().map(|r| r.1).sum();
+        self.records.clear();
+        n
+    }
+
+    /// Whether no record is queued (a zero-length record still counts as one).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// The result of any step on an end whose descriptor is already closed: no call is
+/// made (descriptor numbers are reused, also by other threads), in the model and the
+/// executor alike.
+pub fn closed_result(_step: Step) -> StepResult {
+    StepResult::plain(Outcome::Closed)
+}

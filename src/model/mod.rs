@@ -1,0 +1,130 @@
+//! The reference model: what each step should return, and what both ends should
+//! look like afterwards, with no I/O, no clock and no randomness.
+//!
+//! Each transport has its own small model ([`tcp`], [`unix`]) over the shared
+//! vocabulary of [`crate::step`]. A model keeps explicit per-end state and an explicit
+//! queue of segments in flight; [`Model::step`] runs one call and then lets the network
+//! deliver everything in flight, because on Linux loopback and Unix sockets delivery
+//! completes inside the sending syscall. The models keep the delivery step separate
+//! (`deliver_one`) so that a later mode can let the test decide when each segment
+//! arrives (crossing FINs, an RST in flight).
+
+pub mod common;
+pub mod tcp;
+pub mod unix;
+
+use crate::step::{End, Observation, Step, StepResult};
+use crate::transport::Transport;
+use serde::Serialize;
+use std::fmt;
+
+/// What kind of thing crossed the wire, as the model sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SegmentKind {
+    /// Payload bytes (a TCP segment, or a Unix-socket skb/record).
+    Data(usize),
+    /// TCP FIN.
+    Fin,
+    /// TCP RST.
+    Rst,
+    /// A pure TCP ACK that changes the receiver's state.
+    Ack,
+    /// A Unix socket's peer went away (no packet: the kernel marks the peer directly).
+    PeerGone,
+}
+
+impl fmt::Display for SegmentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SegmentKind::Data(n) => write!(f, "DATA({n})"),
+            SegmentKind::Fin => f.write_str("FIN"),
+            SegmentKind::Rst => f.write_str("RST"),
+            SegmentKind::Ack => f.write_str("ACK"),
+            SegmentKind::PeerGone => f.write_str("PEER-GONE"),
+        }
+    }
+}
+
+/// One segment put on the wire during a step, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WireEvent {
+    /// The sending end.
+    pub from: End,
+    /// What was sent.
+    pub kind: SegmentKind,
+    /// Why it was sent, and what it did on arrival.
+    pub note: String,
+}
+
+/// The model's answer for one step.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    /// What the call returns.
+    pub result: StepResult,
+    /// Both ends afterwards.
+    pub after: Observation,
+    /// Segments the step put on the wire, in order.
+    pub wire: Vec<WireEvent>,
+}
+
+/// Which kernel's behaviour the model predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+pub enum Platform {
+    /// The host's Linux kernel.
+    #[default]
+    Linux,
+}
+
+impl Platform {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Linux => "linux",
+        }
+    }
+}
+
+/// A model of one connection over some transport.
+#[derive(Clone, Debug)]
+pub enum Model {
+    /// TCP over IPv4 or IPv6.
+    Tcp(tcp::TcpModel),
+    /// Unix stream or seqpacket.
+    Unix(unix::UnixModel),
+}
+
+impl Model {
+    /// A freshly connected pair over `transport`, as `platform` would behave.
+    pub fn new(transport: Transport, platform: Platform) -> Model {
+        let _ = platform;
+        match transport {
+            Transport::Tcp4 | Transport::Tcp6 => Model::Tcp(tcp::TcpModel::new()),
+            Transport::Unix => Model::Unix(unix::UnixModel::new(unix::Kind::Stream)),
+            Transport::Seqpacket => Model::Unix(unix::UnixModel::new(unix::Kind::Seqpacket)),
+        }
+    }
+
+    /// Runs one step and lets the network settle.
+    pub fn step(&mut self, step: Step) -> Prediction {
+        match self {
+            Model::Tcp(m) => m.step(step),
+            Model::Unix(m) => m.step(step),
+        }
+    }
+
+    /// Both ends as they are now.
+    pub fn view(&self) -> Observation {
+        match self {
+            Model::Tcp(m) => m.view(),
+            Model::Unix(m) => m.view(),
+        }
+    }
+
+    /// A one-line account of an end's internal state, for `explain`.
+    pub fn describe(&self, end: End) -> String {
+        match self {
+            Model::Tcp(m) => m.describe(end),
+            Model::Unix(m) => m.describe(end),
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The TCP model: Linux's TCP as seen through the socket calls closefuzz makes.
+//!
+//! Rules cite RFC 9293 (TCP), RFC 2525 (known TCP implementation problems) and the
+//! Linux source they were checked against: `net/ipv4/tcp.c` (tcp_sendmsg_locked,
+//! tcp_recvmsg_locked, __tcp_close, tcp_shutdown, tcp_disconnect, tcp_poll),
+//! `net/ipv4/tcp_input.c` (tcp_fin, tcp_reset, tcp_rcv_state_process),
+//! `net/ipv4/tcp_minisocks.c` (tcp_timewait_state_process), `net/ipv4/af_inet.c`
+//! (inet_shutdown) and `net/core/stream.c` (sk_stream_error, sk_stream_wait_connect).
+//!
+//! One detail is left open on purpose: Linux delays the ACK of a FIN that arrives in
+//! ESTABLISHED (tcp_fin enters "pingpong" mode), and whether a later read sends that
+//! ACK early depends on delayed-ACK heuristics (quick-ACK credits, PSH counting,
+//! window arithmetic) the model does not track. Until the FIN's receiver sends a
+//! segment, the FIN's sender is predicted as `FIN_WAIT1|FIN_WAIT2`. No other
+//! observable depends on that ACK: both states answer every later event alike.
+
+use super::common::{closed_result, StreamQueue};
+use super::{Prediction, SegmentKind, WireEvent};
+use crate::step::{End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult, TcpState};
+use std::collections::VecDeque;
+
+/// Whether the kernel still holds a connection for an end (with or without its fd).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conn {
+    /// A full socket holds the connection.
+    Live,
+    /// A TIME_WAIT mini-socket holds it (the fd's socket, if any, is already CLOSE).
+    TimeWait,
+    /// Nothing holds it: an arriving segment meets no socket.
+    Gone,
+}
+
+/// One end's kernel socket.
+#[derive(Clone, Debug)]
+struct TcpEnd {
+    fd_open: bool,
+    /// The socket's state: what TCP_INFO reports while the fd is open, the orphan's
+    /// state after close.
+    state: TcpState,
+    conn: Conn,
+    /// sk_shutdown & RCV_SHUTDOWN.
+    rcv_shut: bool,
+    /// sk_shutdown & SEND_SHUTDOWN.
+    snd_shut: bool,
+    /// SOCK_DONE: the peer's FIN has arrived.
+    fin_received: bool,
+    /// sk_err: the pending socket error.
+    err: Option<Errno>,
+    rq: StreamQueue,
+    /// Bytes written so far (where the pattern continues).
+    sent: u64,
+    /// Our FIN is out but the peer may still be delaying its ACK.
+    fin_ack_uncertain: bool,
+    /// SO_LINGER {on, 0} is set.
+    linger_zero: bool,
+}
+
+impl TcpEnd {
+    fn established() -> TcpEnd {
+        TcpEnd {
+            fd_open: true,
+            state: TcpState::Established,
+            conn: Conn::Live,
+            rcv_shut: false,
+            snd_shut: false,
+            fin_received: false,
+            err: None,
+            rq: StreamQueue::default(),
+            sent: 0,
+            fin_ack_uncertain: false,
+            linger_zero: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seg {
+    Data { offset: u64, len: usize },
+    Fin,
+    Rst,
+    Ack,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    from: End,
+    seg: Seg,
+    /// The sender had received the receiver's FIN when it sent this, so the segment's
+    /// cumulative ACK covers that FIN.
+    acks_fin: bool,
+}
+
+/// A model of one TCP connection between ends `a` and `b` on Linux.
+#[derive(Clone, Debug)]
+pub struct TcpModel {
+    ends: [TcpEnd; 2],
+    wire: VecDeque<InFlight>,
+    log: Vec<WireEvent>,
+}
+
+impl Default for TcpModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TcpModel {
+    /// Both ends ESTABLISHED with nothing queued: the state right after accept.
+    pub fn new() -> TcpModel {
+        TcpModel {
+            ends: [TcpEnd::established(), TcpEnd::established()],
+            wire: VecDeque::new(),
+            log: Vec::new(),
+        }
+    }
+
+    fn end(&mut self, e: End) -> &mut TcpEnd {
+        &mut self.ends[e.index()]
+    }
+
+    /// Runs `step`, then delivers everything in flight (Linux loopback delivers a
+    /// segment inside the syscall that sends it: the softirq runs before it returns).
+    pub fn step(&mut self, step: Step) -> Prediction {
+        self.log.clear();
+        let result = if self.ends[step.end.index()].fd_open {
+            self.call(step)
+        } else {
+            closed_result(step)
+        };
+        while self.deliver_one() {}
+        Prediction {
+            result,
+            after: self.view(),
+            wire: std::mem::take(&mut self.log),
+        }
+    }
+
+    fn send(&mut self, from: End, seg: Seg, note: &str) {
+        let acks_fin = self.ends[from.index()].fin_received;
+        let kind = match seg {
+            Seg::Data { len, .. } => SegmentKind::Data(len),
+            Seg::Fin => SegmentKind::Fin,
+            Seg::Rst => SegmentKind::Rst,
+            Seg::Ack => SegmentKind::Ack,
+        };
+        self.log.push(WireEvent {
+            from,
+            kind,
+            note: note.to_string(),
+        });
+        self.wire.push_back(InFlight { from, seg, acks_fin });
+    }
+
+    fn call(&mut self, step: Step) -> StepResult {
+        let x = step.end;
+        match step.op {
+            Op::Write(n) => self.write(x, n as usize),
+            Op::Read(n) => StepResult::plain(self.read(x, n as usize)),
+            Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
+            Op::Close => StepResult::plain(self.close(x)),
+            Op::Abort => {
+                self.end(x).linger_zero = true;
+                StepResult::plain(self.close(x))
+            }
+            Op::Poll => StepResult::plain(Outcome::Poll(self.poll(x))),
+            // SO_ERROR returns sk_err and clears it (sock_error in net/core/sock.c).
+            Op::Error => StepResult::plain(Outcome::SockError(self.end(x).err.take())),
+            Op::State => StepResult::plain(Outcome::State(self.state_view(x))),
+        }
+    }
+
+    fn write(&mut self, x: End, n: usize) -> StepResult {
+        let e = self.end(x);
+        // tcp_sendmsg_locked: outside ESTABLISHED and CLOSE_WAIT, sk_stream_wait_connect
+        // returns the pending error if there is one, else EPIPE; with SEND_SHUTDOWN or
+        // sk_err set it fails the same way. sk_stream_error then turns EPIPE into
+        // SIGPIPE (no MSG_NOSIGNAL). RFC 9293 3.10.2: SEND in FIN-WAIT/CLOSING/LAST-ACK/
+        // TIME-WAIT is "connection closing"; Linux says EPIPE.
+        if !matches!(e.state, TcpState::Established | TcpState::CloseWait) || e.snd_shut || e.err.is_some() {
+            let err = e.err.take().unwrap_or(Errno::EPIPE);
+            return StepResult {
+                outcome: Outcome::Err(err),
+                sigpipe: err == Errno::EPIPE,
+            };
+        }
+        if n > 0 {
+            let offset = e.sent;
+            e.sent += n as u64;
+            // TCP_NODELAY is set, so the data leaves at once (RFC 9293 3.7.4 lets Nagle
+            // hold it; the executor turns Nagle off, see exec::Pair::connect).
+            self.send(x, Seg::Data { offset, len: n }, "write");
+        }
+        StepResult::plain(Outcome::Wrote(n))
+    }
+
+    fn read(&mut self, x: End, n: usize) -> Outcome {
+        let peer = x.peer();
+        let e = self.end(x);
+        // tcp_recvmsg_locked copies queued data first, whatever the state: data that
+        // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
+        // write queue).
+        if !e.rq.is_empty() {
+            return Outcome::Data(e.rq.take(peer, n));
+        }
+        // Then, in this order: SOCK_DONE (FIN seen) gives EOF even with an error
+        // pending; a pending error is returned and cleared; RCV_SHUTDOWN gives EOF;
+        // CLOSE without any of those is ENOTCONN; otherwise there is nothing yet.
+        if e.fin_received {
+            Outcome::Eof
+        } else if let Some(err) = e.err.take() {
+            Outcome::Err(err)
+        } else if e.rcv_shut {
+            Outcome::Eof
+        } else if e.state == TcpState::Close {
+            Outcome::Err(Errno::ENOTCONN)
+        } else {
+            Outcome::Err(Errno::EAGAIN)
+        }
+    }
+
+    fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
+        let e = self.end(x);
+        // inet_shutdown ORs the flags in whatever the state, but reports ENOTCONN on a
+        // CLOSE socket (RFC 9293 3.10.4: CLOSE on a closed connection is an error).
+        e.rcv_shut |= how.reads();
+        e.snd_shut |= how.writes();
+        if e.state == TcpState::Close {
+            return Outcome::Err(Errno::ENOTCONN);
+        }
+        // tcp_shutdown sends a FIN only for SEND_SHUTDOWN, and only once: from
+        // ESTABLISHED (-> FIN_WAIT1) or CLOSE_WAIT (-> LAST_ACK) (RFC 9293 3.10.4).
+        // SHUT_RD alone sends nothing: Linux keeps accepting data (RFC 9293 leaves
+        // shutdown of the receive side to the implementation).
+        if how.writes() {
+            self.send_fin_from_open_state(x, "shutdown(wr) sends FIN: RFC 9293 3.10.4");
+        }
+        Outcome::Ok
+    }
+
+    /// tcp_close_state + tcp_send_fin: ESTABLISHED -> FIN_WAIT1, CLOSE_WAIT -> LAST_ACK.
+    fn send_fin_from_open_state(&mut self, x: End, why: &str) {
+        let e = self.end(x);
+        let next = match e.state {
+            TcpState::Established => TcpState::FinWait1,
+            TcpState::CloseWait => TcpState::LastAck,
+            _ => return,
+        };
+        e.state = next;
+        self.send(x, Seg::Fin, why);
+    }
+
+    fn close(&mut self, x: End) -> Outcome {
+        let e = self.end(x);
+        e.fd_open = false;
+        // __tcp_close: sk_shutdown = SHUTDOWN_MASK, then the receive queue is purged.
+        e.rcv_shut = true;
+        e.snd_shut = true;
+        let unread = e.rq.discard();
+        if e.state == TcpState::Close {
+            // Already reset or in TIME_WAIT: nothing left to tell the peer.
+            return Outcome::Ok;
+        }
+        let need_reset = matches!(
+            e.state,
+            TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::FinWait2
+        );
+        if unread > 0 {
+            // RFC 2525 2.17 and RFC 9293 3.10.4: closing with unread data loses it, so
+            // the connection is reset rather than closed (__tcp_close, data_was_unread).
+            e.state = TcpState::Close;
+            e.conn = Conn::Gone;
+            self.send(x, Seg::Rst, "close with unread data: RFC 2525 2.17");
+        } else if e.linger_zero {
+            // SO_LINGER {on, 0}: tcp_disconnect, the ABORT of RFC 9293 3.10.5. An RST
+            // only where tcp_need_reset says the peer still expects data or a FIN.
+            e.state = TcpState::Close;
+            e.conn = Conn::Gone;
+            if need_reset {
+                self.send(x, Seg::Rst, "abort (SO_LINGER 0): RFC 9293 3.10.5");
+            }
+        } else {
+            // A graceful close sends a FIN if none was sent yet; the socket lives on as
+            // an orphan until the close handshake ends (RFC 9293 3.10.4).
+            self.send_fin_from_open_state(x, "close sends FIN: RFC 9293 3.10.4");
+        }
+        Outcome::Ok
+    }
+
+    /// Delivers the oldest segment in flight; false if none was.
+    pub fn deliver_one(&mut self) -> bool {
+        let Some(f) = self.wire.pop_front() else {
+            return false;
+        };
+        let y = f.from.peer();
+        match self.ends[y.index()].conn {
+            Conn::Gone => {
+                // No socket: RFC 9293 3.10.7.1 (CLOSED) answers anything but an RST with
+                // an RST (tcp_v4_send_reset when no socket matches).
+                if f.seg != Seg::Rst {
+                    self.send(y, Seg::Rst, "segment for a connection that no longer exists: RFC 9293 3.10.7.1");
+                }
+                return true;
+            }
+            Conn::TimeWait => {
+                // tcp_timewait_state_process: an RST kills the TIME_WAIT socket
+                // (net.ipv4.tcp_rfc1337 = 0, the default; RFC 1337 describes the hazard).
+                // Nothing else can arrive: the peer has sent its FIN and had it ACKed.
+                if f.seg == Seg::Rst {
+                    self.end(y).conn = Conn::Gone;
+                }
+                return true;
+            }
+            Conn::Live => {}
+        }
+        if f.seg == Seg::Rst {
+            self.reset(y);
+            return true;
+        }
+        if f.acks_fin {
+            self.fin_acked(y);
+        }
+        match f.seg {
+            Seg::Data { offset, len } => self.data_arrives(y, offset, len),
+            Seg::Fin => self.fin_arrives(y),
+            Seg::Ack | Seg::Rst => {}
+        }
+        true
+    }
+
+    /// tcp_reset: the error depends on the state the RST finds (EPIPE in CLOSE_WAIT,
+    /// as BSD does, ECONNRESET otherwise; RFC 9293 3.10.7.4), then tcp_done closes.
+    fn reset(&mut self, y: End) {
+        let e = self.end(y);
+        if e.state == TcpState::Close {
+            return;
+        }
+        e.err = Some(if e.state == TcpState::CloseWait {
+            Errno::EPIPE
+        } else {
+            Errno::ECONNRESET
+        });
+        e.fin_ack_uncertain = false;
+        Self::done(e, Conn::Gone);
+    }
+
+    /// tcp_done: state CLOSE and sk_shutdown = SHUTDOWN_MASK.
+    fn done(e: &mut TcpEnd, conn: Conn) {
+        e.state = TcpState::Close;
+        e.conn = conn;
+        e.rcv_shut = true;
+        e.snd_shut = true;
+    }
+
+    /// The ACK of our FIN arrived (RFC 9293 3.10.7.4, "ACK bit" for FIN-WAIT-1,
+    /// CLOSING and LAST-ACK).
+    fn fin_acked(&mut self, y: End) {
+        let e = self.end(y);
+        e.fin_ack_uncertain = false;
+        match e.state {
+            TcpState::FinWait1 => e.state = TcpState::FinWait2,
+            // LAST_ACK -> CLOSED: the connection is over (tcp_done).
+            TcpState::LastAck => Self::done(e, Conn::Gone),
+            // CLOSING -> TIME_WAIT: tcp_time_wait hands the connection to a TIME_WAIT
+            // mini-socket and tcp_done()s the full socket, so TCP_INFO says CLOSE.
+            TcpState::Closing => Self::done(e, Conn::TimeWait),
+            _ => {}
+        }
+    }
+
+    fn data_arrives(&mut self, y: End, offset: u64, len: usize) {
+        let e = self.end(y);
+        match e.state {
+            TcpState::Established => {
+                // Queued even after shutdown(SHUT_RD): the established fast path
+                // (tcp_rcv_established) does not look at RCV_SHUTDOWN.
+                debug_assert_eq!(e.rq.start + e.rq.len as u64, offset);
+                e.rq.push(len);
+            }
+            TcpState::FinWait1 | TcpState::FinWait2 => {
+                if e.rcv_shut {
+                    // tcp_rcv_state_process: "RFC 1122 says we MUST send a reset": new
+                    // data for a socket that will not read it again (closed, or shut
+                    // down for reading) resets the connection (RFC 9293 3.10.7.4,
+                    // RFC 2525 2.17). For an orphan in FIN_WAIT2 the TIME_WAIT
+                    // mini-socket does the same (TCP_TW_RST).
+                    e.err = Some(Errno::ECONNRESET);
+                    Self::done(e, Conn::Gone);
+                    self.send(y, Seg::Rst, "data after this end stopped reading: RFC 9293 3.10.7.4 / RFC 1122");
+                } else {
+                    // Half-close: the FIN sender still receives (RFC 9293 3.6).
+                    e.rq.push(len);
+                }
+            }
+            // The peer has sent its FIN, so it cannot send data: unreachable in order.
+            _ => {}
+        }
+    }
+
+    fn fin_arrives(&mut self, y: End) {
+        let peer = y.peer();
+        let e = self.end(y);
+        e.fin_received = true;
+        e.rcv_shut = true;
+        match e.state {
+            TcpState::Established => {
+                // tcp_fin: ESTABLISHED -> CLOSE_WAIT (RFC 9293 3.10.7.4), and the ACK is
+                // delayed (inet_csk_enter_pingpong_mode): the FIN's sender stays in
+                // FIN_WAIT1 until this end sends something, or a delayed-ACK heuristic
+                // sends the ACK on its own (see the module docs).
+                e.state = TcpState::CloseWait;
+                self.end(peer).fin_ack_uncertain = true;
+            }
+            TcpState::FinWait1 => {
+                // Simultaneous close: FIN_WAIT1 -> CLOSING, ACK at once (tcp_fin).
+                e.state = TcpState::Closing;
+                self.send(y, Seg::Ack, "ACK of FIN in FIN_WAIT1 (simultaneous close): tcp_fin");
+            }
+            TcpState::FinWait2 => {
+                // FIN_WAIT2 -> TIME_WAIT with an immediate ACK (tcp_fin, tcp_time_wait).
+                // An open fd's socket is tcp_done()d: TCP_INFO reports CLOSE, not
+                // TIME_WAIT, which only the mini-socket holds.
+                Self::done(e, Conn::TimeWait);
+                self.send(y, Seg::Ack, "ACK of FIN, entering TIME_WAIT: RFC 9293 3.10.7.4");
+            }
+            _ => {}
+        }
+    }
+
+    fn state_view(&self, x: End) -> StateSet {
+        let e = &self.ends[x.index()];
+        let set = StateSet::one(e.state);
+        if e.state == TcpState::FinWait1 && e.fin_ack_uncertain {
+            set.with(TcpState::FinWait2)
+        } else {
+            set
+        }
+    }
+
+    /// tcp_poll, for the events closefuzz asks about.
+    fn poll(&self, x: End) -> PollSet {
+        let e = &self.ends[x.index()];
+        PollSet::OUT // writable in every state past SYN_SENT while the buffer has room
+            .with_if(PollSet::HUP, (e.rcv_shut && e.snd_shut) || e.state == TcpState::Close)
+            .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
+            .with_if(PollSet::RDHUP, e.rcv_shut)
+            .with_if(PollSet::ERR, e.err.is_some())
+    }
+
+    /// Both ends' TCP state and poll revents.
+    pub fn view(&self) -> Observation {
+        let v = |x: End| {
+            if self.ends[x.index()].fd_open {
+                EndView::Open {
+                    state: Some(self.state_view(x)),
+                    poll: self.poll(x),
+                }
+            } else {
+                EndView::Closed
+            }
+        };
+        [v(End::A), v(End::B)]
+    }
+
+    /// A one-line account of an end, for `explain`.
+    pub fn describe(&self, x: End) -> String {
+        let e = &self.ends[x.index()];
+        let mut parts = vec![];
+        parts.push(if e.fd_open { "fd open".to_string() } else { "fd closed".to_string() });
+        let conn = match e.conn {
+            Conn::Live => self.state_view(x).to_string(),
+            Conn::TimeWait if e.fd_open => "CLOSE (connection in TIME_WAIT)".to_string(),
+            Conn::TimeWait => "TIME_WAIT".to_string(),
+            Conn::Gone if e.fd_open => "CLOSE".to_string(),
+            Conn::Gone => "gone".to_string(),
+        };
+        parts.push(conn);
+        if e.rq.len > 0 {
+            parts.push(format!("{} unread", e.rq.len));
+        }
+        if e.fin_received {
+            parts.push("FIN received".into());
+        }
+        match (e.rcv_shut, e.snd_shut) {
+            (true, true) => parts.push("shut rdwr".into()),
+            (true, false) => parts.push("shut rd".into()),
+            (false, true) => parts.push("shut wr".into()),
+            _ => {}
+        }
+        if let Some(err) = e.err {
+            parts.push(format!("error {err}"));
+        }
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::End::{A, B};
+
+    fn run(m: &mut TcpModel, end: End, op: Op) -> StepResult {
+        m.step(Step { end, op }).result
+    }
+
+    #[test]
+    fn motivating_case_second_write_raises_sigpipe() {
+        let mut m = TcpModel::new();
+        assert_eq!(run(&mut m, A, Op::Write(5)).outcome, Outcome::Wrote(5));
+        assert_eq!(run(&mut m, B, Op::Read(100)).outcome, Outcome::Data(b"ABCDE".to_vec()));
+        assert_eq!(run(&mut m, B, Op::Close).outcome, Outcome::Ok);
+        let p = m.step(Step { end: A, op: Op::Write(5) });
+        assert_eq!(p.result.outcome, Outcome::Wrote(5));
+        assert_eq!(p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(), vec![SegmentKind::Data(5), SegmentKind::Rst]);
+        assert_eq!(
+            run(&mut m, A, Op::Write(5)),
+            StepResult { outcome: Outcome::Err(Errno::EPIPE), sigpipe: true }
+        );
+        assert_eq!(run(&mut m, A, Op::Read(10)).outcome, Outcome::Eof);
+        assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::State(TcpState::Close.into()));
+    }
+
+    #[test]
+    fn reset_in_established_reports_econnreset_once_then_eof() {
+        let mut m = TcpModel::new();
+        run(&mut m, A, Op::Write(3));
+        run(&mut m, B, Op::Close);
+        assert_eq!(run(&mut m, A, Op::Read(1)).outcome, Outcome::Err(Errno::ECONNRESET));
+        assert_eq!(run(&mut m, A, Op::Read(1)).outcome, Outcome::Eof);
+    }
+
+    #[test]
+    fn fin_wait2_then_fin_reports_close_not_time_wait() {
+        let mut m = TcpModel::new();
+        run(&mut m, A, Op::Shutdown(Shut::Wr));
+        assert_eq!(
+            run(&mut m, A, Op::State).outcome,
+            Outcome::State(StateSet::one(TcpState::FinWait1).with(TcpState::FinWait2))
+        );
+        run(&mut m, B, Op::Shutdown(Shut::Wr));
+        assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::State(TcpState::Close.into()));
+        assert_eq!(run(&mut m, B, Op::State).outcome, Outcome::State(TcpState::Close.into()));
+    }
+}

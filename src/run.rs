@@ -1,0 +1,162 @@
+//! Running a step sequence through the model and the kernel side by side.
+
+use crate::exec::Pair;
+use crate::model::{Model, Platform, WireEvent};
+use crate::script::{render, Scenario};
+use crate::step::{Observation, Step, StepResult};
+use crate::transport::Transport;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// The longest a case may take for its kernel results to count when they disagree with
+/// the model. The model assumes no TCP timer fires during a case; the shortest one that
+/// could change what a step sees is the delayed-ACK timer (TCP_DELACK_MIN, 40 ms). A
+/// slower case that disagrees is run again rather than reported.
+pub const TIMER_FREE_BUDGET: Duration = Duration::from_millis(25);
+
+/// How often a slow, disagreeing case is tried again before giving up on it.
+const SLOW_RETRIES: usize = 4;
+
+/// One step's results, from both sides.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    /// The step.
+    pub step: Step,
+    /// What the kernel returned.
+    pub kernel: StepResult,
+    /// Both ends on the kernel afterwards.
+    pub kernel_after: Observation,
+    /// What the model predicted.
+    pub model: StepResult,
+    /// Both ends in the model afterwards.
+    pub model_after: Observation,
+    /// Segments the model put on the wire for this step.
+    pub wire: Vec<WireEvent>,
+}
+
+impl StepRecord {
+    /// Whether the model's prediction admits everything the kernel did.
+    pub fn agrees(&self) -> bool {
+        self.model.admits(&self.kernel)
+            && self
+                .model_after
+                .iter()
+                .zip(&self.kernel_after)
+                .all(|(m, k)| m.admits(k))
+    }
+}
+
+/// A whole case.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseRun {
+    /// The transport it ran over.
+    pub transport: Transport,
+    /// Each step.
+    pub steps: Vec<StepRecord>,
+    /// Wall time of the kernel side, from the connected pair to the last observation.
+    pub elapsed: Duration,
+}
+
+impl CaseRun {
+    /// The index of the first step where model and kernel disagree.
+    pub fn first_mismatch(&self) -> Option<usize> {
+        self.steps.iter().position(|s| !s.agrees())
+    }
+
+    /// The run as a script: each step with the kernel's result as its expectation, and
+    /// a comment where the model said otherwise.
+    pub fn to_script(&self, comments: &[String]) -> String {
+        let lines: Vec<_> = self
+            .steps
+            .iter()
+            .map(|r| {
+                let mut notes = vec![];
+                if !r.model.admits(&r.kernel) {
+                    notes.push(format!("model: {}", r.model));
+                }
+                for (i, (m, k)) in r.model_after.iter().zip(&r.kernel_after).enumerate() {
+                    if !m.admits(k) {
+                        let end = if i == 0 { "a" } else { "b" };
+                        notes.push(format!("after: kernel {end} {k}, model {end} {m}"));
+                    }
+                }
+                let note = if notes.is_empty() { None } else { Some(notes.join("; ")) };
+                (r.step, Some(r.kernel.clone()), note)
+            })
+            .collect();
+        render(self.transport, comments, &lines)
+    }
+}
+
+/// Why a case could not be run.
+#[derive(Debug)]
+pub enum RunError {
+    /// The pair could not be created (socket, bind, connect, accept).
+    Setup(std::io::Error),
+    /// Every try took longer than [`TIMER_FREE_BUDGET`] and disagreed with the model, so
+    /// a timer may have fired: no verdict.
+    TooSlow(Duration),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Setup(e) => write!(f, "cannot create a connected pair: {e}"),
+            RunError::TooSlow(d) => write!(
+                f,
+                "every try took {:.1} ms or more, past the {} ms in which no TCP timer can fire; no verdict (is the machine overloaded?)",
+                d.as_secs_f64() * 1e3,
+                TIMER_FREE_BUDGET.as_millis()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Runs `steps` once on a fresh pair and in a fresh model.
+pub fn run_once(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
+    let mut pair = Pair::connect(transport).map_err(RunError::Setup)?;
+    let mut model = Model::new(transport, platform);
+    let start = Instant::now();
+    let mut records = Vec::with_capacity(steps.len());
+    for &step in steps {
+        let kernel = pair.step(step);
+        let kernel_after = pair.observe();
+        let p = model.step(step);
+        records.push(StepRecord {
+            step,
+            kernel,
+            kernel_after,
+            model: p.result,
+            model_after: p.after,
+            wire: p.wire,
+        });
+    }
+    let elapsed = start.elapsed();
+    drop(pair);
+    Ok(CaseRun {
+        transport,
+        steps: records,
+        elapsed,
+    })
+}
+
+/// Runs `steps`, trying again when a disagreeing run was too slow to be sure no timer
+/// fired. A fast disagreement is always returned as it is.
+pub fn run_case(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
+    let mut slowest = Duration::ZERO;
+    for _ in 0..SLOW_RETRIES {
+        let run = run_once(transport, platform, steps)?;
+        if run.first_mismatch().is_none() || run.elapsed <= TIMER_FREE_BUDGET {
+            return Ok(run);
+        }
+        slowest = slowest.max(run.elapsed);
+    }
+    Err(RunError::TooSlow(slowest))
+}
+
+/// Runs a parsed scenario (its own transport header wins over `default`).
+pub fn run_scenario(sc: &Scenario, default: Transport, platform: Platform) -> Result<CaseRun, RunError> {
+    run_case(sc.transport.unwrap_or(default), platform, &sc.step_list())
+}
