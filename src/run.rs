@@ -114,46 +114,109 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Runs `steps` once on a fresh pair and in a fresh model.
-pub fn run_once(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
-    let mut pair = Pair::connect(transport).map_err(RunError::Setup)?;
-    let mut model = Model::new(transport, platform);
+/// What the kernel did in one case: each step's result and both ends afterwards.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct KernelRun {
+    /// Per step: the result and the observation after it.
+    pub steps: Vec<(StepResult, Observation)>,
+    /// Wall time from the connected pair to the last observation.
+    pub elapsed: Duration,
+}
+
+/// Something that can run a whole case on real sockets: the host kernel in this
+/// process, or a worker in a sandbox. A whole case at a time, so that a remote
+/// executor costs one round trip per case, not per step.
+pub trait Executor {
+    /// Runs `steps` on a fresh pair over `transport`.
+    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun>;
+}
+
+/// The host kernel, in this thread.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Local;
+
+impl Executor for Local {
+    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun> {
+        run_local(transport, steps)
+    }
+}
+
+/// Runs `steps` on a fresh local pair, observing after each.
+pub fn run_local(transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun> {
+    let mut pair = Pair::connect(transport)?;
     let start = Instant::now();
-    let mut records = Vec::with_capacity(steps.len());
+    let mut out = Vec::with_capacity(steps.len());
     for &step in steps {
-        let kernel = pair.step(step);
-        let kernel_after = pair.observe();
-        let p = model.step(step);
-        records.push(StepRecord {
-            step,
-            kernel,
-            kernel_after,
-            model: p.result,
-            model_after: p.after,
-            wire: p.wire,
-        });
+        let r = pair.step(step);
+        out.push((r, pair.observe()));
     }
     let elapsed = start.elapsed();
     drop(pair);
+    Ok(KernelRun { steps: out, elapsed })
+}
+
+/// Runs `steps` through `model` (a fresh connection) step by step.
+pub fn predict(model: &Model, steps: &[Step]) -> Vec<crate::model::Prediction> {
+    let mut m = model.clone();
+    steps.iter().map(|&s| m.step(s)).collect()
+}
+
+/// Runs `steps` once on `exec` and in a copy of `model`, and pairs up the results.
+pub fn run_once_with(
+    exec: &mut dyn Executor,
+    model: &Model,
+    transport: Transport,
+    steps: &[Step],
+) -> Result<CaseRun, RunError> {
+    let kernel = exec.run_steps(transport, steps).map_err(RunError::Setup)?;
+    let predictions = predict(model, steps);
+    let records = steps
+        .iter()
+        .zip(kernel.steps)
+        .zip(predictions)
+        .map(|((&step, (k, k_after)), p)| StepRecord {
+            step,
+            kernel: k,
+            kernel_after: k_after,
+            model: p.result,
+            model_after: p.after,
+            wire: p.wire,
+        })
+        .collect();
     Ok(CaseRun {
         transport,
         steps: records,
-        elapsed,
+        elapsed: kernel.elapsed,
     })
 }
 
-/// Runs `steps`, trying again when a disagreeing run was too slow to be sure no timer
-/// fired. A fast disagreement is always returned as it is.
-pub fn run_case(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
+/// Runs `steps` once on the host kernel and in the platform's model.
+pub fn run_once(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
+    run_once_with(&mut Local, &Model::new(transport, platform), transport, steps)
+}
+
+/// Runs `steps` on `exec`, trying again when a disagreeing run was too slow to be sure
+/// no timer fired. A fast disagreement is always returned as it is.
+pub fn run_case_with(
+    exec: &mut dyn Executor,
+    model: &Model,
+    transport: Transport,
+    steps: &[Step],
+) -> Result<CaseRun, RunError> {
     let mut slowest = Duration::ZERO;
     for _ in 0..SLOW_RETRIES {
-        let run = run_once(transport, platform, steps)?;
+        let run = run_once_with(exec, model, transport, steps)?;
         if run.first_mismatch().is_none() || run.elapsed <= TIMER_FREE_BUDGET {
             return Ok(run);
         }
         slowest = slowest.max(run.elapsed);
     }
     Err(RunError::TooSlow(slowest))
+}
+
+/// Runs `steps` on the host kernel against the platform's model (see [`run_case_with`]).
+pub fn run_case(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
+    run_case_with(&mut Local, &Model::new(transport, platform), transport, steps)
 }
 
 /// Runs a parsed scenario (its own transport header wins over `default`).
