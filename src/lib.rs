@@ -1,10 +1,54 @@
-//! closefuzz: what happens when the two ends of a connection close, shut down,
-//! write and read in every order — predicted by a model, checked against real sockets.
+//! closefuzz: what happens when the two ends of a connection close, shut down, write
+//! and read in every order — predicted by a pure model, checked against real sockets.
+//!
+//! The crate is split the way sans-IO protocol libraries are:
+//!
+//! - [`model`]: the reference model. Pure and deterministic: explicit per-end state and
+//!   explicit segments in flight, every rule with its reason (RFC section or the kernel
+//!   function it was checked against).
+//! - [`exec`]: real sockets. A fresh connected pair per case, one call per step,
+//!   non-blocking throughout, SIGPIPE caught and reported rather than fatal.
+//! - [`run`]: the two side by side, step by step; [`gen`] and [`fuzz`] generate and
+//!   shrink orderings; [`script`] is the readable scenario format; [`report`] renders
+//!   replay tables and explain ladders; [`mod@bench`] measures the loop.
+//!
+//! # Example
+//!
+//! The motivating case: the server closes, the client writes twice.
+//!
+//! ```
+//! use closefuzz::model::Platform;
+//! use closefuzz::run::run_scenario;
+//! use closefuzz::script::Scenario;
+//! use closefuzz::transport::Transport;
+//!
+//! let sc = Scenario::parse("motivating", "
+//!     a: write 5   => ok 5
+//!     b: read 100  => data 5
+//!     b: close     => ok
+//!     a: write 5   => ok 5
+//!     a: write 5   => EPIPE sigpipe
+//!     a: read 10   => eof
+//! ").unwrap();
+//! // Real loopback sockets and the model, side by side.
+//! let run = run_scenario(&sc, Transport::Tcp4, Platform::Linux).unwrap();
+//! assert_eq!(run.first_mismatch(), None, "{}", run.to_script(&[]));
+//! for (line, record) in sc.steps.iter().zip(&run.steps) {
+//!     assert!(line.expect.as_ref().unwrap().matches(&record.kernel));
+//! }
+//! // The second write raised SIGPIPE; the process survived because closefuzz blocks it.
+//! assert!(run.steps[4].kernel.sigpipe);
+//! ```
 
+#![warn(missing_docs)]
+
+pub mod bench;
 pub mod exec;
+pub mod fuzz;
+pub mod gen;
 pub mod model;
+pub mod report;
+pub mod run;
+pub mod script;
 pub mod step;
 pub mod transport;
-pub mod script;
-pub mod gen;
-pub mod run;

@@ -1,1 +1,306 @@
-fn main() {}
+//! The `closefuzz` command line: replay, fuzz, explain, bench.
+
+use clap::{Parser, Subcommand};
+use closefuzz::fuzz::{run_campaign, Campaign, Verdict};
+use closefuzz::model::{Model, Platform};
+use closefuzz::report::{explain_text, replay_report, replay_text};
+use closefuzz::run::{run_case, Local};
+use closefuzz::script::Scenario;
+use closefuzz::transport::Transport;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "closefuzz",
+    version,
+    about = "What happens when both ends of a connection close, shut down, write and read in every order: a model checked against real sockets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario scripts on real sockets and in the model; exit 0 only if all agree
+    /// and meet their written expectations, 1 on any mismatch, 2 on bad input.
+    Replay {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Transport for files without a `transport` header (a header that says
+        /// otherwise is an error).
+        #[arg(long)]
+        transport: Option<Transport>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A fuzz campaign: generated orderings, model against kernel, the first
+    /// disagreement shrunk to a minimal script and saved.
+    Fuzz {
+        /// Cases in all.
+        #[arg(long, default_value_t = 10_000)]
+        cases: u64,
+        /// Longest sequence.
+        #[arg(long, default_value_t = 24)]
+        max_steps: usize,
+        /// Seed (printed; the same seed and thread count give the same cases).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Transport.
+        #[arg(long, default_value = "tcp4")]
+        transport: Transport,
+        /// Where to write a shrunk disagreement.
+        #[arg(long, default_value = "closefuzz-failures")]
+        out: PathBuf,
+    },
+    /// Show a scenario as a ladder: each step, both ends' state, the segments on the wire.
+    Explain {
+        /// The scenario file.
+        file: PathBuf,
+        /// Transport for a file without a `transport` header.
+        #[arg(long)]
+        transport: Option<Transport>,
+    },
+    /// Measure the full loop against bare syscalls, and 2 threads against 1.
+    Bench {
+        /// Cases per measurement.
+        #[arg(long, default_value_t = 2000)]
+        cases: usize,
+        /// Transport.
+        #[arg(long, default_value = "tcp4")]
+        transport: Transport,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A user-facing failure: one line, exit 2.
+struct BadInput(String);
+
+fn load(file: &Path, cli_transport: Option<Transport>) -> Result<(Scenario, Transport), BadInput> {
+    let sc = Scenario::load(file).map_err(|e| BadInput(e.to_string()))?;
+    let t = match (sc.transport, cli_transport) {
+        (Some(h), Some(c)) if h != c => {
+            return Err(BadInput(format!(
+                "{}: the file says 'transport {h}' but --transport says {c}: drop one",
+                file.display()
+            )))
+        }
+        (Some(h), _) => h,
+        (None, Some(c)) => c,
+        (None, None) => Transport::default(),
+    };
+    Ok((sc, t))
+}
+
+fn replay(
+    files: &[PathBuf],
+    transport: Option<Transport>,
+    json: bool,
+) -> Result<ExitCode, BadInput> {
+    // Parse everything first, so bad input is reported before any socket is made.
+    let mut loaded = vec![];
+    for f in files {
+        loaded.push(load(f, transport)?);
+    }
+    let platform = Platform::Linux;
+    let mut reports = vec![];
+    for (sc, t) in &loaded {
+        let run = run_case(*t, platform, &sc.step_list())
+            .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
+        reports.push(replay_report(sc, &run, platform));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).expect("serialising a report")
+        );
+    } else {
+        for r in &reports {
+            print!("{}", replay_text(r));
+        }
+        let passed = reports.iter().filter(|r| r.pass).count();
+        println!("{passed} passed, {} failed", reports.len() - passed);
+    }
+    Ok(if reports.iter().all(|r| r.pass) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn fuzz(c: Campaign, out: &Path) -> Result<ExitCode, BadInput> {
+    if c.max_steps == 0 || c.threads == 0 {
+        return Err(BadInput(
+            "--max-steps and --threads must be at least 1".into(),
+        ));
+    }
+    println!(
+        "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {}",
+        c.cases, c.max_steps, c.seed, c.threads, c.transport
+    );
+    let bar = ProgressBar::new(c.cases);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {per_sec}  eta {eta}")
+            .expect("progress template"),
+    );
+    let model = Model::new(c.transport, Platform::Linux);
+    let start = std::time::Instant::now();
+    let verdict = run_campaign(&c, &model, || Ok(Local), &|n| {
+        if n % 64 == 0 {
+            bar.set_position(n);
+        }
+    });
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    match verdict {
+        Verdict::Clean { cases } => {
+            println!(
+                "{cases} cases, 0 mismatches, {secs:.1} s ({:.0} cases/s)",
+                cases as f64 / secs
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Verdict::Mismatch(f) => {
+            let header = [
+                format!(
+                    "found by: closefuzz fuzz --seed {} --threads {} --transport {} --max-steps {}",
+                    c.seed, c.threads, c.transport, c.max_steps
+                ),
+                format!(
+                    "shrunk to {} steps (generator thread {})",
+                    f.steps.len(),
+                    f.thread
+                ),
+            ];
+            let mut text = String::new();
+            for h in &header {
+                text.push_str(&format!("# {h}\n"));
+            }
+            text.push_str(&f.script);
+            std::fs::create_dir_all(out)
+                .map_err(|e| BadInput(format!("{}: cannot create: {e}", out.display())))?;
+            let path = out.join(format!("{}-seed{}-t{}.cfz", c.transport, c.seed, f.thread));
+            std::fs::write(&path, &text)
+                .map_err(|e| BadInput(format!("{}: cannot write: {e}", path.display())))?;
+            println!(
+                "MISMATCH: model and kernel disagree.\n\n{text}\nwritten to {}",
+                path.display()
+            );
+            Ok(ExitCode::from(1))
+        }
+        Verdict::Error(e) => Err(BadInput(e)),
+    }
+}
+
+fn explain(file: &Path, transport: Option<Transport>) -> Result<ExitCode, BadInput> {
+    let (sc, t) = load(file, transport)?;
+    let platform = Platform::Linux;
+    let run = run_case(t, platform, &sc.step_list())
+        .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
+    print!("{}", explain_text(&sc, &run, platform));
+    Ok(if run.first_mismatch().is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn bench(cases: usize, transport: Transport, json: bool) -> Result<ExitCode, BadInput> {
+    if cases < 2 {
+        return Err(BadInput("--cases must be at least 2".into()));
+    }
+    let model = Model::new(transport, Platform::Linux);
+    let r = closefuzz::bench::bench(transport, &model, cases)
+        .map_err(|e| BadInput(format!("benchmark failed: {e}")))?;
+    println!(
+        "transport {}: {} cases of {:.1} steps on average",
+        r.transport, r.cases, r.mean_steps
+    );
+    println!("  full loop, 1 thread   {:>10.0} cases/s", r.cases_per_s);
+    println!(
+        "  bare syscalls         {:>10.0} cases/s",
+        r.raw_cases_per_s
+    );
+    println!(
+        "  ratio full/bare       {:>10.2}   (target >= 0.5)",
+        r.ratio
+    );
+    println!(
+        "  full loop, 2 threads  {:>10.0} cases/s",
+        r.threads2_cases_per_s
+    );
+    println!(
+        "  scaling 2/1 threads   {:>10.2}x  (target >= 1.7x)",
+        r.scaling
+    );
+    println!(
+        "  model alone           {:>10.0} cases/s",
+        r.model_cases_per_s
+    );
+    println!("  mismatches            {:>10}", r.mismatches);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).expect("serialising the report")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay {
+            files,
+            transport,
+            json,
+        } => replay(&files, transport, json),
+        Command::Fuzz {
+            cases,
+            max_steps,
+            seed,
+            threads,
+            transport,
+            out,
+        } => {
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+            fuzz(
+                Campaign {
+                    cases,
+                    max_steps,
+                    seed,
+                    threads,
+                    transport,
+                },
+                &out,
+            )
+        }
+        Command::Explain { file, transport } => explain(&file, transport),
+        Command::Bench {
+            cases,
+            transport,
+            json,
+        } => bench(cases, transport, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(BadInput(msg)) => {
+            eprintln!("closefuzz: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

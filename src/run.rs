@@ -80,7 +80,11 @@ impl CaseRun {
                         notes.push(format!("after: kernel {end} {k}, model {end} {m}"));
                     }
                 }
-                let note = if notes.is_empty() { None } else { Some(notes.join("; ")) };
+                let note = if notes.is_empty() {
+                    None
+                } else {
+                    Some(notes.join("; "))
+                };
                 (r.step, Some(r.kernel.clone()), note)
             })
             .collect();
@@ -152,7 +156,10 @@ pub fn run_local(transport: Transport, steps: &[Step]) -> std::io::Result<Kernel
     }
     let elapsed = start.elapsed();
     drop(pair);
-    Ok(KernelRun { steps: out, elapsed })
+    Ok(KernelRun {
+        steps: out,
+        elapsed,
+    })
 }
 
 /// Runs `steps` through `model` (a fresh connection) step by step.
@@ -191,8 +198,17 @@ pub fn run_once_with(
 }
 
 /// Runs `steps` once on the host kernel and in the platform's model.
-pub fn run_once(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
-    run_once_with(&mut Local, &Model::new(transport, platform), transport, steps)
+pub fn run_once(
+    transport: Transport,
+    platform: Platform,
+    steps: &[Step],
+) -> Result<CaseRun, RunError> {
+    run_once_with(
+        &mut Local,
+        &Model::new(transport, platform),
+        transport,
+        steps,
+    )
 }
 
 /// Runs `steps` on `exec`, trying again when a disagreeing run was too slow to be sure
@@ -215,11 +231,24 @@ pub fn run_case_with(
 }
 
 /// Runs `steps` on the host kernel against the platform's model (see [`run_case_with`]).
-pub fn run_case(transport: Transport, platform: Platform, steps: &[Step]) -> Result<CaseRun, RunError> {
-    run_case_with(&mut Local, &Model::new(transport, platform), transport, steps)
+pub fn run_case(
+    transport: Transport,
+    platform: Platform,
+    steps: &[Step],
+) -> Result<CaseRun, RunError> {
+    run_case_with(
+        &mut Local,
+        &Model::new(transport, platform),
+        transport,
+        steps,
+    )
 }
 
 /// Runs a parsed scenario (its own transport header wins over `default`).
-pub fn run_scenario(sc: &Scenario, default: Transport, platform: Platform) -> Result<CaseRun, RunError> {
+pub fn run_scenario(
+    sc: &Scenario,
+    default: Transport,
+    platform: Platform,
+) -> Result<CaseRun, RunError> {
     run_case(sc.transport.unwrap_or(default), platform, &sc.step_list())
 }

@@ -13,7 +13,7 @@
 //! One step per line; blank lines and `#` comments anywhere; an optional
 //! `transport NAME` header before the first step; an optional expectation after `=>`.
 
-use crate::step::{End, Errno, Op, Outcome, PollSet, Shut, Step, StateSet, StepResult};
+use crate::step::{End, Errno, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult};
 use crate::transport::Transport;
 use std::fmt;
 use std::path::Path;
@@ -172,10 +172,16 @@ impl Scenario {
             if let Some(rest) = code.strip_prefix("transport") {
                 if rest.is_empty() || rest.starts_with(char::is_whitespace) {
                     if !sc.steps.is_empty() {
-                        return Err(err(line_no, "the transport header must come before the first step".into()));
+                        return Err(err(
+                            line_no,
+                            "the transport header must come before the first step".into(),
+                        ));
                     }
                     if sc.transport.is_some() {
-                        return Err(err(line_no, "a second transport header: expected one at most".into()));
+                        return Err(err(
+                            line_no,
+                            "a second transport header: expected one at most".into(),
+                        ));
                     }
                     let t = rest.trim();
                     let t = t.parse::<Transport>().map_err(|m| err(line_no, m))?;
@@ -224,9 +230,9 @@ impl Scenario {
 
 /// Parses `a: write 5` and the like.
 pub fn parse_step(s: &str) -> Result<Step, String> {
-    let (end, op) = s
-        .split_once(':')
-        .ok_or_else(|| format!("'{s}': expected a step like 'a: write 5' (an end, a colon, a step)"))?;
+    let (end, op) = s.split_once(':').ok_or_else(|| {
+        format!("'{s}': expected a step like 'a: write 5' (an end, a colon, a step)")
+    })?;
     let end = match end.trim() {
         "a" => End::A,
         "b" => End::B,
@@ -237,7 +243,9 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
         let w = w.ok_or_else(|| format!("'{what}' needs a byte count: expected '{what} N'"))?;
         match w.parse::<u16>() {
             Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(format!("'{w}': expected a byte count from {min} to {max} after '{what}'")),
+            _ => Err(format!(
+                "'{w}': expected a byte count from {min} to {max} after '{what}'"
+            )),
         }
     };
     let op = match words.as_slice() {
@@ -276,7 +284,10 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
             "'{s}': expected ok, ok N, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe"
         )
     };
-    let count = |w: &str| w.parse::<usize>().map_err(|_| format!("'{w}': expected a byte count"));
+    let count = |w: &str| {
+        w.parse::<usize>()
+            .map_err(|_| format!("'{w}': expected a byte count"))
+    };
     let outcome = match words.as_slice() {
         ["ok"] => ExpectOutcome::Ok(None),
         ["ok", n] => ExpectOutcome::Ok(Some(count(n)?)),
@@ -309,7 +320,14 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         _ => return Err(bad()),
     };
     let fits = match (&outcome, op) {
-        (_, _) if matches!(outcome, ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed)) => true,
+        (_, _)
+            if matches!(
+                outcome,
+                ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed)
+            ) =>
+        {
+            true
+        }
         (ExpectOutcome::Ok(Some(_)), Op::Write(_)) => true,
         (ExpectOutcome::Ok(Some(_)), _) => false,
         (ExpectOutcome::Ok(None), Op::Write(_) | Op::Shutdown(_) | Op::Close | Op::Abort) => true,
@@ -340,7 +358,11 @@ pub fn expect_of(r: &StepResult) -> Expect {
 }
 
 /// Writes steps and their results as a script, aligned for reading.
-pub fn render(transport: Transport, comments: &[String], lines: &[(Step, Option<StepResult>, Option<String>)]) -> String {
+pub fn render(
+    transport: Transport,
+    comments: &[String],
+    lines: &[(Step, Option<StepResult>, Option<String>)],
+) -> String {
     let mut out = String::new();
     for c in comments {
         out.push_str(&format!("# {c}\n"));
@@ -374,21 +396,26 @@ mod tests {
         assert_eq!(sc.steps.len(), 7);
         let epipe = &sc.steps[4];
         assert_eq!(epipe.line, 7);
-        assert_eq!(epipe.step, Step { end: End::A, op: Op::Write(5) });
+        assert_eq!(
+            epipe.step,
+            Step {
+                end: End::A,
+                op: Op::Write(5)
+            }
+        );
         assert_eq!(
             epipe.expect,
-            Some(Expect { outcome: ExpectOutcome::Exact(Outcome::Err(Errno::EPIPE)), sigpipe: true })
+            Some(Expect {
+                outcome: ExpectOutcome::Exact(Outcome::Err(Errno::EPIPE)),
+                sigpipe: true
+            })
         );
     }
 
     #[test]
     fn rendering_parses_back_to_the_same_steps() {
         let sc = Scenario::parse("m", MOTIVATING).unwrap();
-        let lines: Vec<_> = sc
-            .steps
-            .iter()
-            .map(|s| (s.step, None, None))
-            .collect();
+        let lines: Vec<_> = sc.steps.iter().map(|s| (s.step, None, None)).collect();
         let again = Scenario::parse("r", &render(Transport::Tcp4, &[], &lines)).unwrap();
         assert_eq!(again.step_list(), sc.step_list());
     }
@@ -397,11 +424,18 @@ mod tests {
     fn errors_name_the_line_and_what_was_expected() {
         let e = Scenario::parse("f.cfz", "a: write 5\n\nc: close\n").unwrap_err();
         assert_eq!(e.line, 3);
-        assert!(e.to_string().starts_with("f.cfz:3: 'c': expected end 'a' or 'b'"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("f.cfz:3: 'c': expected end 'a' or 'b'"),
+            "{e}"
+        );
         let e = Scenario::parse("f", "transport carrier-pigeon\na: close\n").unwrap_err();
         assert!(e.to_string().contains("unknown transport"), "{e}");
         let e = Scenario::parse("f", "a: read 5 => ok 3\n").unwrap_err();
-        assert!(e.to_string().contains("cannot be the result of 'read 5'"), "{e}");
+        assert!(
+            e.to_string().contains("cannot be the result of 'read 5'"),
+            "{e}"
+        );
         let e = Scenario::parse("f", "a: poll => poll IN|BOGUS\n").unwrap_err();
         assert!(e.to_string().contains("poll flags"), "{e}");
         let e = Scenario::parse("f", "a: write 70000\n").unwrap_err();
@@ -415,12 +449,17 @@ mod tests {
     #[test]
     fn expectations_match_only_what_they_say() {
         let e = parse_expect("EPIPE sigpipe", Op::Write(1)).unwrap();
-        assert!(e.matches(&StepResult { outcome: Outcome::Err(Errno::EPIPE), sigpipe: true }));
+        assert!(e.matches(&StepResult {
+            outcome: Outcome::Err(Errno::EPIPE),
+            sigpipe: true
+        }));
         assert!(!e.matches(&StepResult::plain(Outcome::Err(Errno::EPIPE))));
         let e = parse_expect("data 3", Op::Read(9)).unwrap();
         assert!(e.matches(&StepResult::plain(Outcome::Data(b"abc".to_vec()))));
         assert!(!e.matches(&StepResult::plain(Outcome::Data(b"ab".to_vec()))));
         let e = parse_expect("poll OUT|IN", Op::Poll).unwrap();
-        assert!(e.matches(&StepResult::plain(Outcome::Poll(PollSet(PollSet::IN.0 | PollSet::OUT.0)))));
+        assert!(e.matches(&StepResult::plain(Outcome::Poll(PollSet(
+            PollSet::IN.0 | PollSet::OUT.0
+        )))));
     }
 }

@@ -446,8 +446,14 @@ impl EndView {
     pub fn admits(&self, got: &EndView) -> bool {
         match (self, got) {
             (
-                EndView::Open { state: Some(w), poll: wp },
-                EndView::Open { state: Some(h), poll: hp },
+                EndView::Open {
+                    state: Some(w),
+                    poll: wp,
+                },
+                EndView::Open {
+                    state: Some(h),
+                    poll: hp,
+                },
             ) => w.covers(*h) && wp == hp,
             _ => self == got,
         }
@@ -551,5 +557,7 @@ pub fn pattern_byte(end: End, offset: u64) -> u8 {
 
 /// `len` pattern bytes of `end`'s stream starting at `offset`.
 pub fn pattern(end: End, offset: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| pattern_byte(end, offset + i)).collect()
+    (0..len as u64)
+        .map(|i| pattern_byte(end, offset + i))
+        .collect()
 }

@@ -9,20 +9,26 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn config(default_cases: u32) -> Config {
     Config {
         cases: cases(default_cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         max_shrink_iters: 10_000,
         ..Config::default()
     }
 }
 
 fn check(transport: Transport, steps: &[Step]) -> Result<(), TestCaseError> {
-    let run = run_case(transport, Platform::Linux, steps).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let run = run_case(transport, Platform::Linux, steps)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     if let Some(i) = run.first_mismatch() {
         return Err(TestCaseError::fail(format!(
             "model and kernel disagree at step {}:\n{}",

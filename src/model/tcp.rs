@@ -16,7 +16,10 @@
 
 use super::common::{closed_result, StreamQueue};
 use super::{Prediction, SegmentKind, WireEvent};
-use crate::step::{End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult, TcpState};
+use crate::step::{
+    End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult,
+    TcpState,
+};
 use std::collections::VecDeque;
 
 /// Whether the kernel still holds a connection for an end (with or without its fd).
@@ -90,12 +93,38 @@ struct InFlight {
     acks_fin: bool,
 }
 
+/// A deliberately wrong rule, switched on only to show that the property test catches
+/// and shrinks a wrong model (tests/mutation.rs). Never used otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
+pub enum Mutation {
+    /// An RST in CLOSE_WAIT reports ECONNRESET (Linux: EPIPE).
+    ResetInCloseWaitIsEconnreset,
+    /// Closing with unread data sends a FIN (Linux: RST).
+    CloseWithUnreadDataSendsFin,
+    /// EPIPE from a write raises no SIGPIPE.
+    NoSigpipe,
+    /// A read after the peer's FIN returns a pending error before EOF.
+    ErrorBeforeEof,
+}
+
+impl Mutation {
+    /// Every mutation.
+    pub const ALL: [Mutation; 4] = [
+        Mutation::ResetInCloseWaitIsEconnreset,
+        Mutation::CloseWithUnreadDataSendsFin,
+        Mutation::NoSigpipe,
+        Mutation::ErrorBeforeEof,
+    ];
+}
+
 /// A model of one TCP connection between ends `a` and `b` on Linux.
 #[derive(Clone, Debug)]
 pub struct TcpModel {
     ends: [TcpEnd; 2],
     wire: VecDeque<InFlight>,
     log: Vec<WireEvent>,
+    mutation: Option<Mutation>,
 }
 
 impl Default for TcpModel {
@@ -111,7 +140,19 @@ impl TcpModel {
             ends: [TcpEnd::established(), TcpEnd::established()],
             wire: VecDeque::new(),
             log: Vec::new(),
+            mutation: None,
         }
+    }
+
+    /// This model with one deliberately wrong rule (for tests/mutation.rs only).
+    #[doc(hidden)]
+    pub fn with_mutation(mut self, m: Mutation) -> TcpModel {
+        self.mutation = Some(m);
+        self
+    }
+
+    fn mutated(&self, m: Mutation) -> bool {
+        self.mutation == Some(m)
     }
 
     fn end(&mut self, e: End) -> &mut TcpEnd {
@@ -148,7 +189,11 @@ impl TcpModel {
             kind,
             note: note.to_string(),
         });
-        self.wire.push_back(InFlight { from, seg, acks_fin });
+        self.wire.push_back(InFlight {
+            from,
+            seg,
+            acks_fin,
+        });
     }
 
     fn call(&mut self, step: Step) -> StepResult {
@@ -170,17 +215,21 @@ impl TcpModel {
     }
 
     fn write(&mut self, x: End, n: usize) -> StepResult {
+        let no_sigpipe = self.mutated(Mutation::NoSigpipe);
         let e = self.end(x);
         // tcp_sendmsg_locked: outside ESTABLISHED and CLOSE_WAIT, sk_stream_wait_connect
         // returns the pending error if there is one, else EPIPE; with SEND_SHUTDOWN or
         // sk_err set it fails the same way. sk_stream_error then turns EPIPE into
         // SIGPIPE (no MSG_NOSIGNAL). RFC 9293 3.10.2: SEND in FIN-WAIT/CLOSING/LAST-ACK/
         // TIME-WAIT is "connection closing"; Linux says EPIPE.
-        if !matches!(e.state, TcpState::Established | TcpState::CloseWait) || e.snd_shut || e.err.is_some() {
+        if !matches!(e.state, TcpState::Established | TcpState::CloseWait)
+            || e.snd_shut
+            || e.err.is_some()
+        {
             let err = e.err.take().unwrap_or(Errno::EPIPE);
             return StepResult {
                 outcome: Outcome::Err(err),
-                sigpipe: err == Errno::EPIPE,
+                sigpipe: err == Errno::EPIPE && !no_sigpipe,
             };
         }
         if n > 0 {
@@ -195,6 +244,7 @@ impl TcpModel {
 
     fn read(&mut self, x: End, n: usize) -> Outcome {
         let peer = x.peer();
+        let error_first = self.mutated(Mutation::ErrorBeforeEof);
         let e = self.end(x);
         // tcp_recvmsg_locked copies queued data first, whatever the state: data that
         // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
@@ -205,6 +255,9 @@ impl TcpModel {
         // Then, in this order: SOCK_DONE (FIN seen) gives EOF even with an error
         // pending; a pending error is returned and cleared; RCV_SHUTDOWN gives EOF;
         // CLOSE without any of those is ENOTCONN; otherwise there is nothing yet.
+        if error_first && e.err.is_some() {
+            return Outcome::Err(e.err.take().unwrap_or(Errno::EIO));
+        }
         if e.fin_received {
             Outcome::Eof
         } else if let Some(err) = e.err.take() {
@@ -250,6 +303,7 @@ impl TcpModel {
     }
 
     fn close(&mut self, x: End) -> Outcome {
+        let fin_instead_of_rst = self.mutated(Mutation::CloseWithUnreadDataSendsFin);
         let e = self.end(x);
         e.fd_open = false;
         // __tcp_close: sk_shutdown = SHUTDOWN_MASK, then the receive queue is purged.
@@ -264,7 +318,7 @@ impl TcpModel {
             e.state,
             TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::FinWait2
         );
-        if unread > 0 {
+        if unread > 0 && !fin_instead_of_rst {
             // RFC 2525 2.17 and RFC 9293 3.10.4: closing with unread data loses it, so
             // the connection is reset rather than closed (__tcp_close, data_was_unread).
             e.state = TcpState::Close;
@@ -297,7 +351,11 @@ impl TcpModel {
                 // No socket: RFC 9293 3.10.7.1 (CLOSED) answers anything but an RST with
                 // an RST (tcp_v4_send_reset when no socket matches).
                 if f.seg != Seg::Rst {
-                    self.send(y, Seg::Rst, "segment for a connection that no longer exists: RFC 9293 3.10.7.1");
+                    self.send(
+                        y,
+                        Seg::Rst,
+                        "segment for a connection that no longer exists: RFC 9293 3.10.7.1",
+                    );
                 }
                 return true;
             }
@@ -330,11 +388,12 @@ impl TcpModel {
     /// tcp_reset: the error depends on the state the RST finds (EPIPE in CLOSE_WAIT,
     /// as BSD does, ECONNRESET otherwise; RFC 9293 3.10.7.4), then tcp_done closes.
     fn reset(&mut self, y: End) {
+        let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset);
         let e = self.end(y);
         if e.state == TcpState::Close {
             return;
         }
-        e.err = Some(if e.state == TcpState::CloseWait {
+        e.err = Some(if e.state == TcpState::CloseWait && !always_econnreset {
             Errno::EPIPE
         } else {
             Errno::ECONNRESET
@@ -385,7 +444,11 @@ impl TcpModel {
                     // mini-socket does the same (TCP_TW_RST).
                     e.err = Some(Errno::ECONNRESET);
                     Self::done(e, Conn::Gone);
-                    self.send(y, Seg::Rst, "data after this end stopped reading: RFC 9293 3.10.7.4 / RFC 1122");
+                    self.send(
+                        y,
+                        Seg::Rst,
+                        "data after this end stopped reading: RFC 9293 3.10.7.4 / RFC 1122",
+                    );
                 } else {
                     // Half-close: the FIN sender still receives (RFC 9293 3.6).
                     e.rq.push(len);
@@ -413,14 +476,22 @@ impl TcpModel {
             TcpState::FinWait1 => {
                 // Simultaneous close: FIN_WAIT1 -> CLOSING, ACK at once (tcp_fin).
                 e.state = TcpState::Closing;
-                self.send(y, Seg::Ack, "ACK of FIN in FIN_WAIT1 (simultaneous close): tcp_fin");
+                self.send(
+                    y,
+                    Seg::Ack,
+                    "ACK of FIN in FIN_WAIT1 (simultaneous close): tcp_fin",
+                );
             }
             TcpState::FinWait2 => {
                 // FIN_WAIT2 -> TIME_WAIT with an immediate ACK (tcp_fin, tcp_time_wait).
                 // An open fd's socket is tcp_done()d: TCP_INFO reports CLOSE, not
                 // TIME_WAIT, which only the mini-socket holds.
                 Self::done(e, Conn::TimeWait);
-                self.send(y, Seg::Ack, "ACK of FIN, entering TIME_WAIT: RFC 9293 3.10.7.4");
+                self.send(
+                    y,
+                    Seg::Ack,
+                    "ACK of FIN, entering TIME_WAIT: RFC 9293 3.10.7.4",
+                );
             }
             _ => {}
         }
@@ -440,7 +511,10 @@ impl TcpModel {
     fn poll(&self, x: End) -> PollSet {
         let e = &self.ends[x.index()];
         PollSet::OUT // writable in every state past SYN_SENT while the buffer has room
-            .with_if(PollSet::HUP, (e.rcv_shut && e.snd_shut) || e.state == TcpState::Close)
+            .with_if(
+                PollSet::HUP,
+                (e.rcv_shut && e.snd_shut) || e.state == TcpState::Close,
+            )
             .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
             .with_if(PollSet::RDHUP, e.rcv_shut)
             .with_if(PollSet::ERR, e.err.is_some())
@@ -465,7 +539,11 @@ impl TcpModel {
     pub fn describe(&self, x: End) -> String {
         let e = &self.ends[x.index()];
         let mut parts = vec![];
-        parts.push(if e.fd_open { "fd open".to_string() } else { "fd closed".to_string() });
+        parts.push(if e.fd_open {
+            "fd open".to_string()
+        } else {
+            "fd closed".to_string()
+        });
         let conn = match e.conn {
             Conn::Live => self.state_view(x).to_string(),
             Conn::TimeWait if e.fd_open => "CLOSE (connection in TIME_WAIT)".to_string(),
@@ -506,17 +584,32 @@ mod tests {
     fn motivating_case_second_write_raises_sigpipe() {
         let mut m = TcpModel::new();
         assert_eq!(run(&mut m, A, Op::Write(5)).outcome, Outcome::Wrote(5));
-        assert_eq!(run(&mut m, B, Op::Read(100)).outcome, Outcome::Data(b"ABCDE".to_vec()));
+        assert_eq!(
+            run(&mut m, B, Op::Read(100)).outcome,
+            Outcome::Data(b"ABCDE".to_vec())
+        );
         assert_eq!(run(&mut m, B, Op::Close).outcome, Outcome::Ok);
-        let p = m.step(Step { end: A, op: Op::Write(5) });
+        let p = m.step(Step {
+            end: A,
+            op: Op::Write(5),
+        });
         assert_eq!(p.result.outcome, Outcome::Wrote(5));
-        assert_eq!(p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(), vec![SegmentKind::Data(5), SegmentKind::Rst]);
+        assert_eq!(
+            p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
+            vec![SegmentKind::Data(5), SegmentKind::Rst]
+        );
         assert_eq!(
             run(&mut m, A, Op::Write(5)),
-            StepResult { outcome: Outcome::Err(Errno::EPIPE), sigpipe: true }
+            StepResult {
+                outcome: Outcome::Err(Errno::EPIPE),
+                sigpipe: true
+            }
         );
         assert_eq!(run(&mut m, A, Op::Read(10)).outcome, Outcome::Eof);
-        assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::State(TcpState::Close.into()));
+        assert_eq!(
+            run(&mut m, A, Op::State).outcome,
+            Outcome::State(TcpState::Close.into())
+        );
     }
 
     #[test]
@@ -524,7 +617,10 @@ mod tests {
         let mut m = TcpModel::new();
         run(&mut m, A, Op::Write(3));
         run(&mut m, B, Op::Close);
-        assert_eq!(run(&mut m, A, Op::Read(1)).outcome, Outcome::Err(Errno::ECONNRESET));
+        assert_eq!(
+            run(&mut m, A, Op::Read(1)).outcome,
+            Outcome::Err(Errno::ECONNRESET)
+        );
         assert_eq!(run(&mut m, A, Op::Read(1)).outcome, Outcome::Eof);
     }
 
@@ -537,7 +633,13 @@ mod tests {
             Outcome::State(StateSet::one(TcpState::FinWait1).with(TcpState::FinWait2))
         );
         run(&mut m, B, Op::Shutdown(Shut::Wr));
-        assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::State(TcpState::Close.into()));
-        assert_eq!(run(&mut m, B, Op::State).outcome, Outcome::State(TcpState::Close.into()));
+        assert_eq!(
+            run(&mut m, A, Op::State).outcome,
+            Outcome::State(TcpState::Close.into())
+        );
+        assert_eq!(
+            run(&mut m, B, Op::State).outcome,
+            Outcome::State(TcpState::Close.into())
+        );
     }
 }

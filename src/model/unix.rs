@@ -25,7 +25,11 @@ impl UnixModel {
     }
     /// Runs one step.
     pub fn step(&mut self, _step: Step) -> Prediction {
-        Prediction { result: StepResult::plain(Outcome::NotApplicable), after: self.view(), wire: vec![] }
+        Prediction {
+            result: StepResult::plain(Outcome::NotApplicable),
+            after: self.view(),
+            wire: vec![],
+        }
     }
     /// Both ends.
     pub fn view(&self) -> Observation {

@@ -1,0 +1,188 @@
+//! Human-readable and JSON renderings of runs: the replay table and the explain ladder.
+
+use crate::model::{Model, Platform};
+use crate::run::CaseRun;
+use crate::script::{Scenario, ScriptStep};
+use crate::step::{End, EndView, Step};
+use serde::Serialize;
+
+/// One replayed step, judged.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayStep {
+    /// Line in the scenario file.
+    pub line: usize,
+    /// The step, as written.
+    pub step: String,
+    /// The written expectation, if any.
+    pub expect: Option<String>,
+    /// The kernel's result.
+    pub kernel: String,
+    /// The model's prediction.
+    pub model: String,
+    /// Both ends on the kernel afterwards.
+    pub kernel_after: [String; 2],
+    /// Both ends in the model afterwards.
+    pub model_after: [String; 2],
+    /// Kernel result and both views agree with the model.
+    pub model_agrees: bool,
+    /// The kernel's result meets the written expectation (true when none is written).
+    pub expectation_met: bool,
+}
+
+/// A replayed scenario, judged.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    /// The file.
+    pub file: String,
+    /// The transport it ran over.
+    pub transport: String,
+    /// The platform the kernel side ran on.
+    pub platform: String,
+    /// Each step.
+    pub steps: Vec<ReplayStep>,
+    /// Every step agreed and met its expectation.
+    pub pass: bool,
+}
+
+/// Judges a run of `sc` step by step.
+pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> ReplayReport {
+    let steps: Vec<ReplayStep> = sc
+        .steps
+        .iter()
+        .zip(&run.steps)
+        .map(|(ss, r): (&ScriptStep, _)| ReplayStep {
+            line: ss.line,
+            step: ss.step.to_string(),
+            expect: ss.expect.as_ref().map(|e| e.to_string()),
+            kernel: r.kernel.to_string(),
+            model: r.model.to_string(),
+            kernel_after: r.kernel_after.map(|v| v.to_string()),
+            model_after: r.model_after.map(|v| v.to_string()),
+            model_agrees: r.agrees(),
+            expectation_met: ss.expect.as_ref().is_none_or(|e| e.matches(&r.kernel)),
+        })
+        .collect();
+    let pass = steps.iter().all(|s| s.model_agrees && s.expectation_met);
+    ReplayReport {
+        file: sc.name.clone(),
+        transport: run.transport.name().to_string(),
+        platform: platform.name().to_string(),
+        steps,
+        pass,
+    }
+}
+
+/// The replay table as text.
+pub fn replay_text(r: &ReplayReport) -> String {
+    let mut out = format!("{} ({} on {})\n", r.file, r.transport, r.platform);
+    out.push_str(&format!(
+        "  {:>4}  {:<18} {:<16} {:<18} {:<18} {}\n",
+        "line", "step", "expect", "kernel", "model", ""
+    ));
+    for s in &r.steps {
+        let verdict = match (s.model_agrees, s.expectation_met) {
+            (true, true) => "ok",
+            (false, true) => "MODEL DIFFERS",
+            (true, false) => "EXPECTATION UNMET",
+            (false, false) => "MODEL DIFFERS, EXPECTATION UNMET",
+        };
+        out.push_str(&format!(
+            "  {:>4}  {:<18} {:<16} {:<18} {:<18} {}\n",
+            s.line,
+            s.step,
+            s.expect.as_deref().unwrap_or("-"),
+            s.kernel,
+            s.model,
+            verdict
+        ));
+        if !s.model_agrees && (s.kernel_after != s.model_after) {
+            for (i, end) in ["a", "b"].iter().enumerate() {
+                if s.kernel_after[i] != s.model_after[i] {
+                    out.push_str(&format!(
+                        "        after, {end}: kernel {} / model {}\n",
+                        s.kernel_after[i], s.model_after[i]
+                    ));
+                }
+            }
+        }
+    }
+    out.push_str(if r.pass { "  PASS\n" } else { "  FAIL\n" });
+    out
+}
+
+const LADDER_WIDTH: usize = 44;
+
+fn arrow(from: End, label: &str) -> String {
+    let inner = LADDER_WIDTH - 4;
+    let label = format!(" {label} ");
+    let left = (inner.saturating_sub(label.chars().count())) / 2;
+    let right = inner.saturating_sub(label.chars().count() + left);
+    match from {
+        End::A => format!("  |{}{}{}>|", "-".repeat(left), label, "-".repeat(right)),
+        End::B => format!("  |<{}{}{}|", "-".repeat(left), label, "-".repeat(right)),
+    }
+}
+
+fn ends_text(model: &Model) -> String {
+    format!(
+        "    a: {}\n    b: {}\n",
+        model.describe(End::A),
+        model.describe(End::B)
+    )
+}
+
+fn view_text(v: &EndView) -> String {
+    v.to_string()
+}
+
+/// The explain ladder: each step, both ends' model state before and after, and the
+/// segments the step put on the wire, drawn between the two ends.
+pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String {
+    let mut model = Model::new(run.transport, platform);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{} ({} on {})\n",
+        sc.name,
+        run.transport,
+        platform.name()
+    ));
+    for d in &sc.description {
+        out.push_str(&format!("  # {d}\n"));
+    }
+    out.push_str(&format!("\n  {:<w$}{}\n", "a", "b", w = LADDER_WIDTH - 1));
+    out.push_str(&ends_text(&model));
+    for (i, r) in run.steps.iter().enumerate() {
+        let step: Step = r.step;
+        let p = model.step(step);
+        let line = sc.steps.get(i).map(|s| s.line).unwrap_or(0);
+        out.push_str(&format!(
+            "\n  {step}   (line {line})\n    kernel: {}   model: {}{}\n",
+            r.kernel,
+            r.model,
+            if r.model.admits(&r.kernel) {
+                ""
+            } else {
+                "   <-- DIFFERS"
+            }
+        ));
+        for w in &p.wire {
+            out.push_str(&arrow(w.from, &w.kind.to_string()));
+            out.push_str(&format!("  {}\n", w.note));
+        }
+        if p.wire.is_empty() {
+            out.push_str("  |  (nothing on the wire)\n");
+        }
+        out.push_str(&ends_text(&model));
+        for (e, (m, k)) in r.model_after.iter().zip(&r.kernel_after).enumerate() {
+            if !m.admits(k) {
+                out.push_str(&format!(
+                    "    <-- {} differs: kernel {} / model {}\n",
+                    if e == 0 { "a" } else { "b" },
+                    view_text(k),
+                    view_text(m)
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! The command line: exit codes and one-line errors.
+
+use std::process::Command;
+
+fn closefuzz(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_closefuzz"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("running closefuzz");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_script(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("closefuzz-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn replay_passes_the_motivating_case() {
+    let (code, out, _) = closefuzz(&["replay", "scenarios/tcp-motivating-case.cfz"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("EPIPE sigpipe"), "{out}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn replay_fails_on_an_unmet_expectation() {
+    let p = temp_script(
+        "wrong.cfz",
+        "a: write 5 => ok 5\nb: close => ok\na: write 5 => EPIPE sigpipe\n",
+    );
+    let (code, out, _) = closefuzz(&["replay", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("EXPECTATION UNMET"), "{out}");
+}
+
+#[test]
+fn replay_json_is_parseable() {
+    let (code, out, _) = closefuzz(&["replay", "--json", "scenarios/tcp-motivating-case.cfz"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v[0]["pass"], true);
+    assert_eq!(v[0]["steps"][6]["kernel"], "EPIPE sigpipe");
+}
+
+#[test]
+fn bad_input_is_one_line_naming_file_and_line() {
+    let p = temp_script("bad.cfz", "a: write 5\na: wobble\n");
+    let (code, out, err) = closefuzz(&["replay", p.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "nothing runs on bad input: {out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bad.cfz:2: 'wobble': expected one of"),
+        "{err}"
+    );
+
+    let (code, _, err) = closefuzz(&["replay", "no/such/file.cfz"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no/such/file.cfz: cannot read scenario"),
+        "{err}"
+    );
+
+    let p = temp_script("conflict.cfz", "transport tcp4\na: close\n");
+    let (code, _, err) = closefuzz(&["replay", "--transport", "unix", p.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--transport says unix"), "{err}");
+}
+
+#[test]
+fn fuzz_is_clean_and_reports_its_seed() {
+    let (code, out, err) = closefuzz(&["fuzz", "--cases", "300", "--seed", "5", "--threads", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("--seed 5"), "{out}");
+    assert!(out.contains("300 cases, 0 mismatches"), "{out}");
+}
+
+#[test]
+fn explain_draws_the_rst() {
+    let (code, out, _) = closefuzz(&["explain", "scenarios/tcp-motivating-case.cfz"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("RST"), "{out}");
+    assert!(out.contains("CLOSE_WAIT"), "{out}");
+}
