@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use closefuzz::fuzz::{run_campaign, Campaign, Verdict};
+use closefuzz::model::tcp::{Mutation, TcpModel};
 use closefuzz::model::{Model, Platform};
 use closefuzz::report::{explain_text, replay_report, replay_text};
 use closefuzz::run::{run_case, Local};
@@ -59,6 +60,10 @@ enum Command {
         /// Where to write a shrunk disagreement.
         #[arg(long, default_value = "closefuzz-failures")]
         out: PathBuf,
+        /// Test-only: run against a model with one deliberately wrong TCP rule, to
+        /// show a campaign catching and shrinking it.
+        #[arg(long, hide = true)]
+        mutation: Option<String>,
     },
     /// Show a scenario as a ladder: each step, both ends' state, the segments on the wire.
     Explain {
@@ -137,12 +142,28 @@ fn replay(
     })
 }
 
-fn fuzz(c: Campaign, out: &Path) -> Result<ExitCode, BadInput> {
+fn fuzz(c: Campaign, out: &Path, mutation: Option<&str>) -> Result<ExitCode, BadInput> {
     if c.max_steps == 0 || c.threads == 0 {
         return Err(BadInput(
             "--max-steps and --threads must be at least 1".into(),
         ));
     }
+    let model = match mutation {
+        None => Model::new(c.transport, Platform::Linux),
+        Some(name) => {
+            let m = Mutation::from_name(name).ok_or_else(|| {
+                let names: Vec<String> = Mutation::ALL.iter().map(|m| format!("{m:?}")).collect();
+                BadInput(format!(
+                    "unknown mutation '{name}': expected one of {}",
+                    names.join(", ")
+                ))
+            })?;
+            if !c.transport.is_tcp() {
+                return Err(BadInput("--mutation applies to the TCP model only".into()));
+            }
+            Model::Tcp(TcpModel::new().with_mutation(m))
+        }
+    };
     println!(
         "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {}",
         c.cases, c.max_steps, c.seed, c.threads, c.transport
@@ -152,7 +173,6 @@ fn fuzz(c: Campaign, out: &Path) -> Result<ExitCode, BadInput> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {per_sec}  eta {eta}")
             .expect("progress template"),
     );
-    let model = Model::new(c.transport, Platform::Linux);
     let start = std::time::Instant::now();
     let verdict = run_campaign(&c, &model, || Ok(Local), &|n| {
         if n % 64 == 0 {
@@ -257,6 +277,11 @@ fn bench(cases: usize, transport: Transport, json: bool) -> Result<ExitCode, Bad
 }
 
 fn main() -> ExitCode {
+    // Block SIGPIPE before any thread starts, so every thread inherits the mask: on
+    // Linux a socket's SIGPIPE goes to the writing thread, but on some systems it is
+    // sent to the process, and must then stay pending rather than reach a thread that
+    // would ignore it unseen.
+    closefuzz::exec::signals::block_sigpipe_in_this_thread();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay {
@@ -271,6 +296,7 @@ fn main() -> ExitCode {
             threads,
             transport,
             out,
+            mutation,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -287,6 +313,7 @@ fn main() -> ExitCode {
                     transport,
                 },
                 &out,
+                mutation.as_deref(),
             )
         }
         Command::Explain { file, transport } => explain(&file, transport),

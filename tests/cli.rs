@@ -91,3 +91,31 @@ fn explain_draws_the_rst() {
     assert!(out.contains("RST"), "{out}");
     assert!(out.contains("CLOSE_WAIT"), "{out}");
 }
+
+#[test]
+fn fuzz_shrinks_and_saves_a_disagreement() {
+    let out = std::env::temp_dir().join(format!("closefuzz-cli-fail-{}", std::process::id()));
+    let (code, stdout, err) = closefuzz(&[
+        "fuzz",
+        "--cases",
+        "5000",
+        "--seed",
+        "3",
+        "--mutation",
+        "ResetInCloseWaitIsEconnreset",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}{err}");
+    assert!(stdout.contains("MISMATCH"), "{stdout}");
+    let saved = out.join("tcp4-seed3-t0.cfz");
+    let text = std::fs::read_to_string(&saved).expect("the shrunk script is saved");
+    assert!(
+        text.contains("# model: ") && text.contains("ECONNRESET"),
+        "{text}"
+    );
+    // The saved script is a valid scenario that the real model replays clean.
+    let (code, replay_out, _) = closefuzz(&["replay", saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "{replay_out}");
+    std::fs::remove_dir_all(&out).unwrap();
+}

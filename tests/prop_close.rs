@@ -18,8 +18,10 @@ fn cases(default: u32) -> u32 {
 fn config(default_cases: u32) -> Config {
     Config {
         cases: cases(default_cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
+        // One committed file at the crate root: proptest's default would put it beside
+        // the test source, since tests/ has no lib.rs to anchor its parallel tree.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/prop_close.txt",
         ))),
         max_shrink_iters: 10_000,
         ..Config::default()

@@ -17,16 +17,13 @@ pub const POLL_ASK: libc::c_short = libc::POLLIN | libc::POLLOUT;
 
 /// Maps poll's revents to the flags closefuzz reports.
 pub fn revents_to_set(revents: libc::c_short) -> PollSet {
-    let mut set = PollSet::NONE
+    let set = PollSet::NONE
         .with_if(PollSet::IN, revents & libc::POLLIN != 0)
         .with_if(PollSet::OUT, revents & libc::POLLOUT != 0)
         .with_if(PollSet::ERR, revents & libc::POLLERR != 0)
         .with_if(PollSet::HUP, revents & libc::POLLHUP != 0);
     #[cfg(target_os = "linux")]
-    {
-        set = set.with_if(PollSet::RDHUP, revents & libc::POLLRDHUP != 0);
-    }
-    #[allow(clippy::let_and_return)]
+    let set = set.with_if(PollSet::RDHUP, revents & libc::POLLRDHUP != 0);
     set
 }
 
@@ -275,9 +272,59 @@ pub fn tcp_state(fd: RawFd) -> StateReading {
     }
 }
 
-/// Other OSes: TCP_INFO differs (FreeBSD numbers states its own way, macOS has
-/// TCP_CONNECTION_INFO); rather than guess, report the observation as unavailable.
-#[cfg(not(target_os = "linux"))]
+/// BSD `TCPS_*` numbering (`netinet/tcp_fsm.h`), shared by FreeBSD and macOS.
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+fn bsd_state(n: u8) -> Option<TcpState> {
+    Some(match n {
+        0 => TcpState::Close,
+        1 => TcpState::Listen,
+        2 => TcpState::SynSent,
+        3 => TcpState::SynRecv,
+        4 => TcpState::Established,
+        5 => TcpState::CloseWait,
+        6 => TcpState::FinWait1,
+        7 => TcpState::Closing,
+        8 => TcpState::LastAck,
+        9 => TcpState::FinWait2,
+        10 => TcpState::TimeWait,
+        _ => return None,
+    })
+}
+
+/// FreeBSD's TCP_INFO and macOS's TCP_CONNECTION_INFO both start with a u8
+/// `tcpi_state` in BSD numbering.
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+pub fn tcp_state(fd: RawFd) -> StateReading {
+    #[cfg(target_os = "freebsd")]
+    let opt = libc::TCP_INFO;
+    #[cfg(target_os = "macos")]
+    let opt = libc::TCP_CONNECTION_INFO;
+    // Both structs are over 100 bytes; the kernels copy min(len, size) (macOS refuses
+    // a short buffer, so give the whole size generously).
+    let mut buf = [0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: buf and len are valid for writing.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            opt,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return StateReading::Failed(Errno::last());
+    }
+    match bsd_state(buf[0]) {
+        Some(s) => StateReading::State(StateSet::one(s)),
+        None => StateReading::Unavailable,
+    }
+}
+
+/// Elsewhere there is no TCP state to ask for: report the observation as unavailable
+/// rather than guess.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
 pub fn tcp_state(_fd: RawFd) -> StateReading {
     StateReading::Unavailable
 }

@@ -109,6 +109,11 @@ pub enum Mutation {
 }
 
 impl Mutation {
+    /// Looks a mutation up by its name (`NoSigpipe`).
+    pub fn from_name(name: &str) -> Option<Mutation> {
+        Self::ALL.into_iter().find(|m| format!("{m:?}") == name)
+    }
+
     /// Every mutation.
     pub const ALL: [Mutation; 4] = [
         Mutation::ResetInCloseWaitIsEconnreset,
