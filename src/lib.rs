@@ -46,6 +46,7 @@ pub mod bench;
 pub mod exec;
 pub mod fuzz;
 pub mod gen;
+pub mod matrix;
 pub mod model;
 pub mod report;
 pub mod run;

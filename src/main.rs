@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use closefuzz::fuzz::{run_campaign, Campaign, Verdict};
+use closefuzz::matrix::{build, machine_identity, run_all, scenario_files, Column, Recording};
 use closefuzz::model::tcp::{Mutation, TcpModel};
 use closefuzz::model::{Model, Platform};
 use closefuzz::report::{explain_text, replay_report, replay_text};
@@ -72,6 +73,30 @@ enum Command {
         /// Transport for a file without a `transport` header.
         #[arg(long)]
         transport: Option<Transport>,
+    },
+    /// Run every scenario on every available platform and transport, and write the
+    /// behaviour tables (docs/behavior.md and docs/behavior.json).
+    Matrix {
+        /// The scenario folder.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+        /// Where to write behavior.md, behavior.json and recordings/.
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+        /// A recording from `closefuzz record` on another machine: copied into
+        /// OUT/recordings/ and shown as that machine's columns from then on.
+        #[arg(long)]
+        add: Vec<PathBuf>,
+    },
+    /// Run every scenario over every transport on this machine and write the results as
+    /// JSON, named by OS, kernel release and runtime, for `matrix --add`.
+    Record {
+        /// The scenario folder.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+        /// The output file (default: OS-RELEASE-native.json in the current folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Measure the full loop against bare syscalls, and 2 threads against 1.
     Bench {
@@ -276,6 +301,140 @@ fn bench(cases: usize, transport: Transport, json: bool) -> Result<ExitCode, Bad
     Ok(ExitCode::SUCCESS)
 }
 
+fn load_scenarios(dir: &Path) -> Result<(Vec<PathBuf>, Vec<Scenario>), BadInput> {
+    let files = scenario_files(dir)
+        .map_err(|e| BadInput(format!("{}: cannot list scenarios: {e}", dir.display())))?;
+    if files.is_empty() {
+        return Err(BadInput(format!(
+            "{}: no .cfz scenario files",
+            dir.display()
+        )));
+    }
+    let scenarios = files
+        .iter()
+        .map(|f| Scenario::load(f).map_err(|e| BadInput(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((files, scenarios))
+}
+
+fn read_recording(path: &Path) -> Result<Recording, BadInput> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("{}: cannot read recording: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        BadInput(format!(
+            "{}:{}: not a closefuzz recording ({e}); expected the JSON `closefuzz record` writes",
+            path.display(),
+            e.line()
+        ))
+    })
+}
+
+fn matrix(scenario_dir: &Path, out: &Path, add: &[PathBuf]) -> Result<ExitCode, BadInput> {
+    let (files, scenarios) = load_scenarios(scenario_dir)?;
+    // Validate every recording before anything is written.
+    let mut added = vec![];
+    for a in add {
+        added.push((a.clone(), read_recording(a)?));
+    }
+    let rec_dir = out.join("recordings");
+    std::fs::create_dir_all(&rec_dir)
+        .map_err(|e| BadInput(format!("{}: cannot create: {e}", rec_dir.display())))?;
+    for (path, _) in &added {
+        let dest = rec_dir.join(path.file_name().unwrap_or_default());
+        std::fs::copy(path, &dest).map_err(|e| {
+            BadInput(format!(
+                "{}: cannot copy to {}: {e}",
+                path.display(),
+                dest.display()
+            ))
+        })?;
+    }
+    let mut columns = vec![];
+    let mut results = vec![];
+    for t in Transport::ALL {
+        columns.push(Column {
+            name: format!("linux/{t}"),
+            platform: "linux".into(),
+            transport: t,
+            source: "live".into(),
+        });
+        results.push(
+            run_all(&mut Local, &scenarios, t)
+                .map_err(|e| BadInput(format!("running scenarios over {t}: {e}")))?,
+        );
+    }
+    let mut m = build(&files, &scenarios, columns, results);
+    let mut recordings: Vec<PathBuf> = std::fs::read_dir(&rec_dir)
+        .map_err(|e| BadInput(format!("{}: {e}", rec_dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    recordings.sort();
+    for f in recordings {
+        let rec = read_recording(&f)?;
+        m.add_recording(&rec, &f.file_name().unwrap_or_default().to_string_lossy());
+    }
+    let json = serde_json::to_string_pretty(&m).expect("serialising the matrix");
+    let md = m.to_markdown();
+    for (name, text) in [("behavior.json", json + "\n"), ("behavior.md", md)] {
+        let p = out.join(name);
+        std::fs::write(&p, text)
+            .map_err(|e| BadInput(format!("{}: cannot write: {e}", p.display())))?;
+    }
+    println!(
+        "{} scenarios x {} columns written to {}/behavior.md and {}/behavior.json",
+        m.scenarios.len(),
+        m.columns.len(),
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInput> {
+    let (files, scenarios) = load_scenarios(scenario_dir)?;
+    let (os, release, unavailable) = machine_identity();
+    let mut rec = Recording {
+        os: os.clone(),
+        release: release.clone(),
+        runtime: "native".into(),
+        unavailable,
+        results: Default::default(),
+    };
+    for t in Transport::ALL {
+        match run_all(&mut Local, &scenarios, t) {
+            Ok(per_scenario) => {
+                for (f, steps) in files.iter().zip(per_scenario) {
+                    let name = f
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    rec.results
+                        .entry(name)
+                        .or_default()
+                        .insert(t.name().to_string(), steps);
+                }
+            }
+            // A transport this OS lacks (no SOCK_SEQPACKET on macOS) is left out, and said.
+            Err(e) => {
+                eprintln!("closefuzz: {t} not recorded: {e}");
+                rec.unavailable.push(format!("transport {t}: {e}"));
+            }
+        }
+    }
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("{os}-{release}-native.json")));
+    let text = serde_json::to_string_pretty(&rec).expect("serialising the recording") + "\n";
+    std::fs::write(&out, text)
+        .map_err(|e| BadInput(format!("{}: cannot write: {e}", out.display())))?;
+    println!(
+        "recorded {} scenarios on {os} {release} to {}",
+        files.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     // Block SIGPIPE before any thread starts, so every thread inherits the mask: on
     // Linux a socket's SIGPIPE goes to the writing thread, but on some systems it is
@@ -322,6 +481,12 @@ fn main() -> ExitCode {
             transport,
             json,
         } => bench(cases, transport, json),
+        Command::Matrix {
+            scenarios,
+            out,
+            add,
+        } => matrix(&scenarios, &out, &add),
+        Command::Record { scenarios, out } => record(&scenarios, out),
     };
     match result {
         Ok(code) => code,
