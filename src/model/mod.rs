@@ -82,6 +82,11 @@ impl Platform {
             Platform::Linux => "linux",
         }
     }
+
+    /// Looks a platform up by name.
+    pub fn from_name(s: &str) -> Option<Platform> {
+        [Platform::Linux].into_iter().find(|p| p.name() == s)
+    }
 }
 
 /// A model of one connection over some transport.
