@@ -80,7 +80,7 @@ impl Addr {
             Addr::Inet(a) | Addr::Unix(a, _) => a,
         };
         // SAFETY: the address pointer and length come from a valid SockAddr.
-        cvt(unsafe { libc::connect(fd, a.as_ptr() as *const libc::sockaddr, a.len()) })?;
+        cvt(unsafe { libc::connect(fd, a.as_ptr(), a.len()) })?;
         Ok(())
     }
 }
@@ -160,7 +160,7 @@ pub fn listener(t: Transport) -> io::Result<(OwnedFd, Addr)> {
         Addr::Inet(a) => bind_cycling_port(fd, a)?,
         Addr::Unix(a, _) => {
             // SAFETY: address from a valid SockAddr.
-            cvt(unsafe { libc::bind(fd, a.as_ptr() as *const libc::sockaddr, a.len()) })?;
+            cvt(unsafe { libc::bind(fd, a.as_ptr(), a.len()) })?;
         }
     }
     cvt(unsafe { libc::listen(fd, 1) })?;
@@ -174,7 +174,7 @@ pub fn listener(t: Transport) -> io::Result<(OwnedFd, Addr)> {
                 libc::getsockname(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len)
             })?;
             // SAFETY: the kernel filled storage with len valid bytes.
-            Addr::Inet(unsafe { socket2::SockAddr::new(std::mem::transmute(storage), len) })
+            Addr::Inet(unsafe { socket2::SockAddr::new(storage, len) })
         }
         unix => unix,
     };
@@ -201,7 +201,7 @@ fn bind_cycling_port(fd: RawFd, addr: &socket2::SockAddr) -> io::Result<()> {
         sa.set_port(PORT_FIRST + n as u16);
         let a = socket2::SockAddr::from(sa);
         // SAFETY: address from a valid SockAddr.
-        match cvt(unsafe { libc::bind(fd, a.as_ptr() as *const libc::sockaddr, a.len()) }) {
+        match cvt(unsafe { libc::bind(fd, a.as_ptr(), a.len()) }) {
             Ok(_) => return Ok(()),
             // Another listener (another thread or process) has this port: try the next.
             Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => last = Some(e),
