@@ -8,21 +8,30 @@ use closefuzz::transport::Transport;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
+/// The number of cases for a test: `PROPTEST_CASES` when set, else the test's own
+/// default. Each `proptest!` block below carries its own default, so transports can
+/// differ while one environment variable still sets them all.
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn config(default_cases: u32) -> Config {
     Config {
         cases: cases(default_cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         max_shrink_iters: 10_000,
         ..Config::default()
     }
 }
 
 fn check(transport: Transport, steps: &[Step]) -> Result<(), TestCaseError> {
-    let run = run_case(transport, Platform::Linux, steps).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let run = run_case(transport, Platform::Linux, steps)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     if let Some(i) = run.first_mismatch() {
         return Err(TestCaseError::fail(format!(
             "model and kernel disagree at step {}:\n{}",
@@ -38,5 +47,29 @@ proptest! {
     #[test]
     fn tcp4_model_matches_kernel(steps in gen::steps(24)) {
         check(Transport::Tcp4, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+    #[test]
+    fn tcp6_model_matches_kernel(steps in gen::steps(24)) {
+        check(Transport::Tcp6, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+    #[test]
+    fn unix_model_matches_kernel(steps in gen::steps(24)) {
+        check(Transport::Unix, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+    #[test]
+    fn seqpacket_model_matches_kernel(steps in gen::steps(24)) {
+        check(Transport::Seqpacket, &steps)?;
     }
 }
