@@ -700,6 +700,47 @@ mod tests {
     }
 
     #[test]
+    fn wire_log_and_describe_say_what_happened() {
+        let mut m = UnixModel::new(Kind::Seqpacket);
+        run(&mut m, B, Op::Write(4));
+        run(&mut m, B, Op::Write(0));
+        assert_eq!(
+            m.describe(A),
+            "unix seqpacket, fd open, 4 unread in 2 records"
+        );
+        let p = m.step(Step {
+            end: A,
+            op: Op::Shutdown(Shut::Rd),
+        });
+        assert_eq!(p.wire.len(), 1);
+        assert_eq!((p.wire[0].from, p.wire[0].kind), (A, SegmentKind::PeerGone));
+        assert!(
+            p.wire[0].note.contains("SEND_SHUTDOWN"),
+            "{}",
+            p.wire[0].note
+        );
+        assert_eq!(m.describe(B), "unix seqpacket, fd open, shut wr");
+        let p = m.step(Step {
+            end: A,
+            op: Op::Close,
+        });
+        assert!(p.wire[0].note.contains("ECONNRESET"), "{}", p.wire[0].note);
+        assert_eq!(
+            m.describe(B),
+            "unix seqpacket, fd open, shut rdwr, error ECONNRESET"
+        );
+        assert_eq!(m.describe(A), "unix seqpacket, fd closed (socket released)");
+        // Nobody is left to mark: no wire event.
+        assert!(m
+            .step(Step {
+                end: B,
+                op: Op::Close
+            })
+            .wire
+            .is_empty());
+    }
+
+    #[test]
     fn shutdown_mirrors_into_the_peer_and_never_fails() {
         let mut m = UnixModel::new(Kind::Stream);
         run(&mut m, A, Op::Shutdown(Shut::Rd));
