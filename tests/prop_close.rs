@@ -8,6 +8,9 @@ use closefuzz::transport::Transport;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
+/// The number of cases for a test: `PROPTEST_CASES` when set, else the test's own
+/// default. Each `proptest!` block below carries its own default, so transports can
+/// differ while one environment variable still sets them all.
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -46,5 +49,29 @@ proptest! {
     #[test]
     fn tcp4_model_matches_kernel(steps in gen::steps(24)) {
         check(Transport::Tcp4, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+    #[test]
+    fn tcp6_model_matches_kernel(steps in gen::steps(24)) {
+        check(Transport::Tcp6, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+    #[test]
+    fn unix_model_matches_kernel(steps in gen::steps(24)) {
+        check(Transport::Unix, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+    #[test]
+    fn seqpacket_model_matches_kernel(steps in gen::steps(24)) {
+        check(Transport::Seqpacket, &steps)?;
     }
 }

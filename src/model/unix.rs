@@ -1,42 +1,760 @@
-//! The Unix-socket models (stream and seqpacket). Filled in with issue 4.
+//! The Unix-socket models: `AF_UNIX` `SOCK_STREAM` and `SOCK_SEQPACKET` on Linux, as
+//! seen through the socket calls closefuzz makes.
+//!
+//! One model serves both types; a [`Kind`] says which, and the few places where they
+//! differ are small match arms on it, each with the kernel function that explains it.
+//! Rules were checked against `net/unix/af_unix.c` (unix_stream_sendmsg,
+//! unix_seqpacket_sendmsg, unix_dgram_sendmsg, unix_stream_read_generic,
+//! unix_seqpacket_recvmsg, __unix_dgram_recvmsg, unix_shutdown, unix_release_sock,
+//! unix_poll, unix_dgram_poll, unix_writable), `net/core/datagram.c`
+//! (__skb_try_recv_datagram) and `net/core/sock.c` (sock_alloc_send_pskb, sock_error,
+//! the SO_ERROR case of sk_getsockopt).
+//!
+//! A Unix socket has no protocol on a wire: a send takes the peer's state lock and
+//! queues the skb on the peer's receive queue, and close and shutdown write the peer's
+//! `sk_shutdown` and `sk_err` directly. There is no handshake, no RST and no state
+//! machine: both ends stay `TCP_ESTABLISHED` until their own close, so `state` is
+//! [`Outcome::NotApplicable`]. The model still routes every effect on the peer through
+//! an explicit queue drained by [`UnixModel::deliver_one`], like the TCP model, so the
+//! wire log and the peer's changes come from one place; since the kernel does all of
+//! it inside the sending call, [`UnixModel::step`] always drains the queue.
 
-use super::Prediction;
-use crate::step::{End, EndView, Observation, Outcome, Step, StepResult};
+use super::common::{closed_result, RecordQueue, StreamQueue};
+use super::{Prediction, SegmentKind, WireEvent};
+use crate::step::{End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Step, StepResult};
+use std::collections::VecDeque;
 
 /// Which Unix socket type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// SOCK_STREAM
+    /// `SOCK_STREAM`: a byte stream (unix_stream_ops).
     Stream,
-    /// SOCK_SEQPACKET
+    /// `SOCK_SEQPACKET`: records with boundaries over a connection (unix_seqpacket_ops,
+    /// which borrows the datagram send, receive and poll paths).
     Seqpacket,
 }
 
-/// A model of one Unix-socket connection.
+impl Kind {
+    /// Whether a write that fails with EPIPE raises SIGPIPE. unix_stream_sendmsg calls
+    /// send_sig(SIGPIPE) on its EPIPE paths unless MSG_NOSIGNAL; the seqpacket path
+    /// (unix_seqpacket_sendmsg -> unix_dgram_sendmsg, whose EPIPE comes from
+    /// sock_alloc_send_pskb or the peer's RCV_SHUTDOWN check) never signals.
+    fn epipe_raises_sigpipe(self) -> bool {
+        match self {
+            Kind::Stream => true,
+            Kind::Seqpacket => false,
+        }
+    }
+
+    /// Whether a pending `sk_err` is reported before anything else, queued data
+    /// included. Seqpacket: unix_seqpacket_sendmsg starts with sock_error, and
+    /// __skb_try_recv_datagram (under __unix_dgram_recvmsg) checks sock_error before it
+    /// looks at the queue. Stream: unix_stream_read_generic returns queued data first
+    /// and consults sock_error only on an empty queue; unix_stream_sendmsg fails on
+    /// SEND_SHUTDOWN before sock_alloc_send_pskb could see the error.
+    fn error_first(self) -> bool {
+        match self {
+            Kind::Stream => false,
+            Kind::Seqpacket => true,
+        }
+    }
+
+    /// Whether a zero-length write puts something on the peer's queue. Stream: the
+    /// `while (sent < len)` loop of unix_stream_sendmsg never runs, so nothing is sent
+    /// and the call returns 0. Seqpacket: unix_dgram_sendmsg queues an empty skb, a
+    /// record of its own that a read returns as 0 bytes.
+    fn zero_length_is_sent(self) -> bool {
+        match self {
+            Kind::Stream => false,
+            Kind::Seqpacket => true,
+        }
+    }
+}
+
+/// An end's receive queue: bytes for a stream, records for seqpacket.
+#[derive(Clone, Debug)]
+enum RecvQueue {
+    /// unix_stream_read_generic copies across skb boundaries, so only the byte count
+    /// matters (credentials never split it: SO_PASSCRED is off and both ends are in
+    /// one process, so unix_skb_scm_eq is never consulted).
+    Bytes(StreamQueue),
+    /// __unix_dgram_recvmsg returns one skb per call.
+    Records(RecordQueue),
+}
+
+impl RecvQueue {
+    fn new(kind: Kind) -> RecvQueue {
+        match kind {
+            Kind::Stream => RecvQueue::Bytes(StreamQueue::default()),
+            Kind::Seqpacket => RecvQueue::Records(RecordQueue::default()),
+        }
+    }
+
+    /// Queues `len` bytes that start at the writer's stream offset `offset`.
+    fn push(&mut self, offset: u64, len: usize) {
+        match self {
+            RecvQueue::Bytes(q) => {
+                debug_assert_eq!(q.start + q.len as u64, offset);
+                q.push(len);
+            }
+            RecvQueue::Records(q) => q.push(offset, len),
+        }
+    }
+
+    /// A read of up to `n` bytes written by `writer`: `None` when nothing is queued.
+    /// Seqpacket: the rest of a record longer than `n` is lost (__unix_dgram_recvmsg
+    /// sets MSG_TRUNC and frees the skb); a zero-length record gives `Some(empty)`.
+    fn take(&mut self, writer: End, n: usize) -> Option<Vec<u8>> {
+        match self {
+            RecvQueue::Bytes(q) if q.is_empty() => None,
+            RecvQueue::Bytes(q) => Some(q.take(writer, n)),
+            RecvQueue::Records(q) => q.take(writer, n),
+        }
+    }
+
+    /// Whether the queue holds no skb (an empty record is still one).
+    fn is_empty(&self) -> bool {
+        match self {
+            RecvQueue::Bytes(q) => q.is_empty(),
+            RecvQueue::Records(q) => q.is_empty(),
+        }
+    }
+
+    /// Whether closing with this queue resets the peer. unix_release_sock sets the
+    /// peer's sk_err to ECONNRESET when its receive queue holds an skb, but (since the
+    /// 2025 fix "af_unix: Don't set -ECONNRESET for consumed OOB skb", under
+    /// CONFIG_AF_UNIX_OOB, which distributions enable) it first skips a head skb with
+    /// no unread bytes, taking it for a consumed OOB byte. Streams never queue such an
+    /// skb without MSG_OOB; on seqpacket an empty record at the head is skipped the
+    /// same way, so a lone unread empty record does not reset the peer, while an empty
+    /// record followed by any other does.
+    fn resets_peer_on_close(&self) -> bool {
+        match self {
+            RecvQueue::Bytes(q) => !q.is_empty(),
+            RecvQueue::Records(q) => match q.records.front() {
+                None => false,
+                Some(&(_, 0)) => q.records.len() > 1,
+                Some(_) => true,
+            },
+        }
+    }
+
+    /// Frees everything queued.
+    fn purge(&mut self) {
+        match self {
+            RecvQueue::Bytes(q) => {
+                q.discard();
+            }
+            RecvQueue::Records(q) => {
+                q.discard();
+            }
+        }
+    }
+
+    fn describe(&self) -> Option<String> {
+        match self {
+            RecvQueue::Bytes(q) if q.len > 0 => Some(format!("{} unread", q.len)),
+            RecvQueue::Records(q) if !q.is_empty() => {
+                let bytes: usize = q.records.iter().map(|r| r.1).sum();
+                Some(format!("{} unread in {} records", bytes, q.records.len()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One end's socket.
+#[derive(Clone, Debug)]
+struct UnixEnd {
+    /// The descriptor is open. Closing it releases the socket at once
+    /// (unix_release -> unix_release_sock): no orphan outlives the fd.
+    fd_open: bool,
+    /// sk_shutdown & RCV_SHUTDOWN: set by our own SHUT_RD, or by the peer's SHUT_WR or
+    /// close.
+    rcv_shut: bool,
+    /// sk_shutdown & SEND_SHUTDOWN: set by our own SHUT_WR, or by the peer's SHUT_RD or
+    /// close.
+    snd_shut: bool,
+    /// sk_err: only ever ECONNRESET, set when the peer closes with unread data.
+    err: Option<Errno>,
+    rq: RecvQueue,
+    /// Bytes written so far (where the pattern continues).
+    sent: u64,
+}
+
+impl UnixEnd {
+    fn connected(kind: Kind) -> UnixEnd {
+        UnixEnd {
+            fd_open: true,
+            rcv_shut: false,
+            snd_shut: false,
+            err: None,
+            rq: RecvQueue::new(kind),
+            sent: 0,
+        }
+    }
+}
+
+/// What a call did to the peer, on its way there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Msg {
+    /// An skb (stream) or a record (seqpacket) for the peer's receive queue.
+    Data { offset: u64, len: usize },
+    /// The sender's close or shutdown marks the peer: sk_shutdown bits to OR in, and
+    /// whether sk_err becomes ECONNRESET.
+    Mark { rcv: bool, snd: bool, reset: bool },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    from: End,
+    msg: Msg,
+}
+
+/// A model of one Unix-socket connection between ends `a` and `b` on Linux.
 #[derive(Clone, Debug)]
 pub struct UnixModel {
     kind: Kind,
+    ends: [UnixEnd; 2],
+    wire: VecDeque<InFlight>,
+    log: Vec<WireEvent>,
 }
 
 impl UnixModel {
-    /// A fresh connected pair.
+    /// A freshly connected pair of `kind` with nothing queued: the state right after
+    /// accept (both ends TCP_ESTABLISHED, each the other's unix_peer).
     pub fn new(kind: Kind) -> UnixModel {
-        UnixModel { kind }
-    }
-    /// Runs one step.
-    pub fn step(&mut self, _step: Step) -> Prediction {
-        Prediction {
-            result: StepResult::plain(Outcome::NotApplicable),
-            after: self.view(),
-            wire: vec![],
+        UnixModel {
+            kind,
+            ends: [UnixEnd::connected(kind), UnixEnd::connected(kind)],
+            wire: VecDeque::new(),
+            log: Vec::new(),
         }
     }
-    /// Both ends.
-    pub fn view(&self) -> Observation {
-        [EndView::Closed, EndView::Closed]
+
+    /// Which socket type this models.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
-    /// For explain.
-    pub fn describe(&self, _end: End) -> String {
-        format!("{:?}", self.kind)
+
+    fn end(&mut self, e: End) -> &mut UnixEnd {
+        &mut self.ends[e.index()]
+    }
+
+    /// Runs `step`, then delivers everything in flight (the kernel does all of it
+    /// inside the call, under the peer's state lock).
+    pub fn step(&mut self, step: Step) -> Prediction {
+        self.log.clear();
+        let result = if self.ends[step.end.index()].fd_open {
+            self.call(step)
+        } else {
+            closed_result(step)
+        };
+        while self.deliver_one() {}
+        Prediction {
+            result,
+            after: self.view(),
+            wire: std::mem::take(&mut self.log),
+        }
+    }
+
+    fn send(&mut self, from: End, msg: Msg, note: &str) {
+        let kind = match msg {
+            Msg::Data { len, .. } => SegmentKind::Data(len),
+            Msg::Mark { .. } => SegmentKind::PeerGone,
+        };
+        self.log.push(WireEvent {
+            from,
+            kind,
+            note: note.to_string(),
+        });
+        self.wire.push_back(InFlight { from, msg });
+    }
+
+    fn call(&mut self, step: Step) -> StepResult {
+        let x = step.end;
+        match step.op {
+            Op::Write(n) => self.write(x, n as usize),
+            Op::Read(n) => StepResult::plain(self.read(x, n as usize)),
+            Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
+            // SO_LINGER is a generic socket option (sk_setsockopt accepts it on any
+            // socket) and unix_release ignores it: with no RST to send, an abortive
+            // close is a plain close.
+            Op::Close | Op::Abort => StepResult::plain(self.close(x)),
+            Op::Poll => StepResult::plain(Outcome::Poll(self.poll(x))),
+            // SO_ERROR returns sk_err and clears it (sock_error, from sk_getsockopt).
+            Op::Error => StepResult::plain(Outcome::SockError(self.end(x).err.take())),
+            // No TCP_INFO on a Unix socket; the executor makes no call either.
+            Op::State => StepResult::plain(Outcome::NotApplicable),
+        }
+    }
+
+    fn write(&mut self, x: End, n: usize) -> StepResult {
+        let kind = self.kind;
+        let peer_refuses = {
+            // Whether the peer socket is dead or shut for reading: unix_stream_sendmsg
+            // and unix_dgram_sendmsg check both under the peer's lock. Never reached in
+            // practice: the peer's close and SHUT_RD both set our SEND_SHUTDOWN first
+            // (unix_release_sock, unix_shutdown), which fails earlier.
+            let p = &self.ends[x.peer().index()];
+            !p.fd_open || p.rcv_shut
+        };
+        let e = self.end(x);
+        let epipe = StepResult {
+            outcome: Outcome::Err(Errno::EPIPE),
+            sigpipe: kind.epipe_raises_sigpipe(),
+        };
+        if kind.error_first() {
+            // unix_seqpacket_sendmsg: a pending error (ECONNRESET from the peer's
+            // close with unread data) is returned, and cleared, before anything else.
+            if let Some(err) = e.err.take() {
+                return StepResult::plain(Outcome::Err(err));
+            }
+        }
+        // SEND_SHUTDOWN (ours, or set by the peer's SHUT_RD or close) fails with EPIPE,
+        // whatever the length: unix_stream_sendmsg checks it before its send loop (and
+        // signals), sock_alloc_send_pskb fails the seqpacket path with it (silently).
+        if e.snd_shut {
+            return epipe;
+        }
+        if n == 0 && !kind.zero_length_is_sent() {
+            return StepResult::plain(Outcome::Wrote(0));
+        }
+        if peer_refuses {
+            return epipe;
+        }
+        let offset = e.sent;
+        e.sent += n as u64;
+        let note = match kind {
+            Kind::Stream => "write: one skb on the peer's receive queue (unix_stream_sendmsg)",
+            Kind::Seqpacket if n == 0 => {
+                "write 0: an empty record, read back as 0 bytes (unix_dgram_sendmsg)"
+            }
+            Kind::Seqpacket => "write: one record on the peer's receive queue (unix_dgram_sendmsg)",
+        };
+        // Writes are small enough (script and generator limits) that one skb holds each:
+        // unix_stream_sendmsg splits only past (sk_sndbuf / 2 - 64) or
+        // SKB_MAX_HEAD(0) + 32 KiB.
+        self.send(x, Msg::Data { offset, len: n }, note);
+        StepResult::plain(Outcome::Wrote(n))
+    }
+
+    fn read(&mut self, x: End, n: usize) -> Outcome {
+        let kind = self.kind;
+        let peer = x.peer();
+        let e = self.end(x);
+        // Seqpacket: __skb_try_recv_datagram returns sock_error before it looks at the
+        // queue, so ECONNRESET comes out ahead of data still queued.
+        if kind.error_first() {
+            if let Some(err) = e.err.take() {
+                return Outcome::Err(err);
+            }
+        }
+        // Queued data is readable whatever the shutdown state: neither our SHUT_RD nor
+        // the peer's close purges this queue.
+        if let Some(data) = e.rq.take(peer, n) {
+            // An empty seqpacket record reads as 0: indistinguishable from EOF.
+            return if data.is_empty() {
+                Outcome::Eof
+            } else {
+                Outcome::Data(data)
+            };
+        }
+        // Stream, empty queue: "POSIX 1003.1g mandates this order" in
+        // unix_stream_read_generic: sock_error, then RCV_SHUTDOWN (0 bytes), then EAGAIN.
+        if let Some(err) = e.err.take() {
+            return Outcome::Err(err);
+        }
+        // RCV_SHUTDOWN with nothing queued reads 0 (seqpacket: the "Signal EOF on
+        // disconnected non-blocking SEQPACKET socket" rule of __unix_dgram_recvmsg).
+        if e.rcv_shut {
+            Outcome::Eof
+        } else {
+            Outcome::Err(Errno::EAGAIN)
+        }
+    }
+
+    fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
+        let peer = x.peer();
+        // unix_shutdown ORs the bits into our sk_shutdown and always succeeds: a
+        // connected socket keeps its unix_peer pointer even after the peer's close, so
+        // there is no ENOTCONN as on a closed TCP socket.
+        let e = self.end(x);
+        e.rcv_shut |= how.reads();
+        e.snd_shut |= how.writes();
+        // Then it mirrors them into the peer: our SHUT_RD is the peer's SEND_SHUTDOWN,
+        // our SHUT_WR the peer's RCV_SHUTDOWN. A peer that has closed is marked too, to
+        // no effect (its socket is dead); the log shows only marks someone can see.
+        if self.ends[peer.index()].fd_open {
+            let note = match how {
+                Shut::Rd => "shutdown(rd) sets the peer's SEND_SHUTDOWN (unix_shutdown)",
+                Shut::Wr => "shutdown(wr) sets the peer's RCV_SHUTDOWN (unix_shutdown)",
+                Shut::RdWr => {
+                    "shutdown(rdwr) sets both of the peer's shutdown bits (unix_shutdown)"
+                }
+            };
+            let mark = Msg::Mark {
+                rcv: how.writes(),
+                snd: how.reads(),
+                reset: false,
+            };
+            self.send(x, mark, note);
+        }
+        Outcome::Ok
+    }
+
+    fn close(&mut self, x: End) -> Outcome {
+        let peer = x.peer();
+        let e = self.end(x);
+        // unix_release_sock: our sk_shutdown = SHUTDOWN_MASK, state TCP_CLOSE, and the
+        // receive queue is freed after the peer is told.
+        e.fd_open = false;
+        e.rcv_shut = true;
+        e.snd_shut = true;
+        let unread = e.rq.resets_peer_on_close();
+        e.rq.purge();
+        if self.ends[peer.index()].fd_open {
+            // "No more writes": the peer gets SHUTDOWN_MASK, and ECONNRESET in sk_err
+            // if we had unread data (see RecvQueue::resets_peer_on_close for what
+            // counts).
+            let note = if unread {
+                "close with unread data: peer gets SHUTDOWN_MASK and sk_err ECONNRESET (unix_release_sock)"
+            } else {
+                "close: peer gets SHUTDOWN_MASK (unix_release_sock)"
+            };
+            let mark = Msg::Mark {
+                rcv: true,
+                snd: true,
+                reset: unread,
+            };
+            self.send(x, mark, note);
+        }
+        Outcome::Ok
+    }
+
+    /// Applies the oldest effect in flight to its receiver; false if none was.
+    pub fn deliver_one(&mut self) -> bool {
+        let Some(f) = self.wire.pop_front() else {
+            return false;
+        };
+        let y = self.end(f.from.peer());
+        if !y.fd_open {
+            // A dead socket: the sender's checks refuse data for it, and marks on it
+            // change nothing anyone can observe.
+            return true;
+        }
+        match f.msg {
+            Msg::Data { offset, len } => y.rq.push(offset, len),
+            Msg::Mark { rcv, snd, reset } => {
+                y.rcv_shut |= rcv;
+                y.snd_shut |= snd;
+                if reset {
+                    y.err = Some(Errno::ECONNRESET);
+                }
+            }
+        }
+        true
+    }
+
+    /// unix_poll (stream) and unix_dgram_poll (seqpacket), for the events closefuzz
+    /// asks about. They agree on everything a connected pair can show here:
+    /// - ERR while sk_err is set (dgram also looks at the error queue, never used);
+    /// - HUP when sk_shutdown == SHUTDOWN_MASK (the extra HUP for TCP_CLOSE needs our
+    ///   own close, after which nobody polls);
+    /// - IN and RDHUP on RCV_SHUTDOWN, IN on a non-empty queue (an empty record too);
+    /// - OUT from unix_writable: our unread skbs' truesize stays far below a quarter
+    ///   of sk_sndbuf at the sizes closefuzz writes. Shutdown does not clear it ("we
+    ///   set writable also when the other side has shut down"). unix_dgram_poll's extra
+    ///   test (peer not connected back to us and its queue over max_dgram_qlen) can
+    ///   hold only once the peer has closed, and its queue is purged then.
+    fn poll(&self, x: End) -> PollSet {
+        let e = &self.ends[x.index()];
+        PollSet::OUT
+            .with_if(PollSet::ERR, e.err.is_some())
+            .with_if(PollSet::HUP, e.rcv_shut && e.snd_shut)
+            .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
+            .with_if(PollSet::RDHUP, e.rcv_shut)
+    }
+
+    /// Both ends' poll revents (no TCP state on a Unix socket).
+    pub fn view(&self) -> Observation {
+        let v = |x: End| {
+            if self.ends[x.index()].fd_open {
+                EndView::Open {
+                    state: None,
+                    poll: self.poll(x),
+                }
+            } else {
+                EndView::Closed
+            }
+        };
+        [v(End::A), v(End::B)]
+    }
+
+    /// A one-line account of an end, for `explain`.
+    pub fn describe(&self, x: End) -> String {
+        let e = &self.ends[x.index()];
+        let mut parts = vec![match self.kind {
+            Kind::Stream => "unix stream".to_string(),
+            Kind::Seqpacket => "unix seqpacket".to_string(),
+        }];
+        if !e.fd_open {
+            parts.push("fd closed (socket released)".into());
+            return parts.join(", ");
+        }
+        parts.push("fd open".into());
+        if let Some(q) = e.rq.describe() {
+            parts.push(q);
+        }
+        match (e.rcv_shut, e.snd_shut) {
+            (true, true) => parts.push("shut rdwr".into()),
+            (true, false) => parts.push("shut rd".into()),
+            (false, true) => parts.push("shut wr".into()),
+            _ => {}
+        }
+        if let Some(err) = e.err {
+            parts.push(format!("error {err}"));
+        }
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::End::{A, B};
+
+    fn run(m: &mut UnixModel, end: End, op: Op) -> StepResult {
+        m.step(Step { end, op }).result
+    }
+
+    fn poll_of(m: &UnixModel, end: End) -> PollSet {
+        match m.view()[end.index()] {
+            EndView::Open { poll, .. } => poll,
+            EndView::Closed => panic!("{end:?} is closed"),
+        }
+    }
+
+    fn flags(s: &str) -> PollSet {
+        PollSet::parse(s).unwrap()
+    }
+
+    fn err(e: Errno, sigpipe: bool) -> StepResult {
+        StepResult {
+            outcome: Outcome::Err(e),
+            sigpipe,
+        }
+    }
+
+    #[test]
+    fn first_write_after_peer_close_fails_stream_signals_seqpacket_does_not() {
+        for (kind, sigpipe) in [(Kind::Stream, true), (Kind::Seqpacket, false)] {
+            let mut m = UnixModel::new(kind);
+            let p = m.step(Step {
+                end: B,
+                op: Op::Close,
+            });
+            assert_eq!(
+                p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
+                vec![SegmentKind::PeerGone]
+            );
+            // Unlike TCP, whose first write after the peer's close still succeeds.
+            assert_eq!(
+                run(&mut m, A, Op::Write(5)),
+                err(Errno::EPIPE, sigpipe),
+                "{kind:?}"
+            );
+            assert_eq!(run(&mut m, A, Op::Read(5)).outcome, Outcome::Eof);
+            assert_eq!(poll_of(&m, A), flags("IN|OUT|HUP|RDHUP"));
+        }
+    }
+
+    #[test]
+    fn zero_length_write_stream_sends_nothing_seqpacket_sends_an_empty_record() {
+        let mut m = UnixModel::new(Kind::Stream);
+        let p = m.step(Step {
+            end: A,
+            op: Op::Write(0),
+        });
+        assert_eq!(p.result.outcome, Outcome::Wrote(0));
+        assert!(p.wire.is_empty());
+        assert_eq!(
+            run(&mut m, B, Op::Read(10)).outcome,
+            Outcome::Err(Errno::EAGAIN)
+        );
+
+        let mut m = UnixModel::new(Kind::Seqpacket);
+        let p = m.step(Step {
+            end: A,
+            op: Op::Write(0),
+        });
+        assert_eq!(
+            p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
+            vec![SegmentKind::Data(0)]
+        );
+        assert_eq!(poll_of(&m, B), flags("IN|OUT"));
+        assert_eq!(run(&mut m, B, Op::Read(10)).outcome, Outcome::Eof);
+        assert_eq!(
+            run(&mut m, B, Op::Read(10)).outcome,
+            Outcome::Err(Errno::EAGAIN)
+        );
+    }
+
+    #[test]
+    fn zero_length_write_after_shutdown_still_fails() {
+        let mut m = UnixModel::new(Kind::Stream);
+        run(&mut m, A, Op::Shutdown(Shut::Wr));
+        assert_eq!(run(&mut m, A, Op::Write(0)), err(Errno::EPIPE, true));
+    }
+
+    #[test]
+    fn seqpacket_short_read_discards_the_rest_of_the_record() {
+        let mut m = UnixModel::new(Kind::Seqpacket);
+        run(&mut m, A, Op::Write(10));
+        run(&mut m, A, Op::Write(4));
+        assert_eq!(
+            run(&mut m, B, Op::Read(3)).outcome,
+            Outcome::Data(b"ABC".to_vec())
+        );
+        assert_eq!(
+            run(&mut m, B, Op::Read(100)).outcome,
+            Outcome::Data(b"KLMN".to_vec())
+        );
+
+        let mut m = UnixModel::new(Kind::Stream);
+        run(&mut m, A, Op::Write(10));
+        run(&mut m, A, Op::Write(4));
+        assert_eq!(
+            run(&mut m, B, Op::Read(3)).outcome,
+            Outcome::Data(b"ABC".to_vec())
+        );
+        assert_eq!(
+            run(&mut m, B, Op::Read(100)).outcome,
+            Outcome::Data(b"DEFGHIJKLMN".to_vec())
+        );
+    }
+
+    #[test]
+    fn close_with_unread_data_resets_the_peer_stream_after_its_data_seqpacket_before() {
+        for kind in [Kind::Stream, Kind::Seqpacket] {
+            let mut m = UnixModel::new(kind);
+            run(&mut m, A, Op::Write(5));
+            run(&mut m, B, Op::Write(3));
+            run(&mut m, B, Op::Close);
+            assert_eq!(poll_of(&m, A), flags("IN|OUT|ERR|HUP|RDHUP"));
+            let (first, second) = match kind {
+                Kind::Stream => (
+                    Outcome::Data(b"abc".to_vec()),
+                    Outcome::Err(Errno::ECONNRESET),
+                ),
+                Kind::Seqpacket => (
+                    Outcome::Err(Errno::ECONNRESET),
+                    Outcome::Data(b"abc".to_vec()),
+                ),
+            };
+            assert_eq!(run(&mut m, A, Op::Read(10)).outcome, first, "{kind:?}");
+            assert_eq!(run(&mut m, A, Op::Read(10)).outcome, second, "{kind:?}");
+            assert_eq!(run(&mut m, A, Op::Read(10)).outcome, Outcome::Eof);
+            assert_eq!(run(&mut m, A, Op::Error).outcome, Outcome::SockError(None));
+        }
+    }
+
+    #[test]
+    fn a_lone_unread_empty_record_does_not_reset_the_peer_two_do() {
+        for (writes, reset) in [
+            (&[0u16][..], false),
+            (&[0, 0], true),
+            (&[3, 0], true),
+            (&[0, 3], true),
+        ] {
+            let mut m = UnixModel::new(Kind::Seqpacket);
+            for &n in writes {
+                run(&mut m, B, Op::Write(n));
+            }
+            run(&mut m, A, Op::Close);
+            let want = if reset { Some(Errno::ECONNRESET) } else { None };
+            assert_eq!(
+                run(&mut m, B, Op::Error).outcome,
+                Outcome::SockError(want),
+                "{writes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_after_reset_stream_says_epipe_seqpacket_reports_the_error_first() {
+        let mut m = UnixModel::new(Kind::Stream);
+        run(&mut m, A, Op::Write(5));
+        run(&mut m, B, Op::Abort);
+        assert_eq!(run(&mut m, A, Op::Write(1)), err(Errno::EPIPE, true));
+        assert_eq!(
+            run(&mut m, A, Op::Error).outcome,
+            Outcome::SockError(Some(Errno::ECONNRESET))
+        );
+
+        let mut m = UnixModel::new(Kind::Seqpacket);
+        run(&mut m, A, Op::Write(5));
+        run(&mut m, B, Op::Abort);
+        assert_eq!(run(&mut m, A, Op::Write(1)), err(Errno::ECONNRESET, false));
+        assert_eq!(run(&mut m, A, Op::Write(1)), err(Errno::EPIPE, false));
+    }
+
+    #[test]
+    fn wire_log_and_describe_say_what_happened() {
+        let mut m = UnixModel::new(Kind::Seqpacket);
+        run(&mut m, B, Op::Write(4));
+        run(&mut m, B, Op::Write(0));
+        assert_eq!(
+            m.describe(A),
+            "unix seqpacket, fd open, 4 unread in 2 records"
+        );
+        let p = m.step(Step {
+            end: A,
+            op: Op::Shutdown(Shut::Rd),
+        });
+        assert_eq!(p.wire.len(), 1);
+        assert_eq!((p.wire[0].from, p.wire[0].kind), (A, SegmentKind::PeerGone));
+        assert!(
+            p.wire[0].note.contains("SEND_SHUTDOWN"),
+            "{}",
+            p.wire[0].note
+        );
+        assert_eq!(m.describe(B), "unix seqpacket, fd open, shut wr");
+        let p = m.step(Step {
+            end: A,
+            op: Op::Close,
+        });
+        assert!(p.wire[0].note.contains("ECONNRESET"), "{}", p.wire[0].note);
+        assert_eq!(
+            m.describe(B),
+            "unix seqpacket, fd open, shut rdwr, error ECONNRESET"
+        );
+        assert_eq!(m.describe(A), "unix seqpacket, fd closed (socket released)");
+        // Nobody is left to mark: no wire event.
+        assert!(m
+            .step(Step {
+                end: B,
+                op: Op::Close
+            })
+            .wire
+            .is_empty());
+    }
+
+    #[test]
+    fn shutdown_mirrors_into_the_peer_and_never_fails() {
+        let mut m = UnixModel::new(Kind::Stream);
+        run(&mut m, A, Op::Shutdown(Shut::Rd));
+        assert_eq!(poll_of(&m, A), flags("IN|OUT|RDHUP"));
+        assert_eq!(poll_of(&m, B), flags("OUT"));
+        assert_eq!(run(&mut m, B, Op::Write(3)), err(Errno::EPIPE, true));
+        assert_eq!(run(&mut m, A, Op::Write(3)).outcome, Outcome::Wrote(3));
+        run(&mut m, A, Op::Shutdown(Shut::Wr));
+        assert_eq!(poll_of(&m, B), flags("IN|OUT|HUP|RDHUP"));
+        run(&mut m, B, Op::Close);
+        assert_eq!(
+            run(&mut m, A, Op::Shutdown(Shut::RdWr)).outcome,
+            Outcome::Ok
+        );
+        assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::NotApplicable);
     }
 }
