@@ -8,23 +8,69 @@ pub const DEFAULT_MAX_WRITE: u16 = 64;
 /// The largest read generated.
 pub const DEFAULT_MAX_READ: u16 = 100;
 
-/// One step on either end. Reads and writes are weighted up: they are what the
-/// close-related calls interact with.
+/// One step on either end, drawn as three plain numbers and mapped to a step: far
+/// cheaper to generate than a union of boxed strategies (this loop runs tens of
+/// thousands of times a second), and it shrinks the same way: towards end `a`, towards
+/// earlier ops in the table (writes, then reads), towards smaller byte counts.
 pub fn step() -> impl Strategy<Value = Step> {
-    let end = prop_oneof![Just(End::A), Just(End::B)];
-    let op = prop_oneof![
-        4 => (0..=DEFAULT_MAX_WRITE).prop_map(Op::Write),
-        4 => (1..=DEFAULT_MAX_READ).prop_map(Op::Read),
-        1 => Just(Op::Shutdown(Shut::Rd)),
-        2 => Just(Op::Shutdown(Shut::Wr)),
-        1 => Just(Op::Shutdown(Shut::RdWr)),
-        2 => Just(Op::Close),
-        1 => Just(Op::Abort),
-        1 => Just(Op::Poll),
-        1 => Just(Op::Error),
-        1 => Just(Op::State),
-    ];
-    (end, op).prop_map(|(end, op)| Step { end, op })
+    (any::<bool>(), 0..OP_WEIGHT_TOTAL, 0..=DEFAULT_MAX_READ).prop_map(|(b, pick, size)| Step {
+        end: if b { End::B } else { End::A },
+        op: op_for(pick, size),
+    })
+}
+
+/// Ops and their weights. Reads and writes are weighted up: they are what the
+/// close-related calls interact with.
+const OP_WEIGHTS: [(u8, OpKind); 10] = [
+    (4, OpKind::Write),
+    (4, OpKind::Read),
+    (1, OpKind::ShutRd),
+    (2, OpKind::ShutWr),
+    (1, OpKind::ShutRdWr),
+    (2, OpKind::Close),
+    (1, OpKind::Abort),
+    (1, OpKind::Poll),
+    (1, OpKind::Error),
+    (1, OpKind::State),
+];
+const OP_WEIGHT_TOTAL: u8 = 18;
+
+#[derive(Clone, Copy)]
+enum OpKind {
+    Write,
+    Read,
+    ShutRd,
+    ShutWr,
+    ShutRdWr,
+    Close,
+    Abort,
+    Poll,
+    Error,
+    State,
+}
+
+fn op_for(mut pick: u8, size: u16) -> Op {
+    let mut kind = OpKind::State;
+    for (w, k) in OP_WEIGHTS {
+        if pick < w {
+            kind = k;
+            break;
+        }
+        pick -= w;
+    }
+    match kind {
+        // Sizes share one number: 0..=100 for reads (at least 1), 0..=64 for writes.
+        OpKind::Write => Op::Write(size * DEFAULT_MAX_WRITE / DEFAULT_MAX_READ),
+        OpKind::Read => Op::Read(size.max(1)),
+        OpKind::ShutRd => Op::Shutdown(Shut::Rd),
+        OpKind::ShutWr => Op::Shutdown(Shut::Wr),
+        OpKind::ShutRdWr => Op::Shutdown(Shut::RdWr),
+        OpKind::Close => Op::Close,
+        OpKind::Abort => Op::Abort,
+        OpKind::Poll => Op::Poll,
+        OpKind::Error => Op::Error,
+        OpKind::State => Op::State,
+    }
 }
 
 /// Sequences of `1..=max_steps` steps. Steps on an end after it closed are dropped:
@@ -47,4 +93,24 @@ pub fn drop_steps_after_close(steps: Vec<Step>) -> Vec<Step> {
             keep
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_add_up_and_every_op_is_drawn() {
+        assert_eq!(OP_WEIGHTS.iter().map(|w| w.0).sum::<u8>(), OP_WEIGHT_TOTAL);
+        let ops: std::collections::HashSet<String> = (0..OP_WEIGHT_TOTAL)
+            .map(|p| match op_for(p, 0) {
+                Op::Write(_) => "write".to_string(),
+                Op::Read(_) => "read".to_string(),
+                o => o.to_string(),
+            })
+            .collect();
+        assert_eq!(ops.len(), 10, "{ops:?}");
+        assert_eq!(op_for(0, DEFAULT_MAX_READ), Op::Write(DEFAULT_MAX_WRITE));
+        assert_eq!(op_for(4, 0), Op::Read(1));
+    }
 }

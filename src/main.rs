@@ -103,10 +103,10 @@ enum Command {
         /// Cases per measurement.
         #[arg(long, default_value_t = 2000)]
         cases: usize,
-        /// Transport.
+        /// Transport, or `all` for each transport in turn.
         #[arg(long, default_value = "tcp4")]
-        transport: Transport,
-        /// Print one JSON object as the last line.
+        transport: String,
+        /// Print one JSON object as the last line (keyed by transport with `all`).
         #[arg(long)]
         json: bool,
     },
@@ -259,44 +259,66 @@ fn explain(file: &Path, transport: Option<Transport>) -> Result<ExitCode, BadInp
     })
 }
 
-fn bench(cases: usize, transport: Transport, json: bool) -> Result<ExitCode, BadInput> {
+fn bench(cases: usize, transport: &str, json: bool) -> Result<ExitCode, BadInput> {
     if cases < 2 {
         return Err(BadInput("--cases must be at least 2".into()));
     }
-    let model = Model::new(transport, Platform::Linux);
-    let r = closefuzz::bench::bench(transport, &model, cases)
-        .map_err(|e| BadInput(format!("benchmark failed: {e}")))?;
-    println!(
-        "transport {}: {} cases of {:.1} steps on average",
-        r.transport, r.cases, r.mean_steps
-    );
-    println!("  full loop, 1 thread   {:>10.0} cases/s", r.cases_per_s);
-    println!(
-        "  bare syscalls         {:>10.0} cases/s",
-        r.raw_cases_per_s
-    );
-    println!(
-        "  ratio full/bare       {:>10.2}   (target >= 0.5)",
-        r.ratio
-    );
-    println!(
-        "  full loop, 2 threads  {:>10.0} cases/s",
-        r.threads2_cases_per_s
-    );
-    println!(
-        "  scaling 2/1 threads   {:>10.2}x  (target >= 1.7x)",
-        r.scaling
-    );
-    println!(
-        "  model alone           {:>10.0} cases/s",
-        r.model_cases_per_s
-    );
-    println!("  mismatches            {:>10}", r.mismatches);
-    if json {
+    let transports: Vec<Transport> = if transport == "all" {
+        Transport::ALL.to_vec()
+    } else {
+        vec![transport
+            .parse::<Transport>()
+            .map_err(|e| BadInput(format!("--transport: {e}, or all")))?]
+    };
+    let mut reports = vec![];
+    for t in transports {
+        let model = Model::new(t, Platform::Linux);
+        let r = closefuzz::bench::bench(t, &model, cases)
+            .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
         println!(
-            "{}",
-            serde_json::to_string(&r).expect("serialising the report")
+            "transport {}: {} cases of {:.1} steps on average",
+            r.transport, r.cases, r.mean_steps
         );
+        println!("  full loop, 1 thread   {:>10.0} cases/s", r.cases_per_s);
+        println!(
+            "  bare syscalls         {:>10.0} cases/s",
+            r.raw_cases_per_s
+        );
+        println!(
+            "  ratio full/bare       {:>10.2}   (target >= 0.5)",
+            r.ratio
+        );
+        println!(
+            "  full loop, 2 threads  {:>10.0} cases/s",
+            r.threads2_cases_per_s
+        );
+        println!(
+            "  scaling 2/1 threads   {:>10.2}x  (target >= 1.7x)",
+            r.scaling
+        );
+        println!(
+            "  model alone           {:>10.0} cases/s",
+            r.model_cases_per_s
+        );
+        println!("  mismatches            {:>10}", r.mismatches);
+        reports.push(r);
+    }
+    if json {
+        let line = if reports.len() == 1 {
+            serde_json::to_string(&reports[0])
+        } else {
+            let map: serde_json::Map<String, serde_json::Value> = reports
+                .iter()
+                .map(|r| {
+                    (
+                        r.transport.clone(),
+                        serde_json::to_value(r).expect("report as JSON"),
+                    )
+                })
+                .collect();
+            serde_json::to_string(&map)
+        };
+        println!("{}", line.expect("serialising the report"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -480,7 +502,7 @@ fn main() -> ExitCode {
             cases,
             transport,
             json,
-        } => bench(cases, transport, json),
+        } => bench(cases, &transport, json),
         Command::Matrix {
             scenarios,
             out,

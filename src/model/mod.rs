@@ -53,7 +53,7 @@ pub struct WireEvent {
     /// What was sent.
     pub kind: SegmentKind,
     /// Why it was sent, and what it did on arrival.
-    pub note: String,
+    pub note: &'static str,
 }
 
 /// The model's answer for one step.

@@ -181,7 +181,7 @@ impl TcpModel {
         }
     }
 
-    fn send(&mut self, from: End, seg: Seg, note: &str) {
+    fn send(&mut self, from: End, seg: Seg, note: &'static str) {
         let acks_fin = self.ends[from.index()].fin_received;
         let kind = match seg {
             Seg::Data { len, .. } => SegmentKind::Data(len),
@@ -189,11 +189,7 @@ impl TcpModel {
             Seg::Rst => SegmentKind::Rst,
             Seg::Ack => SegmentKind::Ack,
         };
-        self.log.push(WireEvent {
-            from,
-            kind,
-            note: note.to_string(),
-        });
+        self.log.push(WireEvent { from, kind, note });
         self.wire.push_back(InFlight {
             from,
             seg,
@@ -296,7 +292,7 @@ impl TcpModel {
     }
 
     /// tcp_close_state + tcp_send_fin: ESTABLISHED -> FIN_WAIT1, CLOSE_WAIT -> LAST_ACK.
-    fn send_fin_from_open_state(&mut self, x: End, why: &str) {
+    fn send_fin_from_open_state(&mut self, x: End, why: &'static str) {
         let e = self.end(x);
         let next = match e.state {
             TcpState::Established => TcpState::FinWait1,

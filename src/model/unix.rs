@@ -258,16 +258,12 @@ impl UnixModel {
         }
     }
 
-    fn send(&mut self, from: End, msg: Msg, note: &str) {
+    fn send(&mut self, from: End, msg: Msg, note: &'static str) {
         let kind = match msg {
             Msg::Data { len, .. } => SegmentKind::Data(len),
             Msg::Mark { .. } => SegmentKind::PeerGone,
         };
-        self.log.push(WireEvent {
-            from,
-            kind,
-            note: note.to_string(),
-        });
+        self.log.push(WireEvent { from, kind, note });
         self.wire.push_back(InFlight { from, msg });
     }
 
