@@ -17,7 +17,7 @@ use crate::step::{
 };
 use crate::transport::Transport;
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 /// How long creating a pair may wait for the accept, at most.
 const ACCEPT_TIMEOUT_MS: i32 = 2000;
@@ -113,6 +113,42 @@ impl Pair {
             for fd in [a.as_raw_fd(), b.as_raw_fd()] {
                 set_socket_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
             }
+        }
+        Ok(Pair {
+            transport,
+            fds: [Some(a), Some(b)],
+            sent: [0, 0],
+        })
+    }
+
+    /// A Unix pair made by socketpair(2) instead of listen/connect/accept: `a` is the
+    /// first descriptor. Both non-blocking. Used to check that the two ways of making a
+    /// Unix pair behave alike (tests/socketpair.rs).
+    pub fn socketpair(transport: Transport) -> io::Result<Pair> {
+        if transport.is_tcp() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "socketpair makes Unix pairs only",
+            ));
+        }
+        signals::block_sigpipe_in_this_thread();
+        signals::take_sigpipe();
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors socketpair returns.
+        cvt(unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                sys::sock_type(transport),
+                0,
+                fds.as_mut_ptr(),
+            )
+        })?;
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        for fd in [&a, &b] {
+            set_nonblocking(fd.as_raw_fd())?;
+            // SAFETY: fcntl on a descriptor we own.
+            cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
         }
         Ok(Pair {
             transport,
