@@ -100,12 +100,16 @@ pub enum RunError {
     /// Every try took longer than [`TIMER_FREE_BUDGET`] and disagreed with the model, so
     /// a timer may have fired: no verdict.
     TooSlow(Duration),
+    /// The case disagreed, but something outside it (see [`Executor::interference`])
+    /// may have caused that: no verdict.
+    Interference(String),
 }
 
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Setup(e) => write!(f, "cannot create a connected pair: {e}"),
+            RunError::Interference(why) => f.write_str(why),
             RunError::TooSlow(d) => write!(
                 f,
                 "every try took {:.1} ms or more, past the {} ms in which no TCP timer can fire; no verdict (is the machine overloaded?)",
@@ -133,6 +137,12 @@ pub struct KernelRun {
 pub trait Executor {
     /// Runs `steps` on a fresh pair over `transport`.
     fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun>;
+
+    /// Something outside the cases that may have changed their results (asked only
+    /// when a case disagrees with the model); `None` when there is no such sign.
+    fn interference(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// The host kernel, in this thread.
@@ -142,6 +152,10 @@ pub struct Local;
 impl Executor for Local {
     fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun> {
         run_local(transport, steps)
+    }
+
+    fn interference(&mut self) -> Option<String> {
+        crate::exec::netns::interference()
     }
 }
 
@@ -222,6 +236,11 @@ pub fn run_case_with(
     let mut slowest = Duration::ZERO;
     for _ in 0..SLOW_RETRIES {
         let run = run_once_with(exec, model, transport, steps)?;
+        if run.first_mismatch().is_some() {
+            if let Some(why) = exec.interference() {
+                return Err(RunError::Interference(why));
+            }
+        }
         if run.first_mismatch().is_none() || run.elapsed <= TIMER_FREE_BUDGET {
             return Ok(run);
         }

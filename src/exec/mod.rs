@@ -9,6 +9,7 @@
 //! a broken connection raises it without killing the process; each step reports
 //! whether it did.
 
+pub mod netns;
 pub mod signals;
 mod sys;
 
@@ -90,6 +91,7 @@ fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<()> {
 impl Pair {
     /// Creates a fresh connected pair over `transport`.
     pub fn connect(transport: Transport) -> io::Result<Pair> {
+        netns::before_pair();
         signals::block_sigpipe_in_this_thread();
         // A SIGPIPE left pending by earlier unchecked calls in this thread (the
         // benchmark's bare loop) must not be blamed on this case's first step.
@@ -123,7 +125,7 @@ impl Pair {
 
     /// A Unix pair made by socketpair(2) instead of listen/connect/accept: `a` is the
     /// first descriptor. Both non-blocking. Used to check that the two ways of making a
-    /// Unix pair behave alike (tests/socketpair.rs).
+    /// Unix pair behave alike (tests/exec.rs).
     pub fn socketpair(transport: Transport) -> io::Result<Pair> {
         if transport.is_tcp() {
             return Err(io::Error::new(

@@ -1,0 +1,47 @@
+//! Executor properties: socketpair pairs behave like accepted Unix pairs, and each
+//! executing thread has a network namespace of its own.
+//! generated sequences give the same results and observations on both.
+
+use closefuzz::exec::Pair;
+use closefuzz::gen;
+use closefuzz::step::{Observation, Step, StepResult};
+use closefuzz::transport::Transport;
+use proptest::prelude::*;
+
+fn trace(mut pair: Pair, steps: &[Step]) -> Vec<(StepResult, Observation)> {
+    steps
+        .iter()
+        .map(|&s| {
+            let r = pair.step(s);
+            (r, pair.observe())
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+    #[test]
+    fn socketpair_matches_accepted_pair(steps in gen::steps(24), seqpacket in any::<bool>()) {
+        let t = if seqpacket { Transport::Seqpacket } else { Transport::Unix };
+        let accepted = trace(Pair::connect(t).unwrap(), &steps);
+        let paired = trace(Pair::socketpair(t).unwrap(), &steps);
+        prop_assert_eq!(accepted, paired);
+    }
+}
+
+/// The executor runs in a network namespace of its own when it may (root here), so the
+/// host's TIME_WAIT table never fills and other programs' loopback traffic is apart.
+#[test]
+fn executor_threads_get_a_private_network_namespace() {
+    use closefuzz::exec::netns::{isolation, Isolation};
+    let _pair = Pair::connect(Transport::Tcp4).unwrap();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let mine = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    match isolation() {
+        Isolation::Private => assert_ne!(host, mine, "the thread should be in its own namespace"),
+        Isolation::Host => {
+            eprintln!("skipped: network namespaces are not permitted here (needs CAP_SYS_ADMIN)")
+        }
+        Isolation::Unknown => panic!("connect did not set up the namespace"),
+    }
+}
