@@ -1,6 +1,5 @@
 //! Executor properties: socketpair pairs behave like accepted Unix pairs, and each
 //! executing thread has a network namespace of its own.
-//! generated sequences give the same results and observations on both.
 
 use closefuzz::exec::Pair;
 use closefuzz::gen;
