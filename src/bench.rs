@@ -35,6 +35,25 @@ pub struct BenchReport {
     pub model_cases_per_s: f64,
     /// Disagreements seen during the full-loop runs (should be 0).
     pub mismatches: usize,
+    /// Size of one model (what every case clones), in bytes, not counting its heap parts.
+    pub model_bytes: usize,
+    /// Peak resident memory of the process so far, in KiB (getrusage ru_maxrss).
+    pub max_rss_kib: u64,
+}
+
+/// Peak resident set size of this process, in KiB.
+pub fn max_rss_kib() -> u64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    // Linux and the BSDs report KiB; macOS reports bytes.
+    if cfg!(target_os = "macos") {
+        ru.ru_maxrss as u64 / 1024
+    } else {
+        ru.ru_maxrss as u64
+    }
 }
 
 /// `n` sequences from a fixed seed.
@@ -156,5 +175,7 @@ pub fn bench(transport: Transport, model: &Model, cases: usize) -> std::io::Resu
         scaling: threads2_cases_per_s / cases_per_s,
         model_cases_per_s: per_s(cases, model_time),
         mismatches,
+        model_bytes: std::mem::size_of_val(model),
+        max_rss_kib: max_rss_kib(),
     })
 }

@@ -301,6 +301,8 @@ fn bench(cases: usize, transport: &str, json: bool) -> Result<ExitCode, BadInput
             r.model_cases_per_s
         );
         println!("  mismatches            {:>10}", r.mismatches);
+        println!("  model size            {:>10} bytes", r.model_bytes);
+        println!("  peak memory (RSS)     {:>10} KiB", r.max_rss_kib);
         reports.push(r);
     }
     if json {
