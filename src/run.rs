@@ -121,6 +121,11 @@ pub struct KernelRun {
     pub steps: Vec<(StepResult, Observation)>,
     /// Wall time from the connected pair to the last observation.
     pub elapsed: Duration,
+    /// Of `elapsed`, the time spent waiting for observations to settle after each
+    /// step (zero where the executor does not settle: see
+    /// [`crate::exec::worker::Settle`]).
+    #[serde(default)]
+    pub settle: Duration,
 }
 
 /// Something that can run a whole case on real sockets: the host kernel in this
@@ -152,7 +157,11 @@ pub fn run_local(transport: Transport, steps: &[Step]) -> std::io::Result<Kernel
     }
     let elapsed = start.elapsed();
     drop(pair);
-    Ok(KernelRun { steps: out, elapsed })
+    Ok(KernelRun {
+        steps: out,
+        elapsed,
+        settle: Duration::ZERO,
+    })
 }
 
 /// Runs `steps` through `model` (a fresh connection) step by step.
