@@ -316,7 +316,9 @@ impl Gvisor {
                     }
                     Err(_) => Err(format!("unexpected output from the sandbox: {line}")),
                 },
-                Err(Failure::Timeout(d)) => Err(format!("no answer within {:.1} s", d.as_secs_f64())),
+                Err(Failure::Timeout(d)) => {
+                    Err(format!("no answer within {:.1} s", d.as_secs_f64()))
+                }
                 Err(Failure::Exited(m)) | Err(Failure::Protocol(m)) => Err(m),
             };
             if let Err(m) = checked {
