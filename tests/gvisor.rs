@@ -428,3 +428,52 @@ impl Executor for Replay {
         Ok(self.0.take().expect("one run"))
     }
 }
+
+/// Whether the default settle is long enough: the same cases with the default settle
+/// and with a long one (2 ms without change, 50 ms at most), and again with the
+/// default. Any case whose results differ between the runs is counted.
+#[test]
+#[ignore = "a measurement"]
+fn gvisor_settle_check() {
+    use closefuzz::exec::worker::Settle;
+    let Some(_) = gvisor() else { return };
+    let start = |settle: Settle| {
+        let mut c = GvisorConfig::new(vec![WORKER.into()]).unwrap();
+        c.settle = settle;
+        Gvisor::start(c).unwrap()
+    };
+    let long = Settle {
+        max: Duration::from_millis(50),
+        stable_for: Duration::from_millis(2),
+    };
+    let mut g_default = start(Settle::default());
+    let mut g_long = start(long);
+    let mut g_none = start(Settle::NONE);
+    let n = env_num("GVISOR_CASES", 300) as usize;
+    let mut runner = TestRunner::deterministic();
+    let strategy = gen::steps(24);
+    for t in transports() {
+        let (mut vs_long, mut vs_self, mut none_vs_long) = (0, 0, 0);
+        let mut example = None;
+        for _ in 0..n {
+            let steps = strategy.new_tree(&mut runner).unwrap().current();
+            let d1 = g_default.run_steps(t, &steps).unwrap();
+            let d2 = g_default.run_steps(t, &steps).unwrap();
+            let l = g_long.run_steps(t, &steps).unwrap();
+            let z = g_none.run_steps(t, &steps).unwrap();
+            if let Some((_, sig)) = kernel_diff(&steps, &d1, &l) {
+                vs_long += 1;
+                example.get_or_insert((steps.clone(), sig));
+            }
+            vs_self += kernel_diff(&steps, &d1, &d2).is_some() as usize;
+            none_vs_long += kernel_diff(&steps, &z, &l).is_some() as usize;
+        }
+        eprintln!(
+            "{t}: of {n} cases, default settle vs long settle differ in {vs_long}, default vs \
+             default in {vs_self}, no settle vs long settle in {none_vs_long}"
+        );
+        if let Some((steps, sig)) = example {
+            eprintln!("  first: {sig}\n  {steps:?}");
+        }
+    }
+}
