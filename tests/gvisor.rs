@@ -15,7 +15,7 @@ use closefuzz::exec::gvisor::{find_runsc, Gvisor, GvisorConfig};
 use closefuzz::gen;
 use closefuzz::model::{Model, Platform};
 use closefuzz::run::{run_case_with, run_local, CaseRun, Executor, KernelRun, RunError};
-use closefuzz::step::{End, EndView, Op, Outcome, PollSet, Step, StepResult};
+use closefuzz::step::{End, EndView, Op, Outcome, PollSet, StateSet, Step, StepResult, TcpState};
 use closefuzz::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
@@ -173,30 +173,59 @@ fn signature(run: &CaseRun) -> Option<String> {
     Some(parts.join("; "))
 }
 
-/// gVisor never reports POLLRDHUP (its poll lacks the flag for TCP), and the Linux
-/// model predicts it wherever the receive side is shut: that difference is always the
-/// first one, and would hide every other. With `GVISOR_KEEP_RDHUP` unset, RDHUP is
-/// removed from both sides before comparing.
-fn strip_rdhup(run: &mut CaseRun) {
-    if std::env::var_os("GVISOR_KEEP_RDHUP").is_some() {
-        return;
+/// Known, systematic differences to leave out before comparing, so that the ones
+/// behind them show: a difference is found only at the first step that disagrees.
+/// `GVISOR_MASK` is a comma-separated list (default `rdhup`):
+/// - `rdhup`: gVisor never reports POLLRDHUP on TCP; the Linux model predicts it
+///   wherever the receive side is shut;
+/// - `sigpipe`: gVisor raises no SIGPIPE for EPIPE on a socket;
+/// - `err`: gVisor keeps POLLERR set on a CLOSE (or TIME_WAIT) socket after its error
+///   was read, and sets it after a graceful close: ERR is left out of every poll set;
+/// - `hup`: HUP is left out of every poll set (gVisor gives none for a socket shut
+///   down both ways in FIN_WAIT2);
+/// - `timewait`: gVisor reports TIME_WAIT through TCP_INFO where Linux says CLOSE.
+fn apply_masks(run: &mut CaseRun) {
+    let masks = std::env::var("GVISOR_MASK").unwrap_or_else(|_| "rdhup".into());
+    let has = |m: &str| masks.split(',').any(|x| x == m);
+    let mut drop = 0u8;
+    for (name, flag) in [
+        ("rdhup", PollSet::RDHUP),
+        ("err", PollSet::ERR),
+        ("hup", PollSet::HUP),
+    ] {
+        if has(name) {
+            drop |= flag.0;
+        }
     }
-    let strip = |p: &mut PollSet| p.0 &= !PollSet::RDHUP.0;
-    let strip_result = |r: &mut StepResult| {
-        if let Outcome::Poll(p) = &mut r.outcome {
-            strip(p);
+    let timewait = has("timewait");
+    let fix_state = |st: &mut StateSet| {
+        if timewait && st.contains(TcpState::TimeWait) {
+            *st = StateSet(st.0 & !StateSet::one(TcpState::TimeWait).0).with(TcpState::Close);
         }
     };
-    let strip_view = |v: &mut EndView| {
-        if let EndView::Open { poll, .. } = v {
-            strip(poll);
+    let fix_result = |r: &mut StepResult| {
+        if has("sigpipe") {
+            r.sigpipe = false;
+        }
+        match &mut r.outcome {
+            Outcome::Poll(p) => p.0 &= !drop,
+            Outcome::State(st) => fix_state(st),
+            _ => {}
+        }
+    };
+    let fix_view = |v: &mut EndView| {
+        if let EndView::Open { poll, state } = v {
+            poll.0 &= !drop;
+            if let Some(st) = state {
+                fix_state(st);
+            }
         }
     };
     for r in &mut run.steps {
-        strip_result(&mut r.kernel);
-        strip_result(&mut r.model);
-        r.kernel_after.iter_mut().for_each(strip_view);
-        r.model_after.iter_mut().for_each(strip_view);
+        fix_result(&mut r.kernel);
+        fix_result(&mut r.model);
+        r.kernel_after.iter_mut().for_each(fix_view);
+        r.model_after.iter_mut().for_each(fix_view);
     }
 }
 
@@ -204,7 +233,7 @@ fn strip_rdhup(run: &mut CaseRun) {
 fn judge(exec: &mut dyn Executor, t: Transport, steps: &[Step]) -> Option<CaseRun> {
     match run_case_with(exec, &Model::new(t, Platform::Linux), t, steps) {
         Ok(mut run) => {
-            strip_rdhup(&mut run);
+            apply_masks(&mut run);
             Some(run)
         }
         Err(RunError::TooSlow(_)) => None,
@@ -308,7 +337,10 @@ fn gvisor_differences() {
                 let sig = signature(&run)?;
                 let script = run.to_script(&[
                     format!("gVisor (kernel) vs the Linux model: {sig}"),
-                    "poll RDHUP left out on both sides".into(),
+                    format!(
+                        "left out on both sides: {}",
+                        std::env::var("GVISOR_MASK").unwrap_or_else(|_| "rdhup".into())
+                    ),
                 ]);
                 Some((sig, script))
             },
