@@ -129,6 +129,11 @@ pub struct KernelRun {
     pub steps: Vec<(StepResult, Observation)>,
     /// Wall time from the connected pair to the last observation.
     pub elapsed: Duration,
+    /// Of `elapsed`, the time spent waiting for observations to settle after each
+    /// step (zero where the executor does not settle: see
+    /// [`crate::exec::worker::Settle`]).
+    #[serde(default)]
+    pub settle: Duration,
 }
 
 /// Something that can run a whole case on real sockets: the host kernel in this
@@ -173,6 +178,7 @@ pub fn run_local(transport: Transport, steps: &[Step]) -> std::io::Result<Kernel
     Ok(KernelRun {
         steps: out,
         elapsed,
+        settle: Duration::ZERO,
     })
 }
 

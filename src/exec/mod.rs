@@ -9,9 +9,11 @@
 //! a broken connection raises it without killing the process; each step reports
 //! whether it did.
 
+pub mod gvisor;
 pub mod netns;
 pub mod signals;
 mod sys;
+pub mod worker;
 
 use crate::step::{
     pattern, End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Step, StepResult,

@@ -1,0 +1,206 @@
+//! The worker: runs whole cases on behalf of another process, one JSON line in, one
+//! JSON line out.
+//!
+//! A sandboxed executor (see [`super::gvisor`]) starts the worker inside the sandbox
+//! once and sends it every case over a pipe, so a case costs one round trip rather
+//! than one sandbox start. The protocol is line-delimited JSON:
+//!
+//! - request: `{"transport":"Tcp4","steps":[{"end":"A","op":{"Write":5}}, ...]}`,
+//!   optionally with `"settle":{"max":{"secs":0,"nanos":2000000},"stable_for":...}`;
+//! - answer: `{"Ok":{"steps":[...],"elapsed":...,"settle":...}}` (a
+//!   [`KernelRun`]) or `{"Err":"why"}`.
+//!
+//! The worker loops until its input ends. Anything it cannot parse is answered with
+//! an `Err` line, so the two sides never fall out of step.
+//!
+//! Settling: some network stacks (gVisor's netstack) deliver a segment on another
+//! thread after the sending call returns, so the observation right after a step can
+//! race the delivery. The worker therefore re-observes both ends after each step until
+//! the observation has stayed the same for [`Settle::stable_for`], bounded by
+//! [`Settle::max`], and reports the time spent in [`KernelRun::settle`].
+
+use super::Pair;
+use crate::run::KernelRun;
+use crate::step::{Observation, Step};
+use crate::transport::Transport;
+use serde::{Deserialize, Serialize};
+use std::io::{self, BufRead, Write};
+use std::time::{Duration, Instant};
+
+/// How long to wait for the observation to stop changing after each step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settle {
+    /// Give up waiting after this long (the step's observation is the last one made).
+    pub max: Duration,
+    /// The observation counts as settled once it has not changed for this long.
+    pub stable_for: Duration,
+}
+
+impl Settle {
+    /// No settling: one observation right after the step, as [`crate::run::run_local`] does.
+    pub const NONE: Settle = Settle {
+        max: Duration::ZERO,
+        stable_for: Duration::ZERO,
+    };
+}
+
+impl Default for Settle {
+    /// 2 ms at most, settled after 200 µs without change.
+    fn default() -> Self {
+        Settle {
+            max: Duration::from_millis(2),
+            stable_for: Duration::from_micros(200),
+        }
+    }
+}
+
+/// One case for the worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Request {
+    /// The transport to run over.
+    pub transport: Transport,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// How to settle after each step ([`Settle::default`] if absent).
+    #[serde(default)]
+    pub settle: Settle,
+}
+
+/// The worker's answer to one [`Request`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// The case ran.
+    Ok(KernelRun),
+    /// It could not: why, in one line.
+    Err(String),
+}
+
+/// Observes `pair` until the observation has been the same for `settle.stable_for`,
+/// or `settle.max` has passed. Returns the last observation and the time spent after
+/// the first one.
+fn settled_observe(pair: &Pair, settle: Settle) -> (Observation, Duration) {
+    let mut last = pair.observe();
+    let start = Instant::now();
+    let mut since = start;
+    loop {
+        let now = Instant::now();
+        if now.duration_since(since) >= settle.stable_for || now.duration_since(start) >= settle.max
+        {
+            return (last, now.duration_since(start));
+        }
+        std::thread::yield_now();
+        let obs = pair.observe();
+        if obs != last {
+            last = obs;
+            since = Instant::now();
+        }
+    }
+}
+
+/// Runs `steps` on a fresh local pair, settling after each step (see the module docs).
+pub fn run_settled(transport: Transport, steps: &[Step], settle: Settle) -> io::Result<KernelRun> {
+    let mut pair = Pair::connect(transport)?;
+    let start = Instant::now();
+    let mut settle_time = Duration::ZERO;
+    let mut out = Vec::with_capacity(steps.len());
+    for &step in steps {
+        let r = pair.step(step);
+        let (obs, waited) = settled_observe(&pair, settle);
+        settle_time += waited;
+        out.push((r, obs));
+    }
+    let elapsed = start.elapsed();
+    drop(pair);
+    Ok(KernelRun {
+        steps: out,
+        elapsed,
+        settle: settle_time,
+    })
+}
+
+/// Answers one request line.
+pub fn answer(line: &str) -> Response {
+    match serde_json::from_str::<Request>(line) {
+        Err(e) => Response::Err(format!("bad request: {e}")),
+        Ok(req) => match run_settled(req.transport, &req.steps, req.settle) {
+            Ok(run) => Response::Ok(run),
+            Err(e) => Response::Err(format!("cannot create a connected pair: {e}")),
+        },
+    }
+}
+
+/// Serves requests from `input` until it ends, one answer line per request line.
+/// Blank lines are skipped. Returns when the input ends or the output breaks.
+pub fn serve(input: impl BufRead, mut output: impl Write) -> io::Result<()> {
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let resp = answer(&line);
+        let mut text = serde_json::to_string(&resp).map_err(io::Error::other)?;
+        text.push('\n');
+        output.write_all(text.as_bytes())?;
+        output.flush()?;
+    }
+    Ok(())
+}
+
+/// Serves on this process's stdin and stdout: the body of the worker binary. Returns
+/// the process exit code (0 at the end of input, 1 after an I/O error, reported on stderr).
+pub fn main() -> i32 {
+    let stdin = io::stdin().lock();
+    let stdout = io::stdout().lock();
+    match serve(stdin, stdout) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("closefuzz worker: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::{End, Op, Outcome};
+
+    #[test]
+    fn serves_a_case_and_a_bad_line() {
+        let req = Request {
+            transport: Transport::Tcp4,
+            steps: vec![
+                Step {
+                    end: End::A,
+                    op: Op::Write(3),
+                },
+                Step {
+                    end: End::B,
+                    op: Op::Read(10),
+                },
+            ],
+            settle: Settle::default(),
+        };
+        let input = format!("{}\n\nnot json\n", serde_json::to_string(&req).unwrap());
+        let mut out = Vec::new();
+        serve(input.as_bytes(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let Response::Ok(run) = serde_json::from_str(lines[0]).unwrap() else {
+            panic!("first answer is an error: {}", lines[0]);
+        };
+        assert_eq!(run.steps[0].0.outcome, Outcome::Wrote(3));
+        assert_eq!(run.steps[1].0.outcome, Outcome::Data(b"ABC".to_vec()));
+        assert!(matches!(
+            serde_json::from_str(lines[1]).unwrap(),
+            Response::Err(_)
+        ));
+    }
+
+    #[test]
+    fn a_request_without_settle_gets_the_default() {
+        let req: Request = serde_json::from_str(r#"{"transport":"Unix","steps":[]}"#).unwrap();
+        assert_eq!(req.settle, Settle::default());
+    }
+}
