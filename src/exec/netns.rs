@@ -63,6 +63,14 @@ pub fn before_pair() {
     });
 }
 
+/// Keeps this thread in the namespace it is in: for a worker already inside a sandbox,
+/// which is a namespace of its own (gVisor's netstack cannot give a new namespace a
+/// loopback).
+pub fn stay_in_current_namespace() {
+    STATE.with(|s| s.set((Isolation::Host, 0)));
+    BASELINE.with(|b| b.set(None));
+}
+
 /// This thread's isolation.
 pub fn isolation() -> Isolation {
     STATE.with(|s| s.get().0)

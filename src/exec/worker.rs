@@ -149,6 +149,8 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> io::Result<()> {
 /// Serves on this process's stdin and stdout: the body of the worker binary. Returns
 /// the process exit code (0 at the end of input, 1 after an I/O error, reported on stderr).
 pub fn main() -> i32 {
+    // The sandbox is the namespace: stay in it (see exec::netns).
+    crate::exec::netns::stay_in_current_namespace();
     let stdin = io::stdin().lock();
     let stdout = io::stdout().lock();
     match serve(stdin, stdout) {
