@@ -10,6 +10,7 @@
 //! arrives (crossing FINs, an RST in flight).
 
 pub mod common;
+pub mod profile;
 pub mod tcp;
 pub mod unix;
 
@@ -73,6 +74,8 @@ pub enum Platform {
     /// The host's Linux kernel.
     #[default]
     Linux,
+    /// gVisor's user-space netstack, run with `runsc --network=none do`.
+    Gvisor,
 }
 
 impl Platform {
@@ -80,12 +83,16 @@ impl Platform {
     pub fn name(self) -> &'static str {
         match self {
             Platform::Linux => "linux",
+            Platform::Gvisor => "gvisor",
         }
     }
 
+    /// Every platform.
+    pub const ALL: [Platform; 2] = [Platform::Linux, Platform::Gvisor];
+
     /// Looks a platform up by name.
     pub fn from_name(s: &str) -> Option<Platform> {
-        [Platform::Linux].into_iter().find(|p| p.name() == s)
+        Self::ALL.into_iter().find(|p| p.name() == s)
     }
 }
 
@@ -101,11 +108,16 @@ pub enum Model {
 impl Model {
     /// A freshly connected pair over `transport`, as `platform` would behave.
     pub fn new(transport: Transport, platform: Platform) -> Model {
-        let _ = platform;
+        let profile = profile::Profile::of(platform);
         match transport {
-            Transport::Tcp4 | Transport::Tcp6 => Model::Tcp(tcp::TcpModel::new()),
-            Transport::Unix => Model::Unix(unix::UnixModel::new(unix::Kind::Stream)),
-            Transport::Seqpacket => Model::Unix(unix::UnixModel::new(unix::Kind::Seqpacket)),
+            Transport::Tcp4 | Transport::Tcp6 => Model::Tcp(tcp::TcpModel::with_profile(profile)),
+            Transport::Unix => {
+                Model::Unix(unix::UnixModel::with_profile(unix::Kind::Stream, profile))
+            }
+            Transport::Seqpacket => Model::Unix(unix::UnixModel::with_profile(
+                unix::Kind::Seqpacket,
+                profile,
+            )),
         }
     }
 

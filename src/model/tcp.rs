@@ -15,6 +15,7 @@
 //! observable depends on that ACK: both states answer every later event alike.
 
 use super::common::{closed_result, StreamQueue};
+use super::profile::Profile;
 use super::{Prediction, SegmentKind, WireEvent};
 use crate::step::{
     End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult,
@@ -129,6 +130,7 @@ pub struct TcpModel {
     ends: [TcpEnd; 2],
     wire: VecDeque<InFlight>,
     log: Vec<WireEvent>,
+    profile: Profile,
     mutation: Option<Mutation>,
 }
 
@@ -139,12 +141,18 @@ impl Default for TcpModel {
 }
 
 impl TcpModel {
-    /// Both ends ESTABLISHED with nothing queued: the state right after accept.
+    /// Both ends ESTABLISHED with nothing queued: the state right after accept, on Linux.
     pub fn new() -> TcpModel {
+        TcpModel::with_profile(Profile::linux())
+    }
+
+    /// The same, as `profile`'s platform behaves.
+    pub fn with_profile(profile: Profile) -> TcpModel {
         TcpModel {
             ends: [TcpEnd::established(), TcpEnd::established()],
             wire: VecDeque::new(),
             log: Vec::new(),
+            profile,
             mutation: None,
         }
     }
@@ -216,7 +224,7 @@ impl TcpModel {
     }
 
     fn write(&mut self, x: End, n: usize) -> StepResult {
-        let no_sigpipe = self.mutated(Mutation::NoSigpipe);
+        let no_sigpipe = self.mutated(Mutation::NoSigpipe) || !self.profile.sigpipe_on_epipe;
         let e = self.end(x);
         // tcp_sendmsg_locked: outside ESTABLISHED and CLOSE_WAIT, sk_stream_wait_connect
         // returns the pending error if there is one, else EPIPE; with SEND_SHUTDOWN or
@@ -517,7 +525,7 @@ impl TcpModel {
                 (e.rcv_shut && e.snd_shut) || e.state == TcpState::Close,
             )
             .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
-            .with_if(PollSet::RDHUP, e.rcv_shut)
+            .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
             .with_if(PollSet::ERR, e.err.is_some())
     }
 

@@ -20,6 +20,7 @@
 //! it inside the sending call, [`UnixModel::step`] always drains the queue.
 
 use super::common::{closed_result, RecordQueue, StreamQueue};
+use super::profile::Profile;
 use super::{Prediction, SegmentKind, WireEvent};
 use crate::step::{End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Step, StepResult};
 use std::collections::VecDeque;
@@ -215,6 +216,7 @@ struct InFlight {
 #[derive(Clone, Debug)]
 pub struct UnixModel {
     kind: Kind,
+    profile: Profile,
     ends: [UnixEnd; 2],
     wire: VecDeque<InFlight>,
     log: Vec<WireEvent>,
@@ -224,8 +226,14 @@ impl UnixModel {
     /// A freshly connected pair of `kind` with nothing queued: the state right after
     /// accept (both ends TCP_ESTABLISHED, each the other's unix_peer).
     pub fn new(kind: Kind) -> UnixModel {
+        UnixModel::with_profile(kind, Profile::linux())
+    }
+
+    /// A fresh pair as `profile`'s platform behaves.
+    pub fn with_profile(kind: Kind, profile: Profile) -> UnixModel {
         UnixModel {
             kind,
+            profile,
             ends: [UnixEnd::connected(kind), UnixEnd::connected(kind)],
             wire: VecDeque::new(),
             log: Vec::new(),
@@ -295,10 +303,11 @@ impl UnixModel {
             let p = &self.ends[x.peer().index()];
             !p.fd_open || p.rcv_shut
         };
+        let sigpipe = kind.epipe_raises_sigpipe() && self.profile.sigpipe_on_epipe;
         let e = self.end(x);
         let epipe = StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
-            sigpipe: kind.epipe_raises_sigpipe(),
+            sigpipe,
         };
         if kind.error_first() {
             // unix_seqpacket_sendmsg: a pending error (ECONNRESET from the peer's
@@ -469,7 +478,7 @@ impl UnixModel {
             .with_if(PollSet::ERR, e.err.is_some())
             .with_if(PollSet::HUP, e.rcv_shut && e.snd_shut)
             .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
-            .with_if(PollSet::RDHUP, e.rcv_shut)
+            .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
     }
 
     /// Both ends' poll revents (no TCP state on a Unix socket).

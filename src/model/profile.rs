@@ -1,0 +1,176 @@
+//! Platform profiles: how a platform departs from Linux, as data.
+//!
+//! The models are written for Linux. Another platform is Linux plus a list of named
+//! differences; each difference is one field of [`Profile`], read by the one rule it
+//! changes, and documented in [`differences`] with the scenario that shows it. No rule
+//! asks which platform it runs on.
+
+use super::Platform;
+use serde::Serialize;
+
+/// One way a platform departs from Linux.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// The profile field that carries it.
+    pub name: &'static str,
+    /// What differs, in a sentence.
+    pub summary: &'static str,
+    /// The scenario in scenarios/ that shows it (kernel results differ on it).
+    pub evidence: &'static str,
+}
+
+/// What a platform does where platforms are known to differ. `Profile::linux()` is the
+/// reference; other profiles change fields, and [`differences`] says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// The platform this profile describes.
+    pub platform: Platform,
+    /// poll reports POLLRDHUP when the read side is shut.
+    pub poll_rdhup: bool,
+    /// A send that fails with EPIPE raises SIGPIPE (TCP and Unix stream; Linux never
+    /// raises it for seqpacket, on any platform seen).
+    pub sigpipe_on_epipe: bool,
+    /// Differences in TCP only.
+    pub tcp: TcpProfile,
+    /// Differences in Unix sockets only.
+    pub unix: UnixProfile,
+}
+
+/// TCP-only differences (fields are named in [`differences`] as `tcp.FIELD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TcpProfile {}
+
+impl TcpProfile {
+    const LINUX: TcpProfile = TcpProfile {};
+    const GVISOR: TcpProfile = TcpProfile {};
+}
+
+/// Unix-socket-only differences (named in [`differences`] as `unix.FIELD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct UnixProfile {}
+
+impl UnixProfile {
+    const LINUX: UnixProfile = UnixProfile {};
+    const GVISOR: UnixProfile = UnixProfile {};
+}
+
+impl Profile {
+    /// The host Linux kernel.
+    pub const fn linux() -> Profile {
+        Profile {
+            platform: Platform::Linux,
+            poll_rdhup: true,
+            sigpipe_on_epipe: true,
+            tcp: TcpProfile::LINUX,
+            unix: UnixProfile::LINUX,
+        }
+    }
+
+    /// gVisor's netstack (runsc), release 20221219 as packaged by Debian.
+    pub const fn gvisor() -> Profile {
+        Profile {
+            platform: Platform::Gvisor,
+            poll_rdhup: false,
+            sigpipe_on_epipe: false,
+            tcp: TcpProfile::GVISOR,
+            unix: UnixProfile::GVISOR,
+        }
+    }
+
+    /// The profile of a platform.
+    pub fn of(p: Platform) -> Profile {
+        match p {
+            Platform::Linux => Profile::linux(),
+            Platform::Gvisor => Profile::gvisor(),
+        }
+    }
+
+    /// The named differences between this profile and Linux's.
+    pub fn differences(&self) -> Vec<&'static Difference> {
+        let linux = serde_json::to_value(Profile::linux()).expect("profile as JSON");
+        let mine = serde_json::to_value(self).expect("profile as JSON");
+        let field = |v: &serde_json::Value, name: &str| {
+            v.pointer(&format!("/{}", name.replace('.', "/"))).cloned()
+        };
+        differences()
+            .filter(|d| field(&linux, d.name) != field(&mine, d.name))
+            .collect()
+    }
+}
+
+/// Every known difference, by profile field: common ones, then TCP's, then Unix's.
+pub fn differences() -> impl Iterator<Item = &'static Difference> {
+    COMMON_DIFFERENCES.iter().chain(TCP_DIFFERENCES).chain(UNIX_DIFFERENCES)
+}
+
+/// Differences in TCP only: fields of [`TcpProfile`], named `tcp.FIELD`, in field order.
+pub const TCP_DIFFERENCES: &[Difference] = &[];
+
+/// Differences in Unix sockets only: fields of [`UnixProfile`], named `unix.FIELD`, in
+/// field order.
+pub const UNIX_DIFFERENCES: &[Difference] = &[];
+
+/// Differences on every transport: fields of [`Profile`] itself, in field order.
+pub const COMMON_DIFFERENCES: &[Difference] = &[
+    Difference {
+        name: "poll_rdhup",
+        summary: "gVisor never reports POLLRDHUP, on any transport: a shut read side shows only as IN",
+        evidence: "tcp-shutdown-rd-without-pending-data.cfz",
+    },
+    Difference {
+        name: "sigpipe_on_epipe",
+        summary: "gVisor raises no SIGPIPE when a send fails with EPIPE (blocked, handled or default alike)",
+        evidence: "tcp-motivating-case.cfz",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_that_differs_is_a_named_difference() {
+        // Every profile field somewhere differs from Linux only through an entry here.
+        let linux = serde_json::to_value(Profile::linux()).unwrap();
+        let gvisor = serde_json::to_value(Profile::gvisor()).unwrap();
+        let mut differing = vec![];
+        fn walk(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+            match (a, b) {
+                (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                    for (k, v) in x {
+                        let name = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&name, v, &y[k], out);
+                    }
+                }
+                _ if a != b => out.push(prefix.to_string()),
+                _ => {}
+            }
+        }
+        walk("", &linux, &gvisor, &mut differing);
+        differing.retain(|n| n != "platform");
+        let named: Vec<&str> = Profile::gvisor()
+            .differences()
+            .iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(
+            differing, named,
+            "every difference needs an entry in the *_DIFFERENCES lists, in field order"
+        );
+        for d in differences() {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios")
+                .join(d.evidence);
+            assert!(
+                path.is_file(),
+                "{}: evidence {} is not a scenario",
+                d.name,
+                d.evidence
+            );
+        }
+    }
+}
