@@ -1,10 +1,9 @@
 //! The benchmark: the full loop against bare syscalls on the same sequences, in the
 //! same run, so the figures are ratios that do not depend on the machine's speed.
 
-use crate::exec::Pair;
 use crate::gen;
 use crate::model::Model;
-use crate::run::{run_once_with, Executor, Local};
+use crate::run::Executor;
 use crate::step::Step;
 use crate::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
@@ -35,6 +34,9 @@ pub struct BenchReport {
     pub model_cases_per_s: f64,
     /// Disagreements seen during the full-loop runs (should be 0).
     pub mismatches: usize,
+    /// Time the executor spent settling (waiting for a stack that delivers on other
+    /// threads to go quiet), per case, in µs. 0 on the host kernel.
+    pub settle_us_per_case: f64,
     /// Size of one model (what every case clones), in bytes, not counting its heap parts.
     pub model_bytes: usize,
     /// Peak resident memory of the process so far, in KiB (getrusage ru_maxrss).
@@ -73,41 +75,51 @@ pub fn sequences(n: usize, max_steps: usize, seed: u8) -> Vec<Vec<Step>> {
         .collect()
 }
 
-fn full_loop<E: Executor>(
-    exec: &mut E,
+fn full_loop(
+    exec: &mut dyn Executor,
     model: &Model,
     transport: Transport,
     n: usize,
     seed: u8,
-) -> std::io::Result<(Duration, usize)> {
+) -> std::io::Result<(Duration, usize, Duration)> {
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
     );
     let strategy = gen::steps(24);
     let mut mismatches = 0;
+    let mut settle = Duration::ZERO;
     let start = Instant::now();
     for _ in 0..n {
         let steps = strategy
             .new_tree(&mut runner)
             .map_err(|e| std::io::Error::other(e.to_string()))?
             .current();
-        let run = run_once_with(exec, model, transport, &steps)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        if run.first_mismatch().is_some() {
+        let kernel = exec.run_steps(transport, &steps)?;
+        settle += kernel.settle;
+        let predictions = crate::run::predict(model, &steps);
+        let agrees = kernel
+            .steps
+            .iter()
+            .zip(&predictions)
+            .all(|((k, k_after), p)| {
+                p.result.admits(k) && p.after.iter().zip(k_after).all(|(m, o)| m.admits(o))
+            });
+        if !agrees {
             mismatches += 1;
         }
     }
-    Ok((start.elapsed(), mismatches))
+    Ok((start.elapsed(), mismatches, settle))
 }
 
-fn raw_loop(transport: Transport, seqs: &[Vec<Step>]) -> std::io::Result<Duration> {
+fn raw_loop(
+    exec: &mut dyn Executor,
+    transport: Transport,
+    seqs: &[Vec<Step>],
+) -> std::io::Result<Duration> {
     let start = Instant::now();
     for steps in seqs {
-        let mut pair = Pair::connect(transport)?;
-        for &s in steps {
-            pair.call_raw(s);
-        }
+        exec.run_raw(transport, steps)?;
     }
     Ok(start.elapsed())
 }
@@ -116,42 +128,67 @@ fn per_s(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
-/// Runs the benchmark on the host kernel.
-pub fn bench(transport: Transport, model: &Model, cases: usize) -> std::io::Result<BenchReport> {
+/// Runs the benchmark on executors from `make_exec` (one per thread).
+pub fn bench<F>(
+    transport: Transport,
+    model: &Model,
+    cases: usize,
+    make_exec: F,
+) -> std::io::Result<BenchReport>
+where
+    F: Fn() -> std::io::Result<Box<dyn Executor + Send>> + Sync,
+{
     let seqs = sequences(cases, 24, 42);
     let mean_steps = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / cases.max(1) as f64;
+    let mut exec = make_exec()?;
     // Warm up both paths once so neither pays for first-touch costs.
-    raw_loop(transport, &seqs[..cases.min(200)])?;
-    full_loop(&mut Local, model, transport, cases.min(200), 42)?;
+    raw_loop(&mut *exec, transport, &seqs[..cases.min(200)])?;
+    full_loop(&mut *exec, model, transport, cases.min(200), 42)?;
     // Interleave raw and full runs and keep each one's best, so a burst of load on
     // the machine does not land on one side only.
     let mut raw_best = Duration::MAX;
     let mut full_best = Duration::MAX;
     let mut mismatches = 0;
+    let mut settle = Duration::ZERO;
     for _ in 0..3 {
-        raw_best = raw_best.min(raw_loop(transport, &seqs)?);
-        let (d, m) = full_loop(&mut Local, model, transport, cases, 42)?;
-        full_best = full_best.min(d);
+        raw_best = raw_best.min(raw_loop(&mut *exec, transport, &seqs)?);
+        let (d, m, st) = full_loop(&mut *exec, model, transport, cases, 42)?;
+        if d < full_best {
+            full_best = d;
+            settle = st;
+        }
         mismatches += m;
     }
+    drop(exec);
     let mut two_best = Duration::MAX;
     for _ in 0..3 {
-        let start = Instant::now();
-        let results: Vec<std::io::Result<(Duration, usize)>> = std::thread::scope(|s| {
+        // Both threads start their executor (a sandbox start is not part of the loop),
+        // meet at the barrier, and the clock runs from there until both are done.
+        let barrier = std::sync::Barrier::new(3);
+        let results: Vec<std::io::Result<(Duration, usize, Duration)>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..2u8)
                 .map(|t| {
-                    s.spawn(move || full_loop(&mut Local, model, transport, cases / 2, 42 + t))
+                    let (make_exec, barrier) = (&make_exec, &barrier);
+                    s.spawn(move || {
+                        let exec =
+                            make_exec().and_then(|mut e| e.run_raw(transport, &[]).map(|_| e));
+                        barrier.wait();
+                        full_loop(&mut *exec?, model, transport, cases / 2, 42 + t)
+                    })
                 })
                 .collect();
-            handles
+            barrier.wait();
+            let start = Instant::now();
+            let r: Vec<_> = handles
                 .into_iter()
                 .map(|h| h.join().expect("bench thread"))
-                .collect()
+                .collect();
+            two_best = two_best.min(start.elapsed());
+            r
         });
         for r in results {
             mismatches += r?.1;
         }
-        two_best = two_best.min(start.elapsed());
     }
     let model_start = Instant::now();
     for steps in &seqs {
@@ -175,6 +212,7 @@ pub fn bench(transport: Transport, model: &Model, cases: usize) -> std::io::Resu
         scaling: threads2_cases_per_s / cases_per_s,
         model_cases_per_s: per_s(cases, model_time),
         mismatches,
+        settle_us_per_case: settle.as_secs_f64() * 1e6 / cases.max(1) as f64,
         model_bytes: std::mem::size_of_val(model),
         max_rss_kib: max_rss_kib(),
     })

@@ -43,6 +43,8 @@ pub enum Verdict {
     Clean {
         /// Cases run.
         cases: u64,
+        /// Cases that disagreed once on a settling executor and agreed when run again.
+        unstable: u64,
     },
     /// A disagreement, shrunk.
     Mismatch(Finding),
@@ -78,13 +80,14 @@ where
     F: Fn() -> std::io::Result<E> + Sync,
 {
     let done = AtomicU64::new(0);
+    let unstable = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let result: Mutex<Option<Verdict>> = Mutex::new(None);
     let threads = c.threads.max(1);
     std::thread::scope(|s| {
         for t in 0..threads {
             let share = c.cases / threads as u64 + u64::from((t as u64) < c.cases % threads as u64);
-            let (done, stop, result) = (&done, &stop, &result);
+            let (done, stop, result, unstable) = (&done, &stop, &result, &unstable);
             let make_exec = &make_exec;
             s.spawn(move || {
                 let exec = match make_exec() {
@@ -117,6 +120,11 @@ where
                     }
                     let run = run_case_with(&mut *exec.borrow_mut(), model, c.transport, &steps)
                         .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
+                    if let Some(script) = &run.unstable {
+                        if unstable.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("first unstable case (disagreed once, agreed when run again):\n{script}");
+                        }
+                    }
                     if run.first_mismatch().is_some() {
                         shrinking.set(true);
                         stop.store(true, Ordering::Relaxed);
@@ -149,5 +157,6 @@ where
     });
     result.into_inner().unwrap().unwrap_or(Verdict::Clean {
         cases: done.load(Ordering::Relaxed),
+        unstable: unstable.load(Ordering::Relaxed),
     })
 }

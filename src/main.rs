@@ -6,7 +6,7 @@ use closefuzz::matrix::{build, machine_identity, run_all, scenario_files, Column
 use closefuzz::model::tcp::{Mutation, TcpModel};
 use closefuzz::model::{Model, Platform};
 use closefuzz::report::{explain_text, replay_report, replay_text};
-use closefuzz::run::{run_case, Local};
+use closefuzz::run::{executor_for, run_case_with, Executor};
 use closefuzz::script::Scenario;
 use closefuzz::transport::Transport;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +39,9 @@ enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        #[arg(long, default_value = "linux")]
+        platform: Platform,
     },
     /// A fuzz campaign: generated orderings, model against kernel, the first
     /// disagreement shrunk to a minimal script and saved.
@@ -65,6 +68,9 @@ enum Command {
         /// show a campaign catching and shrinking it.
         #[arg(long, hide = true)]
         mutation: Option<String>,
+        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        #[arg(long, default_value = "linux")]
+        platform: Platform,
     },
     /// Show a scenario as a ladder: each step, both ends' state, the segments on the wire.
     Explain {
@@ -73,6 +79,9 @@ enum Command {
         /// Transport for a file without a `transport` header.
         #[arg(long)]
         transport: Option<Transport>,
+        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        #[arg(long, default_value = "linux")]
+        platform: Platform,
     },
     /// Run every scenario on every available platform and transport, and write the
     /// behaviour tables (docs/behavior.md and docs/behavior.json).
@@ -109,7 +118,24 @@ enum Command {
         /// Print one JSON object as the last line (keyed by transport with `all`).
         #[arg(long)]
         json: bool,
+        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        #[arg(long, default_value = "linux")]
+        platform: Platform,
     },
+    /// Serve cases on stdin/stdout, one JSON line each (what runs inside a sandbox).
+    #[command(hide = true)]
+    Worker,
+}
+
+/// The command that serves cases inside a sandbox: this binary's `worker`.
+fn worker_command() -> Vec<std::ffi::OsString> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("closefuzz"));
+    vec![exe.into_os_string(), "worker".into()]
+}
+
+fn executor(platform: Platform) -> Result<Box<dyn Executor + Send>, BadInput> {
+    executor_for(platform, &worker_command())
+        .map_err(|e| BadInput(format!("platform {platform}: {e}")))
 }
 
 /// A user-facing failure: one line, exit 2.
@@ -135,16 +161,18 @@ fn replay(
     files: &[PathBuf],
     transport: Option<Transport>,
     json: bool,
+    platform: Platform,
 ) -> Result<ExitCode, BadInput> {
     // Parse everything first, so bad input is reported before any socket is made.
     let mut loaded = vec![];
     for f in files {
         loaded.push(load(f, transport)?);
     }
-    let platform = Platform::Linux;
+    let mut exec = executor(platform)?;
     let mut reports = vec![];
     for (sc, t) in &loaded {
-        let run = run_case(*t, platform, &sc.step_list())
+        let model = Model::new(*t, platform);
+        let run = run_case_with(&mut exec, &model, *t, &sc.step_list())
             .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
         reports.push(replay_report(sc, &run, platform));
     }
@@ -167,14 +195,19 @@ fn replay(
     })
 }
 
-fn fuzz(c: Campaign, out: &Path, mutation: Option<&str>) -> Result<ExitCode, BadInput> {
+fn fuzz(
+    c: Campaign,
+    out: &Path,
+    mutation: Option<&str>,
+    platform: Platform,
+) -> Result<ExitCode, BadInput> {
     if c.max_steps == 0 || c.threads == 0 {
         return Err(BadInput(
             "--max-steps and --threads must be at least 1".into(),
         ));
     }
     let model = match mutation {
-        None => Model::new(c.transport, Platform::Linux),
+        None => Model::new(c.transport, platform),
         Some(name) => {
             let m = Mutation::from_name(name).ok_or_else(|| {
                 let names: Vec<String> = Mutation::ALL.iter().map(|m| format!("{m:?}")).collect();
@@ -199,7 +232,10 @@ fn fuzz(c: Campaign, out: &Path, mutation: Option<&str>) -> Result<ExitCode, Bad
             .expect("progress template"),
     );
     let start = std::time::Instant::now();
-    let verdict = run_campaign(&c, &model, || Ok(Local), &|n| {
+    // Fail early, with one line, if the platform cannot run at all (runsc missing).
+    drop(executor(platform)?);
+    let worker = worker_command();
+    let verdict = run_campaign(&c, &model, || executor_for(platform, &worker), &|n| {
         if n % 64 == 0 {
             bar.set_position(n);
         }
@@ -207,7 +243,10 @@ fn fuzz(c: Campaign, out: &Path, mutation: Option<&str>) -> Result<ExitCode, Bad
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     match verdict {
-        Verdict::Clean { cases } => {
+        Verdict::Clean { cases, unstable } => {
+            if unstable > 0 {
+                println!("{unstable} cases disagreed once and agreed when run again (a delivery outlasted the settle bound)");
+            }
             println!(
                 "{cases} cases, 0 mismatches, {secs:.1} s ({:.0} cases/s)",
                 cases as f64 / secs
@@ -246,10 +285,14 @@ fn fuzz(c: Campaign, out: &Path, mutation: Option<&str>) -> Result<ExitCode, Bad
     }
 }
 
-fn explain(file: &Path, transport: Option<Transport>) -> Result<ExitCode, BadInput> {
+fn explain(
+    file: &Path,
+    transport: Option<Transport>,
+    platform: Platform,
+) -> Result<ExitCode, BadInput> {
     let (sc, t) = load(file, transport)?;
-    let platform = Platform::Linux;
-    let run = run_case(t, platform, &sc.step_list())
+    let mut exec = executor(platform)?;
+    let run = run_case_with(&mut exec, &Model::new(t, platform), t, &sc.step_list())
         .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
     print!("{}", explain_text(&sc, &run, platform));
     Ok(if run.first_mismatch().is_none() {
@@ -259,7 +302,12 @@ fn explain(file: &Path, transport: Option<Transport>) -> Result<ExitCode, BadInp
     })
 }
 
-fn bench(cases: usize, transport: &str, json: bool) -> Result<ExitCode, BadInput> {
+fn bench(
+    cases: usize,
+    transport: &str,
+    json: bool,
+    platform: Platform,
+) -> Result<ExitCode, BadInput> {
     if cases < 2 {
         return Err(BadInput("--cases must be at least 2".into()));
     }
@@ -272,8 +320,9 @@ fn bench(cases: usize, transport: &str, json: bool) -> Result<ExitCode, BadInput
     };
     let mut reports = vec![];
     for t in transports {
-        let model = Model::new(t, Platform::Linux);
-        let r = closefuzz::bench::bench(t, &model, cases)
+        let model = Model::new(t, platform);
+        let worker = worker_command();
+        let r = closefuzz::bench::bench(t, &model, cases, || executor_for(platform, &worker))
             .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
         println!(
             "transport {}: {} cases of {:.1} steps on average",
@@ -299,6 +348,10 @@ fn bench(cases: usize, transport: &str, json: bool) -> Result<ExitCode, BadInput
         println!(
             "  model alone           {:>10.0} cases/s",
             r.model_cases_per_s
+        );
+        println!(
+            "  settle                {:>10.0} µs per case",
+            r.settle_us_per_case
         );
         println!("  mismatches            {:>10}", r.mismatches);
         println!("  model size            {:>10} bytes", r.model_bytes);
@@ -375,17 +428,29 @@ fn matrix(scenario_dir: &Path, out: &Path, add: &[PathBuf]) -> Result<ExitCode, 
     }
     let mut columns = vec![];
     let mut results = vec![];
-    for t in Transport::ALL {
-        columns.push(Column {
-            name: format!("linux/{t}"),
-            platform: "linux".into(),
-            transport: t,
-            source: "live".into(),
-        });
-        results.push(
-            run_all(&mut Local, &scenarios, t)
-                .map_err(|e| BadInput(format!("running scenarios over {t}: {e}")))?,
-        );
+    for platform in Platform::ALL {
+        let mut exec = match executor_for(platform, &worker_command()) {
+            Ok(e) => e,
+            // The host always runs; a sandbox may be missing: say so and go on.
+            Err(e) if platform != Platform::Linux => {
+                eprintln!("closefuzz: no {platform} columns: {e}");
+                continue;
+            }
+            Err(e) => return Err(BadInput(format!("platform {platform}: {e}"))),
+        };
+        for t in Transport::ALL {
+            columns.push(Column {
+                name: format!("{platform}/{t}"),
+                platform: platform.name().into(),
+                transport: t,
+                source: "live".into(),
+            });
+            results.push(
+                run_all(&mut exec, &scenarios, t).map_err(|e| {
+                    BadInput(format!("running scenarios over {t} on {platform}: {e}"))
+                })?,
+            );
+        }
     }
     let mut m = build(&files, &scenarios, columns, results);
     let mut recordings: Vec<PathBuf> = std::fs::read_dir(&rec_dir)
@@ -426,7 +491,7 @@ fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInpu
         results: Default::default(),
     };
     for t in Transport::ALL {
-        match run_all(&mut Local, &scenarios, t) {
+        match run_all(&mut closefuzz::run::Local, &scenarios, t) {
             Ok(per_scenario) => {
                 for (f, steps) in files.iter().zip(per_scenario) {
                     let name = f
@@ -471,7 +536,8 @@ fn main() -> ExitCode {
             files,
             transport,
             json,
-        } => replay(&files, transport, json),
+            platform,
+        } => replay(&files, transport, json, platform),
         Command::Fuzz {
             cases,
             max_steps,
@@ -480,6 +546,7 @@ fn main() -> ExitCode {
             transport,
             out,
             mutation,
+            platform,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -497,14 +564,21 @@ fn main() -> ExitCode {
                 },
                 &out,
                 mutation.as_deref(),
+                platform,
             )
         }
-        Command::Explain { file, transport } => explain(&file, transport),
+        Command::Explain {
+            file,
+            transport,
+            platform,
+        } => explain(&file, transport, platform),
+        Command::Worker => Ok(ExitCode::from(closefuzz::exec::worker::main() as u8)),
         Command::Bench {
             cases,
             transport,
             json,
-        } => bench(cases, &transport, json),
+            platform,
+        } => bench(cases, &transport, json, platform),
         Command::Matrix {
             scenarios,
             out,

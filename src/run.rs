@@ -17,6 +17,10 @@ pub const TIMER_FREE_BUDGET: Duration = Duration::from_millis(25);
 /// How often a slow, disagreeing case is tried again before giving up on it.
 const SLOW_RETRIES: usize = 4;
 
+/// How often a disagreeing case on a settling executor is run again to see whether the
+/// disagreement reproduces.
+const SETTLE_RETRIES: usize = 2;
+
 /// One step's results, from both sides.
 #[derive(Clone, Debug, Serialize)]
 pub struct StepRecord {
@@ -55,6 +59,10 @@ pub struct CaseRun {
     pub steps: Vec<StepRecord>,
     /// Wall time of the kernel side, from the connected pair to the last observation.
     pub elapsed: Duration,
+    /// On a settling executor: an earlier try of this case disagreed with the model but
+    /// this one agreed, so the disagreement did not reproduce (a delivery slower than
+    /// the settle bound). Its script, so that callers can report it.
+    pub unstable: Option<String>,
 }
 
 impl CaseRun {
@@ -143,11 +151,50 @@ pub trait Executor {
     /// Runs `steps` on a fresh pair over `transport`.
     fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun>;
 
+    /// Runs `steps` as bare calls on a fresh pair: no observation, no SIGPIPE check.
+    /// The benchmark's baseline.
+    fn run_raw(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<()> {
+        run_local_raw(transport, steps).map(|_| ())
+    }
+
     /// Something outside the cases that may have changed their results (asked only
     /// when a case disagrees with the model); `None` when there is no such sign.
     fn interference(&mut self) -> Option<String> {
         None
     }
+
+    /// Whether this executor's stack delivers on threads of its own, so observations
+    /// are taken after a bounded settle and a slow delivery can outlast it.
+    fn settles(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Executor + ?Sized> Executor for Box<T> {
+    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun> {
+        (**self).run_steps(transport, steps)
+    }
+    fn interference(&mut self) -> Option<String> {
+        (**self).interference()
+    }
+    fn settles(&self) -> bool {
+        (**self).settles()
+    }
+    fn run_raw(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<()> {
+        (**self).run_raw(transport, steps)
+    }
+}
+
+/// The executor for `platform`. `worker` is the command that serves cases inside a
+/// sandbox (`closefuzz worker`), used by sandboxed platforms only.
+pub fn executor_for(
+    platform: Platform,
+    worker: &[std::ffi::OsString],
+) -> std::io::Result<Box<dyn Executor + Send>> {
+    Ok(match platform {
+        Platform::Linux => Box::new(Local),
+        Platform::Gvisor => Box::new(crate::exec::gvisor::Gvisor::with_worker(worker.to_vec())?),
+    })
 }
 
 /// The host kernel, in this thread.
@@ -182,6 +229,17 @@ pub fn run_local(transport: Transport, steps: &[Step]) -> std::io::Result<Kernel
     })
 }
 
+/// Runs `steps` as bare calls on a fresh local pair; returns the time they took.
+pub fn run_local_raw(transport: Transport, steps: &[Step]) -> std::io::Result<Duration> {
+    let start = Instant::now();
+    let mut pair = Pair::connect(transport)?;
+    for &s in steps {
+        pair.call_raw(s);
+    }
+    drop(pair);
+    Ok(start.elapsed())
+}
+
 /// Runs `steps` through `model` (a fresh connection) step by step.
 pub fn predict(model: &Model, steps: &[Step]) -> Vec<crate::model::Prediction> {
     let mut m = model.clone();
@@ -214,6 +272,7 @@ pub fn run_once_with(
         transport,
         steps: records,
         elapsed: kernel.elapsed,
+        unstable: None,
     })
 }
 
@@ -247,12 +306,36 @@ pub fn run_case_with(
                 return Err(RunError::Interference(why));
             }
         }
+        if run.first_mismatch().is_some() && exec.settles() {
+            return rerun_unsettled(exec, model, transport, steps, run);
+        }
         if run.first_mismatch().is_none() || run.elapsed <= TIMER_FREE_BUDGET {
             return Ok(run);
         }
         slowest = slowest.max(run.elapsed);
     }
     Err(RunError::TooSlow(slowest))
+}
+
+/// A settling executor's disagreement counts only if it reproduces: the case is run
+/// again; if a rerun agrees, that run is returned with the first one's script in
+/// [`CaseRun::unstable`] (callers report these), else the first disagreement stands.
+fn rerun_unsettled(
+    exec: &mut dyn Executor,
+    model: &Model,
+    transport: Transport,
+    steps: &[Step],
+    first: CaseRun,
+) -> Result<CaseRun, RunError> {
+    for _ in 0..SETTLE_RETRIES {
+        let mut again = run_once_with(exec, model, transport, steps)?;
+        if again.first_mismatch().is_none() {
+            again.unstable =
+                Some(first.to_script(&["disagreed once, agreed when run again".into()]));
+            return Ok(again);
+        }
+    }
+    Ok(first)
 }
 
 /// Runs `steps` on the host kernel against the platform's model (see [`run_case_with`]).

@@ -35,6 +35,10 @@ fn check(transport: Transport) {
     let result = runner.run(&gen::steps(24), |steps| {
         let run = run_case_with(&mut *exec.borrow_mut(), &model, transport, &steps)
             .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
+        if let Some(script) = &run.unstable {
+            // Visible, never silent: a delivery outlasted the settle bound once.
+            eprintln!("{transport}: unstable case (did not reproduce):\n{script}");
+        }
         match run.first_mismatch() {
             Some(_) => Err(TestCaseError::fail(run.to_script(&[
                 "gVisor disagrees with the model's gVisor profile".into(),

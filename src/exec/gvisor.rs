@@ -307,6 +307,7 @@ impl Gvisor {
                 transport: Transport::Tcp4,
                 steps: vec![],
                 settle: Settle::NONE,
+                raw: false,
             };
             let checked = match sb.ask(&probe, self.config.start_timeout) {
                 Ok(line) => match serde_json::from_str::<Response>(&line) {
@@ -341,18 +342,32 @@ impl Gvisor {
     }
 }
 
-impl Executor for Gvisor {
-    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> io::Result<KernelRun> {
+impl Gvisor {
+    fn ask_case(
+        &mut self,
+        transport: Transport,
+        steps: &[Step],
+        raw: bool,
+    ) -> io::Result<KernelRun> {
         let timeout = self.config.answer_timeout;
         let req = Request {
             transport,
             steps: steps.to_vec(),
-            settle: self.config.settle,
+            // gVisor's Unix sockets hand data and shutdowns to the peer inside the call
+            // (pkg/sentry/socket/unix/transport: the queues are shared, no netstack
+            // goroutine is involved), so only TCP needs to settle.
+            settle: if transport.is_tcp() {
+                self.config.settle
+            } else {
+                Settle::NONE
+            },
+            raw,
         };
+        let expect = if raw { 0 } else { steps.len() };
         let sb = self.ensure_started()?;
         let failure = match sb.ask(&req, timeout) {
             Ok(line) => match serde_json::from_str::<Response>(&line) {
-                Ok(Response::Ok(run)) if run.steps.len() == steps.len() => return Ok(run),
+                Ok(Response::Ok(run)) if run.steps.len() == expect => return Ok(run),
                 Ok(Response::Ok(run)) => format!(
                     "the gVisor worker answered {} steps for a case of {}",
                     run.steps.len(),
@@ -376,6 +391,20 @@ impl Executor for Gvisor {
             sb.stop(false);
         }
         Err(io::Error::other(failure))
+    }
+}
+
+impl Executor for Gvisor {
+    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> io::Result<KernelRun> {
+        self.ask_case(transport, steps, false)
+    }
+
+    fn run_raw(&mut self, transport: Transport, steps: &[Step]) -> io::Result<()> {
+        self.ask_case(transport, steps, true).map(|_| ())
+    }
+
+    fn settles(&self) -> bool {
+        true
     }
 }
 

@@ -96,6 +96,20 @@ impl Platform {
     }
 }
 
+impl std::str::FromStr for Platform {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Platform::from_name(s)
+            .ok_or_else(|| format!("unknown platform '{s}': expected linux or gvisor"))
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A model of one connection over some transport.
 #[derive(Clone, Debug)]
 pub enum Model {

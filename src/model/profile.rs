@@ -100,7 +100,10 @@ impl Profile {
 
 /// Every known difference, by profile field: common ones, then TCP's, then Unix's.
 pub fn differences() -> impl Iterator<Item = &'static Difference> {
-    COMMON_DIFFERENCES.iter().chain(TCP_DIFFERENCES).chain(UNIX_DIFFERENCES)
+    COMMON_DIFFERENCES
+        .iter()
+        .chain(TCP_DIFFERENCES)
+        .chain(UNIX_DIFFERENCES)
 }
 
 /// Differences in TCP only: fields of [`TcpProfile`], named `tcp.FIELD`, in field order.
