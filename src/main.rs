@@ -96,6 +96,9 @@ enum Command {
         /// OUT/recordings/ and shown as that machine's columns from then on.
         #[arg(long)]
         add: Vec<PathBuf>,
+        /// Only these platforms (repeatable; default: every one available here).
+        #[arg(long)]
+        platform: Vec<Platform>,
     },
     /// Run every scenario over every transport on this machine and write the results as
     /// JSON, named by OS, kernel release and runtime, for `matrix --add`.
@@ -406,7 +409,12 @@ fn read_recording(path: &Path) -> Result<Recording, BadInput> {
     })
 }
 
-fn matrix(scenario_dir: &Path, out: &Path, add: &[PathBuf]) -> Result<ExitCode, BadInput> {
+fn matrix(
+    scenario_dir: &Path,
+    out: &Path,
+    add: &[PathBuf],
+    only: &[Platform],
+) -> Result<ExitCode, BadInput> {
     let (files, scenarios) = load_scenarios(scenario_dir)?;
     // Validate every recording before anything is written.
     let mut added = vec![];
@@ -429,6 +437,9 @@ fn matrix(scenario_dir: &Path, out: &Path, add: &[PathBuf]) -> Result<ExitCode, 
     let mut columns = vec![];
     let mut results = vec![];
     for platform in Platform::ALL {
+        if !only.is_empty() && !only.contains(&platform) {
+            continue;
+        }
         let mut exec = match executor_for(platform, &worker_command()) {
             Ok(e) => e,
             // The host always runs; a sandbox may be missing: say so and go on.
@@ -583,7 +594,8 @@ fn main() -> ExitCode {
             scenarios,
             out,
             add,
-        } => matrix(&scenarios, &out, &add),
+            platform,
+        } => matrix(&scenarios, &out, &add, &platform),
         Command::Record { scenarios, out } => record(&scenarios, out),
     };
     match result {
