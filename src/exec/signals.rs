@@ -8,29 +8,26 @@
 //! is SIG_IGN (Rust's runtime ignores SIGPIPE; the kernel's `sig_ignored()` never
 //! treats a blocked signal as ignored), so blocking is enough.
 
+use nix::sys::signal::{SigSet, Signal};
 use std::cell::Cell;
 
 thread_local! {
     static BLOCKED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn sigpipe_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise the set we pass.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        set
-    }
+fn sigpipe_set() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGPIPE);
+    set
 }
 
 /// Blocks SIGPIPE in the calling thread (once; later calls are free).
 pub fn block_sigpipe_in_this_thread() {
     BLOCKED.with(|b| {
         if !b.get() {
-            let set = sigpipe_set();
-            // SAFETY: a valid set; changes only this thread's mask.
-            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+            // pthread_sigmask(SIG_BLOCK): changes only this thread's mask; it cannot
+            // fail for a valid set and SIG_BLOCK.
+            let _ = sigpipe_set().thread_block();
             b.set(true);
         }
     });
@@ -57,15 +54,13 @@ fn consume() {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: valid set and timeout; we do not need the siginfo.
-    unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
+    // SAFETY: valid set and timeout; we do not need the siginfo. (nix has no
+    // sigtimedwait.)
+    unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero) };
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
 fn consume() {
     // macOS has no sigtimedwait; sigwait returns at once because the signal is pending.
-    let set = sigpipe_set();
-    let mut sig = 0;
-    // SAFETY: valid set and output.
-    unsafe { libc::sigwait(&set, &mut sig) };
+    let _ = sigpipe_set().wait();
 }
