@@ -68,13 +68,11 @@ fn gvisor_tcp6_matches_gvisor_profile() {
 }
 
 #[test]
-#[ignore = "the gVisor profile is being completed"]
 fn gvisor_unix_matches_gvisor_profile() {
     check(Transport::Unix);
 }
 
 #[test]
-#[ignore = "the gVisor profile is being completed"]
 fn gvisor_seqpacket_matches_gvisor_profile() {
     check(Transport::Seqpacket);
 }

@@ -45,13 +45,43 @@ impl TcpProfile {
     const GVISOR: TcpProfile = TcpProfile {};
 }
 
-/// Unix-socket-only differences (named in [`differences`] as `unix.FIELD`).
+/// Unix-socket-only differences (named in [`differences`] as `unix.FIELD`). Fields are
+/// in alphabetical order, the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct UnixProfile {}
+pub struct UnixProfile {
+    /// poll reports POLLHUP when both shutdown bits are set (our own shutdowns, the
+    /// peer's, or the peer's close).
+    pub poll_hup: bool,
+    /// Where closing with unread data leaves the peer's ECONNRESET.
+    pub reset_on_unread_close: UnixReset,
+    /// A zero-length send reaches the socket, with all its checks (and, on seqpacket,
+    /// queues an empty record); if not, it returns 0 before the socket sees it.
+    pub zero_length_send_reaches_socket: bool,
+}
+
+/// Where a Unix socket's close with unread data leaves ECONNRESET for the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum UnixReset {
+    /// In the peer's `sk_err` (Linux, unix_release_sock): POLLERR until taken, taken
+    /// once by SO_ERROR, a read, or (seqpacket) a send.
+    SockError,
+    /// As a mark on the peer's receive queue (gVisor, queue.CloseUnread): once the queue
+    /// is drained every read fails with ECONNRESET instead of reading EOF; SO_ERROR,
+    /// poll and sends never see it.
+    ReadQueue,
+}
 
 impl UnixProfile {
-    const LINUX: UnixProfile = UnixProfile {};
-    const GVISOR: UnixProfile = UnixProfile {};
+    const LINUX: UnixProfile = UnixProfile {
+        poll_hup: true,
+        reset_on_unread_close: UnixReset::SockError,
+        zero_length_send_reaches_socket: true,
+    };
+    const GVISOR: UnixProfile = UnixProfile {
+        poll_hup: false,
+        reset_on_unread_close: UnixReset::ReadQueue,
+        zero_length_send_reaches_socket: false,
+    };
 }
 
 impl Profile {
@@ -111,7 +141,23 @@ pub const TCP_DIFFERENCES: &[Difference] = &[];
 
 /// Differences in Unix sockets only: fields of [`UnixProfile`], named `unix.FIELD`, in
 /// field order.
-pub const UNIX_DIFFERENCES: &[Difference] = &[];
+pub const UNIX_DIFFERENCES: &[Difference] = &[
+    Difference {
+        name: "unix.poll_hup",
+        summary: "gVisor never reports POLLHUP on a Unix stream or seqpacket socket, even shut down both ways or with the peer gone: only IN and OUT",
+        evidence: "unix-hup-needs-both-shutdown-bits.cfz",
+    },
+    Difference {
+        name: "unix.reset_on_unread_close",
+        summary: "gVisor gives no socket error for a peer's close with unread data: no POLLERR, SO_ERROR 0, sends say EPIPE, but once the queue is drained every read fails with ECONNRESET instead of reading EOF",
+        evidence: "unix-reset-is-read-once.cfz",
+    },
+    Difference {
+        name: "unix.zero_length_send_reaches_socket",
+        summary: "gVisor returns 0 for a zero-length send before the socket sees it: no EPIPE after shutdown or the peer's close, and no empty seqpacket record",
+        evidence: "seqpacket-empty-send-is-a-record.cfz",
+    },
+];
 
 /// Differences on every transport: fields of [`Profile`] itself, in field order.
 pub const COMMON_DIFFERENCES: &[Difference] = &[

@@ -18,9 +18,16 @@
 //! an explicit queue drained by [`UnixModel::deliver_one`], like the TCP model, so the
 //! wire log and the peer's changes come from one place; since the kernel does all of
 //! it inside the sending call, [`UnixModel::step`] always drains the queue.
+//!
+//! Other platforms are Linux plus the differences in their profile's
+//! [`UnixProfile`](super::profile::UnixProfile). gVisor's rules were read in
+//! `pkg/sentry/socket/unix/unix.go` (socketOpsCommon.SendMsg),
+//! `pkg/sentry/socket/unix/transport/connectioned.go` (connectionedEndpoint.Close,
+//! Readiness), `transport/queue.go` (queue.Enqueue, Dequeue, CloseUnread) and
+//! `pkg/sentry/mm/io.go` (MemoryManager.CopyInTo).
 
 use super::common::{closed_result, RecordQueue, StreamQueue};
-use super::profile::Profile;
+use super::profile::{Profile, UnixReset};
 use super::{Prediction, SegmentKind, WireEvent};
 use crate::step::{End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Step, StepResult};
 use std::collections::VecDeque;
@@ -178,6 +185,10 @@ struct UnixEnd {
     snd_shut: bool,
     /// sk_err: only ever ECONNRESET, set when the peer closes with unread data.
     err: Option<Errno>,
+    /// The receive queue is marked "closed with unread data" (gVisor's queue.unread,
+    /// set by the peer's close when the profile puts the reset there): once the queue
+    /// is drained, every read fails with ECONNRESET. Never cleared.
+    reset_mark: bool,
     rq: RecvQueue,
     /// Bytes written so far (where the pattern continues).
     sent: u64,
@@ -190,6 +201,7 @@ impl UnixEnd {
             rcv_shut: false,
             snd_shut: false,
             err: None,
+            reset_mark: false,
             rq: RecvQueue::new(kind),
             sent: 0,
         }
@@ -202,8 +214,12 @@ enum Msg {
     /// An skb (stream) or a record (seqpacket) for the peer's receive queue.
     Data { offset: u64, len: usize },
     /// The sender's close or shutdown marks the peer: sk_shutdown bits to OR in, and
-    /// whether sk_err becomes ECONNRESET.
-    Mark { rcv: bool, snd: bool, reset: bool },
+    /// where ECONNRESET goes, if anywhere.
+    Mark {
+        rcv: bool,
+        snd: bool,
+        reset: Option<UnixReset>,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -304,6 +320,12 @@ impl UnixModel {
             !p.fd_open || p.rcv_shut
         };
         let sigpipe = kind.epipe_raises_sigpipe() && self.profile.sigpipe_on_epipe;
+        if n == 0 && !self.profile.unix.zero_length_send_reaches_socket {
+            // gVisor: socketOpsCommon.SendMsg copies the payload in with
+            // src.CopyInTo, and MemoryManager.CopyInTo returns (0, nil) for an empty
+            // range before calling the endpoint writer: nothing is checked or sent.
+            return StepResult::plain(Outcome::Wrote(0));
+        }
         let e = self.end(x);
         let epipe = StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
@@ -372,8 +394,14 @@ impl UnixModel {
         }
         // RCV_SHUTDOWN with nothing queued reads 0 (seqpacket: the "Signal EOF on
         // disconnected non-blocking SEQPACKET socket" rule of __unix_dgram_recvmsg).
+        // A queue marked by the peer's close with unread data fails instead, every
+        // time (gVisor's queue.Dequeue: ErrConnectionReset when closed and unread).
         if e.rcv_shut {
-            Outcome::Eof
+            if e.reset_mark {
+                Outcome::Err(Errno::ECONNRESET)
+            } else {
+                Outcome::Eof
+            }
         } else {
             Outcome::Err(Errno::EAGAIN)
         }
@@ -401,7 +429,7 @@ impl UnixModel {
             let mark = Msg::Mark {
                 rcv: how.writes(),
                 snd: how.reads(),
-                reset: false,
+                reset: None,
             };
             self.send(x, mark, note);
         }
@@ -419,18 +447,26 @@ impl UnixModel {
         let unread = e.rq.resets_peer_on_close();
         e.rq.purge();
         if self.ends[peer.index()].fd_open {
-            // "No more writes": the peer gets SHUTDOWN_MASK, and ECONNRESET in sk_err
-            // if we had unread data (see RecvQueue::resets_peer_on_close for what
-            // counts).
-            let note = if unread {
-                "close with unread data: peer gets SHUTDOWN_MASK and sk_err ECONNRESET (unix_release_sock)"
-            } else {
-                "close: peer gets SHUTDOWN_MASK (unix_release_sock)"
+            // "No more writes": the peer gets SHUTDOWN_MASK, and ECONNRESET if we had
+            // unread data (see RecvQueue::resets_peer_on_close for what counts). Linux
+            // puts it in the peer's sk_err; gVisor's connectionedEndpoint.Close calls
+            // CloseUnread on the peer's receive queue when RecvQueuedSize() > 0 (bytes:
+            // the same test here, since no empty record ever reaches a gVisor queue),
+            // and has no socket error for Unix sockets at all.
+            let reset = unread.then_some(self.profile.unix.reset_on_unread_close);
+            let note = match reset {
+                Some(UnixReset::SockError) => {
+                    "close with unread data: peer gets SHUTDOWN_MASK and sk_err ECONNRESET (unix_release_sock)"
+                }
+                Some(UnixReset::ReadQueue) => {
+                    "close with unread data: peer's queue closed and marked unread, its reads end in ECONNRESET (connectionedEndpoint.Close)"
+                }
+                None => "close: peer gets SHUTDOWN_MASK (unix_release_sock)",
             };
             let mark = Msg::Mark {
                 rcv: true,
                 snd: true,
-                reset: unread,
+                reset,
             };
             self.send(x, mark, note);
         }
@@ -453,8 +489,10 @@ impl UnixModel {
             Msg::Mark { rcv, snd, reset } => {
                 y.rcv_shut |= rcv;
                 y.snd_shut |= snd;
-                if reset {
-                    y.err = Some(Errno::ECONNRESET);
+                match reset {
+                    Some(UnixReset::SockError) => y.err = Some(Errno::ECONNRESET),
+                    Some(UnixReset::ReadQueue) => y.reset_mark = true,
+                    None => {}
                 }
             }
         }
@@ -472,11 +510,18 @@ impl UnixModel {
     ///   set writable also when the other side has shut down"). unix_dgram_poll's extra
     ///   test (peer not connected back to us and its queue over max_dgram_qlen) can
     ///   hold only once the peer has closed, and its queue is purged then.
+    ///
+    /// gVisor's connectionedEndpoint.Readiness reports only IN (receiver.Readable: the
+    /// queue is closed or holds a message) and OUT (connected.Writable); RDHUP is a
+    /// common difference, HUP a Unix one, and ERR never arises there (no sk_err).
     fn poll(&self, x: End) -> PollSet {
         let e = &self.ends[x.index()];
         PollSet::OUT
             .with_if(PollSet::ERR, e.err.is_some())
-            .with_if(PollSet::HUP, e.rcv_shut && e.snd_shut)
+            .with_if(
+                PollSet::HUP,
+                e.rcv_shut && e.snd_shut && self.profile.unix.poll_hup,
+            )
             .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
             .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
     }
@@ -519,6 +564,9 @@ impl UnixModel {
         }
         if let Some(err) = e.err {
             parts.push(format!("error {err}"));
+        }
+        if e.reset_mark {
+            parts.push("reads end in ECONNRESET".into());
         }
         parts.join(", ")
     }
@@ -743,6 +791,64 @@ mod tests {
             })
             .wire
             .is_empty());
+    }
+
+    #[test]
+    fn gvisor_marks_the_queue_instead_of_setting_an_error() {
+        for kind in [Kind::Stream, Kind::Seqpacket] {
+            let mut m = UnixModel::with_profile(kind, Profile::gvisor());
+            run(&mut m, A, Op::Write(5));
+            run(&mut m, B, Op::Write(3));
+            let p = m.step(Step {
+                end: B,
+                op: Op::Close,
+            });
+            assert!(
+                p.wire[0].note.contains("marked unread"),
+                "{}",
+                p.wire[0].note
+            );
+            assert_eq!(poll_of(&m, A), flags("IN|OUT"), "{kind:?}");
+            assert_eq!(run(&mut m, A, Op::Error).outcome, Outcome::SockError(None));
+            assert_eq!(run(&mut m, A, Op::Write(1)), err(Errno::EPIPE, false));
+            // Data first on both kinds, then ECONNRESET for good.
+            assert_eq!(
+                run(&mut m, A, Op::Read(10)).outcome,
+                Outcome::Data(b"abc".to_vec())
+            );
+            for _ in 0..2 {
+                assert_eq!(
+                    run(&mut m, A, Op::Read(10)).outcome,
+                    Outcome::Err(Errno::ECONNRESET),
+                    "{kind:?}"
+                );
+            }
+            assert!(
+                m.describe(A).ends_with("reads end in ECONNRESET"),
+                "{}",
+                m.describe(A)
+            );
+        }
+    }
+
+    #[test]
+    fn gvisor_zero_length_send_never_reaches_the_socket() {
+        for kind in [Kind::Stream, Kind::Seqpacket] {
+            let mut m = UnixModel::with_profile(kind, Profile::gvisor());
+            let p = m.step(Step {
+                end: A,
+                op: Op::Write(0),
+            });
+            assert_eq!(p.result.outcome, Outcome::Wrote(0));
+            assert!(p.wire.is_empty());
+            assert_eq!(poll_of(&m, B), flags("OUT"));
+            run(&mut m, A, Op::Shutdown(Shut::RdWr));
+            assert_eq!(run(&mut m, A, Op::Write(0)).outcome, Outcome::Wrote(0));
+            assert_eq!(run(&mut m, A, Op::Write(1)), err(Errno::EPIPE, false));
+            // No HUP on either end, though both are shut both ways.
+            assert_eq!(poll_of(&m, A), flags("IN|OUT"));
+            assert_eq!(poll_of(&m, B), flags("IN|OUT"));
+        }
     }
 
     #[test]
