@@ -119,3 +119,68 @@ fn fuzz_shrinks_and_saves_a_disagreement() {
     assert_eq!(code, 0, "{replay_out}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn record_then_matrix_add_gives_that_machine_a_column() {
+    let dir = std::env::temp_dir().join(format!("closefuzz-cli-matrix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = dir.join("othermachine-1.0-native.json");
+    let (code, out, err) = closefuzz(&["record", "--out", rec.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Pretend it came from another OS, so its columns are told apart from this one's.
+    let text = std::fs::read_to_string(&rec).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["os"] = "othermachine".into();
+    v["release"] = "1.0".into();
+    std::fs::write(&rec, v.to_string()).unwrap();
+    let docs = dir.join("docs");
+    let (code, out, err) = closefuzz(&[
+        "matrix",
+        "--platform",
+        "linux",
+        "--out",
+        docs.to_str().unwrap(),
+        "--add",
+        rec.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let md = std::fs::read_to_string(docs.join("behavior.md")).unwrap();
+    assert!(
+        md.contains("| othermachine-1.0/tcp4 |"),
+        "no column for the recording"
+    );
+    assert!(
+        docs.join("recordings/othermachine-1.0-native.json")
+            .is_file(),
+        "the recording is kept"
+    );
+    // A later run without --add keeps the column.
+    let (code, _, _) = closefuzz(&[
+        "matrix",
+        "--platform",
+        "linux",
+        "--out",
+        docs.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let md = std::fs::read_to_string(docs.join("behavior.md")).unwrap();
+    assert!(md.contains("othermachine-1.0/seqpacket"));
+    // A file that is not a recording is refused with one line naming it.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\"os\": 3}").unwrap();
+    let (code, _, err) = closefuzz(&[
+        "matrix",
+        "--platform",
+        "linux",
+        "--out",
+        docs.to_str().unwrap(),
+        "--add",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad.json:1: not a closefuzz recording"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
