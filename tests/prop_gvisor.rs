@@ -52,13 +52,11 @@ fn check(transport: Transport) {
 }
 
 #[test]
-#[ignore = "the gVisor profile is being completed"]
 fn gvisor_tcp4_matches_gvisor_profile() {
     check(Transport::Tcp4);
 }
 
 #[test]
-#[ignore = "the gVisor profile is being completed"]
 fn gvisor_tcp6_matches_gvisor_profile() {
     check(Transport::Tcp6);
 }
