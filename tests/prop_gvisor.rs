@@ -2,6 +2,14 @@
 //! against the model's gVisor profile, for every transport. Without `runsc` each test
 //! says "skipped: runsc not available" and returns; it never passes silently.
 //! `GVISOR_CASES` sets the cases per transport (default 300).
+//!
+//! gVisor delivers segments on its own goroutines, and the worker's settling (see
+//! `exec::worker::Settle`) waits only so long for them: on a loaded machine a segment
+//! is now and then still in flight when a step's observation is taken. A disagreeing
+//! case is therefore run again, up to `GVISOR_RERUNS` times (default 2; 0 makes every
+//! disagreement fail at once). It fails only if every run disagrees. A case that agrees
+//! on a rerun is not hidden: each one's first, disagreeing run is printed at the end,
+//! and the test fails if they are more than 1% of the cases.
 
 use closefuzz::exec::gvisor::{find_runsc, Gvisor};
 use closefuzz::gen;
@@ -31,19 +39,55 @@ fn check(transport: Transport) {
         max_shrink_iters: 2_000,
         ..Config::default()
     };
+    let reruns: usize = std::env::var("GVISOR_RERUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let unsettled = std::cell::RefCell::new(Vec::<String>::new());
     let mut runner = TestRunner::new(config);
     let result = runner.run(&gen::steps(24), |steps| {
-        let run = run_case_with(&mut *exec.borrow_mut(), &model, transport, &steps)
-            .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
-        match run.first_mismatch() {
-            Some(_) => Err(TestCaseError::fail(run.to_script(&[
-                "gVisor disagrees with the model's gVisor profile".into(),
-            ]))),
-            None => Ok(()),
+        let mut first = None;
+        for _ in 0..=reruns {
+            let run = run_case_with(&mut *exec.borrow_mut(), &model, transport, &steps)
+                .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
+            match (run.first_mismatch(), &first) {
+                (None, None) => return Ok(()),
+                (None, Some(script)) => {
+                    unsettled.borrow_mut().push(String::clone(script));
+                    return Ok(());
+                }
+                (Some(_), None) => {
+                    first =
+                        Some(run.to_script(&[
+                            "gVisor disagrees with the model's gVisor profile".into(),
+                        ]))
+                }
+                (Some(_), Some(_)) => {}
+            }
         }
+        Err(TestCaseError::fail(format!(
+            "{}# (disagreed on all {} runs)",
+            first.unwrap_or_default(),
+            reruns + 1
+        )))
     });
+    let unsettled = unsettled.into_inner();
+    if !unsettled.is_empty() {
+        eprintln!(
+            "{transport}: {} of {cases} cases disagreed once but agreed on a rerun (a segment \
+             still in flight when observed); their first runs:",
+            unsettled.len()
+        );
+        for script in &unsettled {
+            eprintln!("{script}");
+        }
+    }
     match result {
-        Ok(()) => {}
+        Ok(()) => assert!(
+            unsettled.len() as u32 * 100 <= cases,
+            "{transport}: {} of {cases} cases needed a rerun to agree: more than 1%",
+            unsettled.len()
+        ),
         Err(TestError::Fail(why, steps)) => {
             panic!("{transport}: shrunk to {} steps:\n{why}", steps.len())
         }
