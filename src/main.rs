@@ -457,7 +457,7 @@ fn matrix(
                 source: "live".into(),
             });
             results.push(
-                run_all(&mut exec, &scenarios, t).map_err(|e| {
+                run_all(&mut exec, &scenarios, t, Some(&Model::new(t, platform))).map_err(|e| {
                     BadInput(format!("running scenarios over {t} on {platform}: {e}"))
                 })?,
             );
@@ -502,7 +502,7 @@ fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInpu
         results: Default::default(),
     };
     for t in Transport::ALL {
-        match run_all(&mut closefuzz::run::Local, &scenarios, t) {
+        match run_all(&mut closefuzz::run::Local, &scenarios, t, None) {
             Ok(per_scenario) => {
                 for (f, steps) in files.iter().zip(per_scenario) {
                     let name = f

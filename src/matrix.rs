@@ -91,17 +91,28 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Runs every scenario over `transport` on `exec`, returning each step's result.
+/// Runs every scenario over `transport` on `exec`, returning each step's result. With a
+/// `model`, a settling executor's disagreement is run again before its results are
+/// taken (see [`crate::run::run_case_with`]), so a delivery that outlasted the settle
+/// bound does not end up in the tables.
 pub fn run_all(
     exec: &mut dyn Executor,
     scenarios: &[Scenario],
     transport: Transport,
+    model: Option<&crate::model::Model>,
 ) -> std::io::Result<Vec<Vec<StepResult>>> {
     scenarios
         .iter()
-        .map(|sc| {
-            let kr = exec.run_steps(transport, &sc.step_list())?;
-            Ok(kr.steps.into_iter().map(|(r, _)| r).collect())
+        .map(|sc| match model {
+            Some(m) => {
+                let run = crate::run::run_case_with(exec, m, transport, &sc.step_list())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok(run.steps.into_iter().map(|r| r.kernel).collect())
+            }
+            None => {
+                let kr = exec.run_steps(transport, &sc.step_list())?;
+                Ok(kr.steps.into_iter().map(|(r, _)| r).collect())
+            }
         })
         .collect()
 }

@@ -2,6 +2,14 @@
 //! against the model's gVisor profile, for every transport. Without `runsc` each test
 //! says "skipped: runsc not available" and returns; it never passes silently.
 //! `GVISOR_CASES` sets the cases per transport (default 300).
+//!
+//! gVisor delivers TCP segments on its own goroutines, and the worker's settling (see
+//! `exec::worker::Settle`) waits only so long for them: on a loaded machine a segment
+//! is now and then still in flight when a step's observation is taken. `run_case_with`
+//! therefore runs a disagreeing case again on a settling executor, and the case fails
+//! only if the disagreement reproduces. A case that agreed only on a rerun is not
+//! hidden: each one's first, disagreeing run is printed, and the test fails if they are
+//! more than 1% of the cases.
 
 use closefuzz::exec::gvisor::{find_runsc, Gvisor};
 use closefuzz::gen;
@@ -31,23 +39,40 @@ fn check(transport: Transport) {
         max_shrink_iters: 2_000,
         ..Config::default()
     };
+    let unstable = std::cell::RefCell::new(Vec::<String>::new());
     let mut runner = TestRunner::new(config);
     let result = runner.run(&gen::steps(24), |steps| {
         let run = run_case_with(&mut *exec.borrow_mut(), &model, transport, &steps)
             .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
         if let Some(script) = &run.unstable {
-            // Visible, never silent: a delivery outlasted the settle bound once.
-            eprintln!("{transport}: unstable case (did not reproduce):\n{script}");
+            unstable.borrow_mut().push(script.clone());
         }
         match run.first_mismatch() {
-            Some(_) => Err(TestCaseError::fail(run.to_script(&[
-                "gVisor disagrees with the model's gVisor profile".into(),
-            ]))),
+            Some(_) => Err(TestCaseError::fail(
+                run.to_script(&[
+                    "gVisor disagrees with the model's gVisor profile (reproduced on every rerun)"
+                        .into(),
+                ]),
+            )),
             None => Ok(()),
         }
     });
+    let unstable = unstable.into_inner();
+    if !unstable.is_empty() {
+        eprintln!(
+            "{transport}: {} of {cases} cases disagreed once but agreed on a rerun (a segment still in flight when observed); their first runs:",
+            unstable.len()
+        );
+        for script in &unstable {
+            eprintln!("{script}");
+        }
+    }
     match result {
-        Ok(()) => {}
+        Ok(()) => assert!(
+            unstable.len() as u32 * 100 <= cases,
+            "{transport}: {} of {cases} cases needed a rerun to agree: more than 1%",
+            unstable.len()
+        ),
         Err(TestError::Fail(why, steps)) => {
             panic!("{transport}: shrunk to {} steps:\n{why}", steps.len())
         }
@@ -56,13 +81,11 @@ fn check(transport: Transport) {
 }
 
 #[test]
-#[ignore = "the gVisor profile is being completed"]
 fn gvisor_tcp4_matches_gvisor_profile() {
     check(Transport::Tcp4);
 }
 
 #[test]
-#[ignore = "the gVisor profile is being completed"]
 fn gvisor_tcp6_matches_gvisor_profile() {
     check(Transport::Tcp6);
 }

@@ -36,13 +36,57 @@ pub struct Profile {
     pub unix: UnixProfile,
 }
 
-/// TCP-only differences (fields are named in [`differences`] as `tcp.FIELD`).
+/// TCP-only differences (fields are named in [`differences`] as `tcp.FIELD`). Fields
+/// are kept in alphabetical order: the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct TcpProfile {}
+pub struct TcpProfile {
+    /// New data for an end in FIN_WAIT that has shut its read side resets the
+    /// connection with ECONNABORTED as the receiving end's error (Linux: ECONNRESET).
+    pub data_after_shutdown_aborts: bool,
+    /// A FIN arriving in ESTABLISHED is ACKed later (Linux's delayed ACK), so its sender
+    /// may still be in FIN_WAIT1; without it the ACK leaves at once (FIN_WAIT2).
+    pub delayed_fin_ack: bool,
+    /// A failing write on a connection closed without error (CLOSE after the close
+    /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
+    pub failed_write_clears_error: bool,
+    /// poll reports ERR for every CLOSE or TIME_WAIT socket, whatever SO_ERROR holds,
+    /// and never for an open connection (Linux: ERR exactly while an error is pending).
+    pub poll_err_when_closed: bool,
+    /// poll reports HUP as soon as both directions are shut, in any state (Linux);
+    /// otherwise only once the connection is CLOSE or TIME_WAIT.
+    pub poll_hup_when_shut_both_ways: bool,
+    /// After a reset, a read returns the pending error before EOF even when the peer's
+    /// FIN had arrived (Linux: EOF first, the error stays for SO_ERROR).
+    pub read_error_before_eof: bool,
+    /// A shutdown that leaves both directions shut while unread data is queued aborts
+    /// the connection with RST and ECONNABORTED (Linux: a FIN, the data stays).
+    pub shutdown_with_unread_resets: bool,
+    /// TCP_INFO on an open fd whose connection went to TIME_WAIT reports TIME_WAIT
+    /// (Linux: CLOSE, since a mini-socket holds TIME_WAIT and the fd's socket is done).
+    pub time_wait_on_open_fd: bool,
+}
 
 impl TcpProfile {
-    const LINUX: TcpProfile = TcpProfile {};
-    const GVISOR: TcpProfile = TcpProfile {};
+    const LINUX: TcpProfile = TcpProfile {
+        data_after_shutdown_aborts: false,
+        delayed_fin_ack: true,
+        failed_write_clears_error: true,
+        poll_err_when_closed: false,
+        poll_hup_when_shut_both_ways: true,
+        read_error_before_eof: false,
+        shutdown_with_unread_resets: false,
+        time_wait_on_open_fd: false,
+    };
+    const GVISOR: TcpProfile = TcpProfile {
+        data_after_shutdown_aborts: true,
+        delayed_fin_ack: false,
+        failed_write_clears_error: false,
+        poll_err_when_closed: true,
+        poll_hup_when_shut_both_ways: false,
+        read_error_before_eof: true,
+        shutdown_with_unread_resets: true,
+        time_wait_on_open_fd: true,
+    };
 }
 
 /// Unix-socket-only differences (named in [`differences`] as `unix.FIELD`). Fields are
@@ -137,7 +181,48 @@ pub fn differences() -> impl Iterator<Item = &'static Difference> {
 }
 
 /// Differences in TCP only: fields of [`TcpProfile`], named `tcp.FIELD`, in field order.
-pub const TCP_DIFFERENCES: &[Difference] = &[];
+pub const TCP_DIFFERENCES: &[Difference] = &[
+    Difference {
+        name: "tcp.data_after_shutdown_aborts",
+        summary: "gVisor answers data arriving after shutdown(rd) in FIN_WAIT with RST and ECONNABORTED as its own error, where Linux says ECONNRESET",
+        evidence: "tcp-data-after-full-shutdown-aborts.cfz",
+    },
+    Difference {
+        name: "tcp.delayed_fin_ack",
+        summary: "gVisor ACKs a FIN at once, so its sender is in FIN_WAIT2 right away; Linux delays that ACK and the sender may still be in FIN_WAIT1",
+        evidence: "tcp-fin-ack-is-delayed.cfz",
+    },
+    Difference {
+        name: "tcp.failed_write_clears_error",
+        summary: "on gVisor a write that fails on a connection closed without error (RST in CLOSE_WAIT) returns EPIPE and leaves the pending EPIPE for SO_ERROR; Linux's write takes it",
+        evidence: "tcp-failed-write-keeps-no-error.cfz",
+    },
+    Difference {
+        name: "tcp.poll_err_when_closed",
+        summary: "gVisor's poll reports ERR for every CLOSE or TIME_WAIT socket, even after a graceful close or once the error was read; Linux only while an error is pending",
+        evidence: "tcp-poll-after-graceful-close.cfz",
+    },
+    Difference {
+        name: "tcp.poll_hup_when_shut_both_ways",
+        summary: "gVisor's poll reports HUP only once the connection is CLOSE or TIME_WAIT; Linux as soon as both directions are shut",
+        evidence: "tcp-poll-hup-when-shut-both-ways.cfz",
+    },
+    Difference {
+        name: "tcp.read_error_before_eof",
+        summary: "after an abort or reset, gVisor's read returns the pending error before EOF even when the peer's FIN had arrived; Linux returns EOF (seen after tcp.shutdown_with_unread_resets)",
+        evidence: "tcp-shutdown-rdwr-with-unread-data.cfz",
+    },
+    Difference {
+        name: "tcp.shutdown_with_unread_resets",
+        summary: "on gVisor a shutdown that leaves both directions shut with unread data aborts with RST (ECONNABORTED here, ECONNRESET at the peer), even in TIME_WAIT; Linux sends a FIN and keeps the data",
+        evidence: "tcp-shutdown-rdwr-with-unread-data.cfz",
+    },
+    Difference {
+        name: "tcp.time_wait_on_open_fd",
+        summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, CLOSE on Linux",
+        evidence: "tcp-time-wait-state-on-open-fd.cfz",
+    },
+];
 
 /// Differences in Unix sockets only: fields of [`UnixProfile`], named `unix.FIELD`, in
 /// field order.

@@ -57,6 +57,12 @@ struct TcpEnd {
     fin_ack_uncertain: bool,
     /// SO_LINGER {on, 0} is set.
     linger_zero: bool,
+    /// shutdown(SHUT_RD) was called (gVisor's shutdownFlags & ShutdownRead; unlike
+    /// `rcv_shut`, the peer's FIN does not set it).
+    shut_rd: bool,
+    /// The connection ended in error: an RST other than in CLOSE_WAIT, or an abort
+    /// (gVisor's StateError, as against StateClose; Linux has CLOSE for both).
+    errored: bool,
 }
 
 impl TcpEnd {
@@ -73,6 +79,8 @@ impl TcpEnd {
             sent: 0,
             fin_ack_uncertain: false,
             linger_zero: false,
+            shut_rd: false,
+            errored: false,
         }
     }
 }
@@ -225,6 +233,7 @@ impl TcpModel {
 
     fn write(&mut self, x: End, n: usize) -> StepResult {
         let no_sigpipe = self.mutated(Mutation::NoSigpipe) || !self.profile.sigpipe_on_epipe;
+        let clears_error = self.profile.tcp.failed_write_clears_error;
         let e = self.end(x);
         // tcp_sendmsg_locked: outside ESTABLISHED and CLOSE_WAIT, sk_stream_wait_connect
         // returns the pending error if there is one, else EPIPE; with SEND_SHUTDOWN or
@@ -235,7 +244,15 @@ impl TcpModel {
             || e.snd_shut
             || e.err.is_some()
         {
-            let err = e.err.take().unwrap_or(Errno::EPIPE);
+            // gVisor (isEndpointWritableLocked in tcp/endpoint.go) takes the pending
+            // error only in StateError; a connection closed without error (StateClose:
+            // after an RST in CLOSE_WAIT) fails with ErrClosedForSend, EPIPE, and leaves
+            // the error for SO_ERROR.
+            let takes = e.errored || clears_error;
+            let err = takes
+                .then(|| e.err.take())
+                .flatten()
+                .unwrap_or(Errno::EPIPE);
             return StepResult {
                 outcome: Outcome::Err(err),
                 sigpipe: err == Errno::EPIPE && !no_sigpipe,
@@ -254,6 +271,7 @@ impl TcpModel {
     fn read(&mut self, x: End, n: usize) -> Outcome {
         let peer = x.peer();
         let error_first = self.mutated(Mutation::ErrorBeforeEof);
+        let errored_first = self.profile.tcp.read_error_before_eof;
         let e = self.end(x);
         // tcp_recvmsg_locked copies queued data first, whatever the state: data that
         // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
@@ -266,6 +284,13 @@ impl TcpModel {
         // CLOSE without any of those is ENOTCONN; otherwise there is nothing yet.
         if error_first && e.err.is_some() {
             return Outcome::Err(e.err.take().unwrap_or(Errno::EIO));
+        }
+        // gVisor (checkReadLocked in tcp/endpoint.go): in StateError with nothing
+        // queued, the hard error comes first, FIN or not; then ErrClosedForReceive (EOF).
+        if errored_first && e.errored {
+            if let Some(err) = e.err.take() {
+                return Outcome::Err(err);
+            }
         }
         if e.fin_received {
             Outcome::Eof
@@ -281,12 +306,39 @@ impl TcpModel {
     }
 
     fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
+        let unread_resets = self.profile.tcp.shutdown_with_unread_resets;
         let e = self.end(x);
         // inet_shutdown ORs the flags in whatever the state, but reports ENOTCONN on a
         // CLOSE socket (RFC 9293 3.10.4: CLOSE on a closed connection is an error).
         e.rcv_shut |= how.reads();
         e.snd_shut |= how.writes();
-        if e.state == TcpState::Close {
+        e.shut_rd |= how.reads();
+        let closed = matches!(e.state, TcpState::Close | TcpState::TimeWait);
+        // gVisor (shutdownLocked in tcp/endpoint.go) works on the accumulated flags in
+        // every connected state, TIME_WAIT included: once both SHUT_RD and SHUT_WR
+        // were asked for and unread data is queued, resetConnectionLocked(
+        // ErrConnectionAborted) sends RST and the call succeeds. The queued data stays
+        // readable; ECONNABORTED comes after it.
+        if unread_resets
+            && e.state != TcpState::Close
+            && e.shut_rd
+            && e.snd_shut
+            && !e.rq.is_empty()
+        {
+            e.err = Some(Errno::ECONNABORTED);
+            e.errored = true;
+            e.fin_ack_uncertain = false;
+            Self::done(e, Conn::Gone);
+            self.send(
+                x,
+                Seg::Rst,
+                "shutdown of both directions with unread data: gVisor shutdownLocked",
+            );
+            return Outcome::Ok;
+        }
+        // A TIME_WAIT socket (seen only where TCP_INFO shows it, see fin_arrives) has
+        // sent its FIN: gVisor's shutdownLocked says ErrNotConnected, as Linux does.
+        if closed {
             return Outcome::Err(Errno::ENOTCONN);
         }
         // tcp_shutdown sends a FIN only for SEND_SHUTDOWN, and only once: from
@@ -319,7 +371,7 @@ impl TcpModel {
         e.rcv_shut = true;
         e.snd_shut = true;
         let unread = e.rq.discard();
-        if e.state == TcpState::Close {
+        if matches!(e.state, TcpState::Close | TcpState::TimeWait) {
             // Already reset or in TIME_WAIT: nothing left to tell the peer.
             return Outcome::Ok;
         }
@@ -407,6 +459,9 @@ impl TcpModel {
         } else {
             Errno::ECONNRESET
         });
+        // gVisor's handleReset: CLOSE_WAIT goes to StateClose (with ErrAborted, EPIPE),
+        // every other state to StateError (ErrConnectionReset).
+        e.errored = e.state != TcpState::CloseWait;
         e.fin_ack_uncertain = false;
         Self::done(e, Conn::Gone);
     }
@@ -430,12 +485,24 @@ impl TcpModel {
             TcpState::LastAck => Self::done(e, Conn::Gone),
             // CLOSING -> TIME_WAIT: tcp_time_wait hands the connection to a TIME_WAIT
             // mini-socket and tcp_done()s the full socket, so TCP_INFO says CLOSE.
-            TcpState::Closing => Self::done(e, Conn::TimeWait),
+            TcpState::Closing => {
+                Self::done(e, Conn::TimeWait);
+                self.time_wait_shows(y);
+            }
             _ => {}
         }
     }
 
+    /// gVisor keeps TIME_WAIT in the endpoint the fd points to (handleTimeWaitSegment
+    /// in tcp/rcv.go serves it), so TCP_INFO reports it; Linux's fd socket is CLOSE.
+    fn time_wait_shows(&mut self, y: End) {
+        if self.profile.tcp.time_wait_on_open_fd {
+            self.end(y).state = TcpState::TimeWait;
+        }
+    }
+
     fn data_arrives(&mut self, y: End, offset: u64, len: usize) {
+        let aborts = self.profile.tcp.data_after_shutdown_aborts;
         let e = self.end(y);
         match e.state {
             TcpState::Established => {
@@ -451,7 +518,14 @@ impl TcpModel {
                     // down for reading) resets the connection (RFC 9293 3.10.7.4,
                     // RFC 2525 2.17). For an orphan in FIN_WAIT2 the TIME_WAIT
                     // mini-socket does the same (TCP_TW_RST).
-                    e.err = Some(Errno::ECONNRESET);
+                    // gVisor (handleRcvdSegmentClosing in tcp/rcv.go) returns
+                    // ErrConnectionAborted here, so the error is ECONNABORTED.
+                    e.err = Some(if aborts {
+                        Errno::ECONNABORTED
+                    } else {
+                        Errno::ECONNRESET
+                    });
+                    e.errored = true;
                     Self::done(e, Conn::Gone);
                     self.send(
                         y,
@@ -480,7 +554,17 @@ impl TcpModel {
                 // FIN_WAIT1 until this end sends something, or a delayed-ACK heuristic
                 // sends the ACK on its own (see the module docs).
                 e.state = TcpState::CloseWait;
-                self.end(peer).fin_ack_uncertain = true;
+                if self.profile.tcp.delayed_fin_ack {
+                    self.end(peer).fin_ack_uncertain = true;
+                } else {
+                    // gVisor ACKs at once (handleSegmentsLocked sends an ACK whenever
+                    // RcvNxt moved past the last ACK sent).
+                    self.send(
+                        y,
+                        Seg::Ack,
+                        "ACK of FIN, at once: gVisor handleSegmentsLocked",
+                    );
+                }
             }
             TcpState::FinWait1 => {
                 // Simultaneous close: FIN_WAIT1 -> CLOSING, ACK at once (tcp_fin).
@@ -496,6 +580,7 @@ impl TcpModel {
                 // An open fd's socket is tcp_done()d: TCP_INFO reports CLOSE, not
                 // TIME_WAIT, which only the mini-socket holds.
                 Self::done(e, Conn::TimeWait);
+                self.time_wait_shows(y);
                 self.send(
                     y,
                     Seg::Ack,
@@ -519,14 +604,21 @@ impl TcpModel {
     /// tcp_poll, for the events closefuzz asks about.
     fn poll(&self, x: End) -> PollSet {
         let e = &self.ends[x.index()];
+        let tcp = &self.profile.tcp;
+        // gVisor's Readiness (tcp/endpoint.go) answers every event for StateClose,
+        // StateError and StateTimeWait, and only IN/OUT for a connected endpoint.
+        let closed = matches!(e.state, TcpState::Close | TcpState::TimeWait);
+        let hup = closed || (tcp.poll_hup_when_shut_both_ways && e.rcv_shut && e.snd_shut);
+        let err = if tcp.poll_err_when_closed {
+            closed
+        } else {
+            e.err.is_some()
+        };
         PollSet::OUT // writable in every state past SYN_SENT while the buffer has room
-            .with_if(
-                PollSet::HUP,
-                (e.rcv_shut && e.snd_shut) || e.state == TcpState::Close,
-            )
+            .with_if(PollSet::HUP, hup)
             .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
             .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
-            .with_if(PollSet::ERR, e.err.is_some())
+            .with_if(PollSet::ERR, err)
     }
 
     /// Both ends' TCP state and poll revents.
@@ -555,6 +647,7 @@ impl TcpModel {
         });
         let conn = match e.conn {
             Conn::Live => self.state_view(x).to_string(),
+            Conn::TimeWait if e.fd_open && e.state == TcpState::TimeWait => "TIME_WAIT".to_string(),
             Conn::TimeWait if e.fd_open => "CLOSE (connection in TIME_WAIT)".to_string(),
             Conn::TimeWait => "TIME_WAIT".to_string(),
             Conn::Gone if e.fd_open => "CLOSE".to_string(),
