@@ -66,14 +66,29 @@ fn gvisor_worker_runs_a_case() {
         s(End::A, Op::Write(5)),
         s(End::A, Op::Read(10)),
     ];
-    let run = g.run_steps(Transport::Tcp4, &steps).unwrap();
+    // The RST answering the write after b's close must have been seen by the next
+    // write: this is what settling is for. On a loaded machine gVisor now and then
+    // takes longer than the settle bound, so (as run_case_with does) the case is run
+    // again before that counts as a failure.
+    let mut tries = 0;
+    let run = loop {
+        tries += 1;
+        let run = g.run_steps(Transport::Tcp4, &steps).unwrap();
+        if matches!(run.steps[4].0.outcome, Outcome::Err(_)) || tries == 3 {
+            break run;
+        }
+        eprintln!("settle race on try {tries}: {:?}", run.steps[4]);
+    };
     let got: Vec<&Outcome> = run.steps.iter().map(|(r, _)| &r.outcome).collect();
     assert_eq!(got[0], &Outcome::Wrote(5));
     assert_eq!(got[1], &Outcome::Data(b"ABCDE".to_vec()));
-    // The RST answering the write after b's close must have been seen by the next
-    // write: this is what settling is for.
     assert!(matches!(got[4], Outcome::Err(_)), "{run:?}");
-    assert!(run.settle > Duration::ZERO && run.settle <= run.elapsed);
+    assert!(
+        run.settle > Duration::ZERO && run.settle <= run.elapsed,
+        "settle {:?} elapsed {:?}",
+        run.settle,
+        run.elapsed
+    );
     // The same worker serves every case.
     for t in [Transport::Tcp6, Transport::Unix, Transport::Seqpacket] {
         let run = g.run_steps(t, &steps[..2]).unwrap();
@@ -84,6 +99,7 @@ fn gvisor_worker_runs_a_case() {
         );
     }
     assert_eq!(g.starts(), 1);
+    let _ = tries;
 }
 
 fn config_with(worker: &[&str], start: Duration, answer: Duration) -> Option<GvisorConfig> {
