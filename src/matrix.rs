@@ -251,7 +251,26 @@ impl Matrix {
         if !any {
             out.push_str("(none)\n");
         }
-        out.push_str("\n## Scenarios\n");
+        out.push_str("\n## Platform profiles\n\n");
+        out.push_str("How the model's profiles depart from Linux (`src/model/profile.rs`); each entry names the\nscenario whose table shows it.\n\n");
+        for p in crate::model::Platform::ALL {
+            let diffs = crate::model::profile::Profile::of(p).differences();
+            if diffs.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("{}:\n\n", p.name()));
+            for d in diffs {
+                out.push_str(&format!(
+                    "- `{}`: {} ([{}](#{}))\n",
+                    d.name,
+                    d.summary,
+                    d.evidence,
+                    anchor(d.evidence)
+                ));
+            }
+            out.push('\n');
+        }
+        out.push_str("## Scenarios\n");
         for sc in &self.scenarios {
             out.push_str(&format!("\n### {}\n\n", sc.file));
             for d in &sc.description {

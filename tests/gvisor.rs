@@ -3,13 +3,16 @@
 //! Every test here needs `runsc` (Debian: `apt-get install runsc`) and root. Without
 //! `runsc` each test prints "skipped: runsc not available" and returns.
 //!
-//! The `#[ignore]`d tests are tools rather than checks, until the model has a gVisor
-//! profile: `gvisor_differences` fuzzes gVisor against the Linux TCP model and
-//! prints each distinct disagreement with a shrunk script; `gvisor_vs_host` compares
-//! gVisor with the host kernel directly (for the Unix transports, whose model is not
-//! ready); `gvisor_throughput` measures cases per second and settle times. Run them
-//! with `cargo test --release --test gvisor -- --ignored --nocapture`; knobs:
-//! `GVISOR_CASES` (cases per round), `GVISOR_ROUNDS` (most rounds), `GVISOR_TRANSPORT`.
+//! The checks of gVisor against the model's gVisor profile are in tests/prop_gvisor.rs.
+//! The `#[ignore]`d tests here are the tools that found the differences the profile
+//! names: `gvisor_differences` fuzzes gVisor against the *Linux* model and prints each
+//! distinct disagreement with a shrunk script (the way to look for a new difference);
+//! `gvisor_vs_host` compares gVisor with the host kernel directly, model-free;
+//! `gvisor_throughput` measures cases per second and settle times;
+//! `gvisor_settle_check` compares settle bounds. Run them with
+//! `cargo test --release --test gvisor -- --ignored --nocapture`; knobs:
+//! `GVISOR_CASES` (cases per round), `GVISOR_ROUNDS` (most rounds), `GVISOR_TRANSPORT`,
+//! `GVISOR_MASK`, `GVISOR_STABLE_US`.
 
 use closefuzz::exec::gvisor::{find_runsc, Gvisor, GvisorConfig};
 use closefuzz::gen;
