@@ -1,7 +1,8 @@
 //! Pieces every transport model shares: receive queues that know the writer's byte
 //! pattern, and the rule for steps on a closed descriptor.
 
-use crate::step::{pattern, End, Outcome, Step, StepResult};
+use super::{Prediction, WireEvent};
+use crate::step::{pattern, End, Observation, Outcome, Step, StepResult};
 use std::collections::VecDeque;
 
 /// Unread bytes of a byte stream. Bytes are never stored: the writer's pattern and the
@@ -80,4 +81,37 @@ impl RecordQueue {
 /// executor alike.
 pub fn closed_result(_step: Step) -> StepResult {
     StepResult::plain(Outcome::Closed)
+}
+
+/// The driver every transport model shares: run the call (or the closed-descriptor
+/// rule), then let the network deliver everything in flight, then look.
+pub trait Connection {
+    /// Whether `end`'s descriptor is open.
+    fn fd_open(&self, end: End) -> bool;
+    /// The call itself, on an open descriptor; segments it sends go in flight.
+    fn call(&mut self, step: Step) -> StepResult;
+    /// Delivers the oldest segment in flight; false if none was.
+    fn deliver_one(&mut self) -> bool;
+    /// Both ends as they are now.
+    fn view(&self) -> Observation;
+    /// The wire log the current step writes to.
+    fn wire_log(&mut self) -> &mut Vec<WireEvent>;
+
+    /// One step, delivered to the end: on Linux loopback and Unix sockets delivery
+    /// completes inside the sending call, so a step's prediction is taken with nothing
+    /// left in flight. (A later mode can call [`Connection::deliver_one`] itself.)
+    fn drive(&mut self, step: Step) -> Prediction {
+        self.wire_log().clear();
+        let result = if self.fd_open(step.end) {
+            self.call(step)
+        } else {
+            closed_result(step)
+        };
+        while self.deliver_one() {}
+        Prediction {
+            result,
+            after: self.view(),
+            wire: std::mem::take(self.wire_log()),
+        }
+    }
 }

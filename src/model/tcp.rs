@@ -14,7 +14,7 @@
 //! segment, the FIN's sender is predicted as `FIN_WAIT1|FIN_WAIT2`. No other
 //! observable depends on that ACK: both states answer every later event alike.
 
-use super::common::{closed_result, StreamQueue};
+use super::common::{Connection, StreamQueue};
 use super::profile::Profile;
 use super::{Prediction, SegmentKind, WireEvent};
 use crate::step::{
@@ -183,18 +183,7 @@ impl TcpModel {
     /// Runs `step`, then delivers everything in flight (Linux loopback delivers a
     /// segment inside the syscall that sends it: the softirq runs before it returns).
     pub fn step(&mut self, step: Step) -> Prediction {
-        self.log.clear();
-        let result = if self.ends[step.end.index()].fd_open {
-            self.call(step)
-        } else {
-            closed_result(step)
-        };
-        while self.deliver_one() {}
-        Prediction {
-            result,
-            after: self.view(),
-            wire: std::mem::take(&mut self.log),
-        }
+        self.drive(step)
     }
 
     fn send(&mut self, from: End, seg: Seg, note: &'static str) {
@@ -670,6 +659,24 @@ impl TcpModel {
             parts.push(format!("error {err}"));
         }
         parts.join(", ")
+    }
+}
+
+impl Connection for TcpModel {
+    fn fd_open(&self, end: End) -> bool {
+        self.ends[end.index()].fd_open
+    }
+    fn call(&mut self, step: Step) -> StepResult {
+        TcpModel::call(self, step)
+    }
+    fn deliver_one(&mut self) -> bool {
+        TcpModel::deliver_one(self)
+    }
+    fn view(&self) -> Observation {
+        TcpModel::view(self)
+    }
+    fn wire_log(&mut self) -> &mut Vec<WireEvent> {
+        &mut self.log
     }
 }
 

@@ -26,7 +26,7 @@
 //! Readiness), `transport/queue.go` (queue.Enqueue, Dequeue, CloseUnread) and
 //! `pkg/sentry/mm/io.go` (MemoryManager.CopyInTo).
 
-use super::common::{closed_result, RecordQueue, StreamQueue};
+use super::common::{Connection, RecordQueue, StreamQueue};
 use super::profile::{Profile, UnixReset};
 use super::{Prediction, SegmentKind, WireEvent};
 use crate::step::{End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Step, StepResult};
@@ -268,18 +268,7 @@ impl UnixModel {
     /// Runs `step`, then delivers everything in flight (the kernel does all of it
     /// inside the call, under the peer's state lock).
     pub fn step(&mut self, step: Step) -> Prediction {
-        self.log.clear();
-        let result = if self.ends[step.end.index()].fd_open {
-            self.call(step)
-        } else {
-            closed_result(step)
-        };
-        while self.deliver_one() {}
-        Prediction {
-            result,
-            after: self.view(),
-            wire: std::mem::take(&mut self.log),
-        }
+        self.drive(step)
     }
 
     fn send(&mut self, from: End, msg: Msg, note: &'static str) {
@@ -569,6 +558,24 @@ impl UnixModel {
             parts.push("reads end in ECONNRESET".into());
         }
         parts.join(", ")
+    }
+}
+
+impl Connection for UnixModel {
+    fn fd_open(&self, end: End) -> bool {
+        self.ends[end.index()].fd_open
+    }
+    fn call(&mut self, step: Step) -> StepResult {
+        UnixModel::call(self, step)
+    }
+    fn deliver_one(&mut self) -> bool {
+        UnixModel::deliver_one(self)
+    }
+    fn view(&self) -> Observation {
+        UnixModel::view(self)
+    }
+    fn wire_log(&mut self) -> &mut Vec<WireEvent> {
+        &mut self.log
     }
 }
 
