@@ -113,7 +113,7 @@ enum Command {
     /// Measure the full loop against bare syscalls, and 2 threads against 1.
     Bench {
         /// Cases per measurement.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 5000)]
         cases: usize,
         /// Transport, or `all` for each transport in turn.
         #[arg(long, default_value = "tcp4")]
