@@ -173,6 +173,13 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
             out.push_str("  |  (nothing on the wire)\n");
         }
         out.push_str(&ends_text(&model));
+        let open_ended = p
+            .after
+            .iter()
+            .any(|v| matches!(v, EndView::Open { state: Some(s), .. } if s.single().is_none()));
+        if open_ended {
+            out.push_str("    (FIN_WAIT1|FIN_WAIT2: the peer may still be delaying the ACK of the FIN; Linux's delayed-ACK heuristics decide, which the model leaves open)\n");
+        }
         for (e, (m, k)) in r.model_after.iter().zip(&r.kernel_after).enumerate() {
             if !m.admits(k) {
                 out.push_str(&format!(

@@ -117,6 +117,24 @@ fn fuzz_shrinks_and_saves_a_disagreement() {
     // The saved script is a valid scenario that the real model replays clean.
     let (code, replay_out, _) = closefuzz(&["replay", saved.to_str().unwrap()]);
     assert_eq!(code, 0, "{replay_out}");
+    // The same seed finds and shrinks to the same script.
+    let again = out.join("again");
+    let (code, _, _) = closefuzz(&[
+        "fuzz",
+        "--cases",
+        "5000",
+        "--seed",
+        "3",
+        "--mutation",
+        "ResetInCloseWaitIsEconnreset",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        std::fs::read_to_string(again.join("tcp4-seed3-t0.cfz")).unwrap(),
+        text
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 
