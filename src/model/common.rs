@@ -115,3 +115,28 @@ pub trait Connection {
         }
     }
 }
+
+/// Implements [`Connection`] for a model whose inherent `call`, `deliver_one` and `view`
+/// do the work, with `ends[i].fd_open` and a `log` field.
+macro_rules! impl_connection {
+    ($model:ty) => {
+        impl $crate::model::common::Connection for $model {
+            fn fd_open(&self, end: $crate::step::End) -> bool {
+                self.ends[end.index()].fd_open
+            }
+            fn call(&mut self, step: $crate::step::Step) -> $crate::step::StepResult {
+                <$model>::call(self, step)
+            }
+            fn deliver_one(&mut self) -> bool {
+                <$model>::deliver_one(self)
+            }
+            fn view(&self) -> $crate::step::Observation {
+                <$model>::view(self)
+            }
+            fn wire_log(&mut self) -> &mut Vec<$crate::model::WireEvent> {
+                &mut self.log
+            }
+        }
+    };
+}
+pub(crate) use impl_connection;

@@ -662,23 +662,7 @@ impl TcpModel {
     }
 }
 
-impl Connection for TcpModel {
-    fn fd_open(&self, end: End) -> bool {
-        self.ends[end.index()].fd_open
-    }
-    fn call(&mut self, step: Step) -> StepResult {
-        TcpModel::call(self, step)
-    }
-    fn deliver_one(&mut self) -> bool {
-        TcpModel::deliver_one(self)
-    }
-    fn view(&self) -> Observation {
-        TcpModel::view(self)
-    }
-    fn wire_log(&mut self) -> &mut Vec<WireEvent> {
-        &mut self.log
-    }
-}
+super::common::impl_connection!(TcpModel);
 
 #[cfg(test)]
 mod tests {

@@ -561,23 +561,7 @@ impl UnixModel {
     }
 }
 
-impl Connection for UnixModel {
-    fn fd_open(&self, end: End) -> bool {
-        self.ends[end.index()].fd_open
-    }
-    fn call(&mut self, step: Step) -> StepResult {
-        UnixModel::call(self, step)
-    }
-    fn deliver_one(&mut self) -> bool {
-        UnixModel::deliver_one(self)
-    }
-    fn view(&self) -> Observation {
-        UnixModel::view(self)
-    }
-    fn wire_log(&mut self) -> &mut Vec<WireEvent> {
-        &mut self.log
-    }
-}
+super::common::impl_connection!(UnixModel);
 
 #[cfg(test)]
 mod tests {
