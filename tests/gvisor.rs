@@ -77,7 +77,9 @@ fn gvisor_worker_runs_a_case() {
     let run = loop {
         tries += 1;
         let run = g.run_steps(Transport::Tcp4, &steps).unwrap();
-        if matches!(run.steps[4].0.outcome, Outcome::Err(_)) || tries == 3 {
+        let settled = run.steps[1].0.outcome == Outcome::Data(b"ABCDE".to_vec())
+            && matches!(run.steps[4].0.outcome, Outcome::Err(_));
+        if settled || tries == 3 {
             break run;
         }
         eprintln!("settle race on try {tries}: {:?}", run.steps[4]);
@@ -94,7 +96,12 @@ fn gvisor_worker_runs_a_case() {
     );
     // The same worker serves every case.
     for t in [Transport::Tcp6, Transport::Unix, Transport::Seqpacket] {
-        let run = g.run_steps(t, &steps[..2]).unwrap();
+        // As above: one settle race is tolerated, not two in a row.
+        let mut run = g.run_steps(t, &steps[..2]).unwrap();
+        if run.steps[1].0.outcome != Outcome::Data(b"ABCDE".to_vec()) {
+            eprintln!("settle race on {t}: {:?}", run.steps[1]);
+            run = g.run_steps(t, &steps[..2]).unwrap();
+        }
         assert_eq!(
             run.steps[1].0.outcome,
             Outcome::Data(b"ABCDE".to_vec()),
