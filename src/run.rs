@@ -276,20 +276,6 @@ pub fn run_once_with(
     })
 }
 
-/// Runs `steps` once on the host kernel and in the platform's model.
-pub fn run_once(
-    transport: Transport,
-    platform: Platform,
-    steps: &[Step],
-) -> Result<CaseRun, RunError> {
-    run_once_with(
-        &mut Local,
-        &Model::new(transport, platform),
-        transport,
-        steps,
-    )
-}
-
 /// Runs `steps` on `exec`, trying again when a disagreeing run was too slow to be sure
 /// no timer fired. A fast disagreement is always returned as it is.
 pub fn run_case_with(

@@ -147,15 +147,18 @@ fn record_then_matrix_add_gives_that_machine_a_column() {
     v["release"] = "1.0".into();
     std::fs::write(&rec, v.to_string()).unwrap();
     let docs = dir.join("docs");
-    let (code, out, err) = closefuzz(&[
-        "matrix",
-        "--platform",
-        "linux",
-        "--out",
-        docs.to_str().unwrap(),
-        "--add",
-        rec.to_str().unwrap(),
-    ]);
+    let matrix = |extra: &[&str]| {
+        let mut args = vec![
+            "matrix",
+            "--platform",
+            "linux",
+            "--out",
+            docs.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        closefuzz(&args)
+    };
+    let (code, out, err) = matrix(&["--add", rec.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     let md = std::fs::read_to_string(docs.join("behavior.md")).unwrap();
     assert!(
@@ -168,28 +171,14 @@ fn record_then_matrix_add_gives_that_machine_a_column() {
         "the recording is kept"
     );
     // A later run without --add keeps the column.
-    let (code, _, _) = closefuzz(&[
-        "matrix",
-        "--platform",
-        "linux",
-        "--out",
-        docs.to_str().unwrap(),
-    ]);
+    let (code, _, _) = matrix(&[]);
     assert_eq!(code, 0);
     let md = std::fs::read_to_string(docs.join("behavior.md")).unwrap();
     assert!(md.contains("othermachine-1.0/seqpacket"));
     // A file that is not a recording is refused with one line naming it.
     let bad = dir.join("bad.json");
     std::fs::write(&bad, "{\"os\": 3}").unwrap();
-    let (code, _, err) = closefuzz(&[
-        "matrix",
-        "--platform",
-        "linux",
-        "--out",
-        docs.to_str().unwrap(),
-        "--add",
-        bad.to_str().unwrap(),
-    ]);
+    let (code, _, err) = matrix(&["--add", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(
         err.contains("bad.json:1: not a closefuzz recording"),
