@@ -1,10 +1,11 @@
 //! The benchmark: the full loop against bare syscalls on the same sequences, in the
 //! same run, so the figures are ratios that do not depend on the machine's speed.
 
-use crate::gen;
+use crate::exec::{Case, Executor};
+use crate::generate;
+use crate::model::profile::Profile;
 use crate::model::Model;
-use crate::run::Executor;
-use crate::step::Step;
+use crate::step::Start;
 use crate::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 pub struct BenchReport {
     /// The transport.
     pub transport: String,
+    /// The starts the cases were drawn from.
+    pub start: String,
     /// Cases per run.
     pub cases: usize,
     /// Mean steps per case.
@@ -58,13 +61,19 @@ pub fn max_rss_kib() -> u64 {
     }
 }
 
-/// `n` sequences from a fixed seed.
-pub fn sequences(n: usize, max_steps: usize, seed: u8) -> Vec<Vec<Step>> {
+/// `n` cases over `transport` from a fixed seed, starting as one of `starts`.
+pub fn sequences(
+    transport: Transport,
+    starts: &'static [Start],
+    n: usize,
+    max_steps: usize,
+    seed: u8,
+) -> Vec<Case> {
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
     );
-    let strategy = gen::steps(max_steps);
+    let strategy = generate::cases(transport, starts, max_steps);
     (0..n)
         .map(|_| {
             strategy
@@ -77,27 +86,17 @@ pub fn sequences(n: usize, max_steps: usize, seed: u8) -> Vec<Vec<Step>> {
 
 fn full_loop(
     exec: &mut dyn Executor,
-    model: &Model,
-    transport: Transport,
-    n: usize,
-    seed: u8,
+    profile: Profile,
+    cases: &[Case],
 ) -> std::io::Result<(Duration, usize, Duration)> {
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
-    );
-    let strategy = gen::steps(24);
     let mut mismatches = 0;
     let mut settle = Duration::ZERO;
     let start = Instant::now();
-    for _ in 0..n {
-        let steps = strategy
-            .new_tree(&mut runner)
-            .map_err(|e| std::io::Error::other(e.to_string()))?
-            .current();
-        let kernel = exec.run_steps(transport, &steps)?;
+    for case in cases {
+        let kernel = exec.run(case)?;
         settle += kernel.settle;
-        let predictions = crate::run::predict(model, &steps);
+        let model = Model::with_start(case.transport, profile, case.start);
+        let predictions = crate::run::predict(&model, &case.steps);
         let agrees = kernel
             .steps
             .iter()
@@ -112,14 +111,10 @@ fn full_loop(
     Ok((start.elapsed(), mismatches, settle))
 }
 
-fn raw_loop(
-    exec: &mut dyn Executor,
-    transport: Transport,
-    seqs: &[Vec<Step>],
-) -> std::io::Result<Duration> {
+fn raw_loop(exec: &mut dyn Executor, cases: &[Case]) -> std::io::Result<Duration> {
     let start = Instant::now();
-    for steps in seqs {
-        exec.run_raw(transport, steps)?;
+    for case in cases {
+        exec.run_raw(case)?;
     }
     Ok(start.elapsed())
 }
@@ -131,19 +126,25 @@ fn per_s(n: usize, d: Duration) -> f64 {
 /// Runs the benchmark on executors from `make_exec` (one per thread).
 pub fn bench<F>(
     transport: Transport,
-    model: &Model,
+    starts: &'static [Start],
+    profile: Profile,
     cases: usize,
     make_exec: F,
 ) -> std::io::Result<BenchReport>
 where
     F: Fn() -> std::io::Result<Box<dyn Executor + Send>> + Sync,
 {
-    let seqs = sequences(cases, 24, 42);
-    let mean_steps = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / cases.max(1) as f64;
+    let seqs = sequences(transport, starts, cases, 24, 42);
+    let halves = [
+        sequences(transport, starts, cases / 2, 24, 42),
+        sequences(transport, starts, cases / 2, 24, 43),
+    ];
+    let mean_steps =
+        seqs.iter().map(|s| s.steps.len()).sum::<usize>() as f64 / cases.max(1) as f64;
     let mut exec = make_exec()?;
     // Warm up both paths once so neither pays for first-touch costs.
-    raw_loop(&mut *exec, transport, &seqs[..cases.min(200)])?;
-    full_loop(&mut *exec, model, transport, cases.min(200), 42)?;
+    raw_loop(&mut *exec, &seqs[..cases.min(200)])?;
+    full_loop(&mut *exec, profile, &seqs[..cases.min(200)])?;
     // Interleave raw and full runs and keep each one's best, so a burst of load on
     // the machine does not land on one side only.
     let mut raw_best = Duration::MAX;
@@ -151,8 +152,8 @@ where
     let mut mismatches = 0;
     let mut settle = Duration::ZERO;
     for _ in 0..3 {
-        raw_best = raw_best.min(raw_loop(&mut *exec, transport, &seqs)?);
-        let (d, m, st) = full_loop(&mut *exec, model, transport, cases, 42)?;
+        raw_best = raw_best.min(raw_loop(&mut *exec, &seqs)?);
+        let (d, m, st) = full_loop(&mut *exec, profile, &seqs)?;
         if d < full_best {
             full_best = d;
             settle = st;
@@ -166,14 +167,15 @@ where
         // meet at the barrier, and the clock runs from there until both are done.
         let barrier = std::sync::Barrier::new(3);
         let results: Vec<std::io::Result<(Duration, usize, Duration)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..2u8)
-                .map(|t| {
+            let handles: Vec<_> = halves
+                .iter()
+                .map(|half| {
                     let (make_exec, barrier) = (&make_exec, &barrier);
                     s.spawn(move || {
-                        let exec =
-                            make_exec().and_then(|mut e| e.run_raw(transport, &[]).map(|_| e));
+                        let warm = Case::new(transport, Start::Connected, vec![]);
+                        let exec = make_exec().and_then(|mut e| e.run_raw(&warm).map(|_| e));
                         barrier.wait();
-                        full_loop(&mut *exec?, model, transport, cases / 2, 42 + t)
+                        full_loop(&mut *exec?, profile, half)
                     })
                 })
                 .collect();
@@ -191,9 +193,9 @@ where
         }
     }
     let model_start = Instant::now();
-    for steps in &seqs {
-        let mut m = model.clone();
-        for &s in steps {
+    for case in &seqs {
+        let mut m = Model::with_start(case.transport, profile, case.start);
+        for &s in &case.steps {
             std::hint::black_box(m.step(s));
         }
     }
@@ -203,6 +205,11 @@ where
     let threads2_cases_per_s = per_s(cases / 2 * 2, two_best);
     Ok(BenchReport {
         transport: transport.name().to_string(),
+        start: starts
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join("+"),
         cases,
         mean_steps,
         cases_per_s,
@@ -213,7 +220,7 @@ where
         model_cases_per_s: per_s(cases, model_time),
         mismatches,
         settle_us_per_case: settle.as_secs_f64() * 1e6 / cases.max(1) as f64,
-        model_bytes: std::mem::size_of_val(model),
+        model_bytes: std::mem::size_of::<Model>(),
         max_rss_kib: max_rss_kib(),
     })
 }

@@ -1,10 +1,11 @@
 //! Fuzz campaigns: many generated cases over several threads, shrinking the first
 //! disagreement to a minimal script. Reproducible from the seed it prints.
 
-use crate::gen;
+use crate::exec::{Case, Executor};
+use crate::generate;
 use crate::model::Model;
-use crate::run::{run_case_with, Executor};
-use crate::step::Step;
+use crate::run::run_case_with;
+use crate::step::Start;
 use crate::transport::Transport;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,13 +24,15 @@ pub struct Campaign {
     pub threads: usize,
     /// The transport.
     pub transport: Transport,
+    /// The starts cases are drawn from.
+    pub starts: &'static [Start],
 }
 
 /// A shrunk disagreement.
 #[derive(Clone, Debug)]
 pub struct Finding {
-    /// The minimal sequence.
-    pub steps: Vec<Step>,
+    /// The minimal case.
+    pub case: Case,
     /// It as a script, with kernel results as expectations and model notes.
     pub script: String,
     /// The thread whose generator found it (for reproduction).
@@ -67,11 +70,12 @@ pub fn thread_seed(seed: u64, thread: usize) -> [u8; 32] {
     out
 }
 
-/// Runs a campaign. `make_exec` gives each thread its executor; `progress` is called
-/// with the number of cases done so far (from any thread).
+/// Runs a campaign. `make_exec` gives each thread its executor, `model_for` the model
+/// of a case's world; `progress` is called with the number of cases done so far (from
+/// any thread).
 pub fn run_campaign<E, F>(
     c: &Campaign,
-    model: &Model,
+    model_for: &(dyn Fn(&Case) -> Model + Sync),
     make_exec: F,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Verdict
@@ -111,14 +115,15 @@ where
                 let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &thread_seed(c.seed, t));
                 let mut runner = TestRunner::new_with_rng(config, rng);
                 let shrinking = std::cell::Cell::new(false);
-                let outcome = runner.run(&gen::steps(c.max_steps), |steps| {
+                let strategy = generate::cases(c.transport, c.starts, c.max_steps);
+                let outcome = runner.run(&strategy, |case| {
                     if stop.load(Ordering::Relaxed) && !shrinking.get() {
                         return Ok(());
                     }
                     if !shrinking.get() {
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                     }
-                    let run = run_case_with(&mut *exec.borrow_mut(), model, c.transport, &steps)
+                    let run = run_case_with(&mut *exec.borrow_mut(), &model_for(&case), &case)
                         .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
                     if let Some(script) = &run.unstable {
                         if unstable.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -132,12 +137,12 @@ where
                     }
                     Ok(())
                 });
-                if let Err(TestError::Fail(why, steps)) = outcome {
+                if let Err(TestError::Fail(why, case)) = outcome {
                     let why = why.to_string();
                     let v = match why.strip_prefix("error: ") {
                         Some(e) => Verdict::Error(e.to_string()),
                         None => Verdict::Mismatch(Finding {
-                            steps,
+                            case,
                             script: why,
                             thread: t,
                         }),

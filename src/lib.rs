@@ -45,7 +45,7 @@
 pub mod bench;
 pub mod exec;
 pub mod fuzz;
-pub mod gen;
+pub mod generate;
 pub mod matrix;
 pub mod model;
 pub mod report;

@@ -4,9 +4,11 @@ use clap::{Parser, Subcommand};
 use closefuzz::fuzz::{run_campaign, Campaign, Verdict};
 use closefuzz::matrix::{build, machine_identity, run_all, scenario_files, Column, Recording};
 use closefuzz::model::tcp::{Mutation, TcpModel};
-use closefuzz::model::{Model, Platform};
+use closefuzz::model::Platform;
 use closefuzz::report::{explain_text, replay_report, replay_text};
-use closefuzz::run::{executor_for, run_case_with, Executor};
+use closefuzz::exec::{executor_for, Executor};
+use closefuzz::run::{model_for, run_case_with, stack_of};
+use closefuzz::step::Start;
 use closefuzz::script::Scenario;
 use closefuzz::transport::Transport;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -71,6 +73,9 @@ enum Command {
         /// Where the kernel side runs: linux (the host) or gvisor (runsc).
         #[arg(long, default_value = "linux")]
         platform: Platform,
+        /// How each case's world starts: connected, listening, or both (drawn per case).
+        #[arg(long, default_value = "both")]
+        start: String,
     },
     /// Show a scenario as a ladder: each step, both ends' state, the segments on the wire.
     Explain {
@@ -137,8 +142,17 @@ fn worker_command() -> Vec<std::ffi::OsString> {
 }
 
 fn executor(platform: Platform) -> Result<Box<dyn Executor + Send>, BadInput> {
-    executor_for(platform, &worker_command())
+    executor_for(stack_of(platform), &worker_command())
         .map_err(|e| BadInput(format!("platform {platform}: {e}")))
+}
+
+/// The `--start` value that selects `starts`.
+fn start_name(starts: &[Start]) -> &'static str {
+    match starts {
+        [Start::Connected] => "connected",
+        [Start::Listening] => "listening",
+        _ => "both",
+    }
 }
 
 /// A user-facing failure: one line, exit 2.
@@ -174,8 +188,8 @@ fn replay(
     let mut exec = executor(platform)?;
     let mut reports = vec![];
     for (sc, t) in &loaded {
-        let model = Model::new(*t, platform);
-        let run = run_case_with(&mut exec, &model, *t, &sc.step_list())
+        let case = sc.case(*t);
+        let run = run_case_with(&mut exec, &model_for(&case, platform), &case)
             .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
         reports.push(replay_report(sc, &run, platform));
     }
@@ -209,8 +223,8 @@ fn fuzz(
             "--max-steps and --threads must be at least 1".into(),
         ));
     }
-    let model = match mutation {
-        None => Model::new(c.transport, platform),
+    let mutated = match mutation {
+        None => None,
         Some(name) => {
             let m = Mutation::from_name(name).ok_or_else(|| {
                 let names: Vec<String> = Mutation::ALL.iter().map(|m| format!("{m:?}")).collect();
@@ -222,12 +236,19 @@ fn fuzz(
             if !c.transport.is_tcp() {
                 return Err(BadInput("--mutation applies to the TCP model only".into()));
             }
-            Model::Tcp(TcpModel::new().with_mutation(m))
+            Some(TcpModel::new().with_mutation(m))
+        }
+    };
+    let model_of = move |case: &closefuzz::exec::Case| {
+        let m = model_for(case, platform);
+        match &mutated {
+            Some(tcp) => m.with_tcp(tcp.clone()),
+            None => m,
         }
     };
     println!(
-        "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {}",
-        c.cases, c.max_steps, c.seed, c.threads, c.transport
+        "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {} --start {}",
+        c.cases, c.max_steps, c.seed, c.threads, c.transport, start_name(c.starts)
     );
     let bar = ProgressBar::new(c.cases);
     bar.set_style(
@@ -238,7 +259,7 @@ fn fuzz(
     // Fail early, with one line, if the platform cannot run at all (runsc missing).
     drop(executor(platform)?);
     let worker = worker_command();
-    let verdict = run_campaign(&c, &model, || executor_for(platform, &worker), &|n| {
+    let verdict = run_campaign(&c, &model_of, || executor_for(stack_of(platform), &worker), &|n| {
         if n % 64 == 0 {
             bar.set_position(n);
         }
@@ -259,12 +280,12 @@ fn fuzz(
         Verdict::Mismatch(f) => {
             let header = [
                 format!(
-                    "found by: closefuzz fuzz --seed {} --threads {} --transport {} --max-steps {}",
-                    c.seed, c.threads, c.transport, c.max_steps
+                    "found by: closefuzz fuzz --seed {} --threads {} --transport {} --max-steps {} --start {} --platform {platform}",
+                    c.seed, c.threads, c.transport, c.max_steps, start_name(c.starts)
                 ),
                 format!(
                     "shrunk to {} steps (generator thread {})",
-                    f.steps.len(),
+                    f.case.steps.len(),
                     f.thread
                 ),
             ];
@@ -295,7 +316,8 @@ fn explain(
 ) -> Result<ExitCode, BadInput> {
     let (sc, t) = load(file, transport)?;
     let mut exec = executor(platform)?;
-    let run = run_case_with(&mut exec, &Model::new(t, platform), t, &sc.step_list())
+    let case = sc.case(t);
+    let run = run_case_with(&mut exec, &model_for(&case, platform), &case)
         .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
     print!("{}", explain_text(&sc, &run, platform));
     Ok(if run.first_mismatch().is_none() {
@@ -322,14 +344,23 @@ fn bench(
             .map_err(|e| BadInput(format!("--transport: {e}, or all")))?]
     };
     let mut reports = vec![];
-    for t in transports {
-        let model = Model::new(t, platform);
+    for (t, starts) in transports.iter().flat_map(|t| {
+        [&[Start::Connected][..], &[Start::Listening][..]]
+            .into_iter()
+            .map(move |s| (*t, s))
+    }) {
         let worker = worker_command();
-        let r = closefuzz::bench::bench(t, &model, cases, || executor_for(platform, &worker))
-            .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
+        let r = closefuzz::bench::bench(
+            t,
+            starts,
+            closefuzz::model::profile::Profile::of(platform),
+            cases,
+            || executor_for(stack_of(platform), &worker),
+        )
+        .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
         println!(
-            "transport {}: {} cases of {:.1} steps on average",
-            r.transport, r.cases, r.mean_steps
+            "transport {}, start {}: {} cases of {:.1} steps on average",
+            r.transport, r.start, r.cases, r.mean_steps
         );
         println!("  full loop, 1 thread   {:>10.0} cases/s", r.cases_per_s);
         println!(
@@ -440,7 +471,7 @@ fn matrix(
         if !only.is_empty() && !only.contains(&platform) {
             continue;
         }
-        let mut exec = match executor_for(platform, &worker_command()) {
+        let mut exec = match executor_for(stack_of(platform), &worker_command()) {
             Ok(e) => e,
             // The host always runs; a sandbox may be missing: say so and go on.
             Err(e) if platform != Platform::Linux => {
@@ -457,7 +488,7 @@ fn matrix(
                 source: "live".into(),
             });
             results.push(
-                run_all(&mut exec, &scenarios, t, Some(&Model::new(t, platform))).map_err(|e| {
+                run_all(&mut exec, &scenarios, t, Some(platform)).map_err(|e| {
                     BadInput(format!("running scenarios over {t} on {platform}: {e}"))
                 })?,
             );
@@ -502,7 +533,7 @@ fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInpu
         results: Default::default(),
     };
     for t in Transport::ALL {
-        match run_all(&mut closefuzz::run::Local, &scenarios, t, None) {
+        match run_all(&mut closefuzz::exec::Local, &scenarios, t, None) {
             Ok(per_scenario) => {
                 for (f, steps) in files.iter().zip(per_scenario) {
                     let name = f
@@ -558,7 +589,19 @@ fn main() -> ExitCode {
             out,
             mutation,
             platform,
+            start,
         } => {
+            let starts: &'static [Start] = match start.as_str() {
+                "both" => &Start::ALL,
+                "connected" => &[Start::Connected],
+                "listening" => &[Start::Listening],
+                other => {
+                    eprintln!(
+                        "closefuzz: --start {other}: expected connected, listening or both"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -572,6 +615,7 @@ fn main() -> ExitCode {
                     seed,
                     threads,
                     transport,
+                    starts,
                 },
                 &out,
                 mutation.as_deref(),

@@ -6,7 +6,7 @@
 //! docs/behavior.md is rendered from it (summary of differences first, then a table
 //! per scenario), so the two cannot disagree.
 
-use crate::run::Executor;
+use crate::exec::Executor;
 use crate::script::Scenario;
 use crate::step::StepResult;
 use crate::transport::Transport;
@@ -99,19 +99,23 @@ pub fn run_all(
     exec: &mut dyn Executor,
     scenarios: &[Scenario],
     transport: Transport,
-    model: Option<&crate::model::Model>,
+    platform: Option<crate::model::Platform>,
 ) -> std::io::Result<Vec<Vec<StepResult>>> {
     scenarios
         .iter()
-        .map(|sc| match model {
-            Some(m) => {
-                let run = crate::run::run_case_with(exec, m, transport, &sc.step_list())
+        .map(|sc| {
+            let case = crate::exec::Case::new(transport, sc.start, sc.step_list());
+            match platform {
+            Some(p) => {
+                let m = crate::run::model_for(&case, p);
+                let run = crate::run::run_case_with(exec, &m, &case)
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 Ok(run.steps.into_iter().map(|r| r.kernel).collect())
             }
             None => {
-                let kr = exec.run_steps(transport, &sc.step_list())?;
+                let kr = exec.run(&case)?;
                 Ok(kr.steps.into_iter().map(|(r, _)| r).collect())
+            }
             }
         })
         .collect()

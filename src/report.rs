@@ -3,7 +3,7 @@
 use crate::model::{Model, Platform};
 use crate::run::CaseRun;
 use crate::script::{Scenario, ScriptStep};
-use crate::step::{End, EndView, Step};
+use crate::step::{EndView, Sock, Start, Step};
 use serde::Serialize;
 
 /// One replayed step, judged.
@@ -19,10 +19,10 @@ pub struct ReplayStep {
     pub kernel: String,
     /// The model's prediction.
     pub model: String,
-    /// Both ends on the kernel afterwards.
-    pub kernel_after: [String; 2],
-    /// Both ends in the model afterwards.
-    pub model_after: [String; 2],
+    /// Every socket on the kernel afterwards (`-` for one that does not exist).
+    pub kernel_after: [String; 5],
+    /// Every socket in the model afterwards.
+    pub model_after: [String; 5],
     /// Kernel result and both views agree with the model.
     pub model_agrees: bool,
     /// The kernel's result meets the written expectation (true when none is written).
@@ -96,10 +96,11 @@ pub fn replay_text(r: &ReplayReport) -> String {
             verdict
         ));
         if !s.model_agrees && (s.kernel_after != s.model_after) {
-            for (i, end) in ["a", "b"].iter().enumerate() {
+            for sock in Sock::ALL {
+                let i = sock.index();
                 if s.kernel_after[i] != s.model_after[i] {
                     out.push_str(&format!(
-                        "        after, {end}: kernel {} / model {}\n",
+                        "        after, {sock}: kernel {} / model {}\n",
                         s.kernel_after[i], s.model_after[i]
                     ));
                 }
@@ -112,23 +113,29 @@ pub fn replay_text(r: &ReplayReport) -> String {
 
 const LADDER_WIDTH: usize = 44;
 
-fn arrow(from: End, label: &str) -> String {
+/// An arrow across the ladder: clients (`a`, `c`) stand on the left, the sockets of
+/// the server side (`b`, `d`, `l`) on the right.
+fn arrow(from: Sock, to: Sock, label: &str) -> String {
     let inner = LADDER_WIDTH - 4;
-    let label = format!(" {label} ");
+    let label = format!(" {label} {from}>{to} ");
     let left = (inner.saturating_sub(label.chars().count())) / 2;
     let right = inner.saturating_sub(label.chars().count() + left);
-    match from {
-        End::A => format!("  |{}{}{}>|", "-".repeat(left), label, "-".repeat(right)),
-        End::B => format!("  |<{}{}{}|", "-".repeat(left), label, "-".repeat(right)),
+    if matches!(from, Sock::A | Sock::C) {
+        format!("  |{}{}{}>|", "-".repeat(left), label, "-".repeat(right))
+    } else {
+        format!("  |<{}{}{}|", "-".repeat(left), label, "-".repeat(right))
     }
 }
 
 fn ends_text(model: &Model) -> String {
-    format!(
-        "    a: {}\n    b: {}\n",
-        model.describe(End::A),
-        model.describe(End::B)
-    )
+    let mut out = String::new();
+    for s in Sock::ALL {
+        let d = model.describe(s);
+        if d != "not created" {
+            out.push_str(&format!("    {s}: {d}\n"));
+        }
+    }
+    out
 }
 
 fn view_text(v: &EndView) -> String {
@@ -138,7 +145,11 @@ fn view_text(v: &EndView) -> String {
 /// The explain ladder: each step, both ends' model state before and after, and the
 /// segments the step put on the wire, drawn between the two ends.
 pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String {
-    let mut model = Model::new(run.transport, platform);
+    let mut model = Model::with_start(
+        run.transport,
+        crate::model::profile::Profile::of(platform),
+        run.start,
+    );
     let mut out = String::new();
     out.push_str(&format!(
         "{} ({} on {})\n",
@@ -149,7 +160,16 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
     for d in &sc.description {
         out.push_str(&format!("  # {d}\n"));
     }
-    out.push_str(&format!("\n  {:<w$}{}\n", "a", "b", w = LADDER_WIDTH - 1));
+    let (left, right) = match run.start {
+        Start::Connected => ("a", "b"),
+        Start::Listening => ("clients a c", "server b d l"),
+    };
+    out.push_str(&format!(
+        "\n  {:<w$}{}\n",
+        left,
+        right,
+        w = LADDER_WIDTH - 1 - right.len().saturating_sub(1)
+    ));
     out.push_str(&ends_text(&model));
     for (i, r) in run.steps.iter().enumerate() {
         let step: Step = r.step;
@@ -166,7 +186,7 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
             }
         ));
         for w in &p.wire {
-            out.push_str(&arrow(w.from, &w.kind.to_string()));
+            out.push_str(&arrow(w.from, w.to, &w.kind.to_string()));
             out.push_str(&format!("  {}\n", w.note));
         }
         if p.wire.is_empty() {
@@ -180,11 +200,11 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
         if open_ended {
             out.push_str("    (FIN_WAIT1|FIN_WAIT2: the peer may still be delaying the ACK of the FIN; Linux's delayed-ACK heuristics decide, which the model leaves open)\n");
         }
-        for (e, (m, k)) in r.model_after.iter().zip(&r.kernel_after).enumerate() {
+        for sock in Sock::ALL {
+            let (m, k) = (&r.model_after[sock.index()], &r.kernel_after[sock.index()]);
             if !m.admits(k) {
                 out.push_str(&format!(
-                    "    <-- {} differs: kernel {} / model {}\n",
-                    if e == 0 { "a" } else { "b" },
+                    "    <-- {sock} differs: kernel {} / model {}\n",
                     view_text(k),
                     view_text(m)
                 ));

@@ -1,12 +1,12 @@
 //! Running a step sequence through the model and the kernel side by side.
 
-use crate::exec::Pair;
+use crate::exec::{Case, Executor, Local, Stack};
 use crate::model::{Model, Platform, WireEvent};
 use crate::script::{render, Scenario};
-use crate::step::{Observation, Step, StepResult};
+use crate::step::{Observation, Sock, Start, Step, StepResult};
 use crate::transport::Transport;
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest a case may take for its kernel results to count when they disagree with
 /// the model. The model assumes no TCP timer fires during a case; the shortest one that
@@ -28,11 +28,11 @@ pub struct StepRecord {
     pub step: Step,
     /// What the kernel returned.
     pub kernel: StepResult,
-    /// Both ends on the kernel afterwards.
+    /// Every socket on the kernel afterwards.
     pub kernel_after: Observation,
     /// What the model predicted.
     pub model: StepResult,
-    /// Both ends in the model afterwards.
+    /// Every socket in the model afterwards.
     pub model_after: Observation,
     /// Segments the model put on the wire for this step.
     pub wire: Vec<WireEvent>,
@@ -55,6 +55,8 @@ impl StepRecord {
 pub struct CaseRun {
     /// The transport it ran over.
     pub transport: Transport,
+    /// How its world started.
+    pub start: Start,
     /// Each step.
     pub steps: Vec<StepRecord>,
     /// Wall time of the kernel side, from the connected pair to the last observation.
@@ -82,10 +84,10 @@ impl CaseRun {
                 if !r.model.admits(&r.kernel) {
                     notes.push(format!("model: {}", r.model));
                 }
-                for (i, (m, k)) in r.model_after.iter().zip(&r.kernel_after).enumerate() {
+                for s in Sock::ALL {
+                    let (m, k) = (&r.model_after[s.index()], &r.kernel_after[s.index()]);
                     if !m.admits(k) {
-                        let end = if i == 0 { "a" } else { "b" };
-                        notes.push(format!("after: kernel {end} {k}, model {end} {m}"));
+                        notes.push(format!("after: kernel {s} {k}, model {s} {m}"));
                     }
                 }
                 let note = if notes.is_empty() {
@@ -96,7 +98,7 @@ impl CaseRun {
                 (r.step, Some(r.kernel.clone()), note)
             })
             .collect();
-        render(self.transport, comments, &lines)
+        render(self.transport, self.start, comments, &lines)
     }
 }
 
@@ -130,132 +132,22 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// What the kernel did in one case: each step's result and both ends afterwards.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct KernelRun {
-    /// Per step: the result and the observation after it.
-    pub steps: Vec<(StepResult, Observation)>,
-    /// Wall time from the connected pair to the last observation.
-    pub elapsed: Duration,
-    /// Of `elapsed`, the time spent waiting for observations to settle after each
-    /// step (zero where the executor does not settle: see
-    /// [`crate::exec::worker::Settle`]).
-    #[serde(default)]
-    pub settle: Duration,
-}
-
-/// Something that can run a whole case on real sockets: the host kernel in this
-/// process, or a worker in a sandbox. A whole case at a time, so that a remote
-/// executor costs one round trip per case, not per step.
-pub trait Executor {
-    /// Runs `steps` on a fresh pair over `transport`.
-    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun>;
-
-    /// Runs `steps` as bare calls on a fresh pair: no observation, no SIGPIPE check.
-    /// The benchmark's baseline.
-    fn run_raw(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<()> {
-        run_local_raw(transport, steps).map(|_| ())
-    }
-
-    /// Something outside the cases that may have changed their results (asked only
-    /// when a case disagrees with the model); `None` when there is no such sign.
-    fn interference(&mut self) -> Option<String> {
-        None
-    }
-
-    /// Whether this executor's stack delivers on threads of its own, so observations
-    /// are taken after a bounded settle and a slow delivery can outlast it.
-    fn settles(&self) -> bool {
-        false
-    }
-}
-
-impl<T: Executor + ?Sized> Executor for Box<T> {
-    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun> {
-        (**self).run_steps(transport, steps)
-    }
-    fn interference(&mut self) -> Option<String> {
-        (**self).interference()
-    }
-    fn settles(&self) -> bool {
-        (**self).settles()
-    }
-    fn run_raw(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<()> {
-        (**self).run_raw(transport, steps)
-    }
-}
-
-/// The executor for `platform`. `worker` is the command that serves cases inside a
-/// sandbox (`closefuzz worker`), used by sandboxed platforms only.
-pub fn executor_for(
-    platform: Platform,
-    worker: &[std::ffi::OsString],
-) -> std::io::Result<Box<dyn Executor + Send>> {
-    Ok(match platform {
-        Platform::Linux => Box::new(Local),
-        Platform::Gvisor => Box::new(crate::exec::gvisor::Gvisor::with_worker(worker.to_vec())?),
-    })
-}
-
-/// The host kernel, in this thread.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct Local;
-
-impl Executor for Local {
-    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun> {
-        run_local(transport, steps)
-    }
-
-    fn interference(&mut self) -> Option<String> {
-        crate::exec::netns::interference()
-    }
-}
-
-/// Runs `steps` on a fresh local pair, observing after each.
-pub fn run_local(transport: Transport, steps: &[Step]) -> std::io::Result<KernelRun> {
-    let mut pair = Pair::connect(transport)?;
-    let start = Instant::now();
-    let mut out = Vec::with_capacity(steps.len());
-    for &step in steps {
-        let r = pair.step(step);
-        out.push((r, pair.observe()));
-    }
-    let elapsed = start.elapsed();
-    drop(pair);
-    Ok(KernelRun {
-        steps: out,
-        elapsed,
-        settle: Duration::ZERO,
-    })
-}
-
-/// Runs `steps` as bare calls on a fresh local pair; returns the time they took.
-pub fn run_local_raw(transport: Transport, steps: &[Step]) -> std::io::Result<Duration> {
-    let start = Instant::now();
-    let mut pair = Pair::connect(transport)?;
-    for &s in steps {
-        pair.call_raw(s);
-    }
-    drop(pair);
-    Ok(start.elapsed())
-}
-
-/// Runs `steps` through `model` (a fresh connection) step by step.
+/// Runs `steps` through `model` (a fresh world) step by step.
 pub fn predict(model: &Model, steps: &[Step]) -> Vec<crate::model::Prediction> {
     let mut m = model.clone();
     steps.iter().map(|&s| m.step(s)).collect()
 }
 
-/// Runs `steps` once on `exec` and in a copy of `model`, and pairs up the results.
+/// Runs `case` once on `exec` and in a copy of `model`, and pairs up the results.
 pub fn run_once_with(
     exec: &mut dyn Executor,
     model: &Model,
-    transport: Transport,
-    steps: &[Step],
+    case: &Case,
 ) -> Result<CaseRun, RunError> {
-    let kernel = exec.run_steps(transport, steps).map_err(RunError::Setup)?;
-    let predictions = predict(model, steps);
-    let records = steps
+    let kernel = exec.run(case).map_err(RunError::Setup)?;
+    let predictions = predict(model, &case.steps);
+    let records = case
+        .steps
         .iter()
         .zip(kernel.steps)
         .zip(predictions)
@@ -269,31 +161,33 @@ pub fn run_once_with(
         })
         .collect();
     Ok(CaseRun {
-        transport,
+        transport: case.transport,
+        start: case.start,
         steps: records,
-        elapsed: kernel.elapsed,
+        // Sleeps and lingering closes are time the case asks for: only the rest counts
+        // against the timer-free budget.
+        elapsed: kernel.elapsed.saturating_sub(case.time_bound()),
         unstable: None,
     })
 }
 
-/// Runs `steps` on `exec`, trying again when a disagreeing run was too slow to be sure
-/// no timer fired. A fast disagreement is always returned as it is.
+/// Runs `case` on `exec`, trying again when a disagreeing run was too slow to be sure
+/// no unexpected timer fired. A fast disagreement is always returned as it is.
 pub fn run_case_with(
     exec: &mut dyn Executor,
     model: &Model,
-    transport: Transport,
-    steps: &[Step],
+    case: &Case,
 ) -> Result<CaseRun, RunError> {
     let mut slowest = Duration::ZERO;
     for _ in 0..SLOW_RETRIES {
-        let run = run_once_with(exec, model, transport, steps)?;
+        let run = run_once_with(exec, model, case)?;
         if run.first_mismatch().is_some() {
             if let Some(why) = exec.interference() {
                 return Err(RunError::Interference(why));
             }
         }
         if run.first_mismatch().is_some() && exec.settles() {
-            return rerun_unsettled(exec, model, transport, steps, run);
+            return rerun_unsettled(exec, model, case, run);
         }
         if run.first_mismatch().is_none() || run.elapsed <= TIMER_FREE_BUDGET {
             return Ok(run);
@@ -309,12 +203,11 @@ pub fn run_case_with(
 fn rerun_unsettled(
     exec: &mut dyn Executor,
     model: &Model,
-    transport: Transport,
-    steps: &[Step],
+    case: &Case,
     first: CaseRun,
 ) -> Result<CaseRun, RunError> {
     for _ in 0..SETTLE_RETRIES {
-        let mut again = run_once_with(exec, model, transport, steps)?;
+        let mut again = run_once_with(exec, model, case)?;
         if again.first_mismatch().is_none() {
             again.unstable =
                 Some(first.to_script(&["disagreed once, agreed when run again".into()]));
@@ -324,18 +217,38 @@ fn rerun_unsettled(
     Ok(first)
 }
 
-/// Runs `steps` on the host kernel against the platform's model (see [`run_case_with`]).
-pub fn run_case(
-    transport: Transport,
-    platform: Platform,
-    steps: &[Step],
-) -> Result<CaseRun, RunError> {
-    run_case_with(
-        &mut Local,
-        &Model::new(transport, platform),
-        transport,
-        steps,
+/// The stack a platform's cases run on.
+pub fn stack_of(platform: Platform) -> Stack {
+    match platform {
+        Platform::Linux => Stack::Host,
+        Platform::Gvisor => Stack::Gvisor,
+    }
+}
+
+/// The model of `case`'s world as `platform` behaves.
+pub fn model_for(case: &Case, platform: Platform) -> Model {
+    Model::with_start(
+        case.transport,
+        crate::model::profile::Profile::of(platform),
+        case.start,
     )
+}
+
+/// Runs `case` on the host kernel against the Linux model (see [`run_case_with`]).
+/// Another platform's cases need that platform's executor
+/// ([`crate::exec::executor_for`]): asking for one here is an error, never a silent
+/// run of the host kernel against another platform's model.
+pub fn run_case(case: &Case, platform: Platform) -> Result<CaseRun, RunError> {
+    if stack_of(platform) != Stack::Host {
+        return Err(RunError::Setup(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "platform {platform} runs on its own stack: use run_case_with with exec::executor_for(Stack::{:?}, worker)",
+                stack_of(platform)
+            ),
+        )));
+    }
+    run_case_with(&mut Local, &model_for(case, platform), case)
 }
 
 /// Runs a parsed scenario (its own transport header wins over `default`).
@@ -344,5 +257,5 @@ pub fn run_scenario(
     default: Transport,
     platform: Platform,
 ) -> Result<CaseRun, RunError> {
-    run_case(sc.transport.unwrap_or(default), platform, &sc.step_list())
+    run_case(&sc.case(default), platform)
 }

@@ -13,14 +13,17 @@
 //! One step per line; blank lines and `#` comments anywhere; an optional
 //! `transport NAME` header before the first step; an optional expectation after `=>`.
 
-use crate::step::{End, Errno, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult};
+use crate::exec::Case;
+use crate::step::{
+    Arg, CallKind, CallSpec, Errno, Op, Outcome, PollSet, Returns, Shut, Sock, Start, StateSet,
+    Step, StepResult, CALLS, MAX_SLEEP_MS,
+};
 use crate::transport::Transport;
 use std::fmt;
 use std::path::Path;
 
-/// The most bytes one `write` in a script may send.
-pub const MAX_WRITE: u16 = 4096;
-/// The most bytes a script may write from one end in all. Below every default socket
+pub use crate::step::MAX_WRITE;
+/// The most bytes a script may write from one socket in all. Below every default socket
 /// buffer on the platforms closefuzz knows, so the model can predict every write in
 /// full instead of guessing how much a full buffer takes.
 pub const MAX_BYTES_PER_END: u64 = 16384;
@@ -96,6 +99,8 @@ pub struct Scenario {
     pub name: String,
     /// The `transport` header, if any.
     pub transport: Option<Transport>,
+    /// The `start` header (`connected` when absent).
+    pub start: Start,
     /// The comment lines before the first step: what the scenario teaches.
     pub description: Vec<String>,
     /// The steps in order.
@@ -147,6 +152,7 @@ impl Scenario {
         let mut sc = Scenario {
             name: name.to_string(),
             transport: None,
+            start: Start::Connected,
             description: Vec::new(),
             steps: Vec::new(),
         };
@@ -155,7 +161,9 @@ impl Scenario {
             line,
             message,
         };
-        let mut written = [0u64; 2];
+        let mut written = [0u64; 5];
+        let mut start_seen = false;
+        let mut slept: u64 = 0;
         for (i, raw) in text.lines().enumerate() {
             let line_no = i + 1;
             let (code, comment) = match raw.find('#') {
@@ -189,26 +197,80 @@ impl Scenario {
                     continue;
                 }
             }
+            if let Some(rest) = code.strip_prefix("start") {
+                if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                    if !sc.steps.is_empty() {
+                        return Err(err(
+                            line_no,
+                            "the start header must come before the first step".into(),
+                        ));
+                    }
+                    if start_seen {
+                        return Err(err(
+                            line_no,
+                            "a second start header: expected one at most".into(),
+                        ));
+                    }
+                    let w = rest.trim();
+                    sc.start = Start::from_name(w).ok_or_else(|| {
+                        err(
+                            line_no,
+                            format!("'{}': expected 'start connected' or 'start listening'", cut(w)),
+                        )
+                    })?;
+                    start_seen = true;
+                    continue;
+                }
+            }
             let (step_text, expect_text) = match code.split_once("=>") {
                 Some((s, e)) => (s.trim(), Some(e.trim())),
                 None => (code, None),
             };
             let step = parse_step(step_text).map_err(|m| err(line_no, m))?;
-            if let Op::Write(n) = step.op {
-                written[step.end.index()] += n as u64;
-                if written[step.end.index()] > MAX_BYTES_PER_END {
-                    return Err(err(
-                        line_no,
-                        format!(
-                            "end {} writes more than {MAX_BYTES_PER_END} bytes in all: expected less, so that no socket buffer fills",
-                            step.end.name()
-                        ),
-                    ));
+            match step {
+                Step::Call {
+                    sock,
+                    op: Op::Write(n),
+                } => {
+                    written[sock.index()] += n as u64;
+                    if written[sock.index()] > MAX_BYTES_PER_END {
+                        return Err(err(
+                            line_no,
+                            format!(
+                                "socket {sock} writes more than {MAX_BYTES_PER_END} bytes in all: expected less, so that no socket buffer fills"
+                            ),
+                        ));
+                    }
+                }
+                Step::Sleep { ms } => {
+                    slept += u64::from(ms);
+                    if slept > u64::from(MAX_SLEEP_MS) {
+                        return Err(err(
+                            line_no,
+                            format!("the sleeps add up to more than {MAX_SLEEP_MS} ms: expected less in one script"),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            if sc.start == Start::Connected {
+                if let Step::Call { sock, .. } = step {
+                    if !Start::Connected.initial().contains(&sock) {
+                        return Err(err(
+                            line_no,
+                            format!("'{sock}' does not exist when the scenario starts connected: expected a or b, or a 'start listening' header"),
+                        ));
+                    }
                 }
             }
-            let expect = match expect_text {
-                None => None,
-                Some(e) => Some(parse_expect(e, step.op).map_err(|m| err(line_no, m))?),
+            let expect = match (expect_text, step) {
+                (None, _) => None,
+                (Some(_), Step::Sleep { .. }) => {
+                    return Err(err(line_no, "'sleep' has no result: expected no '=>'".into()))
+                }
+                (Some(e), Step::Call { op, .. }) => {
+                    Some(parse_expect(e, op).map_err(|m| err(line_no, m))?)
+                }
             };
             sc.steps.push(ScriptStep {
                 step,
@@ -226,50 +288,122 @@ impl Scenario {
     pub fn step_list(&self) -> Vec<Step> {
         self.steps.iter().map(|s| s.step).collect()
     }
+
+    /// The scenario as a case to run; its transport header wins over `default`.
+    pub fn case(&self, default: Transport) -> Case {
+        Case::new(
+            self.transport.unwrap_or(default),
+            self.start,
+            self.step_list(),
+        )
+    }
 }
 
-/// Parses `a: write 5` and the like.
+/// `s`, cut to a length an error message can echo.
+fn cut(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head}…")
+    }
+}
+
+/// The calls as a help text lists them: `write N, read N, …`.
+pub fn call_usage() -> String {
+    CALLS
+        .iter()
+        .map(|c| c.usage())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `a: write 5`, `b: accept`, `sleep 300` and the like.
 pub fn parse_step(s: &str) -> Result<Step, String> {
-    let (end, op) = s.split_once(':').ok_or_else(|| {
-        format!("'{s}': expected a step like 'a: write 5' (an end, a colon, a step)")
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if let ["sleep", rest @ ..] = words.as_slice() {
+        let ms = match rest {
+            [n] => n.parse::<u32>().ok().filter(|ms| *ms <= MAX_SLEEP_MS),
+            _ => None,
+        };
+        return ms.map(|ms| Step::Sleep { ms }).ok_or_else(|| {
+            format!(
+                "'{}': expected 'sleep MS' with MS from 0 to {MAX_SLEEP_MS}",
+                cut(s)
+            )
+        });
+    }
+    let (name, call) = s.split_once(':').ok_or_else(|| {
+        format!(
+            "'{}': expected a step like 'a: write 5' (a socket, a colon, a call) or 'sleep MS'",
+            cut(s)
+        )
     })?;
-    let end = match end.trim() {
-        "a" => End::A,
-        "b" => End::B,
-        other => return Err(format!("'{other}': expected end 'a' or 'b'")),
+    let sock = Sock::from_name(name.trim()).ok_or_else(|| {
+        format!(
+            "'{}': expected a socket among a, b, c, d, l",
+            cut(name.trim())
+        )
+    })?;
+    let words: Vec<&str> = call.split_whitespace().collect();
+    let bad_call = || {
+        format!(
+            "'{}': expected one of: {}",
+            cut(call.trim()),
+            call_usage()
+        )
     };
-    let words: Vec<&str> = op.split_whitespace().collect();
-    let number = |w: Option<&&str>, what: &str, min: u16, max: u16| -> Result<u16, String> {
-        let w = w.ok_or_else(|| format!("'{what}' needs a byte count: expected '{what} N'"))?;
-        match w.parse::<u16>() {
-            Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(format!(
-                "'{w}': expected a byte count from {min} to {max} after '{what}'"
-            )),
-        }
-    };
-    let op = match words.as_slice() {
-        ["write", rest @ ..] if rest.len() <= 1 => Op::Write(number(rest.first(), "write", 0, MAX_WRITE)?),
-        ["read", rest @ ..] if rest.len() <= 1 => Op::Read(number(rest.first(), "read", 1, u16::MAX)?),
-        ["shutdown", how] => Op::Shutdown(match *how {
-            "rd" => Shut::Rd,
-            "wr" => Shut::Wr,
-            "rdwr" => Shut::RdWr,
-            other => return Err(format!("'{other}': expected shutdown rd, wr or rdwr")),
-        }),
-        ["close"] => Op::Close,
-        ["abort"] => Op::Abort,
-        ["poll"] => Op::Poll,
-        ["error"] => Op::Error,
-        ["state"] => Op::State,
-        _ => {
+    let (word, args) = words.split_first().ok_or_else(bad_call)?;
+    let spec = CallSpec::named(word).ok_or_else(bad_call)?;
+    let op = match (spec.arg, args) {
+        (Arg::None, []) => spec.op(0, Shut::Rd),
+        (Arg::Count { min, max, unit }, [w]) => match w.parse::<u16>() {
+            Ok(n) if n >= min && n <= max => spec.op(n, Shut::Rd),
+            _ => {
+                return Err(format!(
+                    "'{}': expected a {unit} from {min} to {max} after '{}'",
+                    cut(w),
+                    spec.name
+                ))
+            }
+        },
+        (Arg::Count { unit, .. }, []) => {
             return Err(format!(
-                "'{}': expected one of: write N, read N, shutdown rd|wr|rdwr, close, abort, poll, error, state",
-                op.trim()
+                "'{}' needs a {unit}: expected '{}'",
+                spec.name,
+                spec.usage()
             ))
         }
+        (Arg::Shut, [how]) => spec.op(
+            0,
+            match *how {
+                "rd" => Shut::Rd,
+                "wr" => Shut::Wr,
+                "rdwr" => Shut::RdWr,
+                other => {
+                    return Err(format!(
+                        "'{}': expected shutdown rd, wr or rdwr",
+                        cut(other)
+                    ))
+                }
+            },
+        ),
+        _ => return Err(bad_call()),
     };
-    Ok(Step { end, op })
+    match (spec.kind, sock) {
+        (CallKind::Accept, Sock::B | Sock::D) => {}
+        (CallKind::Accept, _) => {
+            return Err(format!(
+                "'{sock}: accept': accept names the socket it creates: expected 'b: accept' or 'd: accept'"
+            ))
+        }
+        (CallKind::Connect, Sock::L) => {
+            return Err("'l: connect': the listener does not connect: expected a client (a or c)".into())
+        }
+        _ => {}
+    }
+    Ok(Step::Call { sock, op })
 }
 
 /// Parses the text after `=>` for a step doing `op`.
@@ -319,22 +453,18 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         }
         _ => return Err(bad()),
     };
-    let fits = match (&outcome, op) {
-        (_, _)
-            if matches!(
-                outcome,
-                ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed)
-            ) =>
-        {
+    // Which results each call can have comes from its row of the call table; an errno
+    // and `closed` fit any call, and `n/a` any (a step that cannot be made).
+    let fits = match (&outcome, op.spec().returns) {
+        (ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed | Outcome::NotApplicable), _) => {
             true
         }
-        (ExpectOutcome::Ok(Some(_)), Op::Write(_)) => true,
-        (ExpectOutcome::Ok(Some(_)), _) => false,
-        (ExpectOutcome::Ok(None), Op::Write(_) | Op::Shutdown(_) | Op::Close | Op::Abort) => true,
-        (ExpectOutcome::Data(_) | ExpectOutcome::Exact(Outcome::Eof), Op::Read(_)) => true,
-        (ExpectOutcome::Exact(Outcome::Poll(_)), Op::Poll) => true,
-        (ExpectOutcome::Exact(Outcome::SockError(_)), Op::Error) => true,
-        (ExpectOutcome::Exact(Outcome::State(_) | Outcome::NotApplicable), Op::State) => true,
+        (ExpectOutcome::Ok(Some(_)), Returns::Count) => true,
+        (ExpectOutcome::Ok(None), Returns::Count | Returns::Done) => true,
+        (ExpectOutcome::Data(_) | ExpectOutcome::Exact(Outcome::Eof), Returns::Data) => true,
+        (ExpectOutcome::Exact(Outcome::Poll(_)), Returns::Poll) => true,
+        (ExpectOutcome::Exact(Outcome::SockError(_)), Returns::SockError) => true,
+        (ExpectOutcome::Exact(Outcome::State(_)), Returns::State) => true,
         _ => false,
     };
     if !fits {
@@ -360,6 +490,7 @@ pub fn expect_of(r: &StepResult) -> Expect {
 /// Writes steps and their results as a script, aligned for reading.
 pub fn render(
     transport: Transport,
+    start: Start,
     comments: &[String],
     lines: &[(Step, Option<StepResult>, Option<String>)],
 ) -> String {
@@ -368,11 +499,14 @@ pub fn render(
         out.push_str(&format!("# {c}\n"));
     }
     out.push_str(&format!("transport {}\n", transport.name()));
+    if start != Start::Connected {
+        out.push_str(&format!("start {start}\n"));
+    }
     for (step, result, note) in lines {
         let s = step.to_string();
-        match result {
-            Some(r) => out.push_str(&format!("{s:<20}=> {}", expect_of(r))),
-            None => out.push_str(&s),
+        match (result, step) {
+            (Some(r), Step::Call { .. }) => out.push_str(&format!("{s:<20}=> {}", expect_of(r))),
+            _ => out.push_str(&s),
         }
         if let Some(n) = note {
             out.push_str(&format!("   # {n}"));

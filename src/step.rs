@@ -4,13 +4,73 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// One end of the connection. `A` connects; `B` is the accepted end.
+/// One side of one connection, inside a connection model: `A` is the side that
+/// connected, `B` the accepted side. Scripts name sockets ([`Sock`]), not sides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub enum End {
-    /// The connecting end.
+    /// The connecting side.
     A,
-    /// The accepted end.
+    /// The accepted side.
     B,
+}
+
+/// A socket of a scenario, by its script name. `a` and `c` are clients, `b` and `d`
+/// are accepted sockets (named by the `accept` step that creates them, or `b` is the
+/// accepted end of a pair that starts connected), `l` is the listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Sock {
+    /// The first client: connects (or starts connected to `b`).
+    A,
+    /// The first accepted socket.
+    B,
+    /// The second client.
+    C,
+    /// The second accepted socket.
+    D,
+    /// The listener.
+    L,
+}
+
+impl Sock {
+    /// Every socket, in script order.
+    pub const ALL: [Sock; 5] = [Sock::A, Sock::B, Sock::C, Sock::D, Sock::L];
+
+    /// The script name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sock::A => "a",
+            Sock::B => "b",
+            Sock::C => "c",
+            Sock::D => "d",
+            Sock::L => "l",
+        }
+    }
+
+    /// Looks a script name up.
+    pub fn from_name(s: &str) -> Option<Sock> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// A position in per-socket arrays such as [`Observation`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Which side of its connection this socket is: clients connect (`A`), accepted
+    /// sockets are accepted (`B`); the listener is neither.
+    pub fn side(self) -> Option<End> {
+        match self {
+            Sock::A | Sock::C => Some(End::A),
+            Sock::B | Sock::D => Some(End::B),
+            Sock::L => None,
+        }
+    }
+}
+
+impl fmt::Display for Sock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl End {
@@ -25,17 +85,9 @@ impl End {
         }
     }
 
-    /// 0 for `A`, 1 for `B`: an index into per-end arrays.
+    /// 0 for `A`, 1 for `B`: an index into a connection's two sides.
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// The script name: `a` or `b`.
-    pub fn name(self) -> &'static str {
-        match self {
-            End::A => "a",
-            End::B => "b",
-        }
     }
 }
 
@@ -68,10 +120,10 @@ impl Shut {
     }
 }
 
-/// What one end does in one step.
+/// One call on a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Op {
-    /// `send(fd, buf, N, 0)`: N bytes of the end's byte pattern. Uses send with no
+    /// `send(fd, buf, N, 0)`: N bytes of the socket's byte pattern. Uses send with no
     /// flags rather than write(2) so that a zero-length write reaches the protocol
     /// (write(2) of 0 bytes returns 0 in the socket layer without looking at the
     /// connection) and so that no MSG_NOSIGNAL is ever set.
@@ -90,42 +142,354 @@ pub enum Op {
     Error,
     /// The TCP state from `TCP_INFO`.
     State,
+    /// A non-blocking `connect` to the listener's address.
+    Connect,
+    /// A non-blocking `accept` on the listener; the step's socket names the result.
+    Accept,
+    /// `SO_LINGER {on, N}`: a later close lingers up to N seconds for unsent data.
+    Linger(u16),
+}
+
+/// Which kind of call an [`Op`] is, without its argument: the key of [`CALLS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CallKind {
+    Write,
+    Read,
+    Shutdown,
+    Close,
+    Abort,
+    Poll,
+    Error,
+    State,
+    Connect,
+    Accept,
+    Linger,
+}
+
+/// What a call's argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// No argument.
+    None,
+    /// A number from `min` to `max` (bytes, or seconds for `linger`).
+    Count {
+        /// The smallest allowed.
+        min: u16,
+        /// The largest allowed.
+        max: u16,
+        /// What the number counts, for messages.
+        unit: &'static str,
+    },
+    /// `rd`, `wr` or `rdwr`.
+    Shut,
+}
+
+/// What a call does to the world, for settling and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Only looks: changes nothing anywhere.
+    Looks,
+    /// May change this socket and send to its peer.
+    Sends,
+    /// Gives up the descriptor (and may send).
+    Closes,
+    /// Sets an option: changes nothing until a later call.
+    Configures,
+}
+
+/// Which results a call can have, besides an errno and `closed`, which any call can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Returns {
+    /// `ok` with nothing else (shutdown, close, connect, accept, linger).
+    Done,
+    /// `ok N`: a byte count (write).
+    Count,
+    /// `data N` or `eof` (read).
+    Data,
+    /// `poll FLAGS`.
+    Poll,
+    /// `error 0|ERRNO`.
+    SockError,
+    /// A TCP state, or `n/a`.
+    State,
+}
+
+/// One call, described once: the script parser, the renderer, the generator and the
+/// worker's settling all read this table.
+#[derive(Clone, Copy, Debug)]
+pub struct CallSpec {
+    /// Which call.
+    pub kind: CallKind,
+    /// The script word.
+    pub name: &'static str,
+    /// Its argument.
+    pub arg: Arg,
+    /// What it does.
+    pub effect: Effect,
+    /// What it returns.
+    pub returns: Returns,
+}
+
+/// Every call closefuzz makes, in the order help texts list them.
+pub const CALLS: [CallSpec; 11] = [
+    CallSpec {
+        kind: CallKind::Write,
+        name: "write",
+        arg: Arg::Count { min: 0, max: MAX_WRITE, unit: "byte count" },
+        effect: Effect::Sends,
+        returns: Returns::Count,
+    },
+    CallSpec {
+        kind: CallKind::Read,
+        name: "read",
+        arg: Arg::Count { min: 1, max: u16::MAX, unit: "byte count" },
+        effect: Effect::Sends,
+        returns: Returns::Data,
+    },
+    CallSpec {
+        kind: CallKind::Shutdown,
+        name: "shutdown",
+        arg: Arg::Shut,
+        effect: Effect::Sends,
+        returns: Returns::Done,
+    },
+    CallSpec {
+        kind: CallKind::Close,
+        name: "close",
+        arg: Arg::None,
+        effect: Effect::Closes,
+        returns: Returns::Done,
+    },
+    CallSpec {
+        kind: CallKind::Abort,
+        name: "abort",
+        arg: Arg::None,
+        effect: Effect::Closes,
+        returns: Returns::Done,
+    },
+    CallSpec {
+        kind: CallKind::Poll,
+        name: "poll",
+        arg: Arg::None,
+        effect: Effect::Looks,
+        returns: Returns::Poll,
+    },
+    CallSpec {
+        kind: CallKind::Error,
+        name: "error",
+        arg: Arg::None,
+        effect: Effect::Looks,
+        returns: Returns::SockError,
+    },
+    CallSpec {
+        kind: CallKind::State,
+        name: "state",
+        arg: Arg::None,
+        effect: Effect::Looks,
+        returns: Returns::State,
+    },
+    CallSpec {
+        kind: CallKind::Connect,
+        name: "connect",
+        arg: Arg::None,
+        effect: Effect::Sends,
+        returns: Returns::Done,
+    },
+    CallSpec {
+        kind: CallKind::Accept,
+        name: "accept",
+        arg: Arg::None,
+        effect: Effect::Sends,
+        returns: Returns::Done,
+    },
+    CallSpec {
+        kind: CallKind::Linger,
+        name: "linger",
+        arg: Arg::Count { min: 1, max: MAX_LINGER_S, unit: "number of seconds" },
+        effect: Effect::Configures,
+        returns: Returns::Done,
+    },
+];
+
+/// The most bytes one `write` may send.
+pub const MAX_WRITE: u16 = 4096;
+/// The longest `linger N`, in seconds: a close that lingers is bounded by it.
+pub const MAX_LINGER_S: u16 = 5;
+
+impl CallSpec {
+    /// The spec of `kind`.
+    pub fn of(kind: CallKind) -> &'static CallSpec {
+        CALLS
+            .iter()
+            .find(|c| c.kind == kind)
+            .expect("every CallKind has a row in CALLS")
+    }
+
+    /// The call with this script word.
+    pub fn named(name: &str) -> Option<&'static CallSpec> {
+        CALLS.iter().find(|c| c.name == name)
+    }
+
+    /// How the call is written, e.g. `write N` or `shutdown rd|wr|rdwr`.
+    pub fn usage(&self) -> String {
+        match self.arg {
+            Arg::None => self.name.to_string(),
+            Arg::Count { .. } => format!("{} N", self.name),
+            Arg::Shut => format!("{} rd|wr|rdwr", self.name),
+        }
+    }
+
+    /// The op this call makes with argument `n` (the count) or `how` (for shutdown).
+    pub fn op(&self, n: u16, how: Shut) -> Op {
+        match self.kind {
+            CallKind::Write => Op::Write(n),
+            CallKind::Read => Op::Read(n),
+            CallKind::Shutdown => Op::Shutdown(how),
+            CallKind::Close => Op::Close,
+            CallKind::Abort => Op::Abort,
+            CallKind::Poll => Op::Poll,
+            CallKind::Error => Op::Error,
+            CallKind::State => Op::State,
+            CallKind::Connect => Op::Connect,
+            CallKind::Accept => Op::Accept,
+            CallKind::Linger => Op::Linger(n),
+        }
+    }
 }
 
 impl Op {
+    /// Which call this is.
+    pub fn kind(self) -> CallKind {
+        match self {
+            Op::Write(_) => CallKind::Write,
+            Op::Read(_) => CallKind::Read,
+            Op::Shutdown(_) => CallKind::Shutdown,
+            Op::Close => CallKind::Close,
+            Op::Abort => CallKind::Abort,
+            Op::Poll => CallKind::Poll,
+            Op::Error => CallKind::Error,
+            Op::State => CallKind::State,
+            Op::Connect => CallKind::Connect,
+            Op::Accept => CallKind::Accept,
+            Op::Linger(_) => CallKind::Linger,
+        }
+    }
+
+    /// This call's row of [`CALLS`].
+    pub fn spec(self) -> &'static CallSpec {
+        CallSpec::of(self.kind())
+    }
+
     /// Whether this step gives up the descriptor.
     pub fn closes(self) -> bool {
-        matches!(self, Op::Close | Op::Abort)
+        self.spec().effect == Effect::Closes
+    }
+
+    /// Whether this step only looks.
+    pub fn looks(self) -> bool {
+        self.spec().effect == Effect::Looks
     }
 }
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.spec().name;
         match self {
-            Op::Write(n) => write!(f, "write {n}"),
-            Op::Read(n) => write!(f, "read {n}"),
-            Op::Shutdown(how) => write!(f, "shutdown {}", how.name()),
-            Op::Close => f.write_str("close"),
-            Op::Abort => f.write_str("abort"),
-            Op::Poll => f.write_str("poll"),
-            Op::Error => f.write_str("error"),
-            Op::State => f.write_str("state"),
+            Op::Write(n) | Op::Read(n) | Op::Linger(n) => write!(f, "{name} {n}"),
+            Op::Shutdown(how) => write!(f, "{name} {}", how.name()),
+            _ => f.write_str(name),
         }
     }
 }
 
-/// One line of a scenario: an end and what it does.
+/// The longest `sleep` a script may hold in all, in milliseconds (more than TIME_WAIT's
+/// 60 s, so that its end can be seen).
+pub const MAX_SLEEP_MS: u32 = 70_000;
+
+/// One line of a scenario: a call on a socket, or time passing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Step {
-    /// Who acts.
-    pub end: End,
-    /// What it does.
-    pub op: Op,
+pub enum Step {
+    /// `SOCK: OP`.
+    Call {
+        /// The socket (for `accept`: the name the accepted socket gets).
+        sock: Sock,
+        /// The call.
+        op: Op,
+    },
+    /// `sleep MS`: real time passes and the kernel's timers run.
+    Sleep {
+        /// Milliseconds.
+        ms: u32,
+    },
+}
+
+impl Step {
+    /// A call step.
+    pub fn call(sock: Sock, op: Op) -> Step {
+        Step::Call { sock, op }
+    }
+
+    /// The call, if this step is one.
+    pub fn as_call(self) -> Option<(Sock, Op)> {
+        match self {
+            Step::Call { sock, op } => Some((sock, op)),
+            Step::Sleep { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.end.name(), self.op)
+        match self {
+            Step::Call { sock, op } => write!(f, "{sock}: {op}"),
+            Step::Sleep { ms } => write!(f, "sleep {ms}"),
+        }
+    }
+}
+
+/// How a scenario's world begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Start {
+    /// `a` connected to `b` (accepted), the listener already closed.
+    #[default]
+    Connected,
+    /// `l` bound and listening (backlog [`BACKLOG`]); `a` and `c` unconnected clients.
+    Listening,
+}
+
+/// The listener's backlog under `start listening`.
+pub const BACKLOG: i32 = 4;
+
+impl Start {
+    /// Both starts.
+    pub const ALL: [Start; 2] = [Start::Connected, Start::Listening];
+
+    /// The header word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Start::Connected => "connected",
+            Start::Listening => "listening",
+        }
+    }
+
+    /// Looks a header word up.
+    pub fn from_name(s: &str) -> Option<Start> {
+        Self::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// The sockets that exist before the first step.
+    pub fn initial(self) -> &'static [Sock] {
+        match self {
+            Start::Connected => &[Sock::A, Sock::B],
+            Start::Listening => &[Sock::A, Sock::C, Sock::L],
+        }
+    }
+}
+
+impl fmt::Display for Start {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -514,9 +878,11 @@ impl fmt::Display for StepResult {
     }
 }
 
-/// What can be seen of one end without changing it.
+/// What can be seen of one socket without changing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EndView {
+    /// The socket does not exist (yet): nothing to observe.
+    Absent,
     /// The descriptor is closed: nothing to observe.
     Closed,
     /// The descriptor is open.
@@ -531,6 +897,7 @@ pub enum EndView {
 impl fmt::Display for EndView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            EndView::Absent => f.write_str("-"),
             EndView::Closed => f.write_str("closed"),
             EndView::Open { state, poll } => {
                 if let Some(s) = state {
@@ -542,22 +909,28 @@ impl fmt::Display for EndView {
     }
 }
 
-/// Both ends' views after a step, indexed by [`End::index`].
-pub type Observation = [EndView; 2];
+/// Every socket's view after a step, indexed by [`Sock::index`].
+pub type Observation = [EndView; 5];
 
-/// The byte a writer at `end` sends at stream offset `offset`. Each end has its own
-/// pattern so a reader can tell whose bytes it got, and where in the stream they sit.
-pub fn pattern_byte(end: End, offset: u64) -> u8 {
-    let base: u8 = match end {
-        End::A => b'A',
-        End::B => b'a',
+/// The byte socket `sock` sends at stream offset `offset`. Each socket has its own
+/// pattern so a reader can tell whose bytes it got, and where in the stream they sit:
+/// clients write capitals, accepted sockets small letters, `c` and `d` starting half
+/// way through the alphabet.
+pub fn pattern_byte(sock: Sock, offset: u64) -> u8 {
+    let (base, shift) = match sock {
+        Sock::A => (b'A', 0),
+        Sock::B => (b'a', 0),
+        Sock::C => (b'A', 13),
+        Sock::D => (b'a', 13),
+        Sock::L => (b'0', 0),
     };
-    base + (offset % 26) as u8
+    let span = if sock == Sock::L { 10 } else { 26 };
+    base + ((offset + shift) % span) as u8
 }
 
-/// `len` pattern bytes of `end`'s stream starting at `offset`.
-pub fn pattern(end: End, offset: u64, len: usize) -> Vec<u8> {
+/// `len` pattern bytes of `sock`'s stream starting at `offset`.
+pub fn pattern(sock: Sock, offset: u64, len: usize) -> Vec<u8> {
     (0..len as u64)
-        .map(|i| pattern_byte(end, offset + i))
+        .map(|i| pattern_byte(sock, offset + i))
         .collect()
 }

@@ -16,8 +16,8 @@
 //! - `--platform=kvm` hangs on some hosts; the default `ptrace` platform works.
 
 use super::worker::{Request, Response, Settle};
-use crate::run::{Executor, KernelRun};
-use crate::step::Step;
+use super::{Case, Executor, KernelRun};
+
 use crate::transport::Transport;
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -304,8 +304,7 @@ impl Gvisor {
             let mut sb = Sandbox::spawn(&self.config)?;
             self.starts += 1;
             let probe = Request {
-                transport: Transport::Tcp4,
-                steps: vec![],
+                case: Case::new(Transport::Tcp4, crate::step::Start::Connected, vec![]),
                 settle: Settle::NONE,
                 raw: false,
             };
@@ -343,16 +342,13 @@ impl Gvisor {
 }
 
 impl Gvisor {
-    fn ask_case(
-        &mut self,
-        transport: Transport,
-        steps: &[Step],
-        raw: bool,
-    ) -> io::Result<KernelRun> {
-        let timeout = self.config.answer_timeout;
+    fn ask_case(&mut self, case: &Case, raw: bool) -> io::Result<KernelRun> {
+        // Sleeps and lingering closes are time the case asks for, on top of the bound.
+        let timeout = self.config.answer_timeout + case.time_bound();
+        let transport = case.transport;
+        let steps = &case.steps;
         let req = Request {
-            transport,
-            steps: steps.to_vec(),
+            case: case.clone(),
             // gVisor's Unix sockets hand data and shutdowns to the peer inside the call
             // (pkg/sentry/socket/unix/transport: the queues are shared, no netstack
             // goroutine is involved), so only TCP needs to settle.
@@ -395,12 +391,12 @@ impl Gvisor {
 }
 
 impl Executor for Gvisor {
-    fn run_steps(&mut self, transport: Transport, steps: &[Step]) -> io::Result<KernelRun> {
-        self.ask_case(transport, steps, false)
+    fn run(&mut self, case: &Case) -> io::Result<KernelRun> {
+        self.ask_case(case, false)
     }
 
-    fn run_raw(&mut self, transport: Transport, steps: &[Step]) -> io::Result<()> {
-        self.ask_case(transport, steps, true).map(|_| ())
+    fn run_raw(&mut self, case: &Case) -> io::Result<()> {
+        self.ask_case(case, true).map(|_| ())
     }
 
     fn settles(&self) -> bool {

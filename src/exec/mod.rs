@@ -1,9 +1,11 @@
 //! The executor: real sockets on the host kernel.
 //!
-//! [`Pair::connect`] makes a fresh connected pair (end `a` connects, end `b` is
-//! accepted, the listener is closed at once), [`Pair::step`] issues one call, and
-//! [`Pair::observe`] looks at both ends without changing them. Every descriptor is
-//! non-blocking and every wait has a bound, so nothing here can hang.
+//! [`Sockets::start`] makes a scenario's world: under `start connected` a fresh
+//! connected pair (`a` connects, `b` is accepted, the listener is closed at once);
+//! under `start listening` a listener `l` (backlog [`BACKLOG`]) and two unconnected
+//! clients `a` and `c`. [`Sockets::step`] issues one call, and [`Sockets::observe`]
+//! looks at every socket without changing it. Every descriptor is non-blocking and
+//! every wait has a bound, so nothing here can hang.
 //!
 //! SIGPIPE is blocked in the executing thread (see [`signals`]) so that a write to
 //! a broken connection raises it without killing the process; each step reports
@@ -16,21 +18,28 @@ mod sys;
 pub mod worker;
 
 use crate::step::{
-    pattern, End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Step, StepResult,
+    pattern, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Sock, Start, Step,
+    StepResult, BACKLOG,
 };
 use crate::transport::Transport;
+use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// How long creating a pair may wait for the accept, at most.
 const ACCEPT_TIMEOUT_MS: i32 = 2000;
 
-/// A connected pair of real sockets, one per [`End`].
-pub struct Pair {
+/// A scenario's real sockets, by name.
+pub struct Sockets {
     transport: Transport,
-    fds: [Option<OwnedFd>; 2],
-    /// Bytes each end has written so far: where its pattern continues.
-    sent: [u64; 2],
+    fds: [Option<OwnedFd>; 5],
+    /// Whether each name was ever given a socket (to tell "not yet" from "closed").
+    made: [bool; 5],
+    /// Bytes each socket has written so far: where its pattern continues.
+    sent: [u64; 5],
+    /// The listener's address, for `connect`.
+    addr: Option<sys::Addr>,
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -72,6 +81,33 @@ pub(crate) fn set_socket_int_option(
     Ok(())
 }
 
+/// Nagle's algorithm holds a small write back while an earlier small segment is
+/// unacknowledged, and Linux delays ACKs by a timer (40 ms at least) once a connection
+/// looks interactive: with Nagle on, whether a write reaches the peer before the next
+/// step depends on a clock. closefuzz studies close orderings, not send timing, so
+/// every write goes out at once.
+fn no_delay(fd: RawFd) -> io::Result<()> {
+    set_socket_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
+}
+
+fn set_linger(fd: RawFd, secs: u16) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: libc::c_int::from(secs),
+    };
+    // SAFETY: a valid linger struct of the size given.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// Waits, bounded, for `fd` to become readable; used only while setting up a pair.
 fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<()> {
     let mut pfd = libc::pollfd {
@@ -90,15 +126,38 @@ fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<()> {
     Ok(())
 }
 
-impl Pair {
+fn errno_of(e: io::Error) -> Outcome {
+    Outcome::Err(Errno(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+impl Sockets {
+    fn empty(transport: Transport) -> Sockets {
+        Sockets {
+            transport,
+            fds: Default::default(),
+            made: [false; 5],
+            sent: [0; 5],
+            addr: None,
+        }
+    }
+
+    fn put(&mut self, s: Sock, fd: OwnedFd) {
+        self.fds[s.index()] = Some(fd);
+        self.made[s.index()] = true;
+    }
+
+    /// Creates the world `start` begins with over `transport`.
+    pub fn start(transport: Transport, start: Start) -> io::Result<Sockets> {
+        match start {
+            Start::Connected => Sockets::connect(transport),
+            Start::Listening => Sockets::listening(transport),
+        }
+    }
+
     /// Creates a fresh connected pair over `transport`.
-    pub fn connect(transport: Transport) -> io::Result<Pair> {
-        netns::before_pair();
-        signals::block_sigpipe_in_this_thread();
-        // A SIGPIPE left pending by earlier unchecked calls in this thread (the
-        // benchmark's bare loop) must not be blamed on this case's first step.
-        signals::take_sigpipe();
-        let (listener, addr) = sys::listener(transport)?;
+    pub fn connect(transport: Transport) -> io::Result<Sockets> {
+        Self::before_case();
+        let (listener, addr) = sys::listener(transport, 1)?;
         let a = socket(addr.family(), sys::sock_type(transport))?;
         // A blocking connect: on loopback and Unix sockets the handshake completes
         // inside the call, and it leaves the socket in the plain connected state
@@ -109,26 +168,48 @@ impl Pair {
         drop(listener);
         set_nonblocking(a.as_raw_fd())?;
         if transport.is_tcp() {
-            // Nagle's algorithm holds a small write back while an earlier small
-            // segment is unacknowledged, and Linux delays ACKs by a timer (40 ms at
-            // least) once a connection looks interactive: with Nagle on, whether a
-            // write reaches the peer before the next step depends on a clock. closefuzz
-            // studies close orderings, not send timing, so every write goes out at once.
             for fd in [a.as_raw_fd(), b.as_raw_fd()] {
-                set_socket_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+                no_delay(fd)?;
             }
         }
-        Ok(Pair {
-            transport,
-            fds: [Some(a), Some(b)],
-            sent: [0, 0],
-        })
+        let mut w = Sockets::empty(transport);
+        w.put(Sock::A, a);
+        w.put(Sock::B, b);
+        Ok(w)
+    }
+
+    /// Creates a listener (backlog [`BACKLOG`]) and two unconnected, non-blocking
+    /// clients `a` and `c`.
+    pub fn listening(transport: Transport) -> io::Result<Sockets> {
+        Self::before_case();
+        let (listener, addr) = sys::listener(transport, BACKLOG)?;
+        set_nonblocking(listener.as_raw_fd())?;
+        let mut w = Sockets::empty(transport);
+        for s in [Sock::A, Sock::C] {
+            let fd = socket(addr.family(), sys::sock_type(transport))?;
+            set_nonblocking(fd.as_raw_fd())?;
+            if transport.is_tcp() {
+                no_delay(fd.as_raw_fd())?;
+            }
+            w.put(s, fd);
+        }
+        w.put(Sock::L, listener);
+        w.addr = Some(addr);
+        Ok(w)
+    }
+
+    fn before_case() {
+        netns::before_pair();
+        signals::block_sigpipe_in_this_thread();
+        // A SIGPIPE left pending by earlier unchecked calls in this thread (the
+        // benchmark's bare loop) must not be blamed on this case's first step.
+        signals::take_sigpipe();
     }
 
     /// A Unix pair made by socketpair(2) instead of listen/connect/accept: `a` is the
     /// first descriptor. Both non-blocking. Used to check that the two ways of making a
     /// Unix pair behave alike (tests/exec.rs).
-    pub fn socketpair(transport: Transport) -> io::Result<Pair> {
+    pub fn socketpair(transport: Transport) -> io::Result<Sockets> {
         if transport.is_tcp() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -154,26 +235,31 @@ impl Pair {
             // SAFETY: fcntl on a descriptor we own.
             cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
         }
-        Ok(Pair {
-            transport,
-            fds: [Some(a), Some(b)],
-            sent: [0, 0],
-        })
+        let mut w = Sockets::empty(transport);
+        w.put(Sock::A, a);
+        w.put(Sock::B, b);
+        Ok(w)
     }
 
-    /// The transport this pair was made over.
+    /// The transport this world was made over.
     pub fn transport(&self) -> Transport {
         self.transport
     }
 
-    /// Whether `end`'s descriptor is still open.
-    pub fn is_open(&self, end: End) -> bool {
-        self.fds[end.index()].is_some()
+    /// Whether `sock`'s descriptor is open.
+    pub fn is_open(&self, sock: Sock) -> bool {
+        self.fds[sock.index()].is_some()
     }
 
-    /// Runs one step on the real socket and reports its result.
+    /// Runs one step on the real sockets and reports its result.
     pub fn step(&mut self, step: Step) -> StepResult {
-        let outcome = self.call(step);
+        let outcome = match step {
+            Step::Sleep { ms } => {
+                std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+                Outcome::Ok
+            }
+            Step::Call { sock, op } => self.call(sock, op),
+        };
         let sigpipe = signals::take_sigpipe();
         StepResult { outcome, sigpipe }
     }
@@ -181,17 +267,27 @@ impl Pair {
     /// The bare call, with no observation and no SIGPIPE check: the baseline the
     /// benchmark compares the full loop against.
     pub fn call_raw(&mut self, step: Step) {
-        let _ = self.call(step);
+        match step {
+            Step::Sleep { ms } => {
+                std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)))
+            }
+            Step::Call { sock, op } => {
+                let _ = self.call(sock, op);
+            }
+        }
     }
 
-    fn call(&mut self, step: Step) -> Outcome {
-        let i = step.end.index();
+    fn call(&mut self, sock: Sock, op: Op) -> Outcome {
+        if op == Op::Accept {
+            return self.accept(sock);
+        }
+        let i = sock.index();
         let Some(fd) = self.fds[i].as_ref().map(|f| f.as_raw_fd()) else {
             return Outcome::Closed;
         };
-        match step.op {
+        match op {
             Op::Write(n) => {
-                let buf = pattern(step.end, self.sent[i], n as usize);
+                let buf = pattern(sock, self.sent[i], n as usize);
                 // SAFETY: buf is valid for n bytes. Flags are 0: no MSG_NOSIGNAL.
                 let r =
                     unsafe { libc::send(fd, buf.as_ptr() as *const libc::c_void, buf.len(), 0) };
@@ -229,30 +325,19 @@ impl Pair {
                     Outcome::Ok
                 }
             }
-            Op::Close => self.close(step.end),
+            Op::Close => self.close(sock),
             Op::Abort => {
-                let linger = libc::linger {
-                    l_onoff: 1,
-                    l_linger: 0,
-                };
-                // SAFETY: a valid linger struct of the size given.
-                let r = unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::SOL_SOCKET,
-                        libc::SO_LINGER,
-                        &linger as *const libc::linger as *const libc::c_void,
-                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                    )
-                };
-                if r < 0 {
-                    let e = Errno::last();
+                if let Err(e) = set_linger(fd, 0) {
                     // The descriptor is given up either way, as `abort` promises.
-                    self.close(step.end);
-                    return Outcome::Err(e);
+                    self.close(sock);
+                    return errno_of(e);
                 }
-                self.close(step.end)
+                self.close(sock)
             }
+            Op::Linger(secs) => match set_linger(fd, secs) {
+                Ok(()) => Outcome::Ok,
+                Err(e) => errno_of(e),
+            },
             Op::Poll => Outcome::Poll(poll_one(fd)),
             Op::Error => {
                 let mut val: libc::c_int = 0;
@@ -285,11 +370,51 @@ impl Pair {
                     sys::StateReading::Failed(e) => Outcome::Err(e),
                 }
             }
+            Op::Connect => match &self.addr {
+                // Under `start connected` the listener is gone; connect to an address
+                // nobody listens on, as the model assumes, by making one up the same
+                // way: a fresh listener's address, closed at once.
+                None => match sys::listener(self.transport, 1) {
+                    Ok((l, addr)) => {
+                        drop(l);
+                        match addr.connect(fd) {
+                            Ok(()) => Outcome::Ok,
+                            Err(e) => errno_of(e),
+                        }
+                    }
+                    Err(e) => errno_of(e),
+                },
+                Some(addr) => match addr.connect(fd) {
+                    Ok(()) => Outcome::Ok,
+                    Err(e) => errno_of(e),
+                },
+            },
+            Op::Accept => unreachable!("handled above"),
         }
     }
 
-    fn close(&mut self, end: End) -> Outcome {
-        let Some(fd) = self.fds[end.index()].take() else {
+    /// `accept` on the listener, the result named `sock`.
+    fn accept(&mut self, sock: Sock) -> Outcome {
+        let Some(l) = self.fds[Sock::L.index()].as_ref().map(|f| f.as_raw_fd()) else {
+            return Outcome::Closed;
+        };
+        if self.made[sock.index()] {
+            return Outcome::NotApplicable;
+        }
+        match sys::accept_nonblocking(l) {
+            Ok(fd) => {
+                if self.transport.is_tcp() {
+                    let _ = no_delay(fd.as_raw_fd());
+                }
+                self.put(sock, fd);
+                Outcome::Ok
+            }
+            Err(e) => errno_of(e),
+        }
+    }
+
+    fn close(&mut self, sock: Sock) -> Outcome {
+        let Some(fd) = self.fds[sock.index()].take() else {
             return Outcome::Closed;
         };
         let raw = fd.into_raw_fd();
@@ -301,39 +426,40 @@ impl Pair {
         }
     }
 
-    /// Both ends' TCP state and poll revents. Uses only poll and getsockopt(TCP_INFO),
-    /// neither of which changes a socket.
+    /// Every socket's TCP state and poll revents. Uses only poll and
+    /// getsockopt(TCP_INFO), neither of which changes a socket.
     pub fn observe(&self) -> Observation {
-        let mut pfds: [libc::pollfd; 2] = [libc::pollfd {
+        let mut pfds = [libc::pollfd {
             fd: -1,
             events: 0,
             revents: 0,
-        }; 2];
-        for end in End::BOTH {
-            if let Some(fd) = &self.fds[end.index()] {
-                pfds[end.index()].fd = fd.as_raw_fd();
-                pfds[end.index()].events = sys::POLL_ASK;
+        }; 5];
+        for s in Sock::ALL {
+            if let Some(fd) = &self.fds[s.index()] {
+                pfds[s.index()].fd = fd.as_raw_fd();
+                pfds[s.index()].events = sys::POLL_ASK;
             }
         }
-        // SAFETY: two valid pollfds; a negative fd is ignored by poll.
-        unsafe { libc::poll(pfds.as_mut_ptr(), 2, 0) };
-        let view = |end: End| -> EndView {
-            match &self.fds[end.index()] {
-                None => EndView::Closed,
+        // SAFETY: five valid pollfds; a negative fd is ignored by poll.
+        unsafe { libc::poll(pfds.as_mut_ptr(), 5, 0) };
+        let view = |s: Sock| -> EndView {
+            match &self.fds[s.index()] {
+                None if self.made[s.index()] => EndView::Closed,
+                None => EndView::Absent,
                 Some(fd) => EndView::Open {
                     state: if self.transport.is_tcp() {
                         match sys::tcp_state(fd.as_raw_fd()) {
-                            sys::StateReading::State(s) => Some(s),
+                            sys::StateReading::State(st) => Some(st),
                             _ => None,
                         }
                     } else {
                         None
                     },
-                    poll: sys::revents_to_set(pfds[end.index()].revents),
+                    poll: sys::revents_to_set(pfds[s.index()].revents),
                 },
             }
         };
-        [view(End::A), view(End::B)]
+        Sock::ALL.map(view)
     }
 }
 
@@ -347,4 +473,172 @@ fn poll_one(fd: RawFd) -> PollSet {
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut pfd, 1, 0) };
     sys::revents_to_set(pfd.revents)
+}
+
+/// One case: the transport, how the world starts, and the steps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    /// The transport to run over.
+    pub transport: Transport,
+    /// How the world starts.
+    #[serde(default)]
+    pub start: Start,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+impl Case {
+    /// A case.
+    pub fn new(transport: Transport, start: Start, steps: Vec<Step>) -> Case {
+        Case {
+            transport,
+            start,
+            steps,
+        }
+    }
+
+    /// The longest the case may legitimately take beyond its calls: every `sleep`,
+    /// and every close that may linger (at most its `linger N` seconds).
+    pub fn time_bound(&self) -> Duration {
+        let mut ms: u64 = 0;
+        let mut linger: u64 = 0;
+        for s in &self.steps {
+            match s {
+                Step::Sleep { ms: m } => ms += u64::from(*m),
+                Step::Call {
+                    op: Op::Linger(n), ..
+                } => linger = linger.max(u64::from(*n) * 1000),
+                Step::Call { op, .. } if op.closes() => ms += linger,
+                _ => {}
+            }
+        }
+        Duration::from_millis(ms)
+    }
+}
+
+/// What the kernel did in one case: each step's result and every socket afterwards.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KernelRun {
+    /// Per step: the result and the observation after it.
+    pub steps: Vec<(StepResult, Observation)>,
+    /// Wall time from the created world to the last observation.
+    pub elapsed: Duration,
+    /// Of `elapsed`, the time spent sleeping in `sleep` steps.
+    #[serde(default)]
+    pub slept: Duration,
+    /// Of `elapsed`, the time spent waiting for observations to settle after each
+    /// step (zero where the executor does not settle: see [`worker::Settle`]).
+    #[serde(default)]
+    pub settle: Duration,
+}
+
+/// The executor contract: something that can run a whole case on real sockets (the
+/// host kernel in this process, or a worker in a sandbox). A whole case at a time, so
+/// that a remote executor costs one round trip per case, not per step.
+pub trait Executor {
+    /// Runs `case` on fresh sockets, observing every socket after each step.
+    fn run(&mut self, case: &Case) -> io::Result<KernelRun>;
+
+    /// Runs `case` as bare calls: no observation, no SIGPIPE check. The benchmark's
+    /// baseline.
+    fn run_raw(&mut self, case: &Case) -> io::Result<()> {
+        run_local_raw(case).map(|_| ())
+    }
+
+    /// Something outside the cases that may have changed their results (asked only
+    /// when a case disagrees with the model); `None` when there is no such sign.
+    fn interference(&mut self) -> Option<String> {
+        None
+    }
+
+    /// Whether this executor's stack delivers on threads of its own, so observations
+    /// are taken after a bounded settle and a slow delivery can outlast it.
+    fn settles(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Executor + ?Sized> Executor for Box<T> {
+    fn run(&mut self, case: &Case) -> io::Result<KernelRun> {
+        (**self).run(case)
+    }
+    fn interference(&mut self) -> Option<String> {
+        (**self).interference()
+    }
+    fn settles(&self) -> bool {
+        (**self).settles()
+    }
+    fn run_raw(&mut self, case: &Case) -> io::Result<()> {
+        (**self).run_raw(case)
+    }
+}
+
+/// The stacks closefuzz can run cases on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Stack {
+    /// The host's kernel, in this process.
+    Host,
+    /// gVisor's netstack, in a `runsc` sandbox running `closefuzz worker`.
+    Gvisor,
+}
+
+/// The executor for `stack`. `worker` is the command that serves cases inside a
+/// sandbox (`closefuzz worker`), used by sandboxed stacks only.
+pub fn executor_for(
+    stack: Stack,
+    worker: &[std::ffi::OsString],
+) -> io::Result<Box<dyn Executor + Send>> {
+    Ok(match stack {
+        Stack::Host => Box::new(Local),
+        Stack::Gvisor => Box::new(gvisor::Gvisor::with_worker(worker.to_vec())?),
+    })
+}
+
+/// The host kernel, in this thread.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Local;
+
+impl Executor for Local {
+    fn run(&mut self, case: &Case) -> io::Result<KernelRun> {
+        run_local(case)
+    }
+
+    fn interference(&mut self) -> Option<String> {
+        netns::interference()
+    }
+}
+
+/// Runs `case` on fresh local sockets, observing after each step.
+pub fn run_local(case: &Case) -> io::Result<KernelRun> {
+    let mut w = Sockets::start(case.transport, case.start)?;
+    let start = Instant::now();
+    let mut slept = Duration::ZERO;
+    let mut out = Vec::with_capacity(case.steps.len());
+    for &step in &case.steps {
+        let t = Instant::now();
+        let r = w.step(step);
+        if let Step::Sleep { .. } = step {
+            slept += t.elapsed();
+        }
+        out.push((r, w.observe()));
+    }
+    let elapsed = start.elapsed();
+    drop(w);
+    Ok(KernelRun {
+        steps: out,
+        elapsed,
+        slept,
+        settle: Duration::ZERO,
+    })
+}
+
+/// Runs `case` as bare calls on fresh local sockets; returns the time they took.
+pub fn run_local_raw(case: &Case) -> io::Result<Duration> {
+    let start = Instant::now();
+    let mut w = Sockets::start(case.transport, case.start)?;
+    for &s in &case.steps {
+        w.call_raw(s);
+    }
+    drop(w);
+    Ok(start.elapsed())
 }

@@ -73,12 +73,16 @@ impl Addr {
 
     /// A blocking connect of `fd` to this address.
     pub fn connect(&self, fd: RawFd) -> io::Result<()> {
-        let a = match self {
-            Addr::Inet(a) | Addr::Unix(a, _) => a,
-        };
         // SAFETY: the address pointer and length come from a valid SockAddr.
-        cvt(unsafe { libc::connect(fd, a.as_ptr(), a.len()) })?;
+        cvt(unsafe { libc::connect(fd, self.sockaddr().as_ptr(), self.sockaddr().len()) })?;
         Ok(())
+    }
+
+    /// The socket address.
+    pub fn sockaddr(&self) -> &socket2::SockAddr {
+        match self {
+            Addr::Inet(a) | Addr::Unix(a, _) => a,
+        }
     }
 }
 
@@ -134,7 +138,7 @@ fn abstract_unix(name: &[u8]) -> io::Result<socket2::SockAddr> {
 }
 
 /// A listening socket for `t` and the address to connect to.
-pub fn listener(t: Transport) -> io::Result<(OwnedFd, Addr)> {
+pub fn listener(t: Transport, backlog: i32) -> io::Result<(OwnedFd, Addr)> {
     let addr = match t {
         Transport::Tcp4 => Addr::Inet(socket2::SockAddr::from(std::net::SocketAddr::from((
             [127, 0, 0, 1],
@@ -160,7 +164,7 @@ pub fn listener(t: Transport) -> io::Result<(OwnedFd, Addr)> {
             cvt(unsafe { libc::bind(fd, a.as_ptr(), a.len()) })?;
         }
     }
-    cvt(unsafe { libc::listen(fd, 1) })?;
+    cvt(unsafe { libc::listen(fd, backlog) })?;
     let addr = match addr {
         Addr::Inet(_) => {
             // Read back the port the kernel chose.

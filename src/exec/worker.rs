@@ -5,7 +5,7 @@
 //! once and sends it every case over a pipe, so a case costs one round trip rather
 //! than one sandbox start. The protocol is line-delimited JSON:
 //!
-//! - request: `{"transport":"Tcp4","steps":[{"end":"A","op":{"Write":5}}, ...]}`,
+//! - request: `{"case":{"transport":"Tcp4","start":"Connected","steps":[{"Call":{"sock":"A","op":{"Write":5}}}, ...]}}`,
 //!   optionally with `"settle":{"max":{"secs":0,"nanos":2000000},"stable_for":...}`;
 //! - answer: `{"Ok":{"steps":[...],"elapsed":...,"settle":...}}` (a
 //!   [`KernelRun`]) or `{"Err":"why"}`.
@@ -25,10 +25,8 @@
 //! disagreement needed a rerun with these bounds, against about 1 in 150 with a flat
 //! 200 µs window.
 
-use super::Pair;
-use crate::run::KernelRun;
-use crate::step::{Observation, Op, Step};
-use crate::transport::Transport;
+use super::{Case, KernelRun, Sockets};
+use crate::step::{Effect, Observation, Op, Step};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Write};
 use std::time::{Duration, Instant};
@@ -43,7 +41,7 @@ pub struct Settle {
 }
 
 impl Settle {
-    /// No settling: one observation right after the step, as [`crate::run::run_local`] does.
+    /// No settling: one observation right after the step, as [`super::run_local`] does.
     pub const NONE: Settle = Settle {
         max: Duration::ZERO,
         stable_for: Duration::ZERO,
@@ -63,10 +61,8 @@ impl Default for Settle {
 /// One case for the worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Request {
-    /// The transport to run over.
-    pub transport: Transport,
-    /// The steps, in order.
-    pub steps: Vec<Step>,
+    /// The case.
+    pub case: Case,
     /// How to settle after each step ([`Settle::default`] if absent).
     #[serde(default)]
     pub settle: Settle,
@@ -88,7 +84,7 @@ pub enum Response {
 /// Observes `pair` until the observation has been the same for `settle.stable_for`,
 /// or `settle.max` has passed. Returns the last observation and the time spent after
 /// the first one.
-fn settled_observe(pair: &Pair, settle: Settle, sends: bool) -> (Observation, Duration) {
+fn settled_observe(pair: &Sockets, settle: Settle, sends: bool) -> (Observation, Duration) {
     let mut last = pair.observe();
     let start = Instant::now();
     let mut since = start;
@@ -120,33 +116,48 @@ fn settled_observe(pair: &Pair, settle: Settle, sends: bool) -> (Observation, Du
 /// How many times [`Settle::stable_for`] a sending step waits while nothing has changed.
 const UNCHANGED_FACTOR: u32 = 3;
 
-/// Runs `steps` on a fresh local pair, settling after each step (see the module docs).
-pub fn run_settled(transport: Transport, steps: &[Step], settle: Settle) -> io::Result<KernelRun> {
-    let mut pair = Pair::connect(transport)?;
+/// Runs `case` on fresh local sockets, settling after each step (see the module docs).
+pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
+    let mut w = Sockets::start(case.transport, case.start)?;
     let start = Instant::now();
     let mut settle_time = Duration::ZERO;
-    let mut out = Vec::with_capacity(steps.len());
-    for &step in steps {
-        let r = pair.step(step);
-        // poll, SO_ERROR and TCP_INFO only look: they send nothing, so there is nothing
-        // to wait for (the previous step has already settled).
-        let looks_only = matches!(step.op, Op::Poll | Op::Error | Op::State);
-        let sends = match step.op {
-            Op::Write(n) => n > 0,
-            Op::Close | Op::Abort => true,
-            Op::Shutdown(how) => how.writes() || how.reads(),
-            Op::Read(_) | Op::Poll | Op::Error | Op::State => false,
+    let mut slept = Duration::ZERO;
+    let mut out = Vec::with_capacity(case.steps.len());
+    for &step in &case.steps {
+        let t = Instant::now();
+        let r = w.step(step);
+        // What the step can have set in motion, from the call table: a call that only
+        // looks or configures sends nothing, so there is nothing to wait for (the
+        // previous step has already settled). A sleep has let everything arrive.
+        let (settles, sends) = match step {
+            Step::Sleep { .. } => {
+                slept += t.elapsed();
+                (false, false)
+            }
+            Step::Call { op, .. } => match op.spec().effect {
+                Effect::Looks | Effect::Configures => (false, false),
+                Effect::Closes => (true, true),
+                Effect::Sends => (
+                    true,
+                    match op {
+                        Op::Write(n) => n > 0,
+                        Op::Read(_) => false,
+                        _ => true,
+                    },
+                ),
+            },
         };
         let (obs, waited) =
-            settled_observe(&pair, if looks_only { Settle::NONE } else { settle }, sends);
+            settled_observe(&w, if settles { settle } else { Settle::NONE }, sends);
         settle_time += waited;
         out.push((r, obs));
     }
     let elapsed = start.elapsed();
-    drop(pair);
+    drop(w);
     Ok(KernelRun {
         steps: out,
         elapsed,
+        slept,
         settle: settle_time,
     })
 }
@@ -155,15 +166,16 @@ pub fn run_settled(transport: Transport, steps: &[Step], settle: Settle) -> io::
 pub fn answer(line: &str) -> Response {
     match serde_json::from_str::<Request>(line) {
         Err(e) => Response::Err(format!("bad request: {e}")),
-        Ok(req) if req.raw => match crate::run::run_local_raw(req.transport, &req.steps) {
+        Ok(req) if req.raw => match super::run_local_raw(&req.case) {
             Ok(elapsed) => Response::Ok(KernelRun {
                 steps: vec![],
                 elapsed,
+                slept: Duration::ZERO,
                 settle: Duration::ZERO,
             }),
             Err(e) => Response::Err(format!("cannot create a connected pair: {e}")),
         },
-        Ok(req) => match run_settled(req.transport, &req.steps, req.settle) {
+        Ok(req) => match run_settled(&req.case, req.settle) {
             Ok(run) => Response::Ok(run),
             Err(e) => Response::Err(format!("cannot create a connected pair: {e}")),
         },

@@ -1,8 +1,8 @@
 //! Pieces every transport model shares: receive queues that know the writer's byte
 //! pattern, and the rule for steps on a closed descriptor.
 
-use super::{Prediction, WireEvent};
-use crate::step::{pattern, End, Observation, Outcome, Step, StepResult};
+use super::WireEvent;
+use crate::step::{pattern, End, EndView, Op, Outcome, Sock, StepResult};
 use std::collections::VecDeque;
 
 /// Unread bytes of a byte stream. Bytes are never stored: the writer's pattern and the
@@ -22,7 +22,7 @@ impl StreamQueue {
     }
 
     /// Takes up to `n` bytes written by `writer`.
-    pub fn take(&mut self, writer: End, n: usize) -> Vec<u8> {
+    pub fn take(&mut self, writer: Sock, n: usize) -> Vec<u8> {
         let k = n.min(self.len);
         let out = pattern(writer, self.start, k);
         self.start += k as u64;
@@ -58,7 +58,7 @@ impl RecordQueue {
     }
 
     /// Takes the oldest record, truncated to `n` bytes (the rest of it is lost).
-    pub fn take(&mut self, writer: End, n: usize) -> Option<Vec<u8>> {
+    pub fn take(&mut self, writer: Sock, n: usize) -> Option<Vec<u8>> {
         let (off, len) = self.records.pop_front()?;
         Some(pattern(writer, off, n.min(len)))
     }
@@ -76,65 +76,86 @@ impl RecordQueue {
     }
 }
 
-/// The result of any step on an end whose descriptor is already closed: no call is
-/// made (descriptor numbers are reused, also by other threads), in the model and the
-/// executor alike.
-pub fn closed_result(_step: Step) -> StepResult {
+/// The result of any step on a socket whose descriptor is already closed, or that
+/// does not exist yet: no call is made (descriptor numbers are reused, also by other
+/// threads), in the model and the executor alike.
+pub fn closed_result() -> StepResult {
     StepResult::plain(Outcome::Closed)
 }
 
-/// The driver every transport model shares: run the call (or the closed-descriptor
-/// rule), then let the network deliver everything in flight, then look.
+/// One connection's two sides, as a transport model keeps them. The world
+/// ([`super::world`]) names the sides, routes calls to them and looks at them.
 pub trait Connection {
     /// Whether `end`'s descriptor is open.
     fn fd_open(&self, end: End) -> bool;
     /// The call itself, on an open descriptor; segments it sends go in flight.
-    fn call(&mut self, step: Step) -> StepResult;
+    fn call(&mut self, end: End, op: Op) -> StepResult;
     /// Delivers the oldest segment in flight; false if none was.
     fn deliver_one(&mut self) -> bool;
-    /// Both ends as they are now.
-    fn view(&self) -> Observation;
+    /// One side as it is now.
+    fn view(&self, end: End) -> EndView;
     /// The wire log the current step writes to.
     fn wire_log(&mut self) -> &mut Vec<WireEvent>;
+    /// Gives a side its script name (the accepted side gets one at accept).
+    fn set_name(&mut self, end: End, sock: Sock);
+    /// Shutdown bits a socket had set before it connected, carried into the connection.
+    fn preset_shutdown(&mut self, end: End, rcv: bool, snd: bool);
+    /// The side was never accepted and its listener goes away: the kernel drops it.
+    fn forget_unaccepted(&mut self, end: End);
 
-    /// One step, delivered to the end: on Linux loopback and Unix sockets delivery
+    /// One call, delivered to the end: on Linux loopback and Unix sockets delivery
     /// completes inside the sending call, so a step's prediction is taken with nothing
     /// left in flight. (A later mode can call [`Connection::deliver_one`] itself.)
-    fn drive(&mut self, step: Step) -> Prediction {
-        self.wire_log().clear();
-        let result = if self.fd_open(step.end) {
-            self.call(step)
+    fn drive(&mut self, end: End, op: Op) -> StepResult {
+        let result = if self.fd_open(end) {
+            self.call(end, op)
         } else {
-            closed_result(step)
+            closed_result()
         };
+        self.deliver_all();
+        result
+    }
+
+    /// Delivers everything in flight.
+    fn deliver_all(&mut self) {
         while self.deliver_one() {}
-        Prediction {
-            result,
-            after: self.view(),
-            wire: std::mem::take(self.wire_log()),
-        }
     }
 }
 
-/// Implements [`Connection`] for a model whose inherent `call`, `deliver_one` and `view`
-/// do the work, with `ends[i].fd_open` and a `log` field.
+/// Implements [`Connection`] for a model whose inherent `call`, `deliver_one` and
+/// `view_end` do the work, with `ends[i].fd_open`, `names` and a `log` field.
 macro_rules! impl_connection {
     ($model:ty) => {
         impl $crate::model::common::Connection for $model {
             fn fd_open(&self, end: $crate::step::End) -> bool {
                 self.ends[end.index()].fd_open
             }
-            fn call(&mut self, step: $crate::step::Step) -> $crate::step::StepResult {
-                <$model>::call(self, step)
+            fn call(
+                &mut self,
+                end: $crate::step::End,
+                op: $crate::step::Op,
+            ) -> $crate::step::StepResult {
+                <$model>::call(self, end, op)
             }
             fn deliver_one(&mut self) -> bool {
                 <$model>::deliver_one(self)
             }
-            fn view(&self) -> $crate::step::Observation {
-                <$model>::view(self)
+            fn view(&self, end: $crate::step::End) -> $crate::step::EndView {
+                <$model>::view_end(self, end)
             }
             fn wire_log(&mut self) -> &mut Vec<$crate::model::WireEvent> {
                 &mut self.log
+            }
+            fn set_name(&mut self, end: $crate::step::End, sock: $crate::step::Sock) {
+                self.names[end.index()] = sock;
+            }
+            fn preset_shutdown(&mut self, end: $crate::step::End, rcv: bool, snd: bool) {
+                let e = &mut self.ends[end.index()];
+                e.rcv_shut |= rcv;
+                e.snd_shut |= snd;
+            }
+            fn forget_unaccepted(&mut self, end: $crate::step::End) {
+                <$model>::forget_unaccepted(self, end)
             }
         }
     };

@@ -13,8 +13,9 @@ pub mod common;
 pub mod profile;
 pub mod tcp;
 pub mod unix;
+pub mod world;
 
-use crate::step::{End, Observation, Step, StepResult};
+use crate::step::{Observation, Sock, StepResult};
 use crate::transport::Transport;
 use serde::Serialize;
 use std::fmt;
@@ -32,6 +33,12 @@ pub enum SegmentKind {
     Ack,
     /// A Unix socket's peer went away (no packet: the kernel marks the peer directly).
     PeerGone,
+    /// TCP SYN.
+    Syn,
+    /// TCP SYN-ACK.
+    SynAck,
+    /// A Unix connect: the server side is created and queued (no packet).
+    Connect,
 }
 
 impl fmt::Display for SegmentKind {
@@ -42,6 +49,9 @@ impl fmt::Display for SegmentKind {
             SegmentKind::Rst => f.write_str("RST"),
             SegmentKind::Ack => f.write_str("ACK"),
             SegmentKind::PeerGone => f.write_str("PEER-GONE"),
+            SegmentKind::Syn => f.write_str("SYN"),
+            SegmentKind::SynAck => f.write_str("SYN-ACK"),
+            SegmentKind::Connect => f.write_str("CONNECT"),
         }
     }
 }
@@ -49,8 +59,10 @@ impl fmt::Display for SegmentKind {
 /// One segment put on the wire during a step, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WireEvent {
-    /// The sending end.
-    pub from: End,
+    /// The sending socket (an unaccepted connection's server side is `l`).
+    pub from: Sock,
+    /// The receiving socket.
+    pub to: Sock,
     /// What was sent.
     pub kind: SegmentKind,
     /// Why it was sent, and what it did on arrival.
@@ -62,7 +74,7 @@ pub struct WireEvent {
 pub struct Prediction {
     /// What the call returns.
     pub result: StepResult,
-    /// Both ends afterwards.
+    /// Every socket afterwards.
     pub after: Observation,
     /// Segments the step put on the wire, in order.
     pub wire: Vec<WireEvent>,
@@ -110,52 +122,11 @@ impl std::fmt::Display for Platform {
     }
 }
 
-/// A model of one connection over some transport.
-#[derive(Clone, Debug)]
-pub enum Model {
-    /// TCP over IPv4 or IPv6.
-    Tcp(tcp::TcpModel),
-    /// Unix stream or seqpacket.
-    Unix(unix::UnixModel),
-}
+pub use world::Model;
 
 impl Model {
-    /// A freshly connected pair over `transport`, as `platform` would behave.
-    pub fn new(transport: Transport, platform: Platform) -> Model {
-        let profile = profile::Profile::of(platform);
-        match transport {
-            Transport::Tcp4 | Transport::Tcp6 => Model::Tcp(tcp::TcpModel::with_profile(profile)),
-            Transport::Unix => {
-                Model::Unix(unix::UnixModel::with_profile(unix::Kind::Stream, profile))
-            }
-            Transport::Seqpacket => Model::Unix(unix::UnixModel::with_profile(
-                unix::Kind::Seqpacket,
-                profile,
-            )),
-        }
-    }
-
-    /// Runs one step and lets the network settle.
-    pub fn step(&mut self, step: Step) -> Prediction {
-        match self {
-            Model::Tcp(m) => m.step(step),
-            Model::Unix(m) => m.step(step),
-        }
-    }
-
-    /// Both ends as they are now.
-    pub fn view(&self) -> Observation {
-        match self {
-            Model::Tcp(m) => m.view(),
-            Model::Unix(m) => m.view(),
-        }
-    }
-
-    /// A one-line account of an end's internal state, for `explain`.
-    pub fn describe(&self, end: End) -> String {
-        match self {
-            Model::Tcp(m) => m.describe(end),
-            Model::Unix(m) => m.describe(end),
-        }
+    /// A pair that starts connected over `transport`, as `platform` behaves.
+    pub fn of(transport: Transport, platform: Platform) -> Model {
+        Model::new(transport, profile::Profile::of(platform))
     }
 }

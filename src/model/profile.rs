@@ -93,6 +93,10 @@ impl TcpProfile {
 /// in alphabetical order, the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct UnixProfile {
+    /// Closing a listener with a connection still queued leaves ECONNRESET for that
+    /// connection's client (Linux: unix_release_sock of the embryo); otherwise the
+    /// client sees only its peer gone (EOF).
+    pub listener_close_resets_queued: bool,
     /// poll reports POLLHUP when both shutdown bits are set (our own shutdowns, the
     /// peer's, or the peer's close).
     pub poll_hup: bool,
@@ -117,11 +121,13 @@ pub enum UnixReset {
 
 impl UnixProfile {
     const LINUX: UnixProfile = UnixProfile {
+        listener_close_resets_queued: true,
         poll_hup: true,
         reset_on_unread_close: UnixReset::SockError,
         zero_length_send_reaches_socket: true,
     };
     const GVISOR: UnixProfile = UnixProfile {
+        listener_close_resets_queued: false,
         poll_hup: false,
         reset_on_unread_close: UnixReset::ReadQueue,
         zero_length_send_reaches_socket: false,
@@ -227,6 +233,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
 /// Differences in Unix sockets only: fields of [`UnixProfile`], named `unix.FIELD`, in
 /// field order.
 pub const UNIX_DIFFERENCES: &[Difference] = &[
+    Difference {
+        name: "unix.listener_close_resets_queued",
+        summary: "closing a Unix listener with a connection still queued gives that connection's client ECONNRESET on Linux, a plain EOF on gVisor (gVisor issue 12576)",
+        evidence: "listener/unix-listener-close-resets-queued.cfz",
+    },
     Difference {
         name: "unix.poll_hup",
         summary: "gVisor never reports POLLHUP on a Unix stream or seqpacket socket, even shut down both ways or with the peer gone: only IN and OUT",

@@ -15,11 +15,11 @@
 //! observable depends on that ACK: both states answer every later event alike.
 
 use super::common::{Connection, StreamQueue};
+use super::world::{Listener, Loose};
 use super::profile::Profile;
-use super::{Prediction, SegmentKind, WireEvent};
+use super::{SegmentKind, WireEvent};
 use crate::step::{
-    End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult,
-    TcpState,
+    End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StateSet, StepResult, TcpState,
 };
 use std::collections::VecDeque;
 
@@ -55,8 +55,12 @@ struct TcpEnd {
     sent: u64,
     /// Our FIN is out but the peer may still be delaying its ACK.
     fin_ack_uncertain: bool,
+    /// Milliseconds slept since `fin_ack_uncertain` was set.
+    fin_ack_waited_ms: u64,
     /// SO_LINGER {on, 0} is set.
     linger_zero: bool,
+    /// SO_LINGER {on, N > 0} is set: close waits for the FIN's ACK.
+    linger_wait: bool,
     /// shutdown(SHUT_RD) was called (gVisor's shutdownFlags & ShutdownRead; unlike
     /// `rcv_shut`, the peer's FIN does not set it).
     shut_rd: bool,
@@ -78,7 +82,9 @@ impl TcpEnd {
             rq: StreamQueue::default(),
             sent: 0,
             fin_ack_uncertain: false,
+            fin_ack_waited_ms: 0,
             linger_zero: false,
+            linger_wait: false,
             shut_rd: false,
             errored: false,
         }
@@ -132,10 +138,16 @@ impl Mutation {
     ];
 }
 
+/// How long after a FIN arrives in ESTABLISHED its delayed ACK has certainly left:
+/// TCP_DELACK_MAX (200 ms) plus the timer wheel's slack and scheduling, with margin.
+pub const FIN_ACK_DELAY_MAX_MS: u64 = 300;
+
 /// A model of one TCP connection between ends `a` and `b` on Linux.
 #[derive(Clone, Debug)]
 pub struct TcpModel {
     ends: [TcpEnd; 2],
+    /// The sockets' script names (the accepted side is `l` until accepted).
+    names: [Sock; 2],
     wire: VecDeque<InFlight>,
     log: Vec<WireEvent>,
     profile: Profile,
@@ -158,6 +170,7 @@ impl TcpModel {
     pub fn with_profile(profile: Profile) -> TcpModel {
         TcpModel {
             ends: [TcpEnd::established(), TcpEnd::established()],
+            names: [Sock::A, Sock::B],
             wire: VecDeque::new(),
             log: Vec::new(),
             profile,
@@ -180,10 +193,13 @@ impl TcpModel {
         &mut self.ends[e.index()]
     }
 
-    /// Runs `step`, then delivers everything in flight (Linux loopback delivers a
-    /// segment inside the syscall that sends it: the softirq runs before it returns).
-    pub fn step(&mut self, step: Step) -> Prediction {
-        self.drive(step)
+    /// Runs one call on `end`, then delivers everything in flight (Linux loopback
+    /// delivers a segment inside the syscall that sends it: the softirq runs before it
+    /// returns); returns the result and the segments sent.
+    pub fn run(&mut self, end: End, op: Op) -> (StepResult, Vec<WireEvent>) {
+        self.log.clear();
+        let r = self.drive(end, op);
+        (r, std::mem::take(&mut self.log))
     }
 
     fn send(&mut self, from: End, seg: Seg, note: &'static str) {
@@ -194,7 +210,12 @@ impl TcpModel {
             Seg::Rst => SegmentKind::Rst,
             Seg::Ack => SegmentKind::Ack,
         };
-        self.log.push(WireEvent { from, kind, note });
+        self.log.push(WireEvent {
+            from: self.names[from.index()],
+            to: self.names[from.peer().index()],
+            kind,
+            note,
+        });
         self.wire.push_back(InFlight {
             from,
             seg,
@@ -202,9 +223,8 @@ impl TcpModel {
         });
     }
 
-    fn call(&mut self, step: Step) -> StepResult {
-        let x = step.end;
-        match step.op {
+    fn call(&mut self, x: End, op: Op) -> StepResult {
+        match op {
             Op::Write(n) => self.write(x, n as usize),
             Op::Read(n) => StepResult::plain(self.read(x, n as usize)),
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
@@ -217,6 +237,18 @@ impl TcpModel {
             // SO_ERROR returns sk_err and clears it (sock_error in net/core/sock.c).
             Op::Error => StepResult::plain(Outcome::SockError(self.end(x).err.take())),
             Op::State => StepResult::plain(Outcome::State(self.state_view(x))),
+            // __inet_stream_connect: a socket in SS_CONNECTED (which it stays after a
+            // reset or a close handshake) is EISCONN.
+            Op::Connect => StepResult::plain(Outcome::Err(Errno::EISCONN)),
+            // inet_csk_accept on anything but a listener (never reached: the world
+            // makes accept a call on the listener).
+            Op::Accept => StepResult::plain(Outcome::Err(Errno::EINVAL)),
+            Op::Linger(secs) => {
+                let e = self.end(x);
+                e.linger_zero = secs == 0;
+                e.linger_wait = secs > 0;
+                StepResult::plain(Outcome::Ok)
+            }
         }
     }
 
@@ -258,7 +290,7 @@ impl TcpModel {
     }
 
     fn read(&mut self, x: End, n: usize) -> Outcome {
-        let peer = x.peer();
+        let writer = self.names[x.peer().index()];
         let error_first = self.mutated(Mutation::ErrorBeforeEof);
         let errored_first = self.profile.tcp.read_error_before_eof;
         let e = self.end(x);
@@ -266,7 +298,7 @@ impl TcpModel {
         // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
         // write queue).
         if !e.rq.is_empty() {
-            return Outcome::Data(e.rq.take(peer, n));
+            return Outcome::Data(e.rq.take(writer, n));
         }
         // Then, in this order: SOCK_DONE (FIN seen) gives EOF even with an error
         // pending; a pending error is returned and cleared; RCV_SHUTDOWN gives EOF;
@@ -388,6 +420,49 @@ impl TcpModel {
             self.send_fin_from_open_state(x, "close sends FIN: RFC 9293 3.10.4");
         }
         Outcome::Ok
+    }
+
+    /// Time passes: the timers that can fire in `ms` milliseconds do. Returns the
+    /// segments they sent.
+    pub fn advance(&mut self, ms: u32) -> Vec<WireEvent> {
+        self.log.clear();
+        for x in [End::A, End::B] {
+            let e = self.end(x);
+            if !e.fin_ack_uncertain {
+                continue;
+            }
+            e.fin_ack_waited_ms += u64::from(ms);
+            if e.fin_ack_waited_ms >= FIN_ACK_DELAY_MAX_MS {
+                // The peer's delayed-ACK timer (tcp_delack_timer) has fired: in
+                // pingpong mode tcp_send_delayed_ack caps its timeout at
+                // TCP_DELACK_MAX (200 ms); FIN_ACK_DELAY_MAX_MS adds the timer wheel's
+                // slack.
+                self.send(x.peer(), Seg::Ack, "delayed ACK of the FIN: tcp_delack_timer");
+            }
+        }
+        self.deliver_all();
+        std::mem::take(&mut self.log)
+    }
+
+    /// How a connect in progress ended, asked by a second connect: `None` if the
+    /// connection is up (or was closed gracefully), else the error it reports
+    /// (sock_error, or ECONNABORTED without one), after which the socket is
+    /// disconnected and can connect again.
+    pub fn connect_failed(&mut self, x: End) -> Option<Errno> {
+        let e = self.end(x);
+        if e.state != TcpState::Close {
+            return None;
+        }
+        e.fd_open = false;
+        Some(e.err.take().unwrap_or(Errno::ECONNABORTED))
+    }
+
+    /// An unaccepted child whose listener stops: inet_child_forget calls
+    /// tcp_disconnect, which sends RST where tcp_need_reset says the peer expects more,
+    /// then the child is destroyed.
+    pub fn forget_unaccepted(&mut self, x: End) {
+        self.end(x).linger_zero = true;
+        self.close(x);
     }
 
     /// Delivers the oldest segment in flight; false if none was.
@@ -545,6 +620,7 @@ impl TcpModel {
                 e.state = TcpState::CloseWait;
                 if self.profile.tcp.delayed_fin_ack {
                     self.end(peer).fin_ack_uncertain = true;
+                    self.end(peer).fin_ack_waited_ms = 0;
                 } else {
                     // gVisor ACKs at once (handleSegmentsLocked sends an ACK whenever
                     // RcvNxt moved past the last ACK sent).
@@ -610,19 +686,16 @@ impl TcpModel {
             .with_if(PollSet::ERR, err)
     }
 
-    /// Both ends' TCP state and poll revents.
-    pub fn view(&self) -> Observation {
-        let v = |x: End| {
-            if self.ends[x.index()].fd_open {
-                EndView::Open {
-                    state: Some(self.state_view(x)),
-                    poll: self.poll(x),
-                }
-            } else {
-                EndView::Closed
+    /// One side's TCP state and poll revents.
+    pub fn view_end(&self, x: End) -> EndView {
+        if self.ends[x.index()].fd_open {
+            EndView::Open {
+                state: Some(self.state_view(x)),
+                poll: self.poll(x),
             }
-        };
-        [v(End::A), v(End::B)]
+        } else {
+            EndView::Closed
+        }
     }
 
     /// A one-line account of an end, for `explain`.
@@ -664,13 +737,112 @@ impl TcpModel {
 
 super::common::impl_connection!(TcpModel);
 
+/// A TCP socket in no connection (never connected, or a connect that failed): state
+/// CLOSE. Rules from tcp_sendmsg_locked, tcp_recvmsg_locked, inet_shutdown and
+/// tcp_poll, which see the same CLOSE socket as after a reset.
+pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
+    let r = |o| StepResult::plain(o);
+    match op {
+        // sk_stream_wait_connect: the pending error, else EPIPE for any state but
+        // SYN_SENT/SYN_RECV; sk_stream_error raises SIGPIPE for EPIPE only.
+        Op::Write(_) => match l.err.take() {
+            Some(e) => r(Outcome::Err(e)),
+            None => StepResult {
+                outcome: Outcome::Err(Errno::EPIPE),
+                sigpipe: profile.sigpipe_on_epipe,
+            },
+        },
+        // tcp_recvmsg_locked: the error, then RCV_SHUTDOWN (0), then CLOSE: ENOTCONN.
+        Op::Read(_) => r(match l.err.take() {
+            Some(e) => Outcome::Err(e),
+            None if l.rcv_shut => Outcome::Eof,
+            None => Outcome::Err(Errno::ENOTCONN),
+        }),
+        // inet_shutdown on TCP_CLOSE: ENOTCONN, but the bits are ORed in anyway ("hack
+        // to wake up other listeners").
+        Op::Shutdown(how) => {
+            l.rcv_shut |= how.reads();
+            l.snd_shut |= how.writes();
+            r(Outcome::Err(Errno::ENOTCONN))
+        }
+        Op::Poll => r(Outcome::Poll(loose_tcp_poll(l, profile))),
+        Op::Error => r(Outcome::SockError(l.err.take())),
+        Op::State => r(Outcome::State(TcpState::Close.into())),
+        Op::Linger(_) => r(Outcome::Ok),
+        // The world handles these.
+        Op::Close | Op::Abort | Op::Connect | Op::Accept => r(Outcome::Ok),
+    }
+}
+
+/// tcp_poll for a CLOSE socket: HUP (state CLOSE), OUT (not SYN_SENT), IN and RDHUP
+/// on RCV_SHUTDOWN, ERR while an error is pending.
+fn loose_tcp_poll(l: &Loose, profile: &Profile) -> PollSet {
+    super::world::loose_poll(l, true, true, profile.poll_rdhup)
+}
+
+/// A never-connected TCP socket as poll and TCP_INFO see it.
+pub fn loose_view(l: &Loose, profile: &Profile) -> EndView {
+    EndView::Open {
+        state: Some(TcpState::Close.into()),
+        poll: loose_tcp_poll(l, profile),
+    }
+}
+
+/// A call on the TCP listener (close, shutdown and accept are the world's).
+pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) -> StepResult {
+    let r = |o| StepResult::plain(o);
+    match op {
+        // sk_stream_wait_connect: LISTEN (or the CLOSE left by shutdown) is EPIPE.
+        Op::Write(_) => StepResult {
+            outcome: Outcome::Err(Errno::EPIPE),
+            sigpipe: profile.sigpipe_on_epipe,
+        },
+        // tcp_recvmsg_locked: "if (sk->sk_state == TCP_LISTEN) goto out" with ENOTCONN;
+        // a stopped listener is CLOSE: ENOTCONN too.
+        Op::Read(_) => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Poll => r(Outcome::Poll(listener_poll(lst, queued))),
+        Op::Error => r(Outcome::SockError(None)),
+        Op::State => r(Outcome::State(listener_state(lst).into())),
+        // __inet_stream_connect, SS_UNCONNECTED but not CLOSE: EISCONN.
+        Op::Connect => r(Outcome::Err(Errno::EISCONN)),
+        Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Accept => r(Outcome::Ok),
+    }
+}
+
+fn listener_state(lst: &Listener) -> TcpState {
+    if lst.listening {
+        TcpState::Listen
+    } else {
+        TcpState::Close
+    }
+}
+
+/// tcp_poll: a listener answers inet_csk_listen_poll (IN while a connection waits);
+/// a stopped one is a plain CLOSE socket with no shutdown bits (tcp_disconnect
+/// cleared them): OUT|HUP.
+fn listener_poll(lst: &Listener, queued: bool) -> PollSet {
+    if lst.listening {
+        PollSet::NONE.with_if(PollSet::IN, queued)
+    } else {
+        PollSet(PollSet::OUT.0 | PollSet::HUP.0)
+    }
+}
+
+/// The TCP listener as poll and TCP_INFO see it.
+pub fn listener_view(lst: &Listener, queued: bool, _profile: &Profile) -> EndView {
+    EndView::Open {
+        state: Some(listener_state(lst).into()),
+        poll: listener_poll(lst, queued),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::step::End::{A, B};
 
     fn run(m: &mut TcpModel, end: End, op: Op) -> StepResult {
-        m.step(Step { end, op }).result
+        m.run(end, op).0
     }
 
     #[test]
@@ -682,13 +854,10 @@ mod tests {
             Outcome::Data(b"ABCDE".to_vec())
         );
         assert_eq!(run(&mut m, B, Op::Close).outcome, Outcome::Ok);
-        let p = m.step(Step {
-            end: A,
-            op: Op::Write(5),
-        });
-        assert_eq!(p.result.outcome, Outcome::Wrote(5));
+        let (result, wire) = m.run(A, Op::Write(5));
+        assert_eq!(result.outcome, Outcome::Wrote(5));
         assert_eq!(
-            p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
+            wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
             vec![SegmentKind::Data(5), SegmentKind::Rst]
         );
         assert_eq!(

@@ -27,9 +27,10 @@
 //! `pkg/sentry/mm/io.go` (MemoryManager.CopyInTo).
 
 use super::common::{Connection, RecordQueue, StreamQueue};
+use super::world::{Listener, Loose};
 use super::profile::{Profile, UnixReset};
-use super::{Prediction, SegmentKind, WireEvent};
-use crate::step::{End, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Step, StepResult};
+use super::{SegmentKind, WireEvent};
+use crate::step::{End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StepResult};
 use std::collections::VecDeque;
 
 /// Which Unix socket type.
@@ -112,7 +113,7 @@ impl RecvQueue {
     /// A read of up to `n` bytes written by `writer`: `None` when nothing is queued.
     /// Seqpacket: the rest of a record longer than `n` is lost (__unix_dgram_recvmsg
     /// sets MSG_TRUNC and frees the skb); a zero-length record gives `Some(empty)`.
-    fn take(&mut self, writer: End, n: usize) -> Option<Vec<u8>> {
+    fn take(&mut self, writer: Sock, n: usize) -> Option<Vec<u8>> {
         match self {
             RecvQueue::Bytes(q) if q.is_empty() => None,
             RecvQueue::Bytes(q) => Some(q.take(writer, n)),
@@ -234,6 +235,8 @@ pub struct UnixModel {
     kind: Kind,
     profile: Profile,
     ends: [UnixEnd; 2],
+    /// The sockets' script names (the accepted side is `l` until accepted).
+    names: [Sock; 2],
     wire: VecDeque<InFlight>,
     log: Vec<WireEvent>,
 }
@@ -251,6 +254,7 @@ impl UnixModel {
             kind,
             profile,
             ends: [UnixEnd::connected(kind), UnixEnd::connected(kind)],
+            names: [Sock::A, Sock::B],
             wire: VecDeque::new(),
             log: Vec::new(),
         }
@@ -265,10 +269,13 @@ impl UnixModel {
         &mut self.ends[e.index()]
     }
 
-    /// Runs `step`, then delivers everything in flight (the kernel does all of it
-    /// inside the call, under the peer's state lock).
-    pub fn step(&mut self, step: Step) -> Prediction {
-        self.drive(step)
+    /// Runs one call on `end`, then delivers everything in flight (the kernel does
+    /// all of it inside the call, under the peer's state lock); returns the result and
+    /// what crossed to the peer.
+    pub fn run(&mut self, end: End, op: Op) -> (StepResult, Vec<WireEvent>) {
+        self.log.clear();
+        let r = self.drive(end, op);
+        (r, std::mem::take(&mut self.log))
     }
 
     fn send(&mut self, from: End, msg: Msg, note: &'static str) {
@@ -276,13 +283,17 @@ impl UnixModel {
             Msg::Data { len, .. } => SegmentKind::Data(len),
             Msg::Mark { .. } => SegmentKind::PeerGone,
         };
-        self.log.push(WireEvent { from, kind, note });
+        self.log.push(WireEvent {
+            from: self.names[from.index()],
+            to: self.names[from.peer().index()],
+            kind,
+            note,
+        });
         self.wire.push_back(InFlight { from, msg });
     }
 
-    fn call(&mut self, step: Step) -> StepResult {
-        let x = step.end;
-        match step.op {
+    fn call(&mut self, x: End, op: Op) -> StepResult {
+        match op {
             Op::Write(n) => self.write(x, n as usize),
             Op::Read(n) => StepResult::plain(self.read(x, n as usize)),
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
@@ -295,6 +306,14 @@ impl UnixModel {
             Op::Error => StepResult::plain(Outcome::SockError(self.end(x).err.take())),
             // No TCP_INFO on a Unix socket; the executor makes no call either.
             Op::State => StepResult::plain(Outcome::NotApplicable),
+            // unix_stream_connect on a connected socket, once the listener checks
+            // passed (the world makes those): EISCONN.
+            Op::Connect => StepResult::plain(Outcome::Err(Errno::EISCONN)),
+            // unix_accept on a socket that is not listening (never reached: the world
+            // makes accept a call on the listener).
+            Op::Accept => StepResult::plain(Outcome::Err(Errno::EINVAL)),
+            // SO_LINGER is accepted (sk_setsockopt) and never read by unix_release.
+            Op::Linger(_) => StepResult::plain(Outcome::Ok),
         }
     }
 
@@ -357,7 +376,7 @@ impl UnixModel {
 
     fn read(&mut self, x: End, n: usize) -> Outcome {
         let kind = self.kind;
-        let peer = x.peer();
+        let writer = self.names[x.peer().index()];
         let e = self.end(x);
         // Seqpacket: __skb_try_recv_datagram returns sock_error before it looks at the
         // queue, so ECONNRESET comes out ahead of data still queued.
@@ -368,7 +387,7 @@ impl UnixModel {
         }
         // Queued data is readable whatever the shutdown state: neither our SHUT_RD nor
         // the peer's close purges this queue.
-        if let Some(data) = e.rq.take(peer, n) {
+        if let Some(data) = e.rq.take(writer, n) {
             // An empty seqpacket record reads as 0: indistinguishable from EOF.
             return if data.is_empty() {
                 Outcome::Eof
@@ -462,6 +481,36 @@ impl UnixModel {
         Outcome::Ok
     }
 
+    /// An unaccepted server side whose listener closes: unix_release_sock(embryo, 1)
+    /// gives the client SHUTDOWN_MASK and, because it is an embryo, ECONNRESET
+    /// whatever was queued (where the profile puts resets at all).
+    pub fn forget_unaccepted(&mut self, x: End) {
+        let e = self.end(x);
+        e.fd_open = false;
+        e.rcv_shut = true;
+        e.snd_shut = true;
+        e.rq.purge();
+        let reset = self
+            .profile
+            .unix
+            .listener_close_resets_queued
+            .then_some(self.profile.unix.reset_on_unread_close);
+        let note = if reset.is_some() {
+            "listener closed with this connection queued: the client gets SHUTDOWN_MASK and ECONNRESET (unix_release_sock, embrion)"
+        } else {
+            "listener closed with this connection queued: the client's peer is gone, no error"
+        };
+        self.send(
+            x,
+            Msg::Mark {
+                rcv: true,
+                snd: true,
+                reset,
+            },
+            note,
+        );
+    }
+
     /// Applies the oldest effect in flight to its receiver; false if none was.
     pub fn deliver_one(&mut self) -> bool {
         let Some(f) = self.wire.pop_front() else {
@@ -515,19 +564,16 @@ impl UnixModel {
             .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
     }
 
-    /// Both ends' poll revents (no TCP state on a Unix socket).
-    pub fn view(&self) -> Observation {
-        let v = |x: End| {
-            if self.ends[x.index()].fd_open {
-                EndView::Open {
-                    state: None,
-                    poll: self.poll(x),
-                }
-            } else {
-                EndView::Closed
+    /// One side's poll revents (no TCP state on a Unix socket).
+    pub fn view_end(&self, x: End) -> EndView {
+        if self.ends[x.index()].fd_open {
+            EndView::Open {
+                state: None,
+                poll: self.poll(x),
             }
-        };
-        [v(End::A), v(End::B)]
+        } else {
+            EndView::Closed
+        }
     }
 
     /// A one-line account of an end, for `explain`.
@@ -563,19 +609,100 @@ impl UnixModel {
 
 super::common::impl_connection!(UnixModel);
 
+/// A Unix socket in no connection: TCP_CLOSE, no peer.
+pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, _profile: &Profile) -> StepResult {
+    let r = |o| StepResult::plain(o);
+    match op {
+        Op::Write(_) => match kind {
+            // unix_stream_sendmsg: no unix_peer is ENOTCONN, before the shutdown check.
+            Kind::Stream => r(Outcome::Err(Errno::ENOTCONN)),
+            // unix_seqpacket_sendmsg: sock_error, then "not ESTABLISHED" is ENOTCONN.
+            Kind::Seqpacket => r(Outcome::Err(l.err.take().unwrap_or(Errno::ENOTCONN))),
+        },
+        Op::Read(_) => match kind {
+            // unix_stream_read_generic: a socket not ESTABLISHED is EINVAL, first.
+            Kind::Stream => r(Outcome::Err(Errno::EINVAL)),
+            // unix_seqpacket_recvmsg: not ESTABLISHED is ENOTCONN.
+            Kind::Seqpacket => r(Outcome::Err(Errno::ENOTCONN)),
+        },
+        // unix_shutdown ORs the bits in and succeeds, peer or not.
+        Op::Shutdown(how) => {
+            l.rcv_shut |= how.reads();
+            l.snd_shut |= how.writes();
+            r(Outcome::Ok)
+        }
+        Op::Poll => r(Outcome::Poll(loose_unix_poll(l))),
+        Op::Error => r(Outcome::SockError(l.err.take())),
+        Op::State => r(Outcome::NotApplicable),
+        Op::Linger(_) => r(Outcome::Ok),
+        Op::Close | Op::Abort | Op::Connect | Op::Accept => r(Outcome::Ok),
+    }
+}
+
+/// unix_poll / unix_dgram_poll for an unconnected socket: HUP (connection-based and
+/// TCP_CLOSE), OUT (unix_writable: not listening, nothing queued), IN and RDHUP on
+/// RCV_SHUTDOWN, ERR while an error is pending.
+fn loose_unix_poll(l: &Loose) -> PollSet {
+    super::world::loose_poll(l, true, true, true)
+}
+
+/// An unconnected Unix socket as poll sees it.
+pub fn loose_view(l: &Loose, _kind: Kind, _profile: &Profile) -> EndView {
+    EndView::Open {
+        state: None,
+        poll: loose_unix_poll(l),
+    }
+}
+
+/// A call on the Unix listener (close, shutdown, connect and accept are the world's).
+pub fn listener_call(lst: &Listener, kind: Kind, queued: bool, op: Op) -> StepResult {
+    let r = |o| StepResult::plain(o);
+    match op {
+        // No peer: ENOTCONN on both send paths.
+        Op::Write(_) => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Read(_) => r(Outcome::Err(match kind {
+            Kind::Stream => Errno::EINVAL,
+            Kind::Seqpacket => Errno::ENOTCONN,
+        })),
+        Op::Poll => r(Outcome::Poll(listener_poll(lst, queued))),
+        Op::Error => r(Outcome::SockError(None)),
+        Op::State => r(Outcome::NotApplicable),
+        Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Connect | Op::Accept => {
+            r(Outcome::Ok)
+        }
+    }
+}
+
+/// unix_poll / unix_dgram_poll on a listener: IN while an embryo is queued, IN|RDHUP on
+/// RCV_SHUTDOWN, HUP on both bits, never OUT (unix_writable is false in LISTEN).
+fn listener_poll(lst: &Listener, queued: bool) -> PollSet {
+    PollSet::NONE
+        .with_if(PollSet::IN, queued || lst.rcv_shut)
+        .with_if(PollSet::RDHUP, lst.rcv_shut)
+        .with_if(PollSet::HUP, lst.rcv_shut && lst.snd_shut)
+}
+
+/// The Unix listener as poll sees it.
+pub fn listener_view(lst: &Listener, _kind: Kind, queued: bool) -> EndView {
+    EndView::Open {
+        state: None,
+        poll: listener_poll(lst, queued),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::step::End::{A, B};
 
     fn run(m: &mut UnixModel, end: End, op: Op) -> StepResult {
-        m.step(Step { end, op }).result
+        m.run(end, op).0
     }
 
     fn poll_of(m: &UnixModel, end: End) -> PollSet {
-        match m.view()[end.index()] {
+        match m.view_end(end) {
             EndView::Open { poll, .. } => poll,
-            EndView::Closed => panic!("{end:?} is closed"),
+            v => panic!("{end:?} is {v}"),
         }
     }
 
@@ -594,12 +721,9 @@ mod tests {
     fn first_write_after_peer_close_fails_stream_signals_seqpacket_does_not() {
         for (kind, sigpipe) in [(Kind::Stream, true), (Kind::Seqpacket, false)] {
             let mut m = UnixModel::new(kind);
-            let p = m.step(Step {
-                end: B,
-                op: Op::Close,
-            });
+            let (p_result, p_wire) = m.run(B, Op::Close);
             assert_eq!(
-                p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
+                p_wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
                 vec![SegmentKind::PeerGone]
             );
             // Unlike TCP, whose first write after the peer's close still succeeds.
@@ -616,24 +740,18 @@ mod tests {
     #[test]
     fn zero_length_write_stream_sends_nothing_seqpacket_sends_an_empty_record() {
         let mut m = UnixModel::new(Kind::Stream);
-        let p = m.step(Step {
-            end: A,
-            op: Op::Write(0),
-        });
-        assert_eq!(p.result.outcome, Outcome::Wrote(0));
-        assert!(p.wire.is_empty());
+        let (p_result, p_wire) = m.run(A, Op::Write(0));
+        assert_eq!(p_result.outcome, Outcome::Wrote(0));
+        assert!(p_wire.is_empty());
         assert_eq!(
             run(&mut m, B, Op::Read(10)).outcome,
             Outcome::Err(Errno::EAGAIN)
         );
 
         let mut m = UnixModel::new(Kind::Seqpacket);
-        let p = m.step(Step {
-            end: A,
-            op: Op::Write(0),
-        });
+        let (p_result, p_wire) = m.run(A, Op::Write(0));
         assert_eq!(
-            p.wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
+            p_wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
             vec![SegmentKind::Data(0)]
         );
         assert_eq!(poll_of(&m, B), flags("IN|OUT"));
@@ -748,36 +866,24 @@ mod tests {
             m.describe(A),
             "unix seqpacket, fd open, 4 unread in 2 records"
         );
-        let p = m.step(Step {
-            end: A,
-            op: Op::Shutdown(Shut::Rd),
-        });
-        assert_eq!(p.wire.len(), 1);
-        assert_eq!((p.wire[0].from, p.wire[0].kind), (A, SegmentKind::PeerGone));
+        let (p_result, p_wire) = m.run(A, Op::Shutdown(Shut::Rd));
+        assert_eq!(p_wire.len(), 1);
+        assert_eq!((p_wire[0].from, p_wire[0].kind), (Sock::A, SegmentKind::PeerGone));
         assert!(
-            p.wire[0].note.contains("SEND_SHUTDOWN"),
+            p_wire[0].note.contains("SEND_SHUTDOWN"),
             "{}",
-            p.wire[0].note
+            p_wire[0].note
         );
         assert_eq!(m.describe(B), "unix seqpacket, fd open, shut wr");
-        let p = m.step(Step {
-            end: A,
-            op: Op::Close,
-        });
-        assert!(p.wire[0].note.contains("ECONNRESET"), "{}", p.wire[0].note);
+        let (p_result, p_wire) = m.run(A, Op::Close);
+        assert!(p_wire[0].note.contains("ECONNRESET"), "{}", p_wire[0].note);
         assert_eq!(
             m.describe(B),
             "unix seqpacket, fd open, shut rdwr, error ECONNRESET"
         );
         assert_eq!(m.describe(A), "unix seqpacket, fd closed (socket released)");
         // Nobody is left to mark: no wire event.
-        assert!(m
-            .step(Step {
-                end: B,
-                op: Op::Close
-            })
-            .wire
-            .is_empty());
+        assert!(m.run(B, Op::Close).1.is_empty());
     }
 
     #[test]
@@ -786,14 +892,11 @@ mod tests {
             let mut m = UnixModel::with_profile(kind, Profile::gvisor());
             run(&mut m, A, Op::Write(5));
             run(&mut m, B, Op::Write(3));
-            let p = m.step(Step {
-                end: B,
-                op: Op::Close,
-            });
+            let (p_result, p_wire) = m.run(B, Op::Close);
             assert!(
-                p.wire[0].note.contains("marked unread"),
+                p_wire[0].note.contains("marked unread"),
                 "{}",
-                p.wire[0].note
+                p_wire[0].note
             );
             assert_eq!(poll_of(&m, A), flags("IN|OUT"), "{kind:?}");
             assert_eq!(run(&mut m, A, Op::Error).outcome, Outcome::SockError(None));
@@ -822,12 +925,9 @@ mod tests {
     fn gvisor_zero_length_send_never_reaches_the_socket() {
         for kind in [Kind::Stream, Kind::Seqpacket] {
             let mut m = UnixModel::with_profile(kind, Profile::gvisor());
-            let p = m.step(Step {
-                end: A,
-                op: Op::Write(0),
-            });
-            assert_eq!(p.result.outcome, Outcome::Wrote(0));
-            assert!(p.wire.is_empty());
+            let (p_result, p_wire) = m.run(A, Op::Write(0));
+            assert_eq!(p_result.outcome, Outcome::Wrote(0));
+            assert!(p_wire.is_empty());
             assert_eq!(poll_of(&m, B), flags("OUT"));
             run(&mut m, A, Op::Shutdown(Shut::RdWr));
             assert_eq!(run(&mut m, A, Op::Write(0)).outcome, Outcome::Wrote(0));

@@ -1,0 +1,572 @@
+//! The world a scenario runs in: named sockets (`a b c d l`), the listener and its
+//! accept queue, sockets that never connected, the connections between them, and a
+//! clock.
+//!
+//! The world owns no protocol rules of its own beyond who is connected to whom: each
+//! connection is a two-sided transport model ([`super::tcp`], [`super::unix`]), each
+//! never-connected socket and the listener answer through their transport's rules
+//! ([`super::tcp::loose_call`], [`super::unix::loose_call`], and the `listener_*`
+//! functions beside them). The world routes a step to whichever of these the socket
+//! currently is, and moves sockets between them: `connect` turns a never-connected
+//! client into one side of a new connection queued on the listener, `accept` names
+//! the queued side, closing the listener forgets the queue.
+
+use super::common::Connection;
+use super::profile::Profile;
+use super::tcp::TcpModel;
+use super::unix::{Kind, UnixModel};
+use super::{Prediction, WireEvent};
+use crate::step::{
+    End, EndView, Errno, Observation, Op, Outcome, PollSet, Sock, Start, Step, StepResult,
+};
+use crate::transport::Transport;
+use std::collections::VecDeque;
+
+/// One connection, as its transport models it.
+#[derive(Clone, Debug)]
+pub enum Conn {
+    /// TCP over IPv4 or IPv6.
+    Tcp(TcpModel),
+    /// Unix stream or seqpacket.
+    Unix(UnixModel),
+}
+
+impl Conn {
+    fn model(&mut self) -> &mut dyn Connection {
+        match self {
+            Conn::Tcp(m) => m,
+            Conn::Unix(m) => m,
+        }
+    }
+
+    fn view(&self, end: End) -> EndView {
+        match self {
+            Conn::Tcp(m) => m.view_end(end),
+            Conn::Unix(m) => m.view_end(end),
+        }
+    }
+
+    fn describe(&self, end: End) -> String {
+        match self {
+            Conn::Tcp(m) => m.describe(end),
+            Conn::Unix(m) => m.describe(end),
+        }
+    }
+}
+
+/// What a script name refers to right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Not created yet (an accepted name before its accept, or a socket the start
+    /// does not make).
+    Absent,
+    /// A socket that is not connected: never was, or a failed connect left it so.
+    Loose,
+    /// The listener.
+    Listener,
+    /// One side of a connection.
+    Conn { conn: usize, end: End },
+    /// Its descriptor was closed (loose sockets and the listener: connected sides
+    /// stay `Conn`, whose model knows the fd is closed and what the kernel still holds).
+    Closed,
+}
+
+/// A socket that is not connected: its own shutdown bits and error, which a later
+/// connect carries into the connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loose {
+    /// sk_shutdown & RCV_SHUTDOWN.
+    pub rcv_shut: bool,
+    /// sk_shutdown & SEND_SHUTDOWN.
+    pub snd_shut: bool,
+    /// sk_err.
+    pub err: Option<Errno>,
+    /// TCP: a non-blocking connect is in progress or has failed (sock->state is
+    /// SS_CONNECTING): the next connect reports how it ended.
+    pub connecting: bool,
+}
+
+/// The listener: its accept queue and whether it still listens.
+#[derive(Clone, Debug, Default)]
+pub struct Listener {
+    /// It is in LISTEN (a TCP `shutdown rd` stops that without closing the fd).
+    pub listening: bool,
+    /// sk_shutdown & RCV_SHUTDOWN (Unix: new connects are refused).
+    pub rcv_shut: bool,
+    /// sk_shutdown & SEND_SHUTDOWN.
+    pub snd_shut: bool,
+    /// Queued connections, oldest first, by index into the world's connections; the
+    /// queued side is always `End::B`.
+    pub queue: VecDeque<usize>,
+}
+
+/// The reference model of a whole scenario.
+#[derive(Clone, Debug)]
+pub struct Model {
+    transport: Transport,
+    profile: Profile,
+    start: Start,
+    slots: [Slot; 5],
+    loose: [Loose; 5],
+    listener: Listener,
+    conns: Vec<Conn>,
+    /// Milliseconds of `sleep` so far.
+    now_ms: u64,
+    /// Where TCP connections come from when not the profile's plain model (a
+    /// deliberately wrong rule, for tests/mutation.rs).
+    tcp_template: Option<TcpModel>,
+}
+
+impl Model {
+    /// A pair that starts connected over `transport`, as `profile`'s platform behaves.
+    pub fn new(transport: Transport, profile: Profile) -> Model {
+        Model::with_start(transport, profile, Start::Connected)
+    }
+
+    /// The world `start` makes over `transport`.
+    pub fn with_start(transport: Transport, profile: Profile, start: Start) -> Model {
+        let mut m = Model {
+            transport,
+            profile,
+            start,
+            slots: [Slot::Absent; 5],
+            loose: [Loose::default(); 5],
+            listener: Listener::default(),
+            conns: Vec::new(),
+            now_ms: 0,
+            tcp_template: None,
+        };
+        match start {
+            Start::Connected => {
+                m.conns.push(m.new_conn());
+                m.slots[Sock::A.index()] = Slot::Conn {
+                    conn: 0,
+                    end: End::A,
+                };
+                m.slots[Sock::B.index()] = Slot::Conn {
+                    conn: 0,
+                    end: End::B,
+                };
+            }
+            Start::Listening => {
+                m.slots[Sock::A.index()] = Slot::Loose;
+                m.slots[Sock::C.index()] = Slot::Loose;
+                m.slots[Sock::L.index()] = Slot::Listener;
+                m.listener.listening = true;
+            }
+        }
+        m
+    }
+
+    /// Replaces the TCP rules of every connection with `model`'s (a deliberately wrong
+    /// rule: tests/mutation.rs only).
+    #[doc(hidden)]
+    pub fn with_tcp(mut self, model: TcpModel) -> Model {
+        self.conns = self.conns.iter().map(|_| Conn::Tcp(model.clone())).collect();
+        self.tcp_template = Some(model);
+        self
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// How the world started.
+    pub fn start(&self) -> Start {
+        self.start
+    }
+
+    fn new_conn(&self) -> Conn {
+        match self.transport {
+            Transport::Tcp4 | Transport::Tcp6 => Conn::Tcp(
+                self.tcp_template
+                    .clone()
+                    .unwrap_or_else(|| TcpModel::with_profile(self.profile)),
+            ),
+            Transport::Unix => Conn::Unix(UnixModel::with_profile(Kind::Stream, self.profile)),
+            Transport::Seqpacket => {
+                Conn::Unix(UnixModel::with_profile(Kind::Seqpacket, self.profile))
+            }
+        }
+    }
+
+    fn unix_kind(&self) -> Option<Kind> {
+        match self.transport {
+            Transport::Unix => Some(Kind::Stream),
+            Transport::Seqpacket => Some(Kind::Seqpacket),
+            _ => None,
+        }
+    }
+
+    /// Runs one step and lets the network settle.
+    pub fn step(&mut self, step: Step) -> Prediction {
+        let mut wire = vec![];
+        let result = match step {
+            Step::Sleep { ms } => {
+                self.now_ms += u64::from(ms);
+                for c in &mut self.conns {
+                    if let Conn::Tcp(m) = c {
+                        wire.extend(m.advance(ms));
+                    }
+                }
+                StepResult::plain(Outcome::Ok)
+            }
+            Step::Call { sock, op } => self.call(sock, op, &mut wire),
+        };
+        Prediction {
+            result,
+            after: self.view(),
+            wire,
+        }
+    }
+
+    fn call(&mut self, sock: Sock, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {
+        if op == Op::Accept {
+            return self.accept(sock, wire);
+        }
+        match self.slots[sock.index()] {
+            Slot::Absent | Slot::Closed => super::common::closed_result(),
+            Slot::Conn { conn, end } => self.conn_call(sock, conn, end, op, wire),
+            Slot::Loose => self.loose_call(sock, op, wire),
+            Slot::Listener => self.listener_call(op, wire),
+        }
+    }
+
+    fn run_on(&mut self, conn: usize, end: End, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {
+        let m = self.conns[conn].model();
+        m.wire_log().clear();
+        let r = m.drive(end, op);
+        wire.append(m.wire_log());
+        r
+    }
+
+    fn conn_call(
+        &mut self,
+        sock: Sock,
+        conn: usize,
+        end: End,
+        op: Op,
+        wire: &mut Vec<WireEvent>,
+    ) -> StepResult {
+        let fd_open = self.conns[conn].model().fd_open(end);
+        if fd_open && op == Op::Connect {
+            if let Some(kind) = self.unix_kind() {
+                // unix_stream_connect looks the listener up before it looks at its own
+                // socket: no listener is ECONNREFUSED even for a connected socket.
+                if let Err(e) = self.unix_listener_admits(kind) {
+                    return StepResult::plain(Outcome::Err(e));
+                }
+            } else if self.loose[sock.index()].connecting {
+                // __inet_stream_connect in SS_CONNECTING: the handshake has ended, so
+                // a connection that is not CLOSE becomes SS_CONNECTED (0); a CLOSE one
+                // (reset) reports its error and is disconnected (sock_error path).
+                self.loose[sock.index()].connecting = false;
+                if let Conn::Tcp(m) = &mut self.conns[conn] {
+                    if let Some(err) = m.connect_failed(end) {
+                        self.slots[sock.index()] = Slot::Loose;
+                        self.loose[sock.index()] = Loose::default();
+                        return StepResult::plain(Outcome::Err(err));
+                    }
+                }
+                return StepResult::plain(Outcome::Ok);
+            }
+        }
+        self.run_on(conn, end, op, wire)
+    }
+
+    /// unix_stream_connect's checks of the listener, in its order.
+    fn unix_listener_admits(&self, _kind: Kind) -> Result<(), Errno> {
+        if self.slots[Sock::L.index()] != Slot::Listener || self.listener.rcv_shut {
+            // unix_find_other finds no socket at a released abstract address; a
+            // listener shut for reading (sk_shutdown & RCV_SHUTDOWN) refuses.
+            return Err(Errno::ECONNREFUSED);
+        }
+        Ok(())
+    }
+
+    fn loose_call(&mut self, sock: Sock, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {
+        match op {
+            Op::Connect => self.connect(sock, wire),
+            Op::Close | Op::Abort => {
+                self.slots[sock.index()] = Slot::Closed;
+                StepResult::plain(Outcome::Ok)
+            }
+            _ => {
+                let kind = self.unix_kind();
+                let l = &mut self.loose[sock.index()];
+                match kind {
+                    None => super::tcp::loose_call(l, op, &self.profile),
+                    Some(kind) => super::unix::loose_call(l, kind, op, &self.profile),
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, sock: Sock, wire: &mut Vec<WireEvent>) -> StepResult {
+        let listening = self.slots[Sock::L.index()] == Slot::Listener && self.listener.listening;
+        let pre = self.loose[sock.index()];
+        if let Some(kind) = self.unix_kind() {
+            if let Err(e) = self.unix_listener_admits(kind) {
+                return StepResult::plain(Outcome::Err(e));
+            }
+            // unix_stream_connect: the server side is created at once and queued on the
+            // listener; the client is connected when the call returns.
+            self.make_queued_conn(sock, pre, wire);
+            return StepResult::plain(Outcome::Ok);
+        }
+        let l = &mut self.loose[sock.index()];
+        if l.connecting {
+            // SS_CONNECTING after a refused handshake: sock_error, then disconnect.
+            let err = l.err.take().unwrap_or(Errno::ECONNABORTED);
+            *l = Loose::default();
+            return StepResult::plain(Outcome::Err(err));
+        }
+        l.connecting = true;
+        if !listening {
+            // No socket listens on the port: the SYN draws an RST (tcp_v4_send_reset),
+            // processed from the backlog after connect returned EINPROGRESS; tcp_reset
+            // in SYN_SENT says ECONNREFUSED and tcp_done shuts both ways.
+            l.err = Some(Errno::ECONNREFUSED);
+            l.rcv_shut = true;
+            l.snd_shut = true;
+            wire.push(WireEvent {
+                from: sock,
+                to: Sock::L,
+                kind: super::SegmentKind::Syn,
+                note: "connect sends SYN",
+            });
+            wire.push(WireEvent {
+                from: Sock::L,
+                to: sock,
+                kind: super::SegmentKind::Rst,
+                note: "no listener on the port: RST (RFC 9293 3.10.7.1)",
+            });
+            return StepResult::plain(Outcome::Err(Errno::EINPROGRESS));
+        }
+        // On loopback the handshake completes while connect holds the socket lock:
+        // the SYN-ACK is processed from the backlog at release_sock, after
+        // __inet_stream_connect returned EINPROGRESS for a non-blocking socket.
+        self.make_queued_conn(sock, pre, wire);
+        StepResult::plain(Outcome::Err(Errno::EINPROGRESS))
+    }
+
+    fn make_queued_conn(&mut self, sock: Sock, pre: Loose, wire: &mut Vec<WireEvent>) {
+        let mut c = self.new_conn();
+        let idx = self.conns.len();
+        {
+            let m = c.model();
+            m.set_name(End::A, sock);
+            m.set_name(End::B, Sock::L);
+            m.preset_shutdown(End::A, pre.rcv_shut, pre.snd_shut);
+        }
+        self.conns.push(c);
+        self.listener.queue.push_back(idx);
+        self.slots[sock.index()] = Slot::Conn {
+            conn: idx,
+            end: End::A,
+        };
+        let kinds: &[(super::SegmentKind, &'static str)] = if self.transport.is_tcp() {
+            &[
+                (super::SegmentKind::Syn, "connect sends SYN"),
+                (
+                    super::SegmentKind::SynAck,
+                    "listener answers SYN-ACK (child queued when the ACK arrives)",
+                ),
+                (super::SegmentKind::Ack, "handshake ends: ESTABLISHED"),
+            ]
+        } else {
+            &[(
+                super::SegmentKind::Connect,
+                "unix_stream_connect: server socket created and queued on the listener",
+            )]
+        };
+        for (i, (kind, note)) in kinds.iter().enumerate() {
+            let (from, to) = if i == 1 {
+                (Sock::L, sock)
+            } else {
+                (sock, Sock::L)
+            };
+            wire.push(WireEvent {
+                from,
+                to,
+                kind: *kind,
+                note,
+            });
+        }
+    }
+
+    fn accept(&mut self, sock: Sock, wire: &mut Vec<WireEvent>) -> StepResult {
+        let _ = wire;
+        let listening = match self.slots[Sock::L.index()] {
+            Slot::Listener => true,
+            // A TCP listener that a shutdown stopped: a plain CLOSE socket now.
+            Slot::Loose => false,
+            // The call is made on the listener, which is closed or never existed.
+            _ => return super::common::closed_result(),
+        };
+        if self.slots[sock.index()] != Slot::Absent {
+            // The name is taken: no call is made.
+            return StepResult::plain(Outcome::NotApplicable);
+        }
+        if !listening {
+            // inet_csk_accept on a socket that is not in LISTEN.
+            return StepResult::plain(Outcome::Err(Errno::EINVAL));
+        }
+        let Some(conn) = self.listener.queue.pop_front() else {
+            return StepResult::plain(Outcome::Err(Errno::EAGAIN));
+        };
+        self.conns[conn].model().set_name(End::B, sock);
+        self.slots[sock.index()] = Slot::Conn { conn, end: End::B };
+        StepResult::plain(Outcome::Ok)
+    }
+
+    fn listener_call(&mut self, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {
+        let tcp = self.transport.is_tcp();
+        match op {
+            Op::Close | Op::Abort => {
+                self.slots[Sock::L.index()] = Slot::Closed;
+                self.forget_queue(wire);
+                StepResult::plain(Outcome::Ok)
+            }
+            Op::Shutdown(how) => {
+                if tcp {
+                    // inet_shutdown on TCP_LISTEN: without RCV_SHUTDOWN nothing happens;
+                    // with it, tcp_disconnect stops listening (inet_csk_listen_stop
+                    // resets the queue) and leaves a fresh CLOSE socket.
+                    if how.reads() {
+                        self.listener.listening = false;
+                        self.forget_queue(wire);
+                        // tcp_disconnect leaves a fresh CLOSE socket (sk_shutdown 0), which
+                        // answers every later call as a never-connected one.
+                        self.slots[Sock::L.index()] = Slot::Loose;
+                        self.loose[Sock::L.index()] = Loose::default();
+                    }
+                } else {
+                    // unix_shutdown ORs the bits in; the queue stays acceptable.
+                    self.listener.rcv_shut |= how.reads();
+                    self.listener.snd_shut |= how.writes();
+                }
+                StepResult::plain(Outcome::Ok)
+            }
+            Op::Connect if !tcp => StepResult::plain(Outcome::Err(
+                self.unix_listener_admits(Kind::Stream)
+                    .err()
+                    .unwrap_or(Errno::EINVAL),
+            )),
+            _ => {
+                let queued = !self.listener.queue.is_empty();
+                match self.unix_kind() {
+                    None => super::tcp::listener_call(&self.listener, queued, op, &self.profile),
+                    Some(kind) => super::unix::listener_call(&self.listener, kind, queued, op),
+                }
+            }
+        }
+    }
+
+    /// The listener stops: every queued connection is dropped, as the transport drops
+    /// an unaccepted child (TCP: inet_csk_listen_stop -> inet_child_forget ->
+    /// tcp_disconnect; Unix: unix_release_sock(embryo, 1)).
+    fn forget_queue(&mut self, wire: &mut Vec<WireEvent>) {
+        while let Some(conn) = self.listener.queue.pop_front() {
+            let m = self.conns[conn].model();
+            m.wire_log().clear();
+            m.forget_unaccepted(End::B);
+            m.deliver_all();
+            wire.append(m.wire_log());
+        }
+    }
+
+    /// Every socket as it is now.
+    pub fn view(&self) -> Observation {
+        let mut out = [EndView::Absent; 5];
+        for s in Sock::ALL {
+            out[s.index()] = self.view_of(s);
+        }
+        out
+    }
+
+    fn view_of(&self, s: Sock) -> EndView {
+        match self.slots[s.index()] {
+            Slot::Absent => EndView::Absent,
+            Slot::Closed => EndView::Closed,
+            Slot::Conn { conn, end } => self.conns[conn].view(end),
+            Slot::Loose => {
+                let l = &self.loose[s.index()];
+                match self.unix_kind() {
+                    None => super::tcp::loose_view(l, &self.profile),
+                    Some(kind) => super::unix::loose_view(l, kind, &self.profile),
+                }
+            }
+            Slot::Listener => {
+                let queued = !self.listener.queue.is_empty();
+                match self.unix_kind() {
+                    None => super::tcp::listener_view(&self.listener, queued, &self.profile),
+                    Some(kind) => super::unix::listener_view(&self.listener, kind, queued),
+                }
+            }
+        }
+    }
+
+    /// A one-line account of a socket's internal state, for `explain`.
+    pub fn describe(&self, s: Sock) -> String {
+        match self.slots[s.index()] {
+            Slot::Absent => "not created".into(),
+            Slot::Closed => "fd closed".into(),
+            Slot::Conn { conn, end } => {
+                let queued = self.listener.queue.contains(&conn) && end == End::B;
+                let d = self.conns[conn].describe(end);
+                if queued {
+                    format!("queued on l, {d}")
+                } else {
+                    d
+                }
+            }
+            Slot::Loose => {
+                let l = &self.loose[s.index()];
+                let mut parts = vec!["not connected".to_string()];
+                if l.connecting {
+                    parts.push("connect failed".into());
+                }
+                if l.rcv_shut || l.snd_shut {
+                    parts.push(format!(
+                        "shut{}{}",
+                        if l.rcv_shut { " rd" } else { "" },
+                        if l.snd_shut { " wr" } else { "" }
+                    ));
+                }
+                if let Some(e) = l.err {
+                    parts.push(format!("error {e}"));
+                }
+                parts.join(", ")
+            }
+            Slot::Listener => {
+                let mut d = if self.listener.listening {
+                    format!("listening, {} queued", self.listener.queue.len())
+                } else {
+                    "not listening (CLOSE)".to_string()
+                };
+                if self.listener.rcv_shut {
+                    d.push_str(", shut rd");
+                }
+                d
+            }
+        }
+    }
+
+    /// Milliseconds slept so far.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+}
+
+/// poll's answer for a socket that is in no connection, built from its flags; shared by
+/// the transports' loose-socket rules.
+pub fn loose_poll(l: &Loose, hup: bool, out: bool, rdhup: bool) -> PollSet {
+    PollSet::NONE
+        .with_if(PollSet::OUT, out)
+        .with_if(PollSet::HUP, hup)
+        .with_if(PollSet::IN, l.rcv_shut)
+        .with_if(PollSet::RDHUP, l.rcv_shut && rdhup)
+        .with_if(PollSet::ERR, l.err.is_some())
+}
