@@ -3,7 +3,7 @@
 
 use crate::gen;
 use crate::model::Model;
-use crate::run::{run_case_with, Executor};
+use crate::run::{run_case_with, CaseRun, Executor, StepRecord};
 use crate::step::Step;
 use crate::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
@@ -91,11 +91,12 @@ pub fn sequences(n: usize, max_steps: usize, seed: u8) -> Vec<Vec<Step>> {
 }
 
 /// What one full-loop run saw: its time, the disagreeing cases (the first
-/// [`MISMATCH_EXAMPLES`] of them kept) and their count, and the time spent settling.
+/// [`MISMATCH_EXAMPLES`] of them kept, as run) and their count, and the time spent
+/// settling.
 struct FullRun {
     time: Duration,
     mismatches: usize,
-    examples: Vec<Vec<Step>>,
+    examples: Vec<CaseRun>,
     settle: Duration,
 }
 
@@ -133,7 +134,25 @@ fn full_loop(
         if !agrees {
             mismatches += 1;
             if examples.len() < MISMATCH_EXAMPLES {
-                examples.push(steps);
+                let records = steps
+                    .iter()
+                    .zip(kernel.steps)
+                    .zip(predictions)
+                    .map(|((&step, (k, k_after)), p)| StepRecord {
+                        step,
+                        kernel: k,
+                        kernel_after: k_after,
+                        model: p.result,
+                        model_after: p.after,
+                        wire: p.wire,
+                    })
+                    .collect();
+                examples.push(CaseRun {
+                    transport,
+                    steps: records,
+                    elapsed: kernel.elapsed,
+                    unstable: None,
+                });
             }
         }
     }
@@ -182,7 +201,7 @@ where
     let mut raw_best = Duration::MAX;
     let mut full_best = Duration::MAX;
     let mut mismatches = 0;
-    let mut examples: Vec<Vec<Step>> = vec![];
+    let mut examples: Vec<CaseRun> = vec![];
     let mut settle = Duration::ZERO;
     for _ in 0..3 {
         raw_best = raw_best.min(raw_loop(&mut *exec, transport, &seqs)?);
@@ -229,27 +248,30 @@ where
         }
     }
     // The same sequence fails in each of the three runs: show distinct ones.
-    let mut distinct: Vec<Vec<Step>> = vec![];
+    let mut distinct: Vec<CaseRun> = vec![];
     for e in examples {
-        if distinct.len() < MISMATCH_EXAMPLES && !distinct.contains(&e) {
+        let steps = |r: &CaseRun| r.steps.iter().map(|s| s.step).collect::<Vec<_>>();
+        if distinct.len() < MISMATCH_EXAMPLES && !distinct.iter().any(|d| steps(d) == steps(&e)) {
             distinct.push(e);
         }
     }
-    let examples = distinct;
+    // Each as it disagreed, and whether it does again (run_case_with retries a slow or
+    // unsettled run, as fuzz does before it reports).
     let mut mismatch_scripts = vec![];
     let mut mismatches_reproduced = 0;
-    if !examples.is_empty() {
+    if !distinct.is_empty() {
         let mut exec = make_exec()?;
-        for steps in &examples {
-            let script = match run_case_with(&mut *exec, model, transport, steps) {
+        for first in &distinct {
+            let steps: Vec<Step> = first.steps.iter().map(|s| s.step).collect();
+            let again = match run_case_with(&mut *exec, model, transport, &steps) {
                 Ok(run) if run.first_mismatch().is_some() => {
                     mismatches_reproduced += 1;
-                    run.to_script(&["disagreed again when run again".into()])
+                    "disagreed again when run again".to_string()
                 }
-                Ok(run) => run.to_script(&["agreed when run again".into()]),
-                Err(e) => format!("# could not be run again: {e}\n"),
+                Ok(_) => "agreed when run again".to_string(),
+                Err(e) => format!("could not be run again: {e}"),
             };
-            mismatch_scripts.push(script);
+            mismatch_scripts.push(first.to_script(&[again]));
         }
     }
     let model_start = Instant::now();
