@@ -141,10 +141,24 @@ fn bad_input_is_one_line_naming_file_and_line() {
 
 #[test]
 fn fuzz_is_clean_and_reports_its_seed() {
-    let (code, out, err) = closefuzz(&["fuzz", "--cases", "300", "--seed", "5", "--threads", "2"]);
+    let dir = TempDir::new("fuzz-clean");
+    let out_dir = dir.0.join("out");
+    let (code, out, err) = closefuzz(&[
+        "fuzz",
+        "--cases",
+        "300",
+        "--seed",
+        "5",
+        "--threads",
+        "2",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("--seed 5"), "{out}");
     assert!(out.contains("300 cases, 0 mismatches"), "{out}");
+    // --out was made to check it could be written, and nothing was: it is gone.
+    assert!(!out_dir.exists());
 }
 
 #[test]
@@ -314,7 +328,18 @@ fn every_number_is_bounded() {
 
 #[test]
 fn never_more_threads_than_cases() {
-    let (code, out, err) = closefuzz(&["fuzz", "--cases", "3", "--threads", "64", "--seed", "1"]);
+    let dir = TempDir::new("fuzz-threads");
+    let (code, out, err) = closefuzz(&[
+        "fuzz",
+        "--cases",
+        "3",
+        "--threads",
+        "64",
+        "--seed",
+        "1",
+        "--out",
+        dir.0.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         err.contains("--threads 64 but only 3 cases: running 3 threads"),
@@ -357,6 +382,7 @@ fn the_shrunk_script_is_one_minimal() {
 
 #[test]
 fn sigint_stops_a_campaign_with_a_summary() {
+    let dir = TempDir::new("fuzz-sigint");
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_closefuzz"))
             .args([
@@ -368,7 +394,7 @@ fn sigint_stops_a_campaign_with_a_summary() {
                 "--threads",
                 "2",
             ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(&dir.0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -415,13 +441,17 @@ fn bench_flags_and_shows_disagreements() {
 }
 
 #[test]
-fn replay_input_is_read_with_care() {
-    let dir = TempDir::new("replay-input");
-    // A UTF-8 byte order mark, as some editors write, is skipped.
+fn replay_skips_a_byte_order_mark() {
+    // As some editors write.
+    let dir = TempDir::new("replay-bom");
     let p = dir.file("bom.cfz", b"\xef\xbb\xbfa: close => ok\n");
     let (code, out, err) = closefuzz(&["replay", p.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    // A long line is not echoed whole.
+}
+
+#[test]
+fn replay_does_not_echo_a_long_line_whole() {
+    let dir = TempDir::new("replay-long");
     let mut long = b"a: ".to_vec();
     long.extend(std::iter::repeat_n(b'x', 1 << 20));
     let p = dir.file("long.cfz", &long);
@@ -431,7 +461,10 @@ fn replay_input_is_read_with_care() {
     assert!(err.len() < 500, "{} bytes: {}", err.len(), &err[..500]);
     assert!(err.contains("long.cfz:1: 'xxxxxxxx"), "{err}");
     assert!(err.contains("x…': expected one of"), "{err}");
-    // Not a regular file: refused at once, without reading.
+}
+
+#[test]
+fn replay_refuses_a_device() {
     let start = Instant::now();
     let (code, _, err) = closefuzz(&["replay", "/dev/zero"]);
     assert_eq!(code, 2);
@@ -440,6 +473,11 @@ fn replay_input_is_read_with_care() {
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn replay_refuses_a_fifo_without_blocking() {
+    let dir = TempDir::new("replay-fifo");
     let fifo = dir.0.join("fifo.cfz");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo on a NUL-terminated path.
@@ -458,7 +496,10 @@ fn replay_input_is_read_with_care() {
         "a FIFO with no writer must not block"
     );
     assert!(child.stderr().contains("not a regular file"));
-    // `-` reads standard input...
+}
+
+#[test]
+fn replay_reads_standard_input_up_to_16_mib() {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_closefuzz"))
             .args(["replay", "-"])
@@ -476,7 +517,7 @@ fn replay_input_is_read_with_care() {
         child.stderr()
     );
     assert!(child.stdout().contains("1 passed, 0 failed"));
-    // ... but no more of it than 16 MiB.
+    // No more of it than 16 MiB.
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_closefuzz"))
             .args(["replay", "-"])
