@@ -111,6 +111,9 @@ pub enum RunError {
     /// The case disagreed, but something outside it (see [`Executor::interference`])
     /// may have caused that: no verdict.
     Interference(String),
+    /// [`run_case`] and [`run_scenario`] run on the host kernel only; this platform's
+    /// kernel side needs its own executor.
+    Unsupported(Platform),
 }
 
 impl std::fmt::Display for RunError {
@@ -118,6 +121,10 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Setup(e) => write!(f, "cannot create a connected pair: {e}"),
             RunError::Interference(why) => f.write_str(why),
+            RunError::Unsupported(p) => write!(
+                f,
+                "run_case and run_scenario run the host kernel, which is not {p}: use run_case_with(&mut executor_for(Platform::{p:?}, &worker)?, &Model::new(transport, Platform::{p:?}), ..) to run on {p}"
+            ),
             RunError::TooSlow(d) => write!(
                 f,
                 "every try took {:.1} ms or more, past the {} ms in which no TCP timer can fire; no verdict (is the machine overloaded?)",
@@ -325,11 +332,17 @@ fn rerun_unsettled(
 }
 
 /// Runs `steps` on the host kernel against the platform's model (see [`run_case_with`]).
+/// Only [`Platform::Linux`], whose model is the host's: any other `platform` is
+/// [`RunError::Unsupported`], since comparing the host with another platform's model
+/// would report the host's own behaviour as that platform's differences.
 pub fn run_case(
     transport: Transport,
     platform: Platform,
     steps: &[Step],
 ) -> Result<CaseRun, RunError> {
+    if platform != Platform::Linux {
+        return Err(RunError::Unsupported(platform));
+    }
     run_case_with(
         &mut Local,
         &Model::new(transport, platform),
@@ -338,11 +351,41 @@ pub fn run_case(
     )
 }
 
-/// Runs a parsed scenario (its own transport header wins over `default`).
+/// Runs a parsed scenario (its own transport header wins over `default`) on the host
+/// kernel: as [`run_case`], Linux only.
 pub fn run_scenario(
     sc: &Scenario,
     default: Transport,
     platform: Platform,
 ) -> Result<CaseRun, RunError> {
     run_case(sc.transport.unwrap_or(default), platform, &sc.step_list())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::{End, Op};
+
+    #[test]
+    fn the_host_kernel_is_never_run_against_another_platforms_model() {
+        let steps = [Step {
+            end: End::A,
+            op: Op::Close,
+        }];
+        for platform in Platform::ALL {
+            let r = run_case(Transport::Tcp4, platform, &steps);
+            if platform == Platform::Linux {
+                assert!(r.is_ok(), "{platform}: {:?}", r.err());
+            } else {
+                let e = r.expect_err("a platform other than the host's is refused");
+                assert!(matches!(e, RunError::Unsupported(p) if p == platform));
+                assert!(e.to_string().contains("run_case_with"), "{e}");
+            }
+        }
+        let sc = Scenario::parse("s", "a: close\n").unwrap();
+        assert!(matches!(
+            run_scenario(&sc, Transport::Tcp4, Platform::Gvisor),
+            Err(RunError::Unsupported(Platform::Gvisor))
+        ));
+    }
 }

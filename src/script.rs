@@ -126,20 +126,35 @@ impl fmt::Display for ScriptError {
 impl std::error::Error for ScriptError {}
 
 impl Scenario {
-    /// Reads and parses a script file.
+    /// Reads and parses a script file; `-` reads standard input. A leading UTF-8 byte
+    /// order mark is skipped. Refuses anything but a regular file (a FIFO or a device
+    /// could block or never end) and more than [`MAX_SCRIPT_BYTES`]; text a line echoes
+    /// in an error is cut to [`ECHO_CHARS`] characters.
     pub fn load(path: &Path) -> Result<Scenario, ScriptError> {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ScriptError {
+        let stdin = path == Path::new("-");
+        let file = if stdin {
+            "<stdin>".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let fail = |message: String| ScriptError {
             file: file.clone(),
             line: 0,
-            message: format!("cannot read scenario: {e}"),
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| ScriptError {
-            file: file.clone(),
-            line: 0,
-            message: "not UTF-8 text: expected a scenario script".into(),
-        })?;
-        Scenario::parse(&file, &text)
+            message,
+        };
+        let bytes = if stdin {
+            read_capped(std::io::stdin().lock())
+        } else {
+            open_regular(path).and_then(read_capped)
+        }
+        .map_err(|e| fail(format!("cannot read scenario: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| fail("not UTF-8 text: expected a scenario script".into()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        Scenario::parse(&file, text).map_err(|e| ScriptError {
+            message: clip_echoes(&e.message),
+            ..e
+        })
     }
 
     /// Parses script text; `name` labels errors.
@@ -226,6 +241,100 @@ impl Scenario {
     pub fn step_list(&self) -> Vec<Step> {
         self.steps.iter().map(|s| s.step).collect()
     }
+}
+
+/// The most bytes [`Scenario::load`] reads: far more than any script needs, far less
+/// than would hurt to hold.
+pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
+
+/// The most characters of a script's own text that an error quotes.
+pub const ECHO_CHARS: usize = 80;
+
+/// The most characters in a load error's message (its quotes already cut).
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// Opens `path` only if it is a regular file. Checked before opening, since opening a
+/// FIFO with no writer blocks; and opened non-blocking, so that a FIFO swapped in
+/// between the check and the open cannot block either.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let kind = |m: &std::fs::Metadata| {
+        let t = m.file_type();
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("a folder")
+        } else {
+            Some("not a regular file (a FIFO, socket or device)")
+        }
+    };
+    if let Some(what) = kind(&std::fs::metadata(path)?) {
+        return Err(std::io::Error::other(format!(
+            "{what}: expected a scenario file, or - for standard input"
+        )));
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if let Some(what) = kind(&f.metadata()?) {
+        return Err(std::io::Error::other(format!(
+            "{what}: expected a scenario file, or - for standard input"
+        )));
+    }
+    Ok(f)
+}
+
+/// Reads at most [`MAX_SCRIPT_BYTES`], and says so if there is more.
+fn read_capped(r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![];
+    r.take(MAX_SCRIPT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB: expected a scenario script",
+            MAX_SCRIPT_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `s` cut to `max` characters (with '…' when cut), control characters escaped so
+/// that an error stays on one line.
+fn clip(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            let e: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            e
+        })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// An error message with every quoted piece of the script's text cut to
+/// [`ECHO_CHARS`], and the whole cut to a few lines' worth: a 50 MB line is not echoed.
+fn clip_echoes(message: &str) -> String {
+    let cut: Vec<String> = message
+        .split('\'')
+        .enumerate()
+        .map(|(i, piece)| {
+            if i % 2 == 1 {
+                clip(piece, ECHO_CHARS)
+            } else {
+                clip(piece, MAX_MESSAGE_CHARS)
+            }
+        })
+        .collect();
+    clip(&cut.join("'"), MAX_MESSAGE_CHARS)
 }
 
 /// Parses `a: write 5` and the like.

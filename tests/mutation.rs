@@ -51,3 +51,35 @@ fn every_wrong_rule_is_caught_and_shrunk() {
         );
     }
 }
+
+/// A campaign's finding is 1-minimal: removing any one of its steps leaves a case on
+/// which model and kernel agree. proptest's shrink alone left `a: shutdown wr` and
+/// three identical `a: write 0` here, where one write shows the missing SIGPIPE.
+#[test]
+fn a_campaigns_finding_has_no_removable_step() {
+    use closefuzz::fuzz::{run_campaign, Campaign, Verdict};
+    let model = Model::Tcp(TcpModel::new().with_mutation(Mutation::NoSigpipe));
+    let c = Campaign {
+        cases: 10_000,
+        max_steps: 24,
+        seed: 42,
+        threads: 1,
+        transport: Transport::Tcp4,
+    };
+    let f = match run_campaign(&c, &model, || Ok(Local), &|_| ()) {
+        Verdict::Mismatch(f) => f,
+        other => panic!("NoSigpipe was not caught: {other:?}"),
+    };
+    assert!(!f.steps.is_empty());
+    for i in 0..f.steps.len() {
+        let mut fewer = f.steps.clone();
+        fewer.remove(i);
+        let run = run_case_with(&mut Local, &model, Transport::Tcp4, &fewer).unwrap();
+        assert!(
+            run.first_mismatch().is_none(),
+            "step {} can go and the case still disagrees:\n{}",
+            i + 1,
+            f.script
+        );
+    }
+}
