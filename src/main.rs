@@ -416,7 +416,8 @@ fn explain(
     let run = run_case_with(&mut exec, &Model::new(t, platform), t, &sc.step_list())
         .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
     print!("{}", explain_text(&sc, &run, platform));
-    Ok(if run.first_mismatch().is_none() {
+    // The same verdict as replay: kernel and model agree and every expectation holds.
+    Ok(if replay_report(&sc, &run, platform).pass {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -12,7 +12,41 @@
 //!
 //! One step per line; blank lines and `#` comments anywhere; an optional
 //! `transport NAME` header before the first step; an optional expectation after `=>`.
+//!
+//! # Expectations
+//!
+//! After `=>` comes what the step must return:
+//!
+//! - `ok` (a close, shutdown or write that succeeded), `ok N` (a write of N bytes),
+//!   `data N` (a read of N bytes; the content is checked against the writer's byte
+//!   pattern through the model), `eof`, an errno name (`EPIPE`, `ECONNRESET`, ...),
+//!   `error 0` or `error ERRNO` (SO_ERROR), a TCP state or several joined by `|`
+//!   (`FIN_WAIT1|FIN_WAIT2`), `n/a`, `closed` (no call made: the end was closed);
+//! - for `poll`: `poll FLAGS` (exactly these revents; FLAGS among IN, OUT, ERR, HUP,
+//!   RDHUP joined by `|`, or `-` for none), `poll has FLAGS` (all of these set, the
+//!   rest not checked), `poll any FLAGS` (at least one of these set), `poll none FLAGS`
+//!   (none of these set), `poll FLAGS within MASK` (of the flags in MASK, exactly FLAGS
+//!   are set, `-` for none of them: what a test that polls for MASK and checks
+//!   `revents` asserts);
+//! - then optionally `sigpipe` (the step must raise SIGPIPE) or `sigpipe?` (SIGPIPE is
+//!   not checked). Without either the step must not raise SIGPIPE.
+//!
+//! # Per-platform expectations
+//!
+//! Where platforms differ, the default expectation is followed by overrides, each
+//! `; PLATFORM => EXPECTATION`:
+//!
+//! ```text
+//! a: write 5          => EPIPE sigpipe; gvisor => EPIPE
+//! ```
+//!
+//! PLATFORM is a `--platform` name (`linux`, `gvisor`), at most one override each;
+//! the default applies to every platform without one. Each part is checked against
+//! the step like any expectation. An override states what that platform's kernel does
+//! and its profile (`src/model/profile.rs`) explains, so the model still has to
+//! predict it: an override never relaxes the comparison with the model.
 
+use crate::model::Platform;
 use crate::step::{End, Errno, Op, Outcome, PollSet, Shut, StateSet, Step, StepResult};
 use crate::transport::Transport;
 use std::fmt;
@@ -25,14 +59,25 @@ pub const MAX_WRITE: u16 = 4096;
 /// full instead of guessing how much a full buffer takes.
 pub const MAX_BYTES_PER_END: u64 = 16384;
 
-/// What a script line says the step must return.
+/// What one expectation says a step must return.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expect {
     /// The outcome; for reads, `Data` holds only the expected length (the content is
     /// checked against the writer's pattern through the model).
     pub outcome: ExpectOutcome,
-    /// Whether the step must raise SIGPIPE (an expectation without `sigpipe` means it must not).
-    pub sigpipe: bool,
+    /// What the step must do about SIGPIPE.
+    pub sigpipe: Sigpipe,
+}
+
+/// The SIGPIPE part of an expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sigpipe {
+    /// `sigpipe`: the step must raise it.
+    Raised,
+    /// Nothing written: the step must not raise it.
+    NotRaised,
+    /// `sigpipe?`: not checked.
+    Unchecked,
 }
 
 /// The outcome part of an expectation.
@@ -44,12 +89,30 @@ pub enum ExpectOutcome {
     Data(usize),
     /// Anything else, compared exactly.
     Exact(Outcome),
+    /// `poll has FLAGS`: all of these set, the rest not checked.
+    PollHas(PollSet),
+    /// `poll any FLAGS`: at least one of these set.
+    PollAny(PollSet),
+    /// `poll none FLAGS`: none of these set.
+    PollNone(PollSet),
+    /// `poll FLAGS within MASK`: of the flags in `mask`, exactly `flags` are set.
+    PollWithin {
+        /// The flags of `mask` that must be set (a subset of `mask`).
+        flags: PollSet,
+        /// The flags looked at.
+        mask: PollSet,
+    },
 }
 
 impl Expect {
     /// Whether a real result satisfies this expectation.
     pub fn matches(&self, got: &StepResult) -> bool {
-        if self.sigpipe != got.sigpipe {
+        let sigpipe_ok = match self.sigpipe {
+            Sigpipe::Raised => got.sigpipe,
+            Sigpipe::NotRaised => !got.sigpipe,
+            Sigpipe::Unchecked => true,
+        };
+        if !sigpipe_ok {
             return false;
         }
         match (&self.outcome, &got.outcome) {
@@ -58,6 +121,12 @@ impl Expect {
             (ExpectOutcome::Ok(Some(n)), Outcome::Wrote(m)) => n == m,
             (ExpectOutcome::Data(n), Outcome::Data(d)) => *n == d.len(),
             (ExpectOutcome::Exact(o), got) => o.admits(got),
+            (ExpectOutcome::PollHas(want), Outcome::Poll(p)) => p.contains(*want),
+            (ExpectOutcome::PollAny(want), Outcome::Poll(p)) => p.0 & want.0 != 0,
+            (ExpectOutcome::PollNone(want), Outcome::Poll(p)) => p.0 & want.0 == 0,
+            (ExpectOutcome::PollWithin { flags, mask }, Outcome::Poll(p)) => {
+                p.0 & mask.0 == flags.0
+            }
             _ => false,
         }
     }
@@ -70,9 +139,52 @@ impl fmt::Display for Expect {
             ExpectOutcome::Ok(Some(n)) => write!(f, "ok {n}")?,
             ExpectOutcome::Data(n) => write!(f, "data {n}")?,
             ExpectOutcome::Exact(o) => write!(f, "{o}")?,
+            ExpectOutcome::PollHas(p) => write!(f, "poll has {p}")?,
+            ExpectOutcome::PollAny(p) => write!(f, "poll any {p}")?,
+            ExpectOutcome::PollNone(p) => write!(f, "poll none {p}")?,
+            ExpectOutcome::PollWithin { flags, mask } => write!(f, "poll {flags} within {mask}")?,
         }
-        if self.sigpipe {
-            f.write_str(" sigpipe")?;
+        match self.sigpipe {
+            Sigpipe::Raised => f.write_str(" sigpipe"),
+            Sigpipe::NotRaised => Ok(()),
+            Sigpipe::Unchecked => f.write_str(" sigpipe?"),
+        }
+    }
+}
+
+/// Everything a script line says a step must return: a default expectation and, where
+/// platforms differ, one override per platform (`EPIPE sigpipe; gvisor => EPIPE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// What every platform without an override must return.
+    pub default: Expect,
+    /// Overrides, in the order written; at most one per platform.
+    pub overrides: Vec<(Platform, Expect)>,
+}
+
+impl Expectation {
+    /// One expectation for every platform.
+    pub fn everywhere(default: Expect) -> Expectation {
+        Expectation {
+            default,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The expectation that holds on `platform`.
+    pub fn on(&self, platform: Platform) -> &Expect {
+        self.overrides
+            .iter()
+            .find(|(p, _)| *p == platform)
+            .map_or(&self.default, |(_, e)| e)
+    }
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.default)?;
+        for (p, e) in &self.overrides {
+            write!(f, "; {p} => {e}")?;
         }
         Ok(())
     }
@@ -83,10 +195,18 @@ impl fmt::Display for Expect {
 pub struct ScriptStep {
     /// The step.
     pub step: Step,
-    /// What it must return, if the line says.
-    pub expect: Option<Expect>,
+    /// What it must return, if the line says: use [`ScriptStep::expect_on`] for the
+    /// expectation that holds on a platform.
+    pub expect: Option<Expectation>,
     /// 1-based line number in the file.
     pub line: usize,
+}
+
+impl ScriptStep {
+    /// The expectation this line states for `platform`, if it states one.
+    pub fn expect_on(&self, platform: Platform) -> Option<&Expect> {
+        self.expect.as_ref().map(|e| e.on(platform))
+    }
 }
 
 /// A parsed scenario.
@@ -223,7 +343,7 @@ impl Scenario {
             }
             let expect = match expect_text {
                 None => None,
-                Some(e) => Some(parse_expect(e, step.op).map_err(|m| err(line_no, m))?),
+                Some(e) => Some(parse_expectation(e, step.op).map_err(|m| err(line_no, m))?),
             };
             sc.steps.push(ScriptStep {
                 step,
@@ -381,21 +501,86 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
     Ok(Step { end, op })
 }
 
-/// Parses the text after `=>` for a step doing `op`.
+/// Parses the whole text after a step's `=>`: a default expectation, then zero or more
+/// `; PLATFORM => EXPECTATION` overrides, each checked against `op`.
+pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
+    let mut parts = s.split(';');
+    let default = parse_expect(parts.next().unwrap_or("").trim(), op)?;
+    let mut overrides: Vec<(Platform, Expect)> = Vec::new();
+    for part in parts {
+        let part = part.trim();
+        let (name, text) = part.split_once("=>").ok_or_else(|| {
+            format!(
+                "'{}': expected 'PLATFORM => EXPECTATION' after ';' (like '; gvisor => EPIPE')",
+                clip(part)
+            )
+        })?;
+        let name = name.trim();
+        let platform = Platform::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Platform::ALL.iter().map(|p| p.name()).collect();
+            format!(
+                "'{}': unknown platform: expected one of {}",
+                clip(name),
+                known.join(", ")
+            )
+        })?;
+        if overrides.iter().any(|(p, _)| *p == platform) {
+            return Err(format!(
+                "a second override for {platform}: expected one per platform"
+            ));
+        }
+        overrides.push((platform, parse_expect(text.trim(), op)?));
+    }
+    Ok(Expectation { default, overrides })
+}
+
+/// Echoed user text, cut so that an error stays one short line.
+fn clip(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// Parses one expectation (the text after `=>`, or after `PLATFORM =>`) for a step
+/// doing `op`.
 pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
     let mut words: Vec<&str> = s.split_whitespace().collect();
-    let sigpipe = words.last() == Some(&"sigpipe");
-    if sigpipe {
+    let sigpipe = match words.last() {
+        Some(&"sigpipe") => Sigpipe::Raised,
+        Some(&"sigpipe?") => Sigpipe::Unchecked,
+        _ => Sigpipe::NotRaised,
+    };
+    if sigpipe != Sigpipe::NotRaised {
         words.pop();
     }
     let bad = || {
         format!(
-            "'{s}': expected ok, ok N, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe"
+            "'{}': expected ok, ok N, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, poll has|any|none FLAGS, poll FLAGS within MASK, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe or sigpipe?",
+            clip(s)
         )
     };
     let count = |w: &str| {
         w.parse::<usize>()
-            .map_err(|_| format!("'{w}': expected a byte count"))
+            .map_err(|_| format!("'{}': expected a byte count", clip(w)))
+    };
+    let flags = |w: &str| {
+        PollSet::parse(w).ok_or_else(|| {
+            format!("'{}': expected poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none", clip(w))
+        })
+    };
+    // A poll form that holds for every result, or for none, states nothing a test
+    // could mean: refuse it rather than let it pass or fail silently.
+    let some_flags = |form: &str, w: &str| {
+        let set = flags(w)?;
+        if set == PollSet::NONE {
+            return Err(format!(
+                "'poll {form} -': expected at least one flag after '{form}'"
+            ));
+        }
+        Ok(set)
     };
     let outcome = match words.as_slice() {
         ["ok"] => ExpectOutcome::Ok(None),
@@ -410,13 +595,30 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         ["eof"] => ExpectOutcome::Exact(Outcome::Eof),
         ["n/a"] => ExpectOutcome::Exact(Outcome::NotApplicable),
         ["closed"] => ExpectOutcome::Exact(Outcome::Closed),
-        ["poll", flags] => ExpectOutcome::Exact(Outcome::Poll(PollSet::parse(flags).ok_or_else(|| {
-            format!("'{flags}': expected poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none")
-        })?)),
+        ["poll", "has", f] => ExpectOutcome::PollHas(some_flags("has", f)?),
+        ["poll", "any", f] => ExpectOutcome::PollAny(some_flags("any", f)?),
+        ["poll", "none", f] => ExpectOutcome::PollNone(some_flags("none", f)?),
+        ["poll", f, "within", m] => {
+            let (f, mask) = (flags(f)?, flags(m)?);
+            if mask == PollSet::NONE {
+                return Err(format!(
+                    "'poll {f} within -': expected at least one flag in the mask"
+                ));
+            }
+            if !mask.contains(f) {
+                return Err(format!(
+                    "'poll {f} within {mask}': expected the flags to be among the mask's, which alone are looked at"
+                ));
+            }
+            ExpectOutcome::PollWithin { flags: f, mask }
+        }
+        ["poll", f] => ExpectOutcome::Exact(Outcome::Poll(flags(f)?)),
         ["error", "0"] => ExpectOutcome::Exact(Outcome::SockError(None)),
-        ["error", e] => ExpectOutcome::Exact(Outcome::SockError(Some(
-            Errno::from_name(e).ok_or_else(|| format!("'{e}': expected 0 or an errno name after 'error'"))?,
-        ))),
+        ["error", e] => {
+            ExpectOutcome::Exact(Outcome::SockError(Some(Errno::from_name(e).ok_or_else(
+                || format!("'{}': expected 0 or an errno name after 'error'", clip(e)),
+            )?)))
+        }
         [w] => {
             if let Some(e) = Errno::from_name(w) {
                 ExpectOutcome::Exact(Outcome::Err(e))
@@ -429,25 +631,25 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         _ => return Err(bad()),
     };
     let fits = match (&outcome, op) {
-        (_, _)
-            if matches!(
-                outcome,
-                ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed)
-            ) =>
-        {
-            true
-        }
+        (ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed), _) => true,
         (ExpectOutcome::Ok(Some(_)), Op::Write(_)) => true,
         (ExpectOutcome::Ok(Some(_)), _) => false,
         (ExpectOutcome::Ok(None), Op::Write(_) | Op::Shutdown(_) | Op::Close | Op::Abort) => true,
         (ExpectOutcome::Data(_) | ExpectOutcome::Exact(Outcome::Eof), Op::Read(_)) => true,
-        (ExpectOutcome::Exact(Outcome::Poll(_)), Op::Poll) => true,
+        (
+            ExpectOutcome::Exact(Outcome::Poll(_))
+            | ExpectOutcome::PollHas(_)
+            | ExpectOutcome::PollAny(_)
+            | ExpectOutcome::PollNone(_)
+            | ExpectOutcome::PollWithin { .. },
+            Op::Poll,
+        ) => true,
         (ExpectOutcome::Exact(Outcome::SockError(_)), Op::Error) => true,
         (ExpectOutcome::Exact(Outcome::State(_) | Outcome::NotApplicable), Op::State) => true,
         _ => false,
     };
     if !fits {
-        return Err(format!("'{s}' cannot be the result of '{op}'"));
+        return Err(format!("'{}' cannot be the result of '{op}'", clip(s)));
     }
     Ok(Expect { outcome, sigpipe })
 }
@@ -462,7 +664,11 @@ pub fn expect_of(r: &StepResult) -> Expect {
     };
     Expect {
         outcome,
-        sigpipe: r.sigpipe,
+        sigpipe: if r.sigpipe {
+            Sigpipe::Raised
+        } else {
+            Sigpipe::NotRaised
+        },
     }
 }
 
@@ -514,10 +720,10 @@ mod tests {
         );
         assert_eq!(
             epipe.expect,
-            Some(Expect {
+            Some(Expectation::everywhere(Expect {
                 outcome: ExpectOutcome::Exact(Outcome::Err(Errno::EPIPE)),
-                sigpipe: true
-            })
+                sigpipe: Sigpipe::Raised
+            }))
         );
     }
 
@@ -570,5 +776,188 @@ mod tests {
         assert!(e.matches(&StepResult::plain(Outcome::Poll(PollSet(
             PollSet::IN.0 | PollSet::OUT.0
         )))));
+    }
+
+    fn poll(flags: &str) -> StepResult {
+        StepResult::plain(Outcome::Poll(PollSet::parse(flags).unwrap()))
+    }
+
+    /// Which of these revents sets the expectation admits, as a string of 0/1.
+    fn admitted(expect: &str, sets: &[&str]) -> String {
+        let e = parse_expect(expect, Op::Poll).unwrap_or_else(|m| panic!("{m}"));
+        sets.iter()
+            .map(|f| if e.matches(&poll(f)) { '1' } else { '0' })
+            .collect()
+    }
+
+    const SETS: [&str; 6] = ["-", "IN", "OUT", "IN|OUT", "IN|OUT|HUP", "ERR|HUP"];
+
+    #[test]
+    fn poll_has_needs_every_flag_and_ignores_the_rest() {
+        assert_eq!(admitted("poll has IN|OUT", &SETS), "000110");
+        assert_eq!(admitted("poll has HUP", &SETS), "000011");
+        assert_eq!(
+            parse_expect("poll has IN|OUT", Op::Poll)
+                .unwrap()
+                .to_string(),
+            "poll has IN|OUT"
+        );
+    }
+
+    #[test]
+    fn poll_any_needs_one_flag() {
+        assert_eq!(admitted("poll any ERR|HUP", &SETS), "000011");
+        assert_eq!(admitted("poll any IN", &SETS), "010110");
+        assert_eq!(
+            parse_expect("poll any HUP|ERR", Op::Poll)
+                .unwrap()
+                .to_string(),
+            "poll any ERR|HUP"
+        );
+    }
+
+    #[test]
+    fn poll_none_refuses_every_flag() {
+        assert_eq!(admitted("poll none HUP", &SETS), "111100");
+        assert_eq!(admitted("poll none IN|ERR", &SETS), "101000");
+        assert_eq!(
+            parse_expect("poll none HUP", Op::Poll).unwrap().to_string(),
+            "poll none HUP"
+        );
+    }
+
+    #[test]
+    fn poll_within_looks_only_at_the_mask() {
+        assert_eq!(admitted("poll IN within IN|HUP", &SETS), "010100");
+        assert_eq!(admitted("poll - within IN|HUP", &SETS), "101000");
+        assert_eq!(admitted("poll IN|HUP within IN|HUP", &SETS), "000010");
+        assert_eq!(
+            parse_expect("poll - within HUP|IN", Op::Poll)
+                .unwrap()
+                .to_string(),
+            "poll - within IN|HUP"
+        );
+    }
+
+    #[test]
+    fn poll_forms_that_state_nothing_or_cannot_hold_are_refused() {
+        for (text, want) in [
+            ("poll has -", "at least one flag after 'has'"),
+            ("poll any -", "at least one flag after 'any'"),
+            ("poll none -", "at least one flag after 'none'"),
+            ("poll IN within -", "at least one flag in the mask"),
+            ("poll IN|OUT within IN", "among the mask's"),
+            ("poll has BOGUS", "poll flags"),
+            ("poll IN within IN|NOPE", "poll flags"),
+            ("poll IN within", "expected ok"),
+            ("poll some IN", "poll has|any|none FLAGS"),
+        ] {
+            let e = parse_expect(text, Op::Poll).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let e = parse_expect("poll has IN", Op::Read(5)).unwrap_err();
+        assert!(e.contains("cannot be the result of 'read 5'"), "{e}");
+        let e = parse_expect("poll IN within IN", Op::Write(5)).unwrap_err();
+        assert!(e.contains("cannot be the result of 'write 5'"), "{e}");
+    }
+
+    #[test]
+    fn sigpipe_is_required_forbidden_or_unchecked() {
+        let raised = StepResult {
+            outcome: Outcome::Err(Errno::EPIPE),
+            sigpipe: true,
+        };
+        let silent = StepResult::plain(Outcome::Err(Errno::EPIPE));
+        let check = |text: &str| {
+            let e = parse_expect(text, Op::Write(1)).unwrap();
+            assert_eq!(e.to_string(), text);
+            (e.matches(&raised), e.matches(&silent))
+        };
+        assert_eq!(check("EPIPE sigpipe"), (true, false));
+        assert_eq!(check("EPIPE"), (false, true));
+        assert_eq!(check("EPIPE sigpipe?"), (true, true));
+        // `ok` without `sigpipe` still means no SIGPIPE.
+        let e = parse_expect("ok", Op::Write(1)).unwrap();
+        assert!(!e.matches(&StepResult {
+            outcome: Outcome::Wrote(1),
+            sigpipe: true
+        }));
+        // `sigpipe?` checks only the signal: the outcome must still match.
+        let e = parse_expect("ok 1 sigpipe?", Op::Write(1)).unwrap();
+        assert!(!e.matches(&silent));
+        for bad in [
+            "sigpipe?",
+            "EPIPE sigpipe? sigpipe",
+            "EPIPE sigpipe sigpipe?",
+        ] {
+            assert!(parse_expect(bad, Op::Write(1)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_override_holds_on_its_platform_and_the_default_elsewhere() {
+        let sc = Scenario::parse(
+            "f",
+            "a: write 5          => EPIPE sigpipe; gvisor => EPIPE\nb: poll => poll IN; linux => poll IN|RDHUP ;gvisor=>poll has IN\n",
+        )
+        .unwrap();
+        let w = &sc.steps[0];
+        assert_eq!(
+            w.expect_on(Platform::Linux).unwrap().to_string(),
+            "EPIPE sigpipe"
+        );
+        assert_eq!(w.expect_on(Platform::Gvisor).unwrap().to_string(), "EPIPE");
+        assert_eq!(
+            w.expect.as_ref().unwrap().to_string(),
+            "EPIPE sigpipe; gvisor => EPIPE"
+        );
+        let p = &sc.steps[1];
+        assert_eq!(
+            p.expect_on(Platform::Linux).unwrap().to_string(),
+            "poll IN|RDHUP"
+        );
+        assert_eq!(
+            p.expect_on(Platform::Gvisor).unwrap().to_string(),
+            "poll has IN"
+        );
+        // What Display writes parses back to the same expectation.
+        let again = Scenario::parse(
+            "g",
+            &format!("a: write 5 => {}\n", w.expect.as_ref().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(again.steps[0].expect, w.expect);
+    }
+
+    #[test]
+    fn bad_overrides_are_one_line_errors_naming_the_line() {
+        for (text, want) in [
+            (
+                "a: close => ok\na: write 5 => EPIPE; bsd => EPIPE\n",
+                "f:2: 'bsd': unknown platform: expected one of linux, gvisor",
+            ),
+            (
+                "a: write 5 => EPIPE; gvisor => EPIPE; gvisor => ok 5\n",
+                "f:1: a second override for gvisor",
+            ),
+            (
+                "a: write 5 => EPIPE; gvisor EPIPE\n",
+                "f:1: 'gvisor EPIPE': expected 'PLATFORM => EXPECTATION'",
+            ),
+            (
+                "a: write 5 => EPIPE;\n",
+                "f:1: '': expected 'PLATFORM => EXPECTATION'",
+            ),
+            ("a: write 5 => ; gvisor => EPIPE\n", "f:1: '': expected ok"),
+            (
+                "a: write 5 => EPIPE; gvisor => data 5\n",
+                "f:1: 'data 5' cannot be the result of 'write 5'",
+            ),
+            ("a: write 5 => EPIPE; gvisor =>\n", "f:1: '': expected ok"),
+        ] {
+            let e = Scenario::parse("f", text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
     }
 }

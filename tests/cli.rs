@@ -614,3 +614,66 @@ fn record_then_matrix_add_gives_that_machine_a_column() {
         "{err}"
     );
 }
+
+/// A file in a temporary folder of its own, removed with the guard (also when the test
+/// fails).
+struct TempScript(std::path::PathBuf);
+
+impl TempScript {
+    fn new(name: &str, text: &str) -> TempScript {
+        let dir = std::env::temp_dir().join(format!(
+            "closefuzz-cli-explain-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        TempScript(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempScript {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[test]
+fn explain_shows_expectations_and_fails_when_one_is_unmet() {
+    // The last write is written down wrongly: on Linux it fails with EPIPE + SIGPIPE.
+    let wrong = TempScript::new(
+        "wrong.cfz",
+        "transport tcp4\na: write 5 => ok 5\nb: read 100 => data 5\nb: close => ok\na: write 5 => ok 5\na: write 5 => ok 5\n",
+    );
+    let (code, out, err) = closefuzz(&["explain", wrong.path()]);
+    assert_eq!(
+        code, 1,
+        "an unmet expectation fails explain as it fails replay\n{out}{err}"
+    );
+    assert!(
+        out.contains(
+            "expect: ok 5   kernel: EPIPE sigpipe   model: EPIPE sigpipe   <-- EXPECTATION UNMET"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("FAIL (line 6: expectation unmet)"), "{out}");
+
+    // A met expectation, with an override for another platform: the one for the
+    // platform run is shown, and the verdict is PASS.
+    let right = TempScript::new(
+        "right.cfz",
+        "transport tcp4\na: write 5 => ok 5\nb: read 100 => data 5\nb: close => ok\na: write 5 => ok 5\na: write 5 => EPIPE sigpipe; gvisor => EPIPE\n",
+    );
+    let (code, out, err) = closefuzz(&["explain", right.path()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("expect: EPIPE sigpipe   kernel: EPIPE sigpipe   model: EPIPE sigpipe\n"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("PASS"), "{out}");
+}
