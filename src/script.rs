@@ -512,7 +512,7 @@ pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
         let (name, text) = part.split_once("=>").ok_or_else(|| {
             format!(
                 "'{}': expected 'PLATFORM => EXPECTATION' after ';' (like '; gvisor => EPIPE')",
-                clip(part)
+                clip_echo(part)
             )
         })?;
         let name = name.trim();
@@ -520,7 +520,7 @@ pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
             let known: Vec<&str> = Platform::ALL.iter().map(|p| p.name()).collect();
             format!(
                 "'{}': unknown platform: expected one of {}",
-                clip(name),
+                clip_echo(name),
                 known.join(", ")
             )
         })?;
@@ -535,13 +535,8 @@ pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
 }
 
 /// Echoed user text, cut so that an error stays one short line.
-fn clip(s: &str) -> String {
-    const MAX: usize = 60;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        format!("{}...", s.chars().take(MAX).collect::<String>())
-    }
+fn clip_echo(s: &str) -> String {
+    clip(s, 60)
 }
 
 /// Parses one expectation (the text after `=>`, or after `PLATFORM =>`) for a step
@@ -559,16 +554,16 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
     let bad = || {
         format!(
             "'{}': expected ok, ok N, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, poll has|any|none FLAGS, poll FLAGS within MASK, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe or sigpipe?",
-            clip(s)
+            clip_echo(s)
         )
     };
     let count = |w: &str| {
         w.parse::<usize>()
-            .map_err(|_| format!("'{}': expected a byte count", clip(w)))
+            .map_err(|_| format!("'{}': expected a byte count", clip_echo(w)))
     };
     let flags = |w: &str| {
         PollSet::parse(w).ok_or_else(|| {
-            format!("'{}': expected poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none", clip(w))
+            format!("'{}': expected poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none", clip_echo(w))
         })
     };
     // A poll form that holds for every result, or for none, states nothing a test
@@ -614,11 +609,14 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         }
         ["poll", f] => ExpectOutcome::Exact(Outcome::Poll(flags(f)?)),
         ["error", "0"] => ExpectOutcome::Exact(Outcome::SockError(None)),
-        ["error", e] => {
-            ExpectOutcome::Exact(Outcome::SockError(Some(Errno::from_name(e).ok_or_else(
-                || format!("'{}': expected 0 or an errno name after 'error'", clip(e)),
-            )?)))
-        }
+        ["error", e] => ExpectOutcome::Exact(Outcome::SockError(Some(
+            Errno::from_name(e).ok_or_else(|| {
+                format!(
+                    "'{}': expected 0 or an errno name after 'error'",
+                    clip_echo(e)
+                )
+            })?,
+        ))),
         [w] => {
             if let Some(e) = Errno::from_name(w) {
                 ExpectOutcome::Exact(Outcome::Err(e))
@@ -649,7 +647,7 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         _ => false,
     };
     if !fits {
-        return Err(format!("'{}' cannot be the result of '{op}'", clip(s)));
+        return Err(format!("'{}' cannot be the result of '{op}'", clip_echo(s)));
     }
     Ok(Expect { outcome, sigpipe })
 }
