@@ -3,14 +3,23 @@
 
 use crate::exec::{Case, Executor};
 use crate::generate;
-use crate::model::profile::Profile;
 use crate::model::Model;
+use crate::run::{run_case_with, CaseRun, StepRecord};
 use crate::step::Start;
 use crate::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::Serialize;
 use std::time::{Duration, Instant};
+
+/// The most cases per measurement (all of them are generated up front).
+pub const MAX_CASES: usize = 100_000;
+/// The full loop should run at least this fraction of the bare syscalls' speed.
+pub const RATIO_TARGET: f64 = 0.5;
+/// Two threads should run at least this many times as many cases as one.
+pub const SCALING_TARGET: f64 = 1.7;
+/// How many disagreeing cases a report shows.
+pub const MISMATCH_EXAMPLES: usize = 3;
 
 /// The figures one benchmark run prints.
 #[derive(Clone, Debug, Serialize)]
@@ -37,6 +46,12 @@ pub struct BenchReport {
     pub model_cases_per_s: f64,
     /// Disagreements seen during the full-loop runs (should be 0).
     pub mismatches: usize,
+    /// The first few disagreeing cases (at most [`MISMATCH_EXAMPLES`]), each run once
+    /// more through [`run_case_with`] (which retries a slow or unsettled run) and
+    /// written as a script.
+    pub mismatch_scripts: Vec<String>,
+    /// Of those, how many disagreed again.
+    pub mismatches_reproduced: usize,
     /// Time the executor spent settling (waiting for a stack that delivers on other
     /// threads to go quiet), per case, in µs. 0 on the host kernel.
     pub settle_us_per_case: f64,
@@ -84,19 +99,32 @@ pub fn sequences(
         .collect()
 }
 
+/// The model of each case's world.
+pub type ModelOf<'a> = &'a (dyn Fn(&Case) -> Model + Sync);
+
+/// What one full-loop run saw: its time, the disagreeing cases (the first
+/// [`MISMATCH_EXAMPLES`] of them kept, as run) and their count, and the time spent
+/// settling.
+struct FullRun {
+    time: Duration,
+    mismatches: usize,
+    examples: Vec<CaseRun>,
+    settle: Duration,
+}
+
 fn full_loop(
     exec: &mut dyn Executor,
-    profile: Profile,
+    model_of: ModelOf,
     cases: &[Case],
-) -> std::io::Result<(Duration, usize, Duration)> {
+) -> std::io::Result<FullRun> {
     let mut mismatches = 0;
+    let mut examples = vec![];
     let mut settle = Duration::ZERO;
     let start = Instant::now();
     for case in cases {
         let kernel = exec.run(case)?;
         settle += kernel.settle;
-        let model = Model::with_start(case.transport, profile, case.start);
-        let predictions = crate::run::predict(&model, &case.steps);
+        let predictions = crate::run::predict(&model_of(case), &case.steps);
         let agrees = kernel
             .steps
             .iter()
@@ -106,9 +134,37 @@ fn full_loop(
             });
         if !agrees {
             mismatches += 1;
+            if examples.len() < MISMATCH_EXAMPLES {
+                let records = case
+                    .steps
+                    .iter()
+                    .zip(kernel.steps)
+                    .zip(predictions)
+                    .map(|((&step, (k, k_after)), p)| StepRecord {
+                        step,
+                        kernel: k,
+                        kernel_after: k_after,
+                        model: p.result,
+                        model_after: p.after,
+                        wire: p.wire,
+                    })
+                    .collect();
+                examples.push(CaseRun {
+                    transport: case.transport,
+                    start: case.start,
+                    steps: records,
+                    elapsed: kernel.elapsed,
+                    unstable: None,
+                });
+            }
         }
     }
-    Ok((start.elapsed(), mismatches, settle))
+    Ok(FullRun {
+        time: start.elapsed(),
+        mismatches,
+        examples,
+        settle,
+    })
 }
 
 fn raw_loop(exec: &mut dyn Executor, cases: &[Case]) -> std::io::Result<Duration> {
@@ -127,7 +183,7 @@ fn per_s(n: usize, d: Duration) -> f64 {
 pub fn bench<F>(
     transport: Transport,
     starts: &'static [Start],
-    profile: Profile,
+    model_of: ModelOf,
     cases: usize,
     make_exec: F,
 ) -> std::io::Result<BenchReport>
@@ -139,34 +195,36 @@ where
         sequences(transport, starts, cases / 2, 24, 42),
         sequences(transport, starts, cases / 2, 24, 43),
     ];
-    let mean_steps =
-        seqs.iter().map(|s| s.steps.len()).sum::<usize>() as f64 / cases.max(1) as f64;
+    let mean_steps = seqs.iter().map(|s| s.steps.len()).sum::<usize>() as f64 / cases.max(1) as f64;
     let mut exec = make_exec()?;
     // Warm up both paths once so neither pays for first-touch costs.
     raw_loop(&mut *exec, &seqs[..cases.min(200)])?;
-    full_loop(&mut *exec, profile, &seqs[..cases.min(200)])?;
+    full_loop(&mut *exec, model_of, &seqs[..cases.min(200)])?;
     // Interleave raw and full runs and keep each one's best, so a burst of load on
     // the machine does not land on one side only.
     let mut raw_best = Duration::MAX;
     let mut full_best = Duration::MAX;
     let mut mismatches = 0;
+    let mut examples: Vec<CaseRun> = vec![];
     let mut settle = Duration::ZERO;
     for _ in 0..3 {
         raw_best = raw_best.min(raw_loop(&mut *exec, &seqs)?);
-        let (d, m, st) = full_loop(&mut *exec, profile, &seqs)?;
-        if d < full_best {
-            full_best = d;
-            settle = st;
+        let run = full_loop(&mut *exec, model_of, &seqs)?;
+        if run.time < full_best {
+            full_best = run.time;
+            settle = run.settle;
         }
-        mismatches += m;
+        mismatches += run.mismatches;
+        examples.extend(run.examples);
     }
+    // Only the two threads' executors run while they are timed.
     drop(exec);
     let mut two_best = Duration::MAX;
     for _ in 0..3 {
         // Both threads start their executor (a sandbox start is not part of the loop),
         // meet at the barrier, and the clock runs from there until both are done.
         let barrier = std::sync::Barrier::new(3);
-        let results: Vec<std::io::Result<(Duration, usize, Duration)>> = std::thread::scope(|s| {
+        let results: Vec<std::io::Result<FullRun>> = std::thread::scope(|s| {
             let handles: Vec<_> = halves
                 .iter()
                 .map(|half| {
@@ -175,7 +233,7 @@ where
                         let warm = Case::new(transport, Start::Connected, vec![]);
                         let exec = make_exec().and_then(|mut e| e.run_raw(&warm).map(|_| e));
                         barrier.wait();
-                        full_loop(&mut *exec?, profile, half)
+                        full_loop(&mut *exec?, model_of, half)
                     })
                 })
                 .collect();
@@ -189,12 +247,45 @@ where
             r
         });
         for r in results {
-            mismatches += r?.1;
+            let r = r?;
+            mismatches += r.mismatches;
+            examples.extend(r.examples);
+        }
+    }
+    // The same sequence fails in each of the three runs: show distinct ones.
+    let mut distinct: Vec<CaseRun> = vec![];
+    for e in examples {
+        let steps = |r: &CaseRun| r.steps.iter().map(|s| s.step).collect::<Vec<_>>();
+        if distinct.len() < MISMATCH_EXAMPLES && !distinct.iter().any(|d| steps(d) == steps(&e)) {
+            distinct.push(e);
+        }
+    }
+    // Each as it disagreed, and whether it does again (run_case_with retries a slow or
+    // unsettled run, as fuzz does before it reports).
+    let mut mismatch_scripts = vec![];
+    let mut mismatches_reproduced = 0;
+    if !distinct.is_empty() {
+        let mut exec = make_exec()?;
+        for first in &distinct {
+            let case = Case::new(
+                first.transport,
+                first.start,
+                first.steps.iter().map(|s| s.step).collect(),
+            );
+            let again = match run_case_with(&mut *exec, &model_of(&case), &case) {
+                Ok(run) if run.first_mismatch().is_some() => {
+                    mismatches_reproduced += 1;
+                    "disagreed again when run again".to_string()
+                }
+                Ok(_) => "agreed when run again".to_string(),
+                Err(e) => format!("could not be run again: {e}"),
+            };
+            mismatch_scripts.push(first.to_script(&[again]));
         }
     }
     let model_start = Instant::now();
     for case in &seqs {
-        let mut m = Model::with_start(case.transport, profile, case.start);
+        let mut m = model_of(case);
         for &s in &case.steps {
             std::hint::black_box(m.step(s));
         }
@@ -219,8 +310,145 @@ where
         scaling: threads2_cases_per_s / cases_per_s,
         model_cases_per_s: per_s(cases, model_time),
         mismatches,
+        mismatch_scripts,
+        mismatches_reproduced,
         settle_us_per_case: settle.as_secs_f64() * 1e6 / cases.max(1) as f64,
         model_bytes: std::mem::size_of::<Model>(),
         max_rss_kib: max_rss_kib(),
     })
+}
+
+impl BenchReport {
+    /// The targets this run missed, each as one phrase (empty when all are met).
+    pub fn missed(&self) -> Vec<String> {
+        let mut missed = vec![];
+        if self.ratio < RATIO_TARGET {
+            missed.push(format!(
+                "{} ratio full/bare {:.2} < {RATIO_TARGET}",
+                self.transport, self.ratio
+            ));
+        }
+        if self.scaling < SCALING_TARGET {
+            missed.push(format!(
+                "{} scaling 2/1 threads {:.2}x < {SCALING_TARGET}x",
+                self.transport, self.scaling
+            ));
+        }
+        missed
+    }
+
+    /// The report as the lines `closefuzz bench` prints: a missed target is marked
+    /// MISSED, and disagreeing cases are shown after their count.
+    pub fn to_text(&self) -> String {
+        let flag = |met: bool| if met { "" } else { "  MISSED" };
+        let mut t = format!(
+            "transport {}, start {}: {} cases of {:.1} steps on average\n",
+            self.transport, self.start, self.cases, self.mean_steps
+        );
+        t += &format!(
+            "  full loop, 1 thread   {:>10.0} cases/s\n",
+            self.cases_per_s
+        );
+        t += &format!(
+            "  bare syscalls         {:>10.0} cases/s\n",
+            self.raw_cases_per_s
+        );
+        t += &format!(
+            "  ratio full/bare       {:>10.2}   (target >= {RATIO_TARGET}){}\n",
+            self.ratio,
+            flag(self.ratio >= RATIO_TARGET)
+        );
+        t += &format!(
+            "  full loop, 2 threads  {:>10.0} cases/s\n",
+            self.threads2_cases_per_s
+        );
+        t += &format!(
+            "  scaling 2/1 threads   {:>10.2}x  (target >= {SCALING_TARGET}x){}\n",
+            self.scaling,
+            flag(self.scaling >= SCALING_TARGET)
+        );
+        t += &format!(
+            "  model alone           {:>10.0} cases/s\n",
+            self.model_cases_per_s
+        );
+        t += &format!(
+            "  settle                {:>10.0} µs per case\n",
+            self.settle_us_per_case
+        );
+        t += &format!("  mismatches            {:>10}\n", self.mismatches);
+        if !self.mismatch_scripts.is_empty() {
+            t += &format!(
+                "  the first {} disagreeing cases ({} disagreed again when run again):\n",
+                self.mismatch_scripts.len(),
+                self.mismatches_reproduced
+            );
+            for script in &self.mismatch_scripts {
+                for line in script.lines() {
+                    t += &format!("    {line}\n");
+                }
+                t.push('\n');
+            }
+        }
+        t += &format!("  model size            {:>10} bytes\n", self.model_bytes);
+        t += &format!("  peak memory (RSS)     {:>10} KiB\n", self.max_rss_kib);
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(ratio: f64, scaling: f64) -> BenchReport {
+        BenchReport {
+            transport: "tcp4".into(),
+            start: "connected".into(),
+            cases: 10,
+            mean_steps: 3.0,
+            cases_per_s: 100.0,
+            raw_cases_per_s: 100.0 / ratio,
+            ratio,
+            threads2_cases_per_s: 100.0 * scaling,
+            scaling,
+            model_cases_per_s: 1e6,
+            mismatches: 2,
+            mismatch_scripts: vec!["transport tcp4\na: close => ok\n".into()],
+            mismatches_reproduced: 1,
+            settle_us_per_case: 0.0,
+            model_bytes: 100,
+            max_rss_kib: 1000,
+        }
+    }
+
+    #[test]
+    fn a_missed_target_is_marked_and_listed() {
+        let r = report(0.4, 1.1);
+        let text = r.to_text();
+        let missed_lines: Vec<&str> = text.lines().filter(|l| l.ends_with("MISSED")).collect();
+        assert_eq!(missed_lines.len(), 2, "{text}");
+        assert!(missed_lines[0].contains("ratio full/bare"), "{text}");
+        assert!(missed_lines[1].contains("scaling 2/1"), "{text}");
+        assert_eq!(
+            r.missed(),
+            vec![
+                "tcp4 ratio full/bare 0.40 < 0.5".to_string(),
+                "tcp4 scaling 2/1 threads 1.10x < 1.7x".to_string()
+            ]
+        );
+        let met = report(0.5, 1.7);
+        assert!(met.missed().is_empty());
+        assert!(!met.to_text().contains("MISSED"));
+    }
+
+    #[test]
+    fn mismatches_are_followed_by_their_scripts() {
+        let text = report(1.0, 2.0).to_text();
+        let at = text.find("mismatches").unwrap();
+        assert!(
+            text[at..].contains(
+                "1 disagreed again when run again):\n    transport tcp4\n    a: close => ok\n"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -4,12 +4,23 @@
 use crate::exec::{Case, Executor};
 use crate::generate;
 use crate::model::Model;
-use crate::run::run_case_with;
-use crate::step::Start;
+use crate::run::{run_case_with, CaseRun};
+use crate::script::MAX_BYTES_PER_END;
+use crate::step::{Start, Step};
 use crate::transport::Transport;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// The longest sequence a campaign may generate: every generated write is at most
+/// [`generate::DEFAULT_MAX_WRITE`] bytes, so this many steps cannot write more than
+/// [`MAX_BYTES_PER_END`] from one end, the most the model predicts in full.
+pub const MAX_STEPS: usize = (MAX_BYTES_PER_END / generate::DEFAULT_MAX_WRITE as u64) as usize;
+/// The most threads a campaign may run (each holds a pair of sockets and, on a
+/// sandboxed platform, a sandbox).
+pub const MAX_THREADS: usize = 64;
+/// The most cases a campaign may run (about a day on one thread on the host kernel).
+pub const MAX_CASES: u64 = 1_000_000_000;
 
 /// A campaign's parameters.
 #[derive(Clone, Debug)]
@@ -37,6 +48,10 @@ pub struct Finding {
     pub script: String,
     /// The thread whose generator found it (for reproduction).
     pub thread: usize,
+    /// Whether shrinking ran to the end: no single step of `steps` can be removed
+    /// with the case still disagreeing. False when the campaign was interrupted while
+    /// shrinking.
+    pub minimal: bool,
 }
 
 /// What a campaign ended with.
@@ -53,6 +68,39 @@ pub enum Verdict {
     Mismatch(Finding),
     /// A case could not be run at all (setup failure, or always too slow).
     Error(String),
+    /// Stopped from outside (the `interrupted` flag of [`run_campaign_until`]) before
+    /// the campaign ended.
+    Interrupted {
+        /// Cases run before it stopped.
+        cases: u64,
+        /// As in [`Verdict::Clean`].
+        unstable: u64,
+        /// A disagreement found before it stopped (shrunk as far as it got).
+        finding: Option<Finding>,
+    },
+}
+
+impl Campaign {
+    /// Why these parameters cannot run, if they cannot: every number is bounded (see
+    /// [`MAX_STEPS`], [`MAX_THREADS`], [`MAX_CASES`]).
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_CASES).contains(&self.cases) {
+            return Err(format!("--cases {}: expected 1 to {MAX_CASES}", self.cases));
+        }
+        if !(1..=MAX_STEPS).contains(&self.max_steps) {
+            return Err(format!(
+                "--max-steps {}: expected 1 to {MAX_STEPS} (more steps could write past {MAX_BYTES_PER_END} bytes from one end, which the model does not predict)",
+                self.max_steps
+            ));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(format!(
+                "--threads {}: expected 1 to {MAX_THREADS}",
+                self.threads
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The 32-byte generator seed for one thread (splitmix64 of the campaign seed).
@@ -83,11 +131,31 @@ where
     E: Executor,
     F: Fn() -> std::io::Result<E> + Sync,
 {
+    run_campaign_until(c, model_for, make_exec, progress, &AtomicBool::new(false))
+}
+
+/// [`run_campaign`], stopping between cases once `interrupted` is set (by a signal
+/// handler, say) with [`Verdict::Interrupted`].
+pub fn run_campaign_until<E, F>(
+    c: &Campaign,
+    model_for: &(dyn Fn(&Case) -> Model + Sync),
+    make_exec: F,
+    progress: &(dyn Fn(u64) + Sync),
+    interrupted: &AtomicBool,
+) -> Verdict
+where
+    E: Executor,
+    F: Fn() -> std::io::Result<E> + Sync,
+{
+    if let Err(e) = c.check() {
+        return Verdict::Error(e);
+    }
     let done = AtomicU64::new(0);
     let unstable = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let result: Mutex<Option<Verdict>> = Mutex::new(None);
-    let threads = c.threads.max(1);
+    // More threads than cases would only start executors that run nothing.
+    let threads = c.threads.min(c.cases as usize);
     std::thread::scope(|s| {
         for t in 0..threads {
             let share = c.cases / threads as u64 + u64::from((t as u64) < c.cases % threads as u64);
@@ -109,7 +177,11 @@ where
                     cases: share.min(u32::MAX as u64) as u32,
                     failure_persistence: None,
                     max_shrink_iters: 10_000,
-                    max_global_rejects: u32::MAX,
+                    // A test that returns Reject ends the run at once: that is how a
+                    // thread stops when another found a disagreement or the campaign
+                    // is interrupted (returning Ok would still generate every
+                    // remaining case). Nothing else returns Reject.
+                    max_global_rejects: 0,
                     ..Config::default()
                 };
                 let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &thread_seed(c.seed, t));
@@ -117,8 +189,17 @@ where
                 let shrinking = std::cell::Cell::new(false);
                 let strategy = generate::cases(c.transport, c.starts, c.max_steps);
                 let outcome = runner.run(&strategy, |case| {
+                    if interrupted.load(Ordering::Relaxed) {
+                        // While shrinking, Ok means "this simpler case passes": the
+                        // shrinker then keeps the last failing case without running more.
+                        return if shrinking.get() {
+                            Ok(())
+                        } else {
+                            Err(TestCaseError::reject("interrupted"))
+                        };
+                    }
                     if stop.load(Ordering::Relaxed) && !shrinking.get() {
-                        return Ok(());
+                        return Err(TestCaseError::reject("stopped"));
                     }
                     if !shrinking.get() {
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1);
@@ -141,27 +222,117 @@ where
                     let why = why.to_string();
                     let v = match why.strip_prefix("error: ") {
                         Some(e) => Verdict::Error(e.to_string()),
-                        None => Verdict::Mismatch(Finding {
-                            case,
-                            script: why,
-                            thread: t,
-                        }),
+                        None => {
+                            let (case, run, minimal) = minimize(
+                                &mut *exec.borrow_mut(),
+                                model_for,
+                                case,
+                                interrupted,
+                            );
+                            Verdict::Mismatch(Finding {
+                                script: run.map_or(why, |r| r.to_script(&[])),
+                                case,
+                                thread: t,
+                                minimal,
+                            })
+                        }
                     };
                     let mut r = result.lock().unwrap();
                     if !matches!(*r, Some(Verdict::Mismatch(_))) {
                         *r = Some(v);
                     }
                 } else if let Err(e) = outcome {
-                    result
-                        .lock()
-                        .unwrap()
-                        .get_or_insert(Verdict::Error(e.to_string()));
+                    // A reject-abort is this thread stopping on request (see above).
+                    if !stop.load(Ordering::Relaxed) && !interrupted.load(Ordering::Relaxed) {
+                        result
+                            .lock()
+                            .unwrap()
+                            .get_or_insert(Verdict::Error(e.to_string()));
+                    }
                 }
             });
         }
     });
-    result.into_inner().unwrap().unwrap_or(Verdict::Clean {
-        cases: done.load(Ordering::Relaxed),
-        unstable: unstable.load(Ordering::Relaxed),
-    })
+    let cases = done.load(Ordering::Relaxed);
+    let unstable = unstable.load(Ordering::Relaxed);
+    let verdict = result.into_inner().unwrap();
+    if interrupted.load(Ordering::Relaxed) {
+        // An error after an interrupt is most likely the interrupt itself (a sandbox
+        // killed by the terminal's Ctrl-C), so it is not reported as one.
+        let finding = match verdict {
+            Some(Verdict::Mismatch(f)) => Some(f),
+            _ => None,
+        };
+        return Verdict::Interrupted {
+            cases,
+            unstable,
+            finding,
+        };
+    }
+    verdict.unwrap_or(Verdict::Clean { cases, unstable })
+}
+
+/// The most cases the greedy pass of [`minimize`] runs.
+const MINIMIZE_BUDGET: usize = 10_000;
+
+/// Greedy removal after proptest's shrink, which removes steps only in ways its vector
+/// tree allows and can leave repeats behind (three identical writes where two show
+/// the same): tries removing each run of identical steps, then each single step, on
+/// the executor, keeping every removal after which the case still disagrees, until a
+/// whole pass removes nothing. Returns the steps, the run of them that disagreed
+/// (`None` if the case no longer disagrees at all), and whether the pass finished: then
+/// no single step can be removed with the case still disagreeing (1-minimal).
+pub fn minimize(
+    exec: &mut dyn Executor,
+    model_for: &(dyn Fn(&Case) -> Model + Sync),
+    case: Case,
+    interrupted: &AtomicBool,
+) -> (Case, Option<CaseRun>, bool) {
+    let budget = std::cell::Cell::new(MINIMIZE_BUDGET);
+    let (transport, start) = (case.transport, case.start);
+    let mut fails = |s: &[Step]| -> Option<CaseRun> {
+        budget.set(budget.get().checked_sub(1)?);
+        if interrupted.load(Ordering::Relaxed) {
+            return None;
+        }
+        // An error (too slow, interference) gives no verdict: the step is kept.
+        let c = Case::new(transport, start, s.to_vec());
+        run_case_with(exec, &model_for(&c), &c)
+            .ok()
+            .filter(|r| r.first_mismatch().is_some())
+    };
+    let as_case = |steps: Vec<Step>| Case::new(transport, start, steps);
+    let Some(mut last) = fails(&case.steps) else {
+        return (case, None, false);
+    };
+    let mut cur = case.steps;
+    loop {
+        let mut removed = false;
+        let mut i = 0;
+        while i < cur.len() {
+            let j = i + cur[i..].iter().take_while(|&&s| s == cur[i]).count();
+            if j - i >= 2 {
+                let cand: Vec<Step> = [&cur[..i], &cur[j..]].concat();
+                if let Some(run) = fails(&cand) {
+                    (cur, last, removed) = (cand, run, true);
+                    continue;
+                }
+            }
+            i = j;
+        }
+        let mut i = 0;
+        while i < cur.len() {
+            let cand: Vec<Step> = [&cur[..i], &cur[i + 1..]].concat();
+            match fails(&cand) {
+                Some(run) => (cur, last, removed) = (cand, run, true),
+                None => i += 1,
+            }
+        }
+        if budget.get() == 0 || interrupted.load(Ordering::Relaxed) {
+            return (as_case(cur), Some(last), false);
+        }
+        if !removed {
+            return (as_case(cur), Some(last), true);
+        }
+    }
 }

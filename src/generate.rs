@@ -28,7 +28,11 @@ const RARE_LINGER: u32 = 4;
 /// The draw the rare events above are taken from.
 const RARE_SPAN: u32 = 100_000;
 /// The long sleep, in ms.
-pub const LONG_SLEEP_MS: u32 = 320;
+/// Multiples of it never end in the window where an orphan's FIN_WAIT2 timeout may or
+/// may not have fired ([`crate::model::tcp::FIN_WAIT2_TIMEOUT_MS`] to
+/// [`crate::model::tcp::FIN_WAIT2_GONE_MS`]), even with every short sleep added: 840
+/// plus at most 24 short sleeps stays below 1000, 1260 is past 1250.
+pub const LONG_SLEEP_MS: u32 = 420;
 /// The short sleep, in ms.
 pub const SHORT_SLEEP_MS: u32 = 3;
 
@@ -36,7 +40,12 @@ pub const SHORT_SLEEP_MS: u32 = 3;
 type RawStep = (u8, u8, u16, u32);
 
 fn raw_step() -> impl Strategy<Value = RawStep> {
-    (0u8..10, 0..OP_WEIGHT_TOTAL, 0..=DEFAULT_MAX_READ, 0..RARE_SPAN)
+    (
+        0u8..10,
+        0..OP_WEIGHT_TOTAL,
+        0..=DEFAULT_MAX_READ,
+        0..RARE_SPAN,
+    )
 }
 
 /// Ops and their weights. Reads and writes are weighted up: they are what the
@@ -148,8 +157,7 @@ impl Tracker {
             // An accepted name not yet taken: accept it.
             self.made[i] = true;
             Op::Accept
-        } else if matches!(sock, Sock::A | Sock::C) && !self.connect_tried[i] && op_pick % 3 != 2
-        {
+        } else if matches!(sock, Sock::A | Sock::C) && !self.connect_tried[i] && op_pick % 3 != 2 {
             self.connect_tried[i] = true;
             Op::Connect
         } else if rare < RARE_LONG_SLEEP + RARE_SHORT_SLEEP + RARE_LINGER {

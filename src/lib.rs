@@ -34,7 +34,7 @@
 //! let run = run_scenario(&sc, Transport::Tcp4, Platform::Linux).unwrap();
 //! assert_eq!(run.first_mismatch(), None, "{}", run.to_script(&[]));
 //! for (line, record) in sc.steps.iter().zip(&run.steps) {
-//!     assert!(line.expect.as_ref().unwrap().matches(&record.kernel));
+//!     assert!(line.expect_on(Platform::Linux).unwrap().matches(&record.kernel));
 //! }
 //! // The second write raised SIGPIPE; the process survived because closefuzz blocks it.
 //! assert!(run.steps[4].kernel.sigpipe);

@@ -1,19 +1,21 @@
 //! The `closefuzz` command line: replay, fuzz, explain, bench.
 
 use clap::{Parser, Subcommand};
-use closefuzz::fuzz::{run_campaign, Campaign, Verdict};
+use closefuzz::exec::{executor_for, Case, Executor};
+use closefuzz::fuzz::{run_campaign_until, Campaign, Finding, Verdict};
 use closefuzz::matrix::{build, machine_identity, run_all, scenario_files, Column, Recording};
 use closefuzz::model::tcp::{Mutation, TcpModel};
+use closefuzz::model::Model;
 use closefuzz::model::Platform;
 use closefuzz::report::{explain_text, replay_report, replay_text};
-use closefuzz::exec::{executor_for, Executor};
-use closefuzz::run::{model_for, run_case_with, stack_of};
-use closefuzz::step::Start;
+use closefuzz::run::{run_case_with, stack_of};
 use closefuzz::script::Scenario;
+use closefuzz::step::Start;
 use closefuzz::transport::Transport;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -46,24 +48,28 @@ enum Command {
         platform: Platform,
     },
     /// A fuzz campaign: generated orderings, model against kernel, the first
-    /// disagreement shrunk to a minimal script and saved.
+    /// disagreement shrunk to a minimal script and saved. It prints the command that
+    /// reruns the same cases, first and last; Ctrl-C stops it between cases, prints
+    /// what it did so far and exits 130.
     Fuzz {
-        /// Cases in all.
+        /// Cases in all (1 to 1,000,000,000).
         #[arg(long, default_value_t = 10_000)]
         cases: u64,
-        /// Longest sequence.
+        /// Longest sequence (1 to 256: more could write past the bytes per end the
+        /// model predicts).
         #[arg(long, default_value_t = 24)]
         max_steps: usize,
         /// Seed (printed; the same seed and thread count give the same cases).
         #[arg(long)]
         seed: Option<u64>,
-        /// Worker threads.
+        /// Worker threads (1 to 64, and at most --cases).
         #[arg(long, default_value_t = 1)]
         threads: usize,
         /// Transport.
         #[arg(long, default_value = "tcp4")]
         transport: Transport,
-        /// Where to write a shrunk disagreement.
+        /// Where to write a shrunk disagreement (checked for writing before the
+        /// campaign starts).
         #[arg(long, default_value = "closefuzz-failures")]
         out: PathBuf,
         /// Test-only: run against a model with one deliberately wrong TCP rule, to
@@ -111,13 +117,22 @@ enum Command {
         /// The scenario folder.
         #[arg(long, default_value = "scenarios")]
         scenarios: PathBuf,
-        /// The output file (default: OS-RELEASE-native.json in the current folder).
+        /// The output file. Default: OS-RELEASE-native.json in the system's temporary
+        /// folder ($TMPDIR or /tmp), so that nothing lands untracked in a checkout;
+        /// the path is printed.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Measure the full loop against bare syscalls, and 2 threads against 1.
+    ///
+    /// A missed target (full/bare ratio or 2-thread scaling) is marked MISSED and
+    /// listed on a final "targets missed:" line (before the JSON with --json); it does
+    /// not change the exit code unless --strict, since
+    /// the figures depend on what else the machine is doing. A disagreement between
+    /// model and kernel is printed as a script; exit 1 if it disagrees again when run
+    /// once more.
     Bench {
-        /// Cases per measurement.
+        /// Cases per measurement (2 to 100,000).
         #[arg(long, default_value_t = 5000)]
         cases: usize,
         /// Transport, or `all` for each transport in turn.
@@ -129,6 +144,12 @@ enum Command {
         /// Where the kernel side runs: linux (the host) or gvisor (runsc).
         #[arg(long, default_value = "linux")]
         platform: Platform,
+        /// Exit 1 when a target is missed or any case disagreed, even once.
+        #[arg(long)]
+        strict: bool,
+        /// Test-only: as for fuzz.
+        #[arg(long, hide = true)]
+        mutation: Option<String>,
     },
     /// Serve cases on stdin/stdout, one JSON line each (what runs inside a sandbox).
     #[command(hide = true)]
@@ -189,7 +210,8 @@ fn replay(
     let mut reports = vec![];
     for (sc, t) in &loaded {
         let case = sc.case(*t);
-        let run = run_case_with(&mut exec, &model_for(&case, platform), &case)
+        let model = closefuzz::run::model_for(&case, platform);
+        let run = run_case_with(&mut exec, &model, &case)
             .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
         reports.push(replay_report(sc, &run, platform));
     }
@@ -212,44 +234,129 @@ fn replay(
     })
 }
 
+/// The model of each case's world a campaign or benchmark checks against: the
+/// platform's, or (test-only) one whose TCP connections have one deliberately wrong
+/// rule. Also the mutation's own name.
+type ModelOf = Box<dyn Fn(&Case) -> Model + Sync>;
+
+fn model_for(
+    transport: Transport,
+    platform: Platform,
+    mutation: Option<&str>,
+) -> Result<(ModelOf, Option<String>), BadInput> {
+    let plain = move |case: &Case| closefuzz::run::model_for(case, platform);
+    let Some(name) = mutation else {
+        return Ok((Box::new(plain), None));
+    };
+    let m = Mutation::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Mutation::ALL.iter().map(|m| format!("{m:?}")).collect();
+        BadInput(format!(
+            "unknown mutation '{name}': expected one of {}",
+            names.join(", ")
+        ))
+    })?;
+    if !transport.is_tcp() {
+        return Err(BadInput("--mutation applies to the TCP model only".into()));
+    }
+    let tcp =
+        TcpModel::with_profile(closefuzz::model::profile::Profile::of(platform)).with_mutation(m);
+    Ok((
+        Box::new(move |case: &Case| plain(case).with_tcp(tcp.clone())),
+        Some(format!("{m:?}")),
+    ))
+}
+
+/// Set by SIGINT while a campaign runs; the campaign stops between cases.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // A second Ctrl-C means "now" (a shrink or a sandbox may take a while to stop).
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) }
+    }
+}
+
+/// Lets SIGINT stop a campaign between cases instead of killing the process, so the
+/// cases run and the command that reruns them are printed on the way out.
+fn catch_sigint() {
+    // SAFETY: the handler only stores to an atomic and calls _exit, both
+    // async-signal-safe; SA_RESTART keeps blocking calls in the main thread going.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Creates `dir` if needed and proves a file can be written there, so that a finding
+/// is never lost to an unwritable --out at the end of a long campaign. Returns whether
+/// the folder was made here (it is removed again if nothing is written to it).
+fn check_out_dir(dir: &Path) -> Result<bool, BadInput> {
+    let existed = dir.is_dir();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| BadInput(format!("--out {}: cannot create: {e}", dir.display())))?;
+    let probe = dir.join(format!(".closefuzz-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| BadInput(format!("--out {}: cannot write there: {e}", dir.display())))?;
+    Ok(!existed)
+}
+
+/// Prints a finding in full and saves it under `out`. The script reaches the terminal
+/// even when it cannot be written.
+fn report_finding(f: &Finding, c: &Campaign, repro: &str, file_stem: &str, out: &Path) {
+    let shrunk = if f.minimal {
+        format!("shrunk to {} steps", f.case.steps.len())
+    } else {
+        format!("shrinking interrupted at {} steps", f.case.steps.len())
+    };
+    let mut text = format!(
+        "# found by: {repro}\n# {shrunk} (generator thread {})\n",
+        f.thread
+    );
+    text.push_str(&f.script);
+    println!("MISMATCH: model and kernel disagree.\n\n{text}");
+    let path = out.join(format!("{file_stem}-seed{}-t{}.cfz", c.seed, f.thread));
+    match std::fs::write(&path, &text) {
+        Ok(()) => println!("written to {}", path.display()),
+        Err(e) => eprintln!(
+            "closefuzz: {}: cannot write: {e} (the script is printed above)",
+            path.display()
+        ),
+    }
+}
+
 fn fuzz(
-    c: Campaign,
+    mut c: Campaign,
     out: &Path,
     mutation: Option<&str>,
     platform: Platform,
 ) -> Result<ExitCode, BadInput> {
-    if c.max_steps == 0 || c.threads == 0 {
-        return Err(BadInput(
-            "--max-steps and --threads must be at least 1".into(),
-        ));
+    c.check().map_err(BadInput)?;
+    if c.threads as u64 > c.cases {
+        eprintln!(
+            "closefuzz: --threads {} but only {} cases: running {} threads",
+            c.threads, c.cases, c.cases
+        );
+        c.threads = c.cases as usize;
     }
-    let mutated = match mutation {
-        None => None,
-        Some(name) => {
-            let m = Mutation::from_name(name).ok_or_else(|| {
-                let names: Vec<String> = Mutation::ALL.iter().map(|m| format!("{m:?}")).collect();
-                BadInput(format!(
-                    "unknown mutation '{name}': expected one of {}",
-                    names.join(", ")
-                ))
-            })?;
-            if !c.transport.is_tcp() {
-                return Err(BadInput("--mutation applies to the TCP model only".into()));
-            }
-            Some(TcpModel::new().with_mutation(m))
-        }
-    };
-    let model_of = move |case: &closefuzz::exec::Case| {
-        let m = model_for(case, platform);
-        match &mutated {
-            Some(tcp) => m.with_tcp(tcp.clone()),
-            None => m,
-        }
-    };
-    println!(
-        "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {} --start {}",
+    let (model, mutation) = model_for(c.transport, platform, mutation)?;
+    let made_out = check_out_dir(out)?;
+    // Everything that selects the cases, so that the line reruns exactly these.
+    let mut repro = format!(
+        "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {} --start {} --platform {platform}",
         c.cases, c.max_steps, c.seed, c.threads, c.transport, start_name(c.starts)
     );
+    let mut file_stem = format!("{}-{}-{platform}", c.transport, start_name(c.starts));
+    if let Some(m) = &mutation {
+        repro.push_str(&format!(" --mutation {m}"));
+        file_stem.push_str(&format!("-{m}"));
+    }
+    println!("{repro}");
+    catch_sigint();
     let bar = ProgressBar::new(c.cases);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} cases  {per_sec}  eta {eta}")
@@ -259,18 +366,39 @@ fn fuzz(
     // Fail early, with one line, if the platform cannot run at all (runsc missing).
     drop(executor(platform)?);
     let worker = worker_command();
-    let verdict = run_campaign(&c, &model_of, || executor_for(stack_of(platform), &worker), &|n| {
-        if n % 64 == 0 {
-            bar.set_position(n);
-        }
-    });
+    let verdict = run_campaign_until(
+        &c,
+        &*model,
+        || executor_for(stack_of(platform), &worker),
+        &|n| {
+            if n % 64 == 0 {
+                bar.set_position(n);
+            }
+        },
+        &INTERRUPTED,
+    );
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
+    let unstable_note = |unstable: u64| {
+        if unstable > 0 {
+            println!("{unstable} cases disagreed once and agreed when run again (a delivery outlasted the settle bound)");
+        }
+    };
+    let found = matches!(
+        verdict,
+        Verdict::Mismatch(_)
+            | Verdict::Interrupted {
+                finding: Some(_),
+                ..
+            }
+    );
+    if made_out && !found {
+        // Made only for the check: leave no empty folder behind.
+        let _ = std::fs::remove_dir(out);
+    }
     match verdict {
         Verdict::Clean { cases, unstable } => {
-            if unstable > 0 {
-                println!("{unstable} cases disagreed once and agreed when run again (a delivery outlasted the settle bound)");
-            }
+            unstable_note(unstable);
             println!(
                 "{cases} cases, 0 mismatches, {secs:.1} s ({:.0} cases/s)",
                 cases as f64 / secs
@@ -278,32 +406,25 @@ fn fuzz(
             Ok(ExitCode::SUCCESS)
         }
         Verdict::Mismatch(f) => {
-            let header = [
-                format!(
-                    "found by: closefuzz fuzz --seed {} --threads {} --transport {} --max-steps {} --start {} --platform {platform}",
-                    c.seed, c.threads, c.transport, c.max_steps, start_name(c.starts)
-                ),
-                format!(
-                    "shrunk to {} steps (generator thread {})",
-                    f.case.steps.len(),
-                    f.thread
-                ),
-            ];
-            let mut text = String::new();
-            for h in &header {
-                text.push_str(&format!("# {h}\n"));
-            }
-            text.push_str(&f.script);
-            std::fs::create_dir_all(out)
-                .map_err(|e| BadInput(format!("{}: cannot create: {e}", out.display())))?;
-            let path = out.join(format!("{}-seed{}-t{}.cfz", c.transport, c.seed, f.thread));
-            std::fs::write(&path, &text)
-                .map_err(|e| BadInput(format!("{}: cannot write: {e}", path.display())))?;
-            println!(
-                "MISMATCH: model and kernel disagree.\n\n{text}\nwritten to {}",
-                path.display()
-            );
+            report_finding(&f, &c, &repro, &file_stem, out);
             Ok(ExitCode::from(1))
+        }
+        Verdict::Interrupted {
+            cases,
+            unstable,
+            finding,
+        } => {
+            if let Some(f) = &finding {
+                report_finding(f, &c, &repro, &file_stem, out);
+            }
+            unstable_note(unstable);
+            println!(
+                "interrupted: {cases} of {} cases run, {} mismatches, {secs:.1} s",
+                c.cases,
+                u8::from(finding.is_some())
+            );
+            println!("to run these cases again: {repro}");
+            Ok(ExitCode::from(130))
         }
         Verdict::Error(e) => Err(BadInput(e)),
     }
@@ -317,10 +438,15 @@ fn explain(
     let (sc, t) = load(file, transport)?;
     let mut exec = executor(platform)?;
     let case = sc.case(t);
-    let run = run_case_with(&mut exec, &model_for(&case, platform), &case)
-        .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
+    let run = run_case_with(
+        &mut exec,
+        &closefuzz::run::model_for(&case, platform),
+        &case,
+    )
+    .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
     print!("{}", explain_text(&sc, &run, platform));
-    Ok(if run.first_mismatch().is_none() {
+    // The same verdict as replay: kernel and model agree and every expectation holds.
+    Ok(if replay_report(&sc, &run, platform).pass {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -332,9 +458,14 @@ fn bench(
     transport: &str,
     json: bool,
     platform: Platform,
+    strict: bool,
+    mutation: Option<&str>,
 ) -> Result<ExitCode, BadInput> {
-    if cases < 2 {
-        return Err(BadInput("--cases must be at least 2".into()));
+    use closefuzz::bench::MAX_CASES;
+    if !(2..=MAX_CASES).contains(&cases) {
+        return Err(BadInput(format!(
+            "--cases {cases}: expected 2 to {MAX_CASES}"
+        )));
     }
     let transports: Vec<Transport> = if transport == "all" {
         Transport::ALL.to_vec()
@@ -344,53 +475,28 @@ fn bench(
             .map_err(|e| BadInput(format!("--transport: {e}, or all")))?]
     };
     let mut reports = vec![];
+    // Each start mode on its own, so that each has its full-loop / bare ratio.
     for (t, starts) in transports.iter().flat_map(|t| {
         [&[Start::Connected][..], &[Start::Listening][..]]
             .into_iter()
             .map(move |s| (*t, s))
     }) {
+        let (model, _) = model_for(t, platform, mutation)?;
         let worker = worker_command();
-        let r = closefuzz::bench::bench(
-            t,
-            starts,
-            closefuzz::model::profile::Profile::of(platform),
-            cases,
-            || executor_for(stack_of(platform), &worker),
-        )
+        let r = closefuzz::bench::bench(t, starts, &*model, cases, || {
+            executor_for(stack_of(platform), &worker)
+        })
         .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
-        println!(
-            "transport {}, start {}: {} cases of {:.1} steps on average",
-            r.transport, r.start, r.cases, r.mean_steps
-        );
-        println!("  full loop, 1 thread   {:>10.0} cases/s", r.cases_per_s);
-        println!(
-            "  bare syscalls         {:>10.0} cases/s",
-            r.raw_cases_per_s
-        );
-        println!(
-            "  ratio full/bare       {:>10.2}   (target >= 0.5)",
-            r.ratio
-        );
-        println!(
-            "  full loop, 2 threads  {:>10.0} cases/s",
-            r.threads2_cases_per_s
-        );
-        println!(
-            "  scaling 2/1 threads   {:>10.2}x  (target >= 1.7x)",
-            r.scaling
-        );
-        println!(
-            "  model alone           {:>10.0} cases/s",
-            r.model_cases_per_s
-        );
-        println!(
-            "  settle                {:>10.0} µs per case",
-            r.settle_us_per_case
-        );
-        println!("  mismatches            {:>10}", r.mismatches);
-        println!("  model size            {:>10} bytes", r.model_bytes);
-        println!("  peak memory (RSS)     {:>10} KiB", r.max_rss_kib);
+        print!("{}", r.to_text());
         reports.push(r);
+    }
+    let missed: Vec<String> = reports.iter().flat_map(|r| r.missed()).collect();
+    let mismatches: usize = reports.iter().map(|r| r.mismatches).sum();
+    let reproduced: usize = reports.iter().map(|r| r.mismatches_reproduced).sum();
+    if missed.is_empty() {
+        println!("targets: all met");
+    } else {
+        println!("targets missed: {}", missed.join("; "));
     }
     if json {
         let line = if reports.len() == 1 {
@@ -409,7 +515,14 @@ fn bench(
         };
         println!("{}", line.expect("serialising the report"));
     }
-    Ok(ExitCode::SUCCESS)
+    // A disagreement that shows again is a finding, as in fuzz; missed targets and
+    // one-off disagreements depend on the machine's load, so only --strict fails on them.
+    let failed = reproduced > 0 || (strict && (!missed.is_empty() || mismatches > 0));
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn load_scenarios(dir: &Path) -> Result<(Vec<PathBuf>, Vec<Scenario>), BadInput> {
@@ -554,13 +667,19 @@ fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInpu
             }
         }
     }
-    let out = out.unwrap_or_else(|| PathBuf::from(format!("{os}-{release}-native.json")));
+    // Not the current folder: run in a checkout, the file would sit there untracked.
+    let out =
+        out.unwrap_or_else(|| std::env::temp_dir().join(format!("{os}-{release}-native.json")));
     let text = serde_json::to_string_pretty(&rec).expect("serialising the recording") + "\n";
     std::fs::write(&out, text)
         .map_err(|e| BadInput(format!("{}: cannot write: {e}", out.display())))?;
     println!(
         "recorded {} scenarios on {os} {release} to {}",
         files.len(),
+        out.display()
+    );
+    println!(
+        "bring it to a closefuzz checkout and run: closefuzz matrix --add {}",
         out.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -596,9 +715,7 @@ fn main() -> ExitCode {
                 "connected" => &[Start::Connected],
                 "listening" => &[Start::Listening],
                 other => {
-                    eprintln!(
-                        "closefuzz: --start {other}: expected connected, listening or both"
-                    );
+                    eprintln!("closefuzz: --start {other}: expected connected, listening or both");
                     return ExitCode::from(2);
                 }
             };
@@ -633,7 +750,16 @@ fn main() -> ExitCode {
             transport,
             json,
             platform,
-        } => bench(cases, &transport, json, platform),
+            strict,
+            mutation,
+        } => bench(
+            cases,
+            &transport,
+            json,
+            platform,
+            strict,
+            mutation.as_deref(),
+        ),
         Command::Matrix {
             scenarios,
             out,

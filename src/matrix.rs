@@ -106,16 +106,16 @@ pub fn run_all(
         .map(|sc| {
             let case = crate::exec::Case::new(transport, sc.start, sc.step_list());
             match platform {
-            Some(p) => {
-                let m = crate::run::model_for(&case, p);
-                let run = crate::run::run_case_with(exec, &m, &case)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                Ok(run.steps.into_iter().map(|r| r.kernel).collect())
-            }
-            None => {
-                let kr = exec.run(&case)?;
-                Ok(kr.steps.into_iter().map(|(r, _)| r).collect())
-            }
+                Some(p) => {
+                    let m = crate::run::model_for(&case, p);
+                    let run = crate::run::run_case_with(exec, &m, &case)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    Ok(run.steps.into_iter().map(|r| r.kernel).collect())
+                }
+                None => {
+                    let kr = exec.run(&case)?;
+                    Ok(kr.steps.into_iter().map(|(r, _)| r).collect())
+                }
             }
         })
         .collect()

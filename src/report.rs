@@ -13,7 +13,7 @@ pub struct ReplayStep {
     pub line: usize,
     /// The step, as written.
     pub step: String,
-    /// The written expectation, if any.
+    /// The written expectation that holds on the platform run, if any.
     pub expect: Option<String>,
     /// The kernel's result.
     pub kernel: String,
@@ -53,13 +53,13 @@ pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> Replay
         .map(|(ss, r): (&ScriptStep, _)| ReplayStep {
             line: ss.line,
             step: ss.step.to_string(),
-            expect: ss.expect.as_ref().map(|e| e.to_string()),
+            expect: ss.expect_on(platform).map(|e| e.to_string()),
             kernel: r.kernel.to_string(),
             model: r.model.to_string(),
             kernel_after: r.kernel_after.map(|v| v.to_string()),
             model_after: r.model_after.map(|v| v.to_string()),
             model_agrees: r.agrees(),
-            expectation_met: ss.expect.as_ref().is_none_or(|e| e.matches(&r.kernel)),
+            expectation_met: ss.expect_on(platform).is_none_or(|e| e.matches(&r.kernel)),
         })
         .collect();
     let pass = steps.iter().all(|s| s.model_agrees && s.expectation_met);
@@ -80,12 +80,6 @@ pub fn replay_text(r: &ReplayReport) -> String {
         "line", "step", "expect", "kernel", "model", ""
     ));
     for s in &r.steps {
-        let verdict = match (s.model_agrees, s.expectation_met) {
-            (true, true) => "ok",
-            (false, true) => "MODEL DIFFERS",
-            (true, false) => "EXPECTATION UNMET",
-            (false, false) => "MODEL DIFFERS, EXPECTATION UNMET",
-        };
         out.push_str(&format!(
             "  {:>4}  {:<18} {:<16} {:<18} {:<18} {}\n",
             s.line,
@@ -93,7 +87,7 @@ pub fn replay_text(r: &ReplayReport) -> String {
             s.expect.as_deref().unwrap_or("-"),
             s.kernel,
             s.model,
-            verdict
+            step_verdict(s).unwrap_or("ok")
         ));
         if !s.model_agrees && (s.kernel_after != s.model_after) {
             for sock in Sock::ALL {
@@ -107,8 +101,31 @@ pub fn replay_text(r: &ReplayReport) -> String {
             }
         }
     }
-    out.push_str(if r.pass { "  PASS\n" } else { "  FAIL\n" });
+    out.push_str(&verdict_line(r));
     out
+}
+
+/// What is wrong with a step, if anything.
+fn step_verdict(s: &ReplayStep) -> Option<&'static str> {
+    match (s.model_agrees, s.expectation_met) {
+        (true, true) => None,
+        (false, true) => Some("MODEL DIFFERS"),
+        (true, false) => Some("EXPECTATION UNMET"),
+        (false, false) => Some("MODEL DIFFERS, EXPECTATION UNMET"),
+    }
+}
+
+/// The last line of a replay or explain: PASS, or FAIL and the lines that failed.
+fn verdict_line(r: &ReplayReport) -> String {
+    if r.pass {
+        return "  PASS\n".into();
+    }
+    let failed: Vec<String> = r
+        .steps
+        .iter()
+        .filter_map(|s| step_verdict(s).map(|v| format!("line {}: {}", s.line, v.to_lowercase())))
+        .collect();
+    format!("  FAIL ({})\n", failed.join("; "))
 }
 
 const LADDER_WIDTH: usize = 44;
@@ -144,7 +161,12 @@ fn view_text(v: &EndView) -> String {
 
 /// The explain ladder: each step, both ends' model state before and after, and the
 /// segments the step put on the wire, drawn between the two ends.
+///
+/// Each step shows its written expectation for `platform` beside the kernel's and the
+/// model's results, and the text ends with the verdict `replay` gives (see
+/// [`replay_report`] for the exit status).
 pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String {
+    let report = replay_report(sc, run, platform);
     let mut model = Model::with_start(
         run.transport,
         crate::model::profile::Profile::of(platform),
@@ -175,14 +197,15 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
         let step: Step = r.step;
         let p = model.step(step);
         let line = sc.steps.get(i).map(|s| s.line).unwrap_or(0);
+        let judged = report.steps.get(i);
         out.push_str(&format!(
-            "\n  {step}   (line {line})\n    kernel: {}   model: {}{}\n",
+            "\n  {step}   (line {line})\n    expect: {}   kernel: {}   model: {}{}\n",
+            judged.and_then(|s| s.expect.as_deref()).unwrap_or("-"),
             r.kernel,
             r.model,
-            if r.model.admits(&r.kernel) {
-                ""
-            } else {
-                "   <-- DIFFERS"
+            match judged.and_then(step_verdict) {
+                Some(v) => format!("   <-- {v}"),
+                None => String::new(),
             }
         ));
         for w in &p.wire {
@@ -211,5 +234,7 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
             }
         }
     }
+    out.push('\n');
+    out.push_str(&verdict_line(&report));
     out
 }

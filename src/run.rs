@@ -113,6 +113,9 @@ pub enum RunError {
     /// The case disagreed, but something outside it (see [`Executor::interference`])
     /// may have caused that: no verdict.
     Interference(String),
+    /// [`run_case`] and [`run_scenario`] run on the host kernel only; this platform's
+    /// kernel side needs its own executor.
+    Unsupported(Platform),
 }
 
 impl std::fmt::Display for RunError {
@@ -120,6 +123,10 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Setup(e) => write!(f, "cannot create a connected pair: {e}"),
             RunError::Interference(why) => f.write_str(why),
+            RunError::Unsupported(p) => write!(
+                f,
+                "run_case and run_scenario run the host kernel, which is not {p}: use run_case_with(&mut executor_for(Platform::{p:?}, &worker)?, &Model::new(transport, Platform::{p:?}), ..) to run on {p}"
+            ),
             RunError::TooSlow(d) => write!(
                 f,
                 "every try took {:.1} ms or more, past the {} ms in which no TCP timer can fire; no verdict (is the machine overloaded?)",
@@ -240,22 +247,47 @@ pub fn model_for(case: &Case, platform: Platform) -> Model {
 /// run of the host kernel against another platform's model.
 pub fn run_case(case: &Case, platform: Platform) -> Result<CaseRun, RunError> {
     if stack_of(platform) != Stack::Host {
-        return Err(RunError::Setup(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!(
-                "platform {platform} runs on its own stack: use run_case_with with exec::executor_for(Stack::{:?}, worker)",
-                stack_of(platform)
-            ),
-        )));
+        return Err(RunError::Unsupported(platform));
     }
     run_case_with(&mut Local, &model_for(case, platform), case)
 }
 
-/// Runs a parsed scenario (its own transport header wins over `default`).
+/// Runs a parsed scenario (its own transport header wins over `default`) on the host
+/// kernel: as [`run_case`], Linux only.
 pub fn run_scenario(
     sc: &Scenario,
     default: Transport,
     platform: Platform,
 ) -> Result<CaseRun, RunError> {
     run_case(&sc.case(default), platform)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::Op;
+
+    #[test]
+    fn the_host_kernel_is_never_run_against_another_platforms_model() {
+        let case = Case::new(
+            Transport::Tcp4,
+            Start::Connected,
+            vec![Step::call(Sock::A, Op::Close)],
+        );
+        for platform in Platform::ALL {
+            let r = run_case(&case, platform);
+            if platform == Platform::Linux {
+                assert!(r.is_ok(), "{platform}: {:?}", r.err());
+            } else {
+                let e = r.expect_err("a platform other than the host's is refused");
+                assert!(matches!(e, RunError::Unsupported(p) if p == platform));
+                assert!(e.to_string().contains("run_case_with"), "{e}");
+            }
+        }
+        let sc = Scenario::parse("s", "a: close\n").unwrap();
+        assert!(matches!(
+            run_scenario(&sc, Transport::Tcp4, Platform::Gvisor),
+            Err(RunError::Unsupported(Platform::Gvisor))
+        ));
+    }
 }

@@ -12,8 +12,42 @@
 //!
 //! One step per line; blank lines and `#` comments anywhere; an optional
 //! `transport NAME` header before the first step; an optional expectation after `=>`.
+//!
+//! # Expectations
+//!
+//! After `=>` comes what the step must return:
+//!
+//! - `ok` (a close, shutdown or write that succeeded), `ok N` (a write of N bytes),
+//!   `data N` (a read of N bytes; the content is checked against the writer's byte
+//!   pattern through the model), `eof`, an errno name (`EPIPE`, `ECONNRESET`, ...),
+//!   `error 0` or `error ERRNO` (SO_ERROR), a TCP state or several joined by `|`
+//!   (`FIN_WAIT1|FIN_WAIT2`), `n/a`, `closed` (no call made: the end was closed);
+//! - for `poll`: `poll FLAGS` (exactly these revents; FLAGS among IN, OUT, ERR, HUP,
+//!   RDHUP joined by `|`, or `-` for none), `poll has FLAGS` (all of these set, the
+//!   rest not checked), `poll any FLAGS` (at least one of these set), `poll none FLAGS`
+//!   (none of these set), `poll FLAGS within MASK` (of the flags in MASK, exactly FLAGS
+//!   are set, `-` for none of them: what a test that polls for MASK and checks
+//!   `revents` asserts);
+//! - then optionally `sigpipe` (the step must raise SIGPIPE) or `sigpipe?` (SIGPIPE is
+//!   not checked). Without either the step must not raise SIGPIPE.
+//!
+//! # Per-platform expectations
+//!
+//! Where platforms differ, the default expectation is followed by overrides, each
+//! `; PLATFORM => EXPECTATION`:
+//!
+//! ```text
+//! a: write 5          => EPIPE sigpipe; gvisor => EPIPE
+//! ```
+//!
+//! PLATFORM is a `--platform` name (`linux`, `gvisor`), at most one override each;
+//! the default applies to every platform without one. Each part is checked against
+//! the step like any expectation. An override states what that platform's kernel does
+//! and its profile (`src/model/profile.rs`) explains, so the model still has to
+//! predict it: an override never relaxes the comparison with the model.
 
 use crate::exec::Case;
+use crate::model::Platform;
 use crate::step::{
     Arg, CallKind, CallSpec, Errno, Op, Outcome, PollSet, Returns, Shut, Sock, Start, StateSet,
     Step, StepResult, CALLS, MAX_SLEEP_MS,
@@ -28,14 +62,25 @@ pub use crate::step::MAX_WRITE;
 /// full instead of guessing how much a full buffer takes.
 pub const MAX_BYTES_PER_END: u64 = 16384;
 
-/// What a script line says the step must return.
+/// What one expectation says a step must return.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expect {
     /// The outcome; for reads, `Data` holds only the expected length (the content is
     /// checked against the writer's pattern through the model).
     pub outcome: ExpectOutcome,
-    /// Whether the step must raise SIGPIPE (an expectation without `sigpipe` means it must not).
-    pub sigpipe: bool,
+    /// What the step must do about SIGPIPE.
+    pub sigpipe: Sigpipe,
+}
+
+/// The SIGPIPE part of an expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sigpipe {
+    /// `sigpipe`: the step must raise it.
+    Raised,
+    /// Nothing written: the step must not raise it.
+    NotRaised,
+    /// `sigpipe?`: not checked.
+    Unchecked,
 }
 
 /// The outcome part of an expectation.
@@ -47,12 +92,30 @@ pub enum ExpectOutcome {
     Data(usize),
     /// Anything else, compared exactly.
     Exact(Outcome),
+    /// `poll has FLAGS`: all of these set, the rest not checked.
+    PollHas(PollSet),
+    /// `poll any FLAGS`: at least one of these set.
+    PollAny(PollSet),
+    /// `poll none FLAGS`: none of these set.
+    PollNone(PollSet),
+    /// `poll FLAGS within MASK`: of the flags in `mask`, exactly `flags` are set.
+    PollWithin {
+        /// The flags of `mask` that must be set (a subset of `mask`).
+        flags: PollSet,
+        /// The flags looked at.
+        mask: PollSet,
+    },
 }
 
 impl Expect {
     /// Whether a real result satisfies this expectation.
     pub fn matches(&self, got: &StepResult) -> bool {
-        if self.sigpipe != got.sigpipe {
+        let sigpipe_ok = match self.sigpipe {
+            Sigpipe::Raised => got.sigpipe,
+            Sigpipe::NotRaised => !got.sigpipe,
+            Sigpipe::Unchecked => true,
+        };
+        if !sigpipe_ok {
             return false;
         }
         match (&self.outcome, &got.outcome) {
@@ -61,6 +124,12 @@ impl Expect {
             (ExpectOutcome::Ok(Some(n)), Outcome::Wrote(m)) => n == m,
             (ExpectOutcome::Data(n), Outcome::Data(d)) => *n == d.len(),
             (ExpectOutcome::Exact(o), got) => o.admits(got),
+            (ExpectOutcome::PollHas(want), Outcome::Poll(p)) => p.contains(*want),
+            (ExpectOutcome::PollAny(want), Outcome::Poll(p)) => p.0 & want.0 != 0,
+            (ExpectOutcome::PollNone(want), Outcome::Poll(p)) => p.0 & want.0 == 0,
+            (ExpectOutcome::PollWithin { flags, mask }, Outcome::Poll(p)) => {
+                p.0 & mask.0 == flags.0
+            }
             _ => false,
         }
     }
@@ -73,9 +142,52 @@ impl fmt::Display for Expect {
             ExpectOutcome::Ok(Some(n)) => write!(f, "ok {n}")?,
             ExpectOutcome::Data(n) => write!(f, "data {n}")?,
             ExpectOutcome::Exact(o) => write!(f, "{o}")?,
+            ExpectOutcome::PollHas(p) => write!(f, "poll has {p}")?,
+            ExpectOutcome::PollAny(p) => write!(f, "poll any {p}")?,
+            ExpectOutcome::PollNone(p) => write!(f, "poll none {p}")?,
+            ExpectOutcome::PollWithin { flags, mask } => write!(f, "poll {flags} within {mask}")?,
         }
-        if self.sigpipe {
-            f.write_str(" sigpipe")?;
+        match self.sigpipe {
+            Sigpipe::Raised => f.write_str(" sigpipe"),
+            Sigpipe::NotRaised => Ok(()),
+            Sigpipe::Unchecked => f.write_str(" sigpipe?"),
+        }
+    }
+}
+
+/// Everything a script line says a step must return: a default expectation and, where
+/// platforms differ, one override per platform (`EPIPE sigpipe; gvisor => EPIPE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// What every platform without an override must return.
+    pub default: Expect,
+    /// Overrides, in the order written; at most one per platform.
+    pub overrides: Vec<(Platform, Expect)>,
+}
+
+impl Expectation {
+    /// One expectation for every platform.
+    pub fn everywhere(default: Expect) -> Expectation {
+        Expectation {
+            default,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The expectation that holds on `platform`.
+    pub fn on(&self, platform: Platform) -> &Expect {
+        self.overrides
+            .iter()
+            .find(|(p, _)| *p == platform)
+            .map_or(&self.default, |(_, e)| e)
+    }
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.default)?;
+        for (p, e) in &self.overrides {
+            write!(f, "; {p} => {e}")?;
         }
         Ok(())
     }
@@ -86,10 +198,18 @@ impl fmt::Display for Expect {
 pub struct ScriptStep {
     /// The step.
     pub step: Step,
-    /// What it must return, if the line says.
-    pub expect: Option<Expect>,
+    /// What it must return, if the line says: use [`ScriptStep::expect_on`] for the
+    /// expectation that holds on a platform.
+    pub expect: Option<Expectation>,
     /// 1-based line number in the file.
     pub line: usize,
+}
+
+impl ScriptStep {
+    /// The expectation this line states for `platform`, if it states one.
+    pub fn expect_on(&self, platform: Platform) -> Option<&Expect> {
+        self.expect.as_ref().map(|e| e.on(platform))
+    }
 }
 
 /// A parsed scenario.
@@ -131,20 +251,35 @@ impl fmt::Display for ScriptError {
 impl std::error::Error for ScriptError {}
 
 impl Scenario {
-    /// Reads and parses a script file.
+    /// Reads and parses a script file; `-` reads standard input. A leading UTF-8 byte
+    /// order mark is skipped. Refuses anything but a regular file (a FIFO or a device
+    /// could block or never end) and more than [`MAX_SCRIPT_BYTES`]; text a line echoes
+    /// in an error is cut to [`ECHO_CHARS`] characters.
     pub fn load(path: &Path) -> Result<Scenario, ScriptError> {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ScriptError {
+        let stdin = path == Path::new("-");
+        let file = if stdin {
+            "<stdin>".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let fail = |message: String| ScriptError {
             file: file.clone(),
             line: 0,
-            message: format!("cannot read scenario: {e}"),
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| ScriptError {
-            file: file.clone(),
-            line: 0,
-            message: "not UTF-8 text: expected a scenario script".into(),
-        })?;
-        Scenario::parse(&file, &text)
+            message,
+        };
+        let bytes = if stdin {
+            read_capped(std::io::stdin().lock())
+        } else {
+            open_regular(path).and_then(read_capped)
+        }
+        .map_err(|e| fail(format!("cannot read scenario: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| fail("not UTF-8 text: expected a scenario script".into()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        Scenario::parse(&file, text).map_err(|e| ScriptError {
+            message: clip_echoes(&e.message),
+            ..e
+        })
     }
 
     /// Parses script text; `name` labels errors.
@@ -215,7 +350,10 @@ impl Scenario {
                     sc.start = Start::from_name(w).ok_or_else(|| {
                         err(
                             line_no,
-                            format!("'{}': expected 'start connected' or 'start listening'", cut(w)),
+                            format!(
+                                "'{}': expected 'start connected' or 'start listening'",
+                                clip_echo(w)
+                            ),
                         )
                     })?;
                     start_seen = true;
@@ -266,10 +404,13 @@ impl Scenario {
             let expect = match (expect_text, step) {
                 (None, _) => None,
                 (Some(_), Step::Sleep { .. }) => {
-                    return Err(err(line_no, "'sleep' has no result: expected no '=>'".into()))
+                    return Err(err(
+                        line_no,
+                        "'sleep' has no result: expected no '=>'".into(),
+                    ))
                 }
                 (Some(e), Step::Call { op, .. }) => {
-                    Some(parse_expect(e, op).map_err(|m| err(line_no, m))?)
+                    Some(parse_expectation(e, op).map_err(|m| err(line_no, m))?)
                 }
             };
             sc.steps.push(ScriptStep {
@@ -299,17 +440,6 @@ impl Scenario {
     }
 }
 
-/// `s`, cut to a length an error message can echo.
-fn cut(s: &str) -> String {
-    const MAX: usize = 60;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head}…")
-    }
-}
-
 /// The calls as a help text lists them: `write N, read N, …`.
 pub fn call_usage() -> String {
     CALLS
@@ -317,6 +447,100 @@ pub fn call_usage() -> String {
         .map(|c| c.usage())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The most bytes [`Scenario::load`] reads: far more than any script needs, far less
+/// than would hurt to hold.
+pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
+
+/// The most characters of a script's own text that an error quotes.
+pub const ECHO_CHARS: usize = 80;
+
+/// The most characters in a load error's message (its quotes already cut).
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// Opens `path` only if it is a regular file. Checked before opening, since opening a
+/// FIFO with no writer blocks; and opened non-blocking, so that a FIFO swapped in
+/// between the check and the open cannot block either.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let kind = |m: &std::fs::Metadata| {
+        let t = m.file_type();
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("a folder")
+        } else {
+            Some("not a regular file (a FIFO, socket or device)")
+        }
+    };
+    if let Some(what) = kind(&std::fs::metadata(path)?) {
+        return Err(std::io::Error::other(format!(
+            "{what}: expected a scenario file, or - for standard input"
+        )));
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if let Some(what) = kind(&f.metadata()?) {
+        return Err(std::io::Error::other(format!(
+            "{what}: expected a scenario file, or - for standard input"
+        )));
+    }
+    Ok(f)
+}
+
+/// Reads at most [`MAX_SCRIPT_BYTES`], and says so if there is more.
+fn read_capped(r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![];
+    r.take(MAX_SCRIPT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB: expected a scenario script",
+            MAX_SCRIPT_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `s` cut to `max` characters (with '…' when cut), control characters escaped so
+/// that an error stays on one line.
+fn clip(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            let e: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            e
+        })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// An error message with every quoted piece of the script's text cut to
+/// [`ECHO_CHARS`], and the whole cut to a few lines' worth: a 50 MB line is not echoed.
+fn clip_echoes(message: &str) -> String {
+    let cut: Vec<String> = message
+        .split('\'')
+        .enumerate()
+        .map(|(i, piece)| {
+            if i % 2 == 1 {
+                clip(piece, ECHO_CHARS)
+            } else {
+                clip(piece, MAX_MESSAGE_CHARS)
+            }
+        })
+        .collect();
+    clip(&cut.join("'"), MAX_MESSAGE_CHARS)
 }
 
 /// Parses `a: write 5`, `b: accept`, `sleep 300` and the like.
@@ -330,27 +554,27 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
         return ms.map(|ms| Step::Sleep { ms }).ok_or_else(|| {
             format!(
                 "'{}': expected 'sleep MS' with MS from 0 to {MAX_SLEEP_MS}",
-                cut(s)
+                clip_echo(s)
             )
         });
     }
     let (name, call) = s.split_once(':').ok_or_else(|| {
         format!(
             "'{}': expected a step like 'a: write 5' (a socket, a colon, a call) or 'sleep MS'",
-            cut(s)
+            clip_echo(s)
         )
     })?;
     let sock = Sock::from_name(name.trim()).ok_or_else(|| {
         format!(
             "'{}': expected a socket among a, b, c, d, l",
-            cut(name.trim())
+            clip_echo(name.trim())
         )
     })?;
     let words: Vec<&str> = call.split_whitespace().collect();
     let bad_call = || {
         format!(
             "'{}': expected one of: {}",
-            cut(call.trim()),
+            clip_echo(call.trim()),
             call_usage()
         )
     };
@@ -363,7 +587,7 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
             _ => {
                 return Err(format!(
                     "'{}': expected a {unit} from {min} to {max} after '{}'",
-                    cut(w),
+                    clip_echo(w),
                     spec.name
                 ))
             }
@@ -384,7 +608,7 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
                 other => {
                     return Err(format!(
                         "'{}': expected shutdown rd, wr or rdwr",
-                        cut(other)
+                        clip_echo(other)
                     ))
                 }
             },
@@ -406,21 +630,81 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
     Ok(Step::Call { sock, op })
 }
 
-/// Parses the text after `=>` for a step doing `op`.
+/// Parses the whole text after a step's `=>`: a default expectation, then zero or more
+/// `; PLATFORM => EXPECTATION` overrides, each checked against `op`.
+pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
+    let mut parts = s.split(';');
+    let default = parse_expect(parts.next().unwrap_or("").trim(), op)?;
+    let mut overrides: Vec<(Platform, Expect)> = Vec::new();
+    for part in parts {
+        let part = part.trim();
+        let (name, text) = part.split_once("=>").ok_or_else(|| {
+            format!(
+                "'{}': expected 'PLATFORM => EXPECTATION' after ';' (like '; gvisor => EPIPE')",
+                clip_echo(part)
+            )
+        })?;
+        let name = name.trim();
+        let platform = Platform::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Platform::ALL.iter().map(|p| p.name()).collect();
+            format!(
+                "'{}': unknown platform: expected one of {}",
+                clip_echo(name),
+                known.join(", ")
+            )
+        })?;
+        if overrides.iter().any(|(p, _)| *p == platform) {
+            return Err(format!(
+                "a second override for {platform}: expected one per platform"
+            ));
+        }
+        overrides.push((platform, parse_expect(text.trim(), op)?));
+    }
+    Ok(Expectation { default, overrides })
+}
+
+/// Echoed user text, cut so that an error stays one short line.
+fn clip_echo(s: &str) -> String {
+    clip(s, 60)
+}
+
+/// Parses one expectation (the text after `=>`, or after `PLATFORM =>`) for a step
+/// doing `op`.
 pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
     let mut words: Vec<&str> = s.split_whitespace().collect();
-    let sigpipe = words.last() == Some(&"sigpipe");
-    if sigpipe {
+    let sigpipe = match words.last() {
+        Some(&"sigpipe") => Sigpipe::Raised,
+        Some(&"sigpipe?") => Sigpipe::Unchecked,
+        _ => Sigpipe::NotRaised,
+    };
+    if sigpipe != Sigpipe::NotRaised {
         words.pop();
     }
     let bad = || {
         format!(
-            "'{s}': expected ok, ok N, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe"
+            "'{}': expected ok, ok N, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, poll has|any|none FLAGS, poll FLAGS within MASK, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe or sigpipe?",
+            clip_echo(s)
         )
     };
     let count = |w: &str| {
         w.parse::<usize>()
-            .map_err(|_| format!("'{w}': expected a byte count"))
+            .map_err(|_| format!("'{}': expected a byte count", clip_echo(w)))
+    };
+    let flags = |w: &str| {
+        PollSet::parse(w).ok_or_else(|| {
+            format!("'{}': expected poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none", clip_echo(w))
+        })
+    };
+    // A poll form that holds for every result, or for none, states nothing a test
+    // could mean: refuse it rather than let it pass or fail silently.
+    let some_flags = |form: &str, w: &str| {
+        let set = flags(w)?;
+        if set == PollSet::NONE {
+            return Err(format!(
+                "'poll {form} -': expected at least one flag after '{form}'"
+            ));
+        }
+        Ok(set)
     };
     let outcome = match words.as_slice() {
         ["ok"] => ExpectOutcome::Ok(None),
@@ -435,12 +719,32 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         ["eof"] => ExpectOutcome::Exact(Outcome::Eof),
         ["n/a"] => ExpectOutcome::Exact(Outcome::NotApplicable),
         ["closed"] => ExpectOutcome::Exact(Outcome::Closed),
-        ["poll", flags] => ExpectOutcome::Exact(Outcome::Poll(PollSet::parse(flags).ok_or_else(|| {
-            format!("'{flags}': expected poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none")
-        })?)),
+        ["poll", "has", f] => ExpectOutcome::PollHas(some_flags("has", f)?),
+        ["poll", "any", f] => ExpectOutcome::PollAny(some_flags("any", f)?),
+        ["poll", "none", f] => ExpectOutcome::PollNone(some_flags("none", f)?),
+        ["poll", f, "within", m] => {
+            let (f, mask) = (flags(f)?, flags(m)?);
+            if mask == PollSet::NONE {
+                return Err(format!(
+                    "'poll {f} within -': expected at least one flag in the mask"
+                ));
+            }
+            if !mask.contains(f) {
+                return Err(format!(
+                    "'poll {f} within {mask}': expected the flags to be among the mask's, which alone are looked at"
+                ));
+            }
+            ExpectOutcome::PollWithin { flags: f, mask }
+        }
+        ["poll", f] => ExpectOutcome::Exact(Outcome::Poll(flags(f)?)),
         ["error", "0"] => ExpectOutcome::Exact(Outcome::SockError(None)),
         ["error", e] => ExpectOutcome::Exact(Outcome::SockError(Some(
-            Errno::from_name(e).ok_or_else(|| format!("'{e}': expected 0 or an errno name after 'error'"))?,
+            Errno::from_name(e).ok_or_else(|| {
+                format!(
+                    "'{}': expected 0 or an errno name after 'error'",
+                    clip_echo(e)
+                )
+            })?,
         ))),
         [w] => {
             if let Some(e) = Errno::from_name(w) {
@@ -462,13 +766,20 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         (ExpectOutcome::Ok(Some(_)), Returns::Count) => true,
         (ExpectOutcome::Ok(None), Returns::Count | Returns::Done) => true,
         (ExpectOutcome::Data(_) | ExpectOutcome::Exact(Outcome::Eof), Returns::Data) => true,
-        (ExpectOutcome::Exact(Outcome::Poll(_)), Returns::Poll) => true,
+        (
+            ExpectOutcome::Exact(Outcome::Poll(_))
+            | ExpectOutcome::PollHas(_)
+            | ExpectOutcome::PollAny(_)
+            | ExpectOutcome::PollNone(_)
+            | ExpectOutcome::PollWithin { .. },
+            Returns::Poll,
+        ) => true,
         (ExpectOutcome::Exact(Outcome::SockError(_)), Returns::SockError) => true,
         (ExpectOutcome::Exact(Outcome::State(_)), Returns::State) => true,
         _ => false,
     };
     if !fits {
-        return Err(format!("'{s}' cannot be the result of '{op}'"));
+        return Err(format!("'{}' cannot be the result of '{op}'", clip_echo(s)));
     }
     Ok(Expect { outcome, sigpipe })
 }
@@ -483,7 +794,11 @@ pub fn expect_of(r: &StepResult) -> Expect {
     };
     Expect {
         outcome,
-        sigpipe: r.sigpipe,
+        sigpipe: if r.sigpipe {
+            Sigpipe::Raised
+        } else {
+            Sigpipe::NotRaised
+        },
     }
 }
 
@@ -530,19 +845,13 @@ mod tests {
         assert_eq!(sc.steps.len(), 7);
         let epipe = &sc.steps[4];
         assert_eq!(epipe.line, 7);
-        assert_eq!(
-            epipe.step,
-            Step {
-                end: End::A,
-                op: Op::Write(5)
-            }
-        );
+        assert_eq!(epipe.step, Step::call(Sock::A, Op::Write(5)));
         assert_eq!(
             epipe.expect,
-            Some(Expect {
+            Some(Expectation::everywhere(Expect {
                 outcome: ExpectOutcome::Exact(Outcome::Err(Errno::EPIPE)),
-                sigpipe: true
-            })
+                sigpipe: Sigpipe::Raised
+            }))
         );
     }
 
@@ -550,7 +859,8 @@ mod tests {
     fn rendering_parses_back_to_the_same_steps() {
         let sc = Scenario::parse("m", MOTIVATING).unwrap();
         let lines: Vec<_> = sc.steps.iter().map(|s| (s.step, None, None)).collect();
-        let again = Scenario::parse("r", &render(Transport::Tcp4, &[], &lines)).unwrap();
+        let again =
+            Scenario::parse("r", &render(Transport::Tcp4, Start::Connected, &[], &lines)).unwrap();
         assert_eq!(again.step_list(), sc.step_list());
     }
 
@@ -560,7 +870,34 @@ mod tests {
         assert_eq!(e.line, 3);
         assert!(
             e.to_string()
-                .starts_with("f.cfz:3: 'c': expected end 'a' or 'b'"),
+                .starts_with("f.cfz:3: 'c' does not exist when the scenario starts connected"),
+            "{e}"
+        );
+        let e = Scenario::parse("f.cfz", "x: close\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("f.cfz:1: 'x': expected a socket among a, b, c, d, l"),
+            "{e}"
+        );
+        let e = Scenario::parse("f", "start listening\na: accept\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected 'b: accept' or 'd: accept'"),
+            "{e}"
+        );
+        let e = Scenario::parse("f", "start listening\nl: connect\n").unwrap_err();
+        assert!(
+            e.to_string().contains("the listener does not connect"),
+            "{e}"
+        );
+        let e = Scenario::parse("f", "a: close\nsleep 5 => ok\n").unwrap_err();
+        assert!(e.to_string().contains("'sleep' has no result"), "{e}");
+        let e = Scenario::parse("f", "sleep 40000\nsleep 40000\n").unwrap_err();
+        assert!(e.to_string().contains("more than 70000 ms"), "{e}");
+        let e = Scenario::parse("f", "start nowhere\na: close\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("'start connected' or 'start listening'"),
             "{e}"
         );
         let e = Scenario::parse("f", "transport carrier-pigeon\na: close\n").unwrap_err();
@@ -595,5 +932,188 @@ mod tests {
         assert!(e.matches(&StepResult::plain(Outcome::Poll(PollSet(
             PollSet::IN.0 | PollSet::OUT.0
         )))));
+    }
+
+    fn poll(flags: &str) -> StepResult {
+        StepResult::plain(Outcome::Poll(PollSet::parse(flags).unwrap()))
+    }
+
+    /// Which of these revents sets the expectation admits, as a string of 0/1.
+    fn admitted(expect: &str, sets: &[&str]) -> String {
+        let e = parse_expect(expect, Op::Poll).unwrap_or_else(|m| panic!("{m}"));
+        sets.iter()
+            .map(|f| if e.matches(&poll(f)) { '1' } else { '0' })
+            .collect()
+    }
+
+    const SETS: [&str; 6] = ["-", "IN", "OUT", "IN|OUT", "IN|OUT|HUP", "ERR|HUP"];
+
+    #[test]
+    fn poll_has_needs_every_flag_and_ignores_the_rest() {
+        assert_eq!(admitted("poll has IN|OUT", &SETS), "000110");
+        assert_eq!(admitted("poll has HUP", &SETS), "000011");
+        assert_eq!(
+            parse_expect("poll has IN|OUT", Op::Poll)
+                .unwrap()
+                .to_string(),
+            "poll has IN|OUT"
+        );
+    }
+
+    #[test]
+    fn poll_any_needs_one_flag() {
+        assert_eq!(admitted("poll any ERR|HUP", &SETS), "000011");
+        assert_eq!(admitted("poll any IN", &SETS), "010110");
+        assert_eq!(
+            parse_expect("poll any HUP|ERR", Op::Poll)
+                .unwrap()
+                .to_string(),
+            "poll any ERR|HUP"
+        );
+    }
+
+    #[test]
+    fn poll_none_refuses_every_flag() {
+        assert_eq!(admitted("poll none HUP", &SETS), "111100");
+        assert_eq!(admitted("poll none IN|ERR", &SETS), "101000");
+        assert_eq!(
+            parse_expect("poll none HUP", Op::Poll).unwrap().to_string(),
+            "poll none HUP"
+        );
+    }
+
+    #[test]
+    fn poll_within_looks_only_at_the_mask() {
+        assert_eq!(admitted("poll IN within IN|HUP", &SETS), "010100");
+        assert_eq!(admitted("poll - within IN|HUP", &SETS), "101000");
+        assert_eq!(admitted("poll IN|HUP within IN|HUP", &SETS), "000010");
+        assert_eq!(
+            parse_expect("poll - within HUP|IN", Op::Poll)
+                .unwrap()
+                .to_string(),
+            "poll - within IN|HUP"
+        );
+    }
+
+    #[test]
+    fn poll_forms_that_state_nothing_or_cannot_hold_are_refused() {
+        for (text, want) in [
+            ("poll has -", "at least one flag after 'has'"),
+            ("poll any -", "at least one flag after 'any'"),
+            ("poll none -", "at least one flag after 'none'"),
+            ("poll IN within -", "at least one flag in the mask"),
+            ("poll IN|OUT within IN", "among the mask's"),
+            ("poll has BOGUS", "poll flags"),
+            ("poll IN within IN|NOPE", "poll flags"),
+            ("poll IN within", "expected ok"),
+            ("poll some IN", "poll has|any|none FLAGS"),
+        ] {
+            let e = parse_expect(text, Op::Poll).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let e = parse_expect("poll has IN", Op::Read(5)).unwrap_err();
+        assert!(e.contains("cannot be the result of 'read 5'"), "{e}");
+        let e = parse_expect("poll IN within IN", Op::Write(5)).unwrap_err();
+        assert!(e.contains("cannot be the result of 'write 5'"), "{e}");
+    }
+
+    #[test]
+    fn sigpipe_is_required_forbidden_or_unchecked() {
+        let raised = StepResult {
+            outcome: Outcome::Err(Errno::EPIPE),
+            sigpipe: true,
+        };
+        let silent = StepResult::plain(Outcome::Err(Errno::EPIPE));
+        let check = |text: &str| {
+            let e = parse_expect(text, Op::Write(1)).unwrap();
+            assert_eq!(e.to_string(), text);
+            (e.matches(&raised), e.matches(&silent))
+        };
+        assert_eq!(check("EPIPE sigpipe"), (true, false));
+        assert_eq!(check("EPIPE"), (false, true));
+        assert_eq!(check("EPIPE sigpipe?"), (true, true));
+        // `ok` without `sigpipe` still means no SIGPIPE.
+        let e = parse_expect("ok", Op::Write(1)).unwrap();
+        assert!(!e.matches(&StepResult {
+            outcome: Outcome::Wrote(1),
+            sigpipe: true
+        }));
+        // `sigpipe?` checks only the signal: the outcome must still match.
+        let e = parse_expect("ok 1 sigpipe?", Op::Write(1)).unwrap();
+        assert!(!e.matches(&silent));
+        for bad in [
+            "sigpipe?",
+            "EPIPE sigpipe? sigpipe",
+            "EPIPE sigpipe sigpipe?",
+        ] {
+            assert!(parse_expect(bad, Op::Write(1)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_override_holds_on_its_platform_and_the_default_elsewhere() {
+        let sc = Scenario::parse(
+            "f",
+            "a: write 5          => EPIPE sigpipe; gvisor => EPIPE\nb: poll => poll IN; linux => poll IN|RDHUP ;gvisor=>poll has IN\n",
+        )
+        .unwrap();
+        let w = &sc.steps[0];
+        assert_eq!(
+            w.expect_on(Platform::Linux).unwrap().to_string(),
+            "EPIPE sigpipe"
+        );
+        assert_eq!(w.expect_on(Platform::Gvisor).unwrap().to_string(), "EPIPE");
+        assert_eq!(
+            w.expect.as_ref().unwrap().to_string(),
+            "EPIPE sigpipe; gvisor => EPIPE"
+        );
+        let p = &sc.steps[1];
+        assert_eq!(
+            p.expect_on(Platform::Linux).unwrap().to_string(),
+            "poll IN|RDHUP"
+        );
+        assert_eq!(
+            p.expect_on(Platform::Gvisor).unwrap().to_string(),
+            "poll has IN"
+        );
+        // What Display writes parses back to the same expectation.
+        let again = Scenario::parse(
+            "g",
+            &format!("a: write 5 => {}\n", w.expect.as_ref().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(again.steps[0].expect, w.expect);
+    }
+
+    #[test]
+    fn bad_overrides_are_one_line_errors_naming_the_line() {
+        for (text, want) in [
+            (
+                "a: close => ok\na: write 5 => EPIPE; bsd => EPIPE\n",
+                "f:2: 'bsd': unknown platform: expected one of linux, gvisor",
+            ),
+            (
+                "a: write 5 => EPIPE; gvisor => EPIPE; gvisor => ok 5\n",
+                "f:1: a second override for gvisor",
+            ),
+            (
+                "a: write 5 => EPIPE; gvisor EPIPE\n",
+                "f:1: 'gvisor EPIPE': expected 'PLATFORM => EXPECTATION'",
+            ),
+            (
+                "a: write 5 => EPIPE;\n",
+                "f:1: '': expected 'PLATFORM => EXPECTATION'",
+            ),
+            ("a: write 5 => ; gvisor => EPIPE\n", "f:1: '': expected ok"),
+            (
+                "a: write 5 => EPIPE; gvisor => data 5\n",
+                "f:1: 'data 5' cannot be the result of 'write 5'",
+            ),
+            ("a: write 5 => EPIPE; gvisor =>\n", "f:1: '': expected ok"),
+        ] {
+            let e = Scenario::parse("f", text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
     }
 }

@@ -236,14 +236,22 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Write,
         name: "write",
-        arg: Arg::Count { min: 0, max: MAX_WRITE, unit: "byte count" },
+        arg: Arg::Count {
+            min: 0,
+            max: MAX_WRITE,
+            unit: "byte count",
+        },
         effect: Effect::Sends,
         returns: Returns::Count,
     },
     CallSpec {
         kind: CallKind::Read,
         name: "read",
-        arg: Arg::Count { min: 1, max: u16::MAX, unit: "byte count" },
+        arg: Arg::Count {
+            min: 1,
+            max: u16::MAX,
+            unit: "byte count",
+        },
         effect: Effect::Sends,
         returns: Returns::Data,
     },
@@ -306,7 +314,11 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Linger,
         name: "linger",
-        arg: Arg::Count { min: 1, max: MAX_LINGER_S, unit: "number of seconds" },
+        arg: Arg::Count {
+            min: 1,
+            max: MAX_LINGER_S,
+            unit: "number of seconds",
+        },
         effect: Effect::Configures,
         returns: Returns::Done,
     },

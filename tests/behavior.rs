@@ -28,10 +28,14 @@ fn the_model_predicts_every_live_cell() {
         let Some(platform) = Platform::from_name(&c.platform) else {
             continue; // a recorded machine with no model profile
         };
-        let model = Model::new(c.transport, platform);
         for sc in &m.scenarios {
             let parsed =
                 Scenario::load(&root().join("scenarios").join(&sc.file)).expect("scenario parses");
+            let model = Model::with_start(
+                c.transport,
+                closefuzz::model::profile::Profile::of(platform),
+                parsed.start,
+            );
             let predictions = predict(&model, &parsed.step_list());
             for (row, p) in sc.steps.iter().zip(&predictions) {
                 let cell = &row.cells[&c.name];

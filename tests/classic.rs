@@ -16,8 +16,7 @@ fn replay(file: &str) {
         .unwrap_or_else(|e| panic!("{file}: {e}"));
     for (ss, r) in sc.steps.iter().zip(&run.steps) {
         let expect = ss
-            .expect
-            .as_ref()
+            .expect_on(Platform::Linux)
             .expect("classic scenarios state every result");
         assert!(
             r.agrees() && expect.matches(&r.kernel),

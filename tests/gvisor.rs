@@ -15,10 +15,13 @@
 //! `GVISOR_MASK`, `GVISOR_STABLE_US`.
 
 use closefuzz::exec::gvisor::{find_runsc, Gvisor, GvisorConfig};
-use closefuzz::gen;
-use closefuzz::model::{Model, Platform};
-use closefuzz::run::{run_case_with, run_local, CaseRun, Executor, KernelRun, RunError};
-use closefuzz::step::{End, EndView, Op, Outcome, PollSet, StateSet, Step, StepResult, TcpState};
+use closefuzz::exec::{run_local, Case, Executor, KernelRun};
+use closefuzz::generate;
+use closefuzz::model::Platform;
+use closefuzz::run::{run_case_with, CaseRun, RunError};
+use closefuzz::step::{
+    EndView, Op, Outcome, PollSet, Sock, Start, StateSet, Step, StepResult, TcpState,
+};
 use closefuzz::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
@@ -54,20 +57,30 @@ fn transports() -> Vec<Transport> {
     }
 }
 
-fn s(end: End, op: Op) -> Step {
-    Step { end, op }
+fn s(sock: Sock, op: Op) -> Step {
+    Step::call(sock, op)
+}
+
+/// `steps` as a case that starts connected.
+fn case(t: Transport, steps: &[Step]) -> Case {
+    Case::new(t, Start::Connected, steps.to_vec())
+}
+
+/// Step sequences as the generator draws them for a connected start.
+fn step_lists() -> impl Strategy<Value = Vec<Step>> {
+    generate::cases(Transport::Tcp4, &[Start::Connected], 24).prop_map(|c| c.steps)
 }
 
 #[test]
 fn gvisor_worker_runs_a_case() {
     let Some(mut g) = gvisor() else { return };
     let steps = [
-        s(End::A, Op::Write(5)),
-        s(End::B, Op::Read(100)),
-        s(End::B, Op::Close),
-        s(End::A, Op::Write(5)),
-        s(End::A, Op::Write(5)),
-        s(End::A, Op::Read(10)),
+        s(Sock::A, Op::Write(5)),
+        s(Sock::B, Op::Read(100)),
+        s(Sock::B, Op::Close),
+        s(Sock::A, Op::Write(5)),
+        s(Sock::A, Op::Write(5)),
+        s(Sock::A, Op::Read(10)),
     ];
     // The RST answering the write after b's close must have been seen by the next
     // write: this is what settling is for. On a loaded machine gVisor now and then
@@ -76,7 +89,7 @@ fn gvisor_worker_runs_a_case() {
     let mut tries = 0;
     let run = loop {
         tries += 1;
-        let run = g.run_steps(Transport::Tcp4, &steps).unwrap();
+        let run = g.run(&case(Transport::Tcp4, &steps)).unwrap();
         let settled = run.steps[1].0.outcome == Outcome::Data(b"ABCDE".to_vec())
             && matches!(run.steps[4].0.outcome, Outcome::Err(_));
         if settled || tries == 3 {
@@ -97,10 +110,10 @@ fn gvisor_worker_runs_a_case() {
     // The same worker serves every case.
     for t in [Transport::Tcp6, Transport::Unix, Transport::Seqpacket] {
         // As above: one settle race is tolerated, not two in a row.
-        let mut run = g.run_steps(t, &steps[..2]).unwrap();
+        let mut run = g.run(&case(t, &steps[..2])).unwrap();
         if run.steps[1].0.outcome != Outcome::Data(b"ABCDE".to_vec()) {
             eprintln!("settle race on {t}: {:?}", run.steps[1]);
-            run = g.run_steps(t, &steps[..2]).unwrap();
+            run = g.run(&case(t, &steps[..2])).unwrap();
         }
         assert_eq!(
             run.steps[1].0.outcome,
@@ -179,11 +192,19 @@ fn op_class(op: Op) -> String {
     }
 }
 
+/// A step as its socket and the class of its call (or `sleep`).
+fn step_class(step: &Step) -> String {
+    match step {
+        Step::Call { sock, op } => format!("{sock}: {}", op_class(*op)),
+        Step::Sleep { .. } => "sleep".into(),
+    }
+}
+
 /// What differs at the first disagreeing step, as a signature.
 fn signature(run: &CaseRun) -> Option<String> {
     let i = run.first_mismatch()?;
     let r = &run.steps[i];
-    let mut parts = vec![format!("{}: {}", r.step.end.name(), op_class(r.step.op))];
+    let mut parts = vec![step_class(&r.step)];
     if !r.model.admits(&r.kernel) {
         parts.push(format!(
             "returns {} (linux {})",
@@ -257,7 +278,8 @@ fn apply_masks(run: &mut CaseRun) {
 
 /// Runs a case through `exec` against the Linux model; `None` when too slow to judge.
 fn judge(exec: &mut dyn Executor, t: Transport, steps: &[Step]) -> Option<CaseRun> {
-    match run_case_with(exec, &Model::new(t, Platform::Linux), t, steps) {
+    let c = case(t, steps);
+    match run_case_with(exec, &closefuzz::run::model_for(&c, Platform::Linux), &c) {
         Ok(mut run) => {
             apply_masks(&mut run);
             Some(run)
@@ -290,11 +312,9 @@ where
             max_shrink_iters: 2000,
             ..Config::default()
         });
-        let result = runner.run(&gen::steps(24), |steps| {
-            match (sig_of.borrow_mut())(&steps) {
-                Some((sig, _)) if !known.contains(&sig) => Err(TestCaseError::fail(sig)),
-                _ => Ok(()),
-            }
+        let result = runner.run(&step_lists(), |steps| match (sig_of.borrow_mut())(&steps) {
+            Some((sig, _)) if !known.contains(&sig) => Err(TestCaseError::fail(sig)),
+            _ => Ok(()),
         });
         match result {
             Ok(()) => {
@@ -399,15 +419,7 @@ fn kernel_diff(steps: &[Step], g: &KernelRun, h: &KernelRun) -> Option<(usize, S
             }
         }
         if !parts.is_empty() {
-            return Some((
-                i,
-                format!(
-                    "{}: {}; {}",
-                    step.end.name(),
-                    op_class(step.op),
-                    parts.join("; ")
-                ),
-            ));
+            return Some((i, format!("{}; {}", step_class(step), parts.join("; "))));
         }
     }
     None
@@ -449,8 +461,8 @@ fn gvisor_vs_host() {
             env_num("GVISOR_CASES", 500),
             env_num("GVISOR_ROUNDS", 40),
             |steps| {
-                let gr = g.borrow_mut().run_steps(t, steps).unwrap();
-                let hr = run_local(t, steps).unwrap();
+                let gr = g.borrow_mut().run(&case(t, &steps)).unwrap();
+                let hr = run_local(&case(t, steps)).unwrap();
                 let (_, sig) = kernel_diff(steps, &gr, &hr)?;
                 let script = kernel_script(t, steps, &gr, &hr, &sig);
                 Some((sig, script))
@@ -468,7 +480,7 @@ fn gvisor_throughput() {
     eprintln!("sandbox startup (to the first answer): {:?}", g.startup());
     let n = env_num("GVISOR_CASES", 2000) as usize;
     let mut runner = TestRunner::deterministic();
-    let strategy = gen::steps(24);
+    let strategy = step_lists();
     let cases: Vec<Vec<Step>> = (0..n)
         .map(|_| strategy.new_tree(&mut runner).unwrap().current())
         .collect();
@@ -477,15 +489,15 @@ fn gvisor_throughput() {
         let start = Instant::now();
         let (mut settle, mut elapsed, mut disagree) = (Duration::ZERO, Duration::ZERO, 0);
         for steps in &cases {
-            let k = g.run_steps(t, steps).unwrap();
+            let k = g.run(&case(t, &steps)).unwrap();
             settle += k.settle;
             elapsed += k.elapsed;
             if t.is_tcp() {
+                let c = case(t, steps);
                 let run = closefuzz::run::run_once_with(
                     &mut Replay(Some(k)),
-                    &Model::new(t, Platform::Linux),
-                    t,
-                    steps,
+                    &closefuzz::run::model_for(&c, Platform::Linux),
+                    &c,
                 )
                 .unwrap();
                 disagree += run.first_mismatch().is_some() as usize;
@@ -494,7 +506,7 @@ fn gvisor_throughput() {
         let wall = start.elapsed();
         let host_start = Instant::now();
         for steps in &cases {
-            run_local(t, steps).unwrap();
+            run_local(&case(t, steps)).unwrap();
         }
         let host = host_start.elapsed();
         eprintln!(
@@ -515,7 +527,7 @@ fn gvisor_throughput() {
 struct Replay(Option<KernelRun>);
 
 impl Executor for Replay {
-    fn run_steps(&mut self, _: Transport, _: &[Step]) -> std::io::Result<KernelRun> {
+    fn run(&mut self, _: &Case) -> std::io::Result<KernelRun> {
         Ok(self.0.take().expect("one run"))
     }
 }
@@ -553,16 +565,16 @@ fn gvisor_settle_check() {
     let mut g_none = start(Settle::NONE);
     let n = env_num("GVISOR_CASES", 300) as usize;
     let mut runner = TestRunner::deterministic();
-    let strategy = gen::steps(24);
+    let strategy = step_lists();
     for t in transports() {
         let (mut vs_long, mut vs_self, mut none_vs_long) = (0, 0, 0);
         let mut example = None;
         for _ in 0..n {
             let steps = strategy.new_tree(&mut runner).unwrap().current();
-            let d1 = g_default.run_steps(t, &steps).unwrap();
-            let d2 = g_default.run_steps(t, &steps).unwrap();
-            let l = g_long.run_steps(t, &steps).unwrap();
-            let z = g_none.run_steps(t, &steps).unwrap();
+            let d1 = g_default.run(&case(t, &steps)).unwrap();
+            let d2 = g_default.run(&case(t, &steps)).unwrap();
+            let l = g_long.run(&case(t, &steps)).unwrap();
+            let z = g_none.run(&case(t, &steps)).unwrap();
             if let Some((_, sig)) = kernel_diff(&steps, &d1, &l) {
                 vs_long += 1;
                 example.get_or_insert((steps.clone(), sig));

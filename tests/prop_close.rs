@@ -1,9 +1,10 @@
 //! Model versus kernel on generated orderings.
 
-use closefuzz::gen;
+use closefuzz::exec::Case;
+use closefuzz::generate;
 use closefuzz::model::Platform;
 use closefuzz::run::run_case;
-use closefuzz::step::Step;
+use closefuzz::step::Start;
 use closefuzz::transport::Transport;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -31,9 +32,8 @@ fn config(default_cases: u32) -> Config {
     }
 }
 
-fn check(transport: Transport, steps: &[Step]) -> Result<(), TestCaseError> {
-    let run = run_case(transport, Platform::Linux, steps)
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+fn check(case: &Case) -> Result<(), TestCaseError> {
+    let run = run_case(case, Platform::Linux).map_err(|e| TestCaseError::fail(e.to_string()))?;
     if let Some(i) = run.first_mismatch() {
         return Err(TestCaseError::fail(format!(
             "model and kernel disagree at step {}:\n{}",
@@ -47,31 +47,31 @@ fn check(transport: Transport, steps: &[Step]) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(config(2000))]
     #[test]
-    fn tcp4_model_matches_kernel(steps in gen::steps(24)) {
-        check(Transport::Tcp4, &steps)?;
+    fn tcp4_model_matches_kernel(case in generate::cases(Transport::Tcp4, &Start::ALL, 24)) {
+        check(&case)?;
     }
 }
 
 proptest! {
     #![proptest_config(config(1000))]
     #[test]
-    fn tcp6_model_matches_kernel(steps in gen::steps(24)) {
-        check(Transport::Tcp6, &steps)?;
+    fn tcp6_model_matches_kernel(case in generate::cases(Transport::Tcp6, &Start::ALL, 24)) {
+        check(&case)?;
     }
 }
 
 proptest! {
     #![proptest_config(config(1000))]
     #[test]
-    fn unix_model_matches_kernel(steps in gen::steps(24)) {
-        check(Transport::Unix, &steps)?;
+    fn unix_model_matches_kernel(case in generate::cases(Transport::Unix, &Start::ALL, 24)) {
+        check(&case)?;
     }
 }
 
 proptest! {
     #![proptest_config(config(1000))]
     #[test]
-    fn seqpacket_model_matches_kernel(steps in gen::steps(24)) {
-        check(Transport::Seqpacket, &steps)?;
+    fn seqpacket_model_matches_kernel(case in generate::cases(Transport::Seqpacket, &Start::ALL, 24)) {
+        check(&case)?;
     }
 }

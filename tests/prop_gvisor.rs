@@ -12,9 +12,10 @@
 //! more than 1% of the cases.
 
 use closefuzz::exec::gvisor::{find_runsc, Gvisor};
-use closefuzz::gen;
-use closefuzz::model::{Model, Platform};
-use closefuzz::run::run_case_with;
+use closefuzz::generate;
+use closefuzz::model::Platform;
+use closefuzz::run::{model_for, run_case_with};
+use closefuzz::step::Start;
 use closefuzz::transport::Transport;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
@@ -37,7 +38,6 @@ fn check(transport: Transport) {
     let exec = std::cell::RefCell::new(
         Gvisor::with_worker(vec![WORKER.into()]).unwrap_or_else(|e| panic!("{e}")),
     );
-    let model = Model::new(transport, Platform::Gvisor);
     let config = Config {
         cases,
         failure_persistence: None,
@@ -46,13 +46,21 @@ fn check(transport: Transport) {
     };
     let unstable = std::cell::RefCell::new(Vec::<String>::new());
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&gen::steps(24), |steps| {
-        let run = run_case_with(&mut *exec.borrow_mut(), &model, transport, &steps)
+    // The listening world's gVisor differences are not all named in the profile yet:
+    // gVisor runs `start connected` cases only (the README says so).
+    let result = runner.run(
+        &generate::cases(transport, &[Start::Connected], 24),
+        |case| {
+            let run = run_case_with(
+                &mut *exec.borrow_mut(),
+                &model_for(&case, Platform::Gvisor),
+                &case,
+            )
             .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
-        if let Some(script) = &run.unstable {
-            unstable.borrow_mut().push(script.clone());
-        }
-        match run.first_mismatch() {
+            if let Some(script) = &run.unstable {
+                unstable.borrow_mut().push(script.clone());
+            }
+            match run.first_mismatch() {
             Some(_) => Err(TestCaseError::fail(
                 run.to_script(&[
                     "gVisor disagrees with the model's gVisor profile (reproduced on every rerun)"
@@ -61,7 +69,8 @@ fn check(transport: Transport) {
             )),
             None => Ok(()),
         }
-    });
+        },
+    );
     let unstable = unstable.into_inner();
     if !unstable.is_empty() {
         eprintln!(
@@ -79,7 +88,7 @@ fn check(transport: Transport) {
             unstable.len()
         ),
         Err(TestError::Fail(why, steps)) => {
-            panic!("{transport}: shrunk to {} steps:\n{why}", steps.len())
+            panic!("{transport}: shrunk to {} steps:\n{why}", steps.steps.len())
         }
         Err(e) => panic!("{transport}: {e}"),
     }

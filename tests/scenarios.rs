@@ -1,14 +1,18 @@
 //! Every scenario in scenarios/ replays with kernel, model and written expectation in
-//! agreement, on every step.
+//! agreement, on every step, on every platform available here (each step held to the
+//! expectation its line states for that platform).
 
+use closefuzz::exec::gvisor::find_runsc;
+use closefuzz::exec::{executor_for, Executor};
 use closefuzz::model::Platform;
-use closefuzz::run::run_scenario;
+use closefuzz::run::{model_for, run_case_with, stack_of};
 use closefuzz::script::Scenario;
 use closefuzz::transport::Transport;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-#[test]
-fn every_scenario_replays_clean() {
+const WORKER: &str = env!("CARGO_BIN_EXE_closefuzz-worker");
+
+fn scenario_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("scenarios/ exists")
@@ -21,8 +25,33 @@ fn every_scenario_replays_clean() {
         "expected the documented scenarios, found {}",
         files.len()
     );
+    files
+}
+
+/// The executor for `platform`, or `None` (after printing why) when this machine
+/// cannot run it: gVisor needs runsc and root.
+fn executor(platform: Platform) -> Option<Box<dyn Executor + Send>> {
+    if platform == Platform::Gvisor {
+        if let Err(e) = find_runsc() {
+            eprintln!("skipped {platform}: runsc not available ({e})");
+            return None;
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped {platform}: runsc needs root here");
+            return None;
+        }
+    }
+    Some(
+        executor_for(stack_of(platform), &[WORKER.into()])
+            .unwrap_or_else(|e| panic!("{platform}: {e}")),
+    )
+}
+
+/// Replays every scenario on `platform`; returns one line per failing step.
+fn replay_all(platform: Platform, exec: &mut dyn Executor) -> Vec<String> {
     let mut failures = vec![];
-    for f in &files {
+    for f in &scenario_files() {
         let sc = Scenario::load(f).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             !sc.description.is_empty(),
@@ -30,17 +59,22 @@ fn every_scenario_replays_clean() {
             f.display()
         );
         assert!(
-            sc.steps.iter().all(|s| s.expect.is_some()),
+            sc.steps
+                .iter()
+                .all(|s| s.expect.is_some() || s.step.as_call().is_none()),
             "{}: every step needs an expectation",
             f.display()
         );
-        let run = run_scenario(&sc, Transport::Tcp4, Platform::Linux)
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let case = sc.case(Transport::Tcp4);
+        let run = run_case_with(exec, &model_for(&case, platform), &case)
+            .unwrap_or_else(|e| panic!("{} on {platform}: {e}", f.display()));
         for (ss, r) in sc.steps.iter().zip(&run.steps) {
-            let expect = ss.expect.as_ref().expect("checked above");
+            let Some(expect) = ss.expect_on(platform) else {
+                continue; // a sleep
+            };
             if !r.agrees() || !expect.matches(&r.kernel) {
                 failures.push(format!(
-                    "{}:{}: {}: expected {expect}, kernel {}, model {}",
+                    "{}:{}: on {platform}: {}: expected {expect}, kernel {}, model {}",
                     f.display(),
                     ss.line,
                     ss.step,
@@ -49,6 +83,18 @@ fn every_scenario_replays_clean() {
                 ));
             }
         }
+    }
+    failures
+}
+
+#[test]
+fn every_scenario_replays_clean_on_every_platform() {
+    let mut failures = vec![];
+    for platform in Platform::ALL {
+        let Some(mut exec) = executor(platform) else {
+            continue;
+        };
+        failures.extend(replay_all(platform, &mut exec));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -86,8 +86,17 @@ pub(crate) fn set_socket_int_option(
 /// looks interactive: with Nagle on, whether a write reaches the peer before the next
 /// step depends on a clock. closefuzz studies close orderings, not send timing, so
 /// every write goes out at once.
-fn no_delay(fd: RawFd) -> io::Result<()> {
-    set_socket_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
+///
+/// TCP_LINGER2 of 1 s bounds how long an orphan waits in FIN_WAIT2 (the model's
+/// [`crate::model::tcp::FIN_WAIT2_TIMEOUT_MS`]), so a `sleep` can show the timeout.
+/// It is per socket because gVisor has no tcp_fin_timeout sysctl but honours the
+/// option, as Linux does (tcp_fin_time).
+/// (Other systems have no such option: their FIN_WAIT2 timeout stays the system's.)
+fn tcp_options(fd: RawFd) -> io::Result<()> {
+    set_socket_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    set_socket_int_option(fd, libc::IPPROTO_TCP, libc::TCP_LINGER2, 1)?;
+    Ok(())
 }
 
 fn set_linger(fd: RawFd, secs: u16) -> io::Result<()> {
@@ -169,7 +178,7 @@ impl Sockets {
         set_nonblocking(a.as_raw_fd())?;
         if transport.is_tcp() {
             for fd in [a.as_raw_fd(), b.as_raw_fd()] {
-                no_delay(fd)?;
+                tcp_options(fd)?;
             }
         }
         let mut w = Sockets::empty(transport);
@@ -184,12 +193,16 @@ impl Sockets {
         Self::before_case();
         let (listener, addr) = sys::listener(transport, BACKLOG)?;
         set_nonblocking(listener.as_raw_fd())?;
+        if transport.is_tcp() {
+            // Accepted sockets start as copies of the listener (sk_clone_lock).
+            tcp_options(listener.as_raw_fd())?;
+        }
         let mut w = Sockets::empty(transport);
         for s in [Sock::A, Sock::C] {
             let fd = socket(addr.family(), sys::sock_type(transport))?;
             set_nonblocking(fd.as_raw_fd())?;
             if transport.is_tcp() {
-                no_delay(fd.as_raw_fd())?;
+                tcp_options(fd.as_raw_fd())?;
             }
             w.put(s, fd);
         }
@@ -404,7 +417,7 @@ impl Sockets {
         match sys::accept_nonblocking(l) {
             Ok(fd) => {
                 if self.transport.is_tcp() {
-                    let _ = no_delay(fd.as_raw_fd());
+                    let _ = tcp_options(fd.as_raw_fd());
                 }
                 self.put(sock, fd);
                 Outcome::Ok

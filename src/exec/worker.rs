@@ -147,8 +147,7 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
                 ),
             },
         };
-        let (obs, waited) =
-            settled_observe(&w, if settles { settle } else { Settle::NONE }, sends);
+        let (obs, waited) = settled_observe(&w, if settles { settle } else { Settle::NONE }, sends);
         settle_time += waited;
         out.push((r, obs));
     }
@@ -218,22 +217,20 @@ pub fn main() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::step::{End, Op, Outcome};
+    use crate::step::{Op, Outcome, Sock, Start};
+    use crate::transport::Transport;
 
     #[test]
     fn serves_a_case_and_a_bad_line() {
         let req = Request {
-            transport: Transport::Tcp4,
-            steps: vec![
-                Step {
-                    end: End::A,
-                    op: Op::Write(3),
-                },
-                Step {
-                    end: End::B,
-                    op: Op::Read(10),
-                },
-            ],
+            case: Case::new(
+                Transport::Tcp4,
+                Start::Connected,
+                vec![
+                    Step::call(Sock::A, Op::Write(3)),
+                    Step::call(Sock::B, Op::Read(10)),
+                ],
+            ),
             settle: Settle::default(),
             raw: false,
         };
@@ -256,7 +253,8 @@ mod tests {
 
     #[test]
     fn a_request_without_settle_gets_the_default() {
-        let req: Request = serde_json::from_str(r#"{"transport":"Unix","steps":[]}"#).unwrap();
+        let req: Request =
+            serde_json::from_str(r#"{"case":{"transport":"Unix","steps":[]}}"#).unwrap();
         assert_eq!(req.settle, Settle::default());
     }
 }

@@ -236,7 +236,7 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "unix.listener_close_resets_queued",
         summary: "closing a Unix listener with a connection still queued gives that connection's client ECONNRESET on Linux, a plain EOF on gVisor (gVisor issue 12576)",
-        evidence: "listener/unix-listener-close-resets-queued.cfz",
+        evidence: "unix-listener-close-queued.cfz",
     },
     Difference {
         name: "unix.poll_hup",

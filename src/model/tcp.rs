@@ -15,8 +15,8 @@
 //! observable depends on that ACK: both states answer every later event alike.
 
 use super::common::{Connection, StreamQueue};
-use super::world::{Listener, Loose};
 use super::profile::Profile;
+use super::world::{Listener, Loose};
 use super::{SegmentKind, WireEvent};
 use crate::step::{
     End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StateSet, StepResult, TcpState,
@@ -57,6 +57,11 @@ struct TcpEnd {
     fin_ack_uncertain: bool,
     /// Milliseconds slept since `fin_ack_uncertain` was set.
     fin_ack_waited_ms: u64,
+    /// An orphan (fd closed) in FIN_WAIT2, or on its way there: milliseconds slept since
+    /// its FIN_WAIT2 timer could have started (the close, or the FIN it sent).
+    orphan_fw2_ms: Option<u64>,
+    /// Milliseconds slept since the connection entered TIME_WAIT.
+    time_wait_ms: Option<u64>,
     /// SO_LINGER {on, 0} is set.
     linger_zero: bool,
     /// SO_LINGER {on, N > 0} is set: close waits for the FIN's ACK.
@@ -83,6 +88,8 @@ impl TcpEnd {
             sent: 0,
             fin_ack_uncertain: false,
             fin_ack_waited_ms: 0,
+            orphan_fw2_ms: None,
+            time_wait_ms: None,
             linger_zero: false,
             linger_wait: false,
             shut_rd: false,
@@ -141,6 +148,22 @@ impl Mutation {
 /// How long after a FIN arrives in ESTABLISHED its delayed ACK has certainly left:
 /// TCP_DELACK_MAX (200 ms) plus the timer wheel's slack and scheduling, with margin.
 pub const FIN_ACK_DELAY_MAX_MS: u64 = 300;
+
+/// The FIN_WAIT2 timeout of an orphan: the executor sets TCP_LINGER2 to 1 s on every TCP
+/// socket (tcp_fin_time; Linux and gVisor both honour it, gVisor has no tcp_fin_timeout
+/// sysctl).
+pub const FIN_WAIT2_TIMEOUT_MS: u64 = 1000;
+
+/// When an orphan's FIN_WAIT2 timer has certainly fired, counted from the close (or
+/// from its FIN): the timeout, plus the delayed ACK that may start the timer up to
+/// TCP_DELACK_MAX (200 ms) after the FIN, plus timer slack. Between
+/// [`FIN_WAIT2_TIMEOUT_MS`] and this the model cannot say; the generator's sleeps never
+/// end there.
+pub const FIN_WAIT2_GONE_MS: u64 = 1250;
+
+/// TCP_TIMEWAIT_LEN (60 s, a constant in Linux, DefaultTCPTimeWaitTimeout in gVisor),
+/// with a second of margin after which TIME_WAIT has certainly ended.
+pub const TIME_WAIT_GONE_MS: u64 = 61_000;
 
 /// A model of one TCP connection between ends `a` and `b` on Linux.
 #[derive(Clone, Debug)]
@@ -416,8 +439,14 @@ impl TcpModel {
             }
         } else {
             // A graceful close sends a FIN if none was sent yet; the socket lives on as
-            // an orphan until the close handshake ends (RFC 9293 3.10.4).
+            // an orphan until the close handshake ends (RFC 9293 3.10.4). An orphan in
+            // (or bound for) FIN_WAIT2 lives at most tcp_fin_time (tcp_close's
+            // FIN_WAIT2 branch, or tcp_rcv_state_process when the ACK arrives).
             self.send_fin_from_open_state(x, "close sends FIN: RFC 9293 3.10.4");
+            let e = self.end(x);
+            if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) {
+                e.orphan_fw2_ms = Some(0);
+            }
         }
         Outcome::Ok
     }
@@ -437,10 +466,40 @@ impl TcpModel {
                 // pingpong mode tcp_send_delayed_ack caps its timeout at
                 // TCP_DELACK_MAX (200 ms); FIN_ACK_DELAY_MAX_MS adds the timer wheel's
                 // slack.
-                self.send(x.peer(), Seg::Ack, "delayed ACK of the FIN: tcp_delack_timer");
+                self.send(
+                    x.peer(),
+                    Seg::Ack,
+                    "delayed ACK of the FIN: tcp_delack_timer",
+                );
             }
         }
         self.deliver_all();
+        let time_wait_shows = self.profile.tcp.time_wait_on_open_fd;
+        for x in [End::A, End::B] {
+            let e = self.end(x);
+            if let Some(t) = e.orphan_fw2_ms.as_mut() {
+                *t += u64::from(ms);
+                if *t >= FIN_WAIT2_GONE_MS && e.state == TcpState::FinWait2 && e.conn == Conn::Live
+                {
+                    // The FIN_WAIT2 timer (or the FIN_WAIT2 substate of the TIME_WAIT
+                    // mini-socket tcp_time_wait made) expired: the connection is gone
+                    // without a segment; the peer's next one meets no socket.
+                    Self::done(e, Conn::Gone);
+                }
+            }
+            if let Some(t) = e.time_wait_ms.as_mut() {
+                *t += u64::from(ms);
+                if *t >= TIME_WAIT_GONE_MS && e.conn == Conn::TimeWait {
+                    // inet_twsk_kill / gVisor's timeWaitTimer: TIME_WAIT is over. An fd
+                    // that showed TIME_WAIT (gVisor) shows CLOSE from now on.
+                    e.conn = Conn::Gone;
+                    e.time_wait_ms = None;
+                    if time_wait_shows {
+                        e.state = TcpState::Close;
+                    }
+                }
+            }
+        }
         std::mem::take(&mut self.log)
     }
 
@@ -536,6 +595,8 @@ impl TcpModel {
         e.conn = conn;
         e.rcv_shut = true;
         e.snd_shut = true;
+        e.orphan_fw2_ms = None;
+        e.time_wait_ms = (conn == Conn::TimeWait).then_some(0);
     }
 
     /// The ACK of our FIN arrived (RFC 9293 3.10.7.4, "ACK bit" for FIN-WAIT-1,

@@ -27,8 +27,8 @@
 //! `pkg/sentry/mm/io.go` (MemoryManager.CopyInTo).
 
 use super::common::{Connection, RecordQueue, StreamQueue};
-use super::world::{Listener, Loose};
 use super::profile::{Profile, UnixReset};
+use super::world::{Listener, Loose};
 use super::{SegmentKind, WireEvent};
 use crate::step::{End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StepResult};
 use std::collections::VecDeque;
@@ -721,7 +721,7 @@ mod tests {
     fn first_write_after_peer_close_fails_stream_signals_seqpacket_does_not() {
         for (kind, sigpipe) in [(Kind::Stream, true), (Kind::Seqpacket, false)] {
             let mut m = UnixModel::new(kind);
-            let (p_result, p_wire) = m.run(B, Op::Close);
+            let (_, p_wire) = m.run(B, Op::Close);
             assert_eq!(
                 p_wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
                 vec![SegmentKind::PeerGone]
@@ -749,7 +749,7 @@ mod tests {
         );
 
         let mut m = UnixModel::new(Kind::Seqpacket);
-        let (p_result, p_wire) = m.run(A, Op::Write(0));
+        let (_, p_wire) = m.run(A, Op::Write(0));
         assert_eq!(
             p_wire.iter().map(|w| w.kind).collect::<Vec<_>>(),
             vec![SegmentKind::Data(0)]
@@ -866,16 +866,19 @@ mod tests {
             m.describe(A),
             "unix seqpacket, fd open, 4 unread in 2 records"
         );
-        let (p_result, p_wire) = m.run(A, Op::Shutdown(Shut::Rd));
+        let (_, p_wire) = m.run(A, Op::Shutdown(Shut::Rd));
         assert_eq!(p_wire.len(), 1);
-        assert_eq!((p_wire[0].from, p_wire[0].kind), (Sock::A, SegmentKind::PeerGone));
+        assert_eq!(
+            (p_wire[0].from, p_wire[0].kind),
+            (Sock::A, SegmentKind::PeerGone)
+        );
         assert!(
             p_wire[0].note.contains("SEND_SHUTDOWN"),
             "{}",
             p_wire[0].note
         );
         assert_eq!(m.describe(B), "unix seqpacket, fd open, shut wr");
-        let (p_result, p_wire) = m.run(A, Op::Close);
+        let (_, p_wire) = m.run(A, Op::Close);
         assert!(p_wire[0].note.contains("ECONNRESET"), "{}", p_wire[0].note);
         assert_eq!(
             m.describe(B),
@@ -892,7 +895,7 @@ mod tests {
             let mut m = UnixModel::with_profile(kind, Profile::gvisor());
             run(&mut m, A, Op::Write(5));
             run(&mut m, B, Op::Write(3));
-            let (p_result, p_wire) = m.run(B, Op::Close);
+            let (_, p_wire) = m.run(B, Op::Close);
             assert!(
                 p_wire[0].note.contains("marked unread"),
                 "{}",

@@ -162,7 +162,11 @@ impl Model {
     /// rule: tests/mutation.rs only).
     #[doc(hidden)]
     pub fn with_tcp(mut self, model: TcpModel) -> Model {
-        self.conns = self.conns.iter().map(|_| Conn::Tcp(model.clone())).collect();
+        self.conns = self
+            .conns
+            .iter()
+            .map(|_| Conn::Tcp(model.clone()))
+            .collect();
         self.tcp_template = Some(model);
         self
     }
