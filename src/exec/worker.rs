@@ -84,21 +84,37 @@ pub enum Response {
 /// Observes `pair` until the observation has been the same for `settle.stable_for`,
 /// or `settle.max` has passed. Returns the last observation and the time spent after
 /// the first one.
-fn settled_observe(pair: &Sockets, settle: Settle, sends: bool) -> (Observation, Duration) {
+fn settled_observe(
+    pair: &Sockets,
+    settle: Settle,
+    sends: bool,
+    handshake: bool,
+) -> (Observation, Duration) {
     let mut last = pair.observe();
     let start = Instant::now();
     let mut since = start;
     let mut changed = false;
+    // A handshake is three segments, each waiting for one of the stack's threads, and
+    // the listener queues its child only after the last: it gets longer bounds, and
+    // is not settled while any socket is still in SYN_SENT or SYN_RECV.
+    let (factor, max) = if handshake {
+        (HANDSHAKE_FACTOR, settle.max * HANDSHAKE_FACTOR)
+    } else {
+        (1, settle.max)
+    };
     loop {
         let now = Instant::now();
         // A step that puts something on the wire but has changed nothing yet is given
         // longer: its segment may still be waiting for one of the stack's threads.
         let window = if sends && !changed {
-            settle.stable_for * UNCHANGED_FACTOR
+            settle.stable_for * UNCHANGED_FACTOR * factor
         } else {
-            settle.stable_for
+            settle.stable_for * factor
         };
-        if now.duration_since(since) >= window || now.duration_since(start) >= settle.max {
+        let mid_handshake = handshake && last.iter().any(in_handshake);
+        if (now.duration_since(since) >= window && !mid_handshake)
+            || now.duration_since(start) >= max
+        {
             return (last, now.duration_since(start));
         }
         // Yield rather than sleep: under gVisor a sleep of any length lasts tens of
@@ -116,6 +132,15 @@ fn settled_observe(pair: &Sockets, settle: Settle, sends: bool) -> (Observation,
 /// How many times [`Settle::stable_for`] a sending step waits while nothing has changed.
 const UNCHANGED_FACTOR: u32 = 3;
 
+/// How many times longer the bounds are after a connect or an accept.
+const HANDSHAKE_FACTOR: u32 = 4;
+
+fn in_handshake(v: &crate::step::EndView) -> bool {
+    use crate::step::{EndView, TcpState};
+    matches!(v, EndView::Open { state: Some(s), .. }
+        if s.contains(TcpState::SynSent) || s.contains(TcpState::SynRecv))
+}
+
 /// Runs `case` on fresh local sockets, settling after each step (see the module docs).
 pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
     let mut w = Sockets::start(case.transport, case.start)?;
@@ -129,6 +154,13 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
         // What the step can have set in motion, from the call table: a call that only
         // looks or configures sends nothing, so there is nothing to wait for (the
         // previous step has already settled). A sleep has let everything arrive.
+        let handshake = matches!(
+            step,
+            Step::Call {
+                op: Op::Connect | Op::Accept,
+                ..
+            }
+        );
         let (settles, sends) = match step {
             Step::Sleep { .. } => {
                 slept += t.elapsed();
@@ -147,7 +179,12 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
                 ),
             },
         };
-        let (obs, waited) = settled_observe(&w, if settles { settle } else { Settle::NONE }, sends);
+        let (obs, waited) = settled_observe(
+            &w,
+            if settles { settle } else { Settle::NONE },
+            sends,
+            handshake,
+        );
         settle_time += waited;
         out.push((r, obs));
     }

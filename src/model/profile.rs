@@ -49,6 +49,10 @@ pub struct TcpProfile {
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
     pub failed_write_clears_error: bool,
+    /// A `shutdown rd` of a TCP listener resets its queue and makes accept EINVAL, and
+    /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
+    /// (Linux: tcp_disconnect).
+    pub listener_shutdown_keeps_listen: bool,
     /// poll reports ERR for every CLOSE or TIME_WAIT socket, whatever SO_ERROR holds,
     /// and never for an open connection (Linux: ERR exactly while an error is pending).
     pub poll_err_when_closed: bool,
@@ -58,12 +62,27 @@ pub struct TcpProfile {
     /// After a reset, a read returns the pending error before EOF even when the peer's
     /// FIN had arrived (Linux: EOF first, the error stays for SO_ERROR).
     pub read_error_before_eof: bool,
+    /// A refused connect leaves its error twice (gVisor's handshakeFailed sets both
+    /// hardError and lastError): a write, a read or SO_ERROR takes one, and SO_ERROR
+    /// still finds the other. Linux: sk_err, once.
+    pub refused_connect_error_twice: bool,
+    /// After a refused connect, every later connect fails (ECONNABORTED once the error
+    /// was taken) and the socket stays failed; otherwise (Linux) the connect after the
+    /// failed one starts afresh (__inet_stream_connect's disconnect).
+    pub refused_connect_no_retry: bool,
     /// A shutdown that leaves both directions shut while unread data is queued aborts
     /// the connection with RST and ECONNABORTED (Linux: a FIN, the data stays).
     pub shutdown_with_unread_resets: bool,
     /// TCP_INFO on an open fd whose connection went to TIME_WAIT reports TIME_WAIT
     /// (Linux: CLOSE, since a mini-socket holds TIME_WAIT and the fd's socket is done).
     pub time_wait_on_open_fd: bool,
+    /// A TCP socket that never connected polls HUP alone (Linux: OUT|HUP).
+    pub unconnected_poll_hup_only: bool,
+    /// The failed (ENOTCONN) shutdown of a never-connected TCP socket takes effect only
+    /// at the first shutdown call after it connects (gVisor's shutdownLocked applies
+    /// every direction ever asked for); Linux's inet_shutdown ORs the bits in at once,
+    /// so a later poll says IN|RDHUP, a read EOF, and a later connection keeps them.
+    pub unconnected_shutdown_deferred: bool,
 }
 
 impl TcpProfile {
@@ -71,21 +90,31 @@ impl TcpProfile {
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
         failed_write_clears_error: true,
+        listener_shutdown_keeps_listen: false,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
         read_error_before_eof: false,
+        refused_connect_error_twice: false,
+        refused_connect_no_retry: false,
         shutdown_with_unread_resets: false,
         time_wait_on_open_fd: false,
+        unconnected_poll_hup_only: false,
+        unconnected_shutdown_deferred: false,
     };
     const GVISOR: TcpProfile = TcpProfile {
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         failed_write_clears_error: false,
+        listener_shutdown_keeps_listen: true,
         poll_err_when_closed: true,
         poll_hup_when_shut_both_ways: false,
         read_error_before_eof: true,
+        refused_connect_error_twice: true,
+        refused_connect_no_retry: true,
         shutdown_with_unread_resets: true,
         time_wait_on_open_fd: true,
+        unconnected_poll_hup_only: true,
+        unconnected_shutdown_deferred: true,
     };
 }
 
@@ -102,6 +131,16 @@ pub struct UnixProfile {
     pub poll_hup: bool,
     /// Where closing with unread data leaves the peer's ECONNRESET.
     pub reset_on_unread_close: UnixReset,
+    /// shutdown of a socket with no peer (never connected, or the listener) fails with
+    /// ENOTCONN and changes nothing (Linux: unix_shutdown ORs the bits in, and a
+    /// listener shut for reading refuses new connections).
+    pub shutdown_needs_connection: bool,
+    /// A socket with no peer (never connected, or refused) polls nothing at all (Linux:
+    /// OUT|HUP, from TCP_CLOSE and unix_writable).
+    pub unconnected_poll_empty: bool,
+    /// A read on a stream socket with no peer (never connected, or the listener) says
+    /// ENOTCONN (Linux: EINVAL from unix_stream_read_generic's state check).
+    pub unconnected_stream_read_enotconn: bool,
     /// A zero-length send reaches the socket, with all its checks (and, on seqpacket,
     /// queues an empty record); if not, it returns 0 before the socket sees it.
     pub zero_length_send_reaches_socket: bool,
@@ -124,12 +163,18 @@ impl UnixProfile {
         listener_close_resets_queued: true,
         poll_hup: true,
         reset_on_unread_close: UnixReset::SockError,
+        shutdown_needs_connection: false,
+        unconnected_poll_empty: false,
+        unconnected_stream_read_enotconn: false,
         zero_length_send_reaches_socket: true,
     };
     const GVISOR: UnixProfile = UnixProfile {
         listener_close_resets_queued: false,
         poll_hup: false,
         reset_on_unread_close: UnixReset::ReadQueue,
+        shutdown_needs_connection: true,
+        unconnected_poll_empty: true,
+        unconnected_stream_read_enotconn: true,
         zero_length_send_reaches_socket: false,
     };
 }
@@ -204,6 +249,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-failed-write-keeps-no-error.cfz",
     },
     Difference {
+        name: "tcp.listener_shutdown_keeps_listen",
+        summary: "shutdown(rd) of a TCP listener resets its queued connections and makes accept EINVAL on both, but gVisor's listener stays LISTEN (poll -) where Linux's becomes a plain CLOSE socket (poll OUT|HUP)",
+        evidence: "tcp-listener-shutdown-rdwr-queued.cfz",
+    },
+    Difference {
         name: "tcp.poll_err_when_closed",
         summary: "gVisor's poll reports ERR for every CLOSE or TIME_WAIT socket, even after a graceful close or once the error was read; Linux only while an error is pending",
         evidence: "tcp-poll-after-graceful-close.cfz",
@@ -219,6 +269,16 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-shutdown-rdwr-with-unread-data.cfz",
     },
     Difference {
+        name: "tcp.refused_connect_error_twice",
+        summary: "gVisor keeps a refused connect's ECONNREFUSED twice (hardError and lastError): after a write, a read or SO_ERROR took it, SO_ERROR reports it once more; Linux reports it once",
+        evidence: "tcp-connect-refused-error-twice.cfz",
+    },
+    Difference {
+        name: "tcp.refused_connect_no_retry",
+        summary: "after a refused connect, gVisor's later connects all fail (ECONNABORTED) and a read says EOF; Linux's connect after the failed one tries again (EINPROGRESS, refused again)",
+        evidence: "tcp-connect-refused.cfz",
+    },
+    Difference {
         name: "tcp.shutdown_with_unread_resets",
         summary: "on gVisor a shutdown that leaves both directions shut with unread data aborts with RST (ECONNABORTED here, ECONNRESET at the peer), even in TIME_WAIT; Linux sends a FIN and keeps the data",
         evidence: "tcp-shutdown-rdwr-with-unread-data.cfz",
@@ -228,6 +288,16 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, CLOSE on Linux",
         evidence: "tcp-time-wait-state-on-open-fd.cfz",
     },
+    Difference {
+        name: "tcp.unconnected_poll_hup_only",
+        summary: "a TCP socket that never connected polls HUP on gVisor, OUT|HUP on Linux",
+        evidence: "tcp-never-connected-write-read.cfz",
+    },
+    Difference {
+        name: "tcp.unconnected_shutdown_deferred",
+        summary: "Linux applies a failed (ENOTCONN) shutdown of a never-connected TCP socket at once: poll then says IN|RDHUP, a read EOF, and a later connection reads a false EOF; gVisor applies it only at the next shutdown after connecting (a FIN then, even for shutdown rd)",
+        evidence: "tcp-stale-shutdown-rd-false-eof.cfz",
+    },
 ];
 
 /// Differences in Unix sockets only: fields of [`UnixProfile`], named `unix.FIELD`, in
@@ -235,7 +305,7 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
 pub const UNIX_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "unix.listener_close_resets_queued",
-        summary: "closing a Unix listener with a connection still queued gives that connection's client ECONNRESET on Linux, a plain EOF on gVisor (gVisor issue 12576)",
+        summary: "closing a Unix listener with a connection still queued gives that connection's client ECONNRESET on Linux; on gVisor it is an ordinary close of the server side: EOF, or a reset only if the client's data was unread (gVisor issue 12576)",
         evidence: "unix-listener-close-queued.cfz",
     },
     Difference {
@@ -247,6 +317,21 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         name: "unix.reset_on_unread_close",
         summary: "gVisor gives no socket error for a peer's close with unread data: no POLLERR, SO_ERROR 0, sends say EPIPE, but once the queue is drained every read fails with ECONNRESET instead of reading EOF",
         evidence: "unix-reset-is-read-once.cfz",
+    },
+    Difference {
+        name: "unix.shutdown_needs_connection",
+        summary: "shutdown of a Unix socket with no peer (never connected, or the listener) is ENOTCONN and changes nothing on gVisor; Linux records it (a listener shut for reading then refuses connections)",
+        evidence: "unix-listener-shutdown-rd.cfz",
+    },
+    Difference {
+        name: "unix.unconnected_poll_empty",
+        summary: "a Unix socket with no peer (never connected, or refused) polls nothing on gVisor, OUT|HUP on Linux",
+        evidence: "unix-never-connected-write-read.cfz",
+    },
+    Difference {
+        name: "unix.unconnected_stream_read_enotconn",
+        summary: "a read on a Unix stream socket with no peer (never connected, or the listener) says ENOTCONN on gVisor, EINVAL on Linux",
+        evidence: "unix-listener-read-write.cfz",
     },
     Difference {
         name: "unix.zero_length_send_reaches_socket",

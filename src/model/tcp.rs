@@ -69,6 +69,9 @@ struct TcpEnd {
     /// shutdown(SHUT_RD) was called (gVisor's shutdownFlags & ShutdownRead; unlike
     /// `rcv_shut`, the peer's FIN does not set it).
     shut_rd: bool,
+    /// shutdown(SHUT_WR) was called (gVisor's shutdownFlags & ShutdownWrite), perhaps
+    /// before the socket connected.
+    shut_wr: bool,
     /// The connection ended in error: an RST other than in CLOSE_WAIT, or an abort
     /// (gVisor's StateError, as against StateClose; Linux has CLOSE for both).
     errored: bool,
@@ -93,6 +96,7 @@ impl TcpEnd {
             linger_zero: false,
             linger_wait: false,
             shut_rd: false,
+            shut_wr: false,
             errored: false,
         }
     }
@@ -351,12 +355,21 @@ impl TcpModel {
 
     fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
         let unread_resets = self.profile.tcp.shutdown_with_unread_resets;
+        let deferred = self.profile.tcp.unconnected_shutdown_deferred;
         let e = self.end(x);
+        e.shut_rd |= how.reads();
+        e.shut_wr |= how.writes();
         // inet_shutdown ORs the flags in whatever the state, but reports ENOTCONN on a
         // CLOSE socket (RFC 9293 3.10.4: CLOSE on a closed connection is an error).
-        e.rcv_shut |= how.reads();
-        e.snd_shut |= how.writes();
-        e.shut_rd |= how.reads();
+        // gVisor's shutdownLocked acts on every direction ever asked for, including one
+        // asked for (and refused) before the socket connected.
+        let (rd, wr) = if deferred {
+            (e.shut_rd, e.shut_wr)
+        } else {
+            (how.reads(), how.writes())
+        };
+        e.rcv_shut |= rd;
+        e.snd_shut |= wr;
         let closed = matches!(e.state, TcpState::Close | TcpState::TimeWait);
         // gVisor (shutdownLocked in tcp/endpoint.go) works on the accumulated flags in
         // every connected state, TIME_WAIT included: once both SHUT_RD and SHUT_WR
@@ -389,7 +402,7 @@ impl TcpModel {
         // ESTABLISHED (-> FIN_WAIT1) or CLOSE_WAIT (-> LAST_ACK) (RFC 9293 3.10.4).
         // SHUT_RD alone sends nothing: Linux keeps accepting data (RFC 9293 leaves
         // shutdown of the receive side to the implementation).
-        if how.writes() {
+        if wr {
             self.send_fin_from_open_state(x, "shutdown(wr) sends FIN: RFC 9293 3.10.4");
         }
         Outcome::Ok
@@ -514,6 +527,14 @@ impl TcpModel {
         }
         e.fd_open = false;
         Some(e.err.take().unwrap_or(Errno::ECONNABORTED))
+    }
+
+    /// Shutdowns a socket asked for before it connected and that the profile defers to
+    /// its next shutdown call (gVisor's shutdownFlags).
+    pub fn preset_deferred_shutdown(&mut self, x: End, rd: bool, wr: bool) {
+        let e = self.end(x);
+        e.shut_rd |= rd;
+        e.shut_wr |= wr;
     }
 
     /// An unaccepted child whose listener stops: inet_child_forget calls
@@ -820,14 +841,23 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
             None => Outcome::Err(Errno::ENOTCONN),
         }),
         // inet_shutdown on TCP_CLOSE: ENOTCONN, but the bits are ORed in anyway ("hack
-        // to wake up other listeners").
+        // to wake up other listeners"). gVisor's shutdownLocked keeps nothing for a
+        // socket that never connected.
         Op::Shutdown(how) => {
-            l.rcv_shut |= how.reads();
-            l.snd_shut |= how.writes();
+            if profile.tcp.unconnected_shutdown_deferred && !l.connecting {
+                l.deferred_rd |= how.reads();
+                l.deferred_wr |= how.writes();
+            } else {
+                l.rcv_shut |= how.reads();
+                l.snd_shut |= how.writes();
+            }
             r(Outcome::Err(Errno::ENOTCONN))
         }
         Op::Poll => r(Outcome::Poll(loose_tcp_poll(l, profile))),
-        Op::Error => r(Outcome::SockError(l.err.take())),
+        // SO_ERROR: sk_err (gVisor's LastError: hardError, then lastError).
+        Op::Error => r(Outcome::SockError(
+            l.err.take().or_else(|| l.last_err.take()),
+        )),
         Op::State => r(Outcome::State(TcpState::Close.into())),
         Op::Linger(_) => r(Outcome::Ok),
         // The world handles these.
@@ -836,9 +866,18 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
 }
 
 /// tcp_poll for a CLOSE socket: HUP (state CLOSE), OUT (not SYN_SENT), IN and RDHUP
-/// on RCV_SHUTDOWN, ERR while an error is pending.
+/// on RCV_SHUTDOWN, ERR while an error is pending. gVisor's Readiness says HUP alone
+/// for a socket that never connected (StateInitial), and answers every event (no
+/// RDHUP) for one whose connect failed (StateError), error or not.
 fn loose_tcp_poll(l: &Loose, profile: &Profile) -> PollSet {
-    super::world::loose_poll(l, true, true, profile.poll_rdhup)
+    if !l.connecting && profile.tcp.unconnected_poll_hup_only {
+        return PollSet::HUP;
+    }
+    let p = super::world::loose_poll(l, true, true, profile.poll_rdhup);
+    p.with_if(
+        PollSet::ERR,
+        l.connecting && profile.tcp.poll_err_when_closed,
+    )
 }
 
 /// A never-connected TCP socket as poll and TCP_INFO see it.
@@ -851,6 +890,7 @@ pub fn loose_view(l: &Loose, profile: &Profile) -> EndView {
 
 /// A call on the TCP listener (close, shutdown and accept are the world's).
 pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) -> StepResult {
+    let keeps_listen = profile.tcp.listener_shutdown_keeps_listen;
     let r = |o| StepResult::plain(o);
     match op {
         // sk_stream_wait_connect: LISTEN (or the CLOSE left by shutdown) is EPIPE.
@@ -861,17 +901,19 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
         // tcp_recvmsg_locked: "if (sk->sk_state == TCP_LISTEN) goto out" with ENOTCONN;
         // a stopped listener is CLOSE: ENOTCONN too.
         Op::Read(_) => r(Outcome::Err(Errno::ENOTCONN)),
-        Op::Poll => r(Outcome::Poll(listener_poll(lst, queued))),
+        Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, keeps_listen))),
         Op::Error => r(Outcome::SockError(None)),
-        Op::State => r(Outcome::State(listener_state(lst).into())),
+        Op::State => r(Outcome::State(listener_state(lst, keeps_listen).into())),
         // __inet_stream_connect, SS_UNCONNECTED but not CLOSE: EISCONN.
         Op::Connect => r(Outcome::Err(Errno::EISCONN)),
         Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Accept => r(Outcome::Ok),
     }
 }
 
-fn listener_state(lst: &Listener) -> TcpState {
-    if lst.listening {
+/// LISTEN; a listener stopped by `shutdown rd` is CLOSE on Linux, still LISTEN where
+/// the profile keeps it so.
+fn listener_state(lst: &Listener, keeps_listen: bool) -> TcpState {
+    if lst.listening || keeps_listen {
         TcpState::Listen
     } else {
         TcpState::Close
@@ -879,10 +921,11 @@ fn listener_state(lst: &Listener) -> TcpState {
 }
 
 /// tcp_poll: a listener answers inet_csk_listen_poll (IN while a connection waits);
-/// a stopped one is a plain CLOSE socket with no shutdown bits (tcp_disconnect
-/// cleared them): OUT|HUP.
-fn listener_poll(lst: &Listener, queued: bool) -> PollSet {
-    if lst.listening {
+/// one stopped by `shutdown rd` is, on Linux, a plain CLOSE socket with no shutdown
+/// bits (tcp_disconnect cleared them): OUT|HUP (the world makes it a loose socket
+/// then, see `super::world`).
+fn listener_poll(lst: &Listener, queued: bool, keeps_listen: bool) -> PollSet {
+    if lst.listening || keeps_listen {
         PollSet::NONE.with_if(PollSet::IN, queued)
     } else {
         PollSet(PollSet::OUT.0 | PollSet::HUP.0)
@@ -890,10 +933,11 @@ fn listener_poll(lst: &Listener, queued: bool) -> PollSet {
 }
 
 /// The TCP listener as poll and TCP_INFO see it.
-pub fn listener_view(lst: &Listener, queued: bool, _profile: &Profile) -> EndView {
+pub fn listener_view(lst: &Listener, queued: bool, profile: &Profile) -> EndView {
+    let keeps_listen = profile.tcp.listener_shutdown_keeps_listen;
     EndView::Open {
-        state: Some(listener_state(lst).into()),
-        poll: listener_poll(lst, queued),
+        state: Some(listener_state(lst, keeps_listen).into()),
+        poll: listener_poll(lst, queued, keeps_listen),
     }
 }
 

@@ -489,14 +489,16 @@ impl UnixModel {
         e.fd_open = false;
         e.rcv_shut = true;
         e.snd_shut = true;
+        let unread = e.rq.resets_peer_on_close();
         e.rq.purge();
-        let reset = self
-            .profile
-            .unix
-            .listener_close_resets_queued
+        // gVisor closes the queued endpoint as any other (connectionedEndpoint.Close):
+        // a reset only for unread data.
+        let reset = (self.profile.unix.listener_close_resets_queued || unread)
             .then_some(self.profile.unix.reset_on_unread_close);
-        let note = if reset.is_some() {
+        let note = if self.profile.unix.listener_close_resets_queued {
             "listener closed with this connection queued: the client gets SHUTDOWN_MASK and ECONNRESET (unix_release_sock, embrion)"
+        } else if reset.is_some() {
+            "listener closed with this connection queued: closed as any socket, with unread data (connectionedEndpoint.Close)"
         } else {
             "listener closed with this connection queued: the client's peer is gone, no error"
         };
@@ -610,28 +612,28 @@ impl UnixModel {
 super::common::impl_connection!(UnixModel);
 
 /// A Unix socket in no connection: TCP_CLOSE, no peer.
-pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, _profile: &Profile) -> StepResult {
+pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, profile: &Profile) -> StepResult {
     let r = |o| StepResult::plain(o);
     match op {
+        // gVisor: an empty send returns 0 before the socket sees it.
+        Op::Write(0) if !profile.unix.zero_length_send_reaches_socket => r(Outcome::Wrote(0)),
         Op::Write(_) => match kind {
             // unix_stream_sendmsg: no unix_peer is ENOTCONN, before the shutdown check.
             Kind::Stream => r(Outcome::Err(Errno::ENOTCONN)),
             // unix_seqpacket_sendmsg: sock_error, then "not ESTABLISHED" is ENOTCONN.
             Kind::Seqpacket => r(Outcome::Err(l.err.take().unwrap_or(Errno::ENOTCONN))),
         },
-        Op::Read(_) => match kind {
-            // unix_stream_read_generic: a socket not ESTABLISHED is EINVAL, first.
-            Kind::Stream => r(Outcome::Err(Errno::EINVAL)),
-            // unix_seqpacket_recvmsg: not ESTABLISHED is ENOTCONN.
-            Kind::Seqpacket => r(Outcome::Err(Errno::ENOTCONN)),
-        },
-        // unix_shutdown ORs the bits in and succeeds, peer or not.
+        Op::Read(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
+        // unix_shutdown ORs the bits in and succeeds, peer or not (gVisor: ENOTCONN).
         Op::Shutdown(how) => {
+            if profile.unix.shutdown_needs_connection {
+                return r(Outcome::Err(Errno::ENOTCONN));
+            }
             l.rcv_shut |= how.reads();
             l.snd_shut |= how.writes();
             r(Outcome::Ok)
         }
-        Op::Poll => r(Outcome::Poll(loose_unix_poll(l))),
+        Op::Poll => r(Outcome::Poll(loose_unix_poll(l, profile))),
         Op::Error => r(Outcome::SockError(l.err.take())),
         Op::State => r(Outcome::NotApplicable),
         Op::Linger(_) => r(Outcome::Ok),
@@ -639,32 +641,49 @@ pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, _profile: &Profile) -> Step
     }
 }
 
+/// A read on a socket with no peer: unix_stream_read_generic checks the state first
+/// (not ESTABLISHED: EINVAL), unix_seqpacket_recvmsg says ENOTCONN (and gVisor says
+/// ENOTCONN for both).
+fn unconnected_read_error(kind: Kind, profile: &Profile) -> Errno {
+    match kind {
+        Kind::Stream if !profile.unix.unconnected_stream_read_enotconn => Errno::EINVAL,
+        _ => Errno::ENOTCONN,
+    }
+}
+
 /// unix_poll / unix_dgram_poll for an unconnected socket: HUP (connection-based and
 /// TCP_CLOSE), OUT (unix_writable: not listening, nothing queued), IN and RDHUP on
-/// RCV_SHUTDOWN, ERR while an error is pending.
-fn loose_unix_poll(l: &Loose) -> PollSet {
-    super::world::loose_poll(l, true, true, true)
+/// RCV_SHUTDOWN, ERR while an error is pending. gVisor: nothing at all.
+fn loose_unix_poll(l: &Loose, profile: &Profile) -> PollSet {
+    if profile.unix.unconnected_poll_empty {
+        return PollSet::NONE;
+    }
+    super::world::loose_poll(l, true, true, profile.poll_rdhup)
 }
 
 /// An unconnected Unix socket as poll sees it.
-pub fn loose_view(l: &Loose, _kind: Kind, _profile: &Profile) -> EndView {
+pub fn loose_view(l: &Loose, _kind: Kind, profile: &Profile) -> EndView {
     EndView::Open {
         state: None,
-        poll: loose_unix_poll(l),
+        poll: loose_unix_poll(l, profile),
     }
 }
 
 /// A call on the Unix listener (close, shutdown, connect and accept are the world's).
-pub fn listener_call(lst: &Listener, kind: Kind, queued: bool, op: Op) -> StepResult {
+pub fn listener_call(
+    lst: &Listener,
+    kind: Kind,
+    queued: bool,
+    op: Op,
+    profile: &Profile,
+) -> StepResult {
     let r = |o| StepResult::plain(o);
     match op {
+        Op::Write(0) if !profile.unix.zero_length_send_reaches_socket => r(Outcome::Wrote(0)),
         // No peer: ENOTCONN on both send paths.
         Op::Write(_) => r(Outcome::Err(Errno::ENOTCONN)),
-        Op::Read(_) => r(Outcome::Err(match kind {
-            Kind::Stream => Errno::EINVAL,
-            Kind::Seqpacket => Errno::ENOTCONN,
-        })),
-        Op::Poll => r(Outcome::Poll(listener_poll(lst, queued))),
+        Op::Read(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
+        Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, profile))),
         Op::Error => r(Outcome::SockError(None)),
         Op::State => r(Outcome::NotApplicable),
         Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Connect | Op::Accept => {
@@ -675,18 +694,21 @@ pub fn listener_call(lst: &Listener, kind: Kind, queued: bool, op: Op) -> StepRe
 
 /// unix_poll / unix_dgram_poll on a listener: IN while an embryo is queued, IN|RDHUP on
 /// RCV_SHUTDOWN, HUP on both bits, never OUT (unix_writable is false in LISTEN).
-fn listener_poll(lst: &Listener, queued: bool) -> PollSet {
+fn listener_poll(lst: &Listener, queued: bool, profile: &Profile) -> PollSet {
     PollSet::NONE
         .with_if(PollSet::IN, queued || lst.rcv_shut)
-        .with_if(PollSet::RDHUP, lst.rcv_shut)
-        .with_if(PollSet::HUP, lst.rcv_shut && lst.snd_shut)
+        .with_if(PollSet::RDHUP, lst.rcv_shut && profile.poll_rdhup)
+        .with_if(
+            PollSet::HUP,
+            lst.rcv_shut && lst.snd_shut && profile.unix.poll_hup,
+        )
 }
 
 /// The Unix listener as poll sees it.
-pub fn listener_view(lst: &Listener, _kind: Kind, queued: bool) -> EndView {
+pub fn listener_view(lst: &Listener, _kind: Kind, queued: bool, profile: &Profile) -> EndView {
     EndView::Open {
         state: None,
-        poll: listener_poll(lst, queued),
+        poll: listener_poll(lst, queued, profile),
     }
 }
 

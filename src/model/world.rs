@@ -79,11 +79,19 @@ pub struct Loose {
     pub rcv_shut: bool,
     /// sk_shutdown & SEND_SHUTDOWN.
     pub snd_shut: bool,
-    /// sk_err.
+    /// sk_err (gVisor's hardError).
     pub err: Option<Errno>,
+    /// gVisor's lastError: a second copy of a failed connect's error, which SO_ERROR
+    /// returns once the first is gone.
+    pub last_err: Option<Errno>,
     /// TCP: a non-blocking connect is in progress or has failed (sock->state is
     /// SS_CONNECTING): the next connect reports how it ended.
     pub connecting: bool,
+    /// Shutdown directions asked for (and refused) while not connected, which the
+    /// profile applies only at the first shutdown after connecting.
+    pub deferred_rd: bool,
+    /// See `deferred_rd`.
+    pub deferred_wr: bool,
 }
 
 /// The listener: its accept queue and whether it still listens.
@@ -319,11 +327,16 @@ impl Model {
             self.make_queued_conn(sock, pre, wire);
             return StepResult::plain(Outcome::Ok);
         }
+        let no_retry = self.profile.tcp.refused_connect_no_retry;
         let l = &mut self.loose[sock.index()];
         if l.connecting {
-            // SS_CONNECTING after a refused handshake: sock_error, then disconnect.
+            // SS_CONNECTING after a refused handshake: sock_error, then disconnect, and
+            // the next connect starts afresh. gVisor's endpoint stays in its error state:
+            // every later connect fails.
             let err = l.err.take().unwrap_or(Errno::ECONNABORTED);
-            *l = Loose::default();
+            if !no_retry {
+                *l = Loose::default();
+            }
             return StepResult::plain(Outcome::Err(err));
         }
         l.connecting = true;
@@ -332,6 +345,10 @@ impl Model {
             // processed from the backlog after connect returned EINPROGRESS; tcp_reset
             // in SYN_SENT says ECONNREFUSED and tcp_done shuts both ways.
             l.err = Some(Errno::ECONNREFUSED);
+            if self.profile.tcp.refused_connect_error_twice {
+                // handshakeFailed sets both lastError and hardError.
+                l.last_err = Some(Errno::ECONNREFUSED);
+            }
             l.rcv_shut = true;
             l.snd_shut = true;
             wire.push(WireEvent {
@@ -363,6 +380,9 @@ impl Model {
             m.set_name(End::A, sock);
             m.set_name(End::B, Sock::L);
             m.preset_shutdown(End::A, pre.rcv_shut, pre.snd_shut);
+        }
+        if let Conn::Tcp(m) = &mut c {
+            m.preset_deferred_shutdown(End::A, pre.deferred_rd, pre.deferred_wr);
         }
         self.conns.push(c);
         self.listener.queue.push_back(idx);
@@ -403,7 +423,8 @@ impl Model {
     fn accept(&mut self, sock: Sock, wire: &mut Vec<WireEvent>) -> StepResult {
         let _ = wire;
         let listening = match self.slots[Sock::L.index()] {
-            Slot::Listener => true,
+            // Listening, unless a shutdown stopped it (where the profile keeps it LISTEN).
+            Slot::Listener => self.listener.listening,
             // A TCP listener that a shutdown stopped: a plain CLOSE socket now.
             Slot::Loose => false,
             // The call is made on the listener, which is closed or never existed.
@@ -442,10 +463,16 @@ impl Model {
                         self.listener.listening = false;
                         self.forget_queue(wire);
                         // tcp_disconnect leaves a fresh CLOSE socket (sk_shutdown 0), which
-                        // answers every later call as a never-connected one.
-                        self.slots[Sock::L.index()] = Slot::Loose;
-                        self.loose[Sock::L.index()] = Loose::default();
+                        // answers every later call as a never-connected one. gVisor's
+                        // stays a (refusing) listener.
+                        if !self.profile.tcp.listener_shutdown_keeps_listen {
+                            self.slots[Sock::L.index()] = Slot::Loose;
+                            self.loose[Sock::L.index()] = Loose::default();
+                        }
                     }
+                } else if self.profile.unix.shutdown_needs_connection {
+                    // gVisor's baseEndpoint.Shutdown: not connected.
+                    return StepResult::plain(Outcome::Err(Errno::ENOTCONN));
                 } else {
                     // unix_shutdown ORs the bits in; the queue stays acceptable.
                     self.listener.rcv_shut |= how.reads();
@@ -462,7 +489,9 @@ impl Model {
                 let queued = !self.listener.queue.is_empty();
                 match self.unix_kind() {
                     None => super::tcp::listener_call(&self.listener, queued, op, &self.profile),
-                    Some(kind) => super::unix::listener_call(&self.listener, kind, queued, op),
+                    Some(kind) => {
+                        super::unix::listener_call(&self.listener, kind, queued, op, &self.profile)
+                    }
                 }
             }
         }
@@ -506,7 +535,9 @@ impl Model {
                 let queued = !self.listener.queue.is_empty();
                 match self.unix_kind() {
                     None => super::tcp::listener_view(&self.listener, queued, &self.profile),
-                    Some(kind) => super::unix::listener_view(&self.listener, kind, queued),
+                    Some(kind) => {
+                        super::unix::listener_view(&self.listener, kind, queued, &self.profile)
+                    }
                 }
             }
         }
