@@ -1,0 +1,90 @@
+//! `closefuzz explain --svg FILE`: the ladder as a picture, from a live run.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A temporary directory removed on drop, also when the test fails.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("closefuzz-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn explain(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_closefuzz"))
+        .arg("explain")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("running closefuzz");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn explain_draws_the_motivating_case_as_svg() {
+    let dir = TempDir::new("svg");
+    let file = dir.0.join("ladder.svg");
+    let (code, out, err) = explain(&[
+        "--svg",
+        file.to_str().unwrap(),
+        "scenarios/tcp-motivating-case.cfz",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("CLOSE_WAIT"),
+        "the text ladder is still printed: {out}"
+    );
+    let svg = std::fs::read_to_string(&file).expect("the SVG was written");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let labels: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("seg"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(labels, ["DATA(5)", "FIN", "DATA(5)", "RST"]);
+    for want in [
+        "EPIPE sigpipe",
+        "CLOSE_WAIT",
+        "expect eof ✓",
+        "tcp-motivating-case.cfz",
+    ] {
+        assert!(svg.contains(want), "no {want:?} in the SVG");
+    }
+}
+
+#[test]
+fn explain_svg_escapes_text_and_reports_an_unwritable_file() {
+    let dir = TempDir::new("svg-esc");
+    // '&' and '<' in a comment reach the picture's <desc>; they must be escaped.
+    let script = dir.0.join("a&b<c.cfz");
+    std::fs::write(&script, "# x < y && y > z\na: close => ok\n").unwrap();
+    let file = dir.0.join("out.svg");
+    let (code, out, err) = explain(&["--svg", file.to_str().unwrap(), script.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let svg = std::fs::read_to_string(&file).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    assert!(doc.descendants().any(|n| n.text() == Some("a&b<c.cfz")));
+    let (code, _, err) = explain(&[
+        "--svg",
+        "/proc/no/such/dir/x.svg",
+        "scenarios/tcp-motivating-case.cfz",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot write"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
