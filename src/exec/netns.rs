@@ -168,15 +168,21 @@ fn show_namespace(iso: Isolation) {
 /// check the isolation rather than trust this module's bookkeeping.
 #[cfg(target_os = "linux")]
 pub fn socket_namespace() -> std::io::Result<u64> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    /// From linux/sockios.h; not in the libc crate.
-    const SIOCGSKNS: libc::c_ulong = 0x894C;
     let probe = match helper_socket(libc::AF_INET, libc::SOCK_DGRAM) {
         Some(s) => s?,
         None => super::sys::cloexec_socket(libc::AF_INET, libc::SOCK_DGRAM)?,
     };
+    namespace_of(std::os::fd::AsFd::as_fd(&probe))
+}
+
+/// The inode of the network namespace `socket` belongs to.
+#[cfg(target_os = "linux")]
+fn namespace_of(socket: std::os::fd::BorrowedFd) -> std::io::Result<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    /// From linux/sockios.h; not in the libc crate.
+    const SIOCGSKNS: libc::c_ulong = 0x894C;
     // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor, owned below.
-    let ns = unsafe { libc::ioctl(probe.as_raw_fd(), SIOCGSKNS as _) };
+    let ns = unsafe { libc::ioctl(socket.as_raw_fd(), SIOCGSKNS as _) };
     if ns < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -318,8 +324,12 @@ mod helper {
     use std::os::fd::{FromRawFd, OwnedFd, RawFd};
     use std::time::{Duration, Instant};
 
-    /// Request: make a socket of `[_, domain, type]`; the answer is its descriptor.
+    /// Request: make [`BATCH`] sockets of `[_, domain, type]`; the answer is their
+    /// descriptors.
     const OP_SOCKET: i32 = 1;
+    /// Sockets made per request: a round trip to the helper costs about as much as a
+    /// short case, so a thread asks for several at once.
+    const BATCH: usize = 8;
     /// Request: move to a fresh network namespace; the answer is 0.
     const OP_NEW_NAMESPACE: i32 = 2;
     /// How long the helper may take to answer (it only makes a syscall or two).
@@ -333,6 +343,8 @@ mod helper {
         /// table; only we ever close them).
         ours: RawFd,
         theirs: RawFd,
+        /// Sockets made but not yet used, with their domain and type.
+        spare: Vec<((i32, i32), OwnedFd)>,
     }
 
     fn last_errno() -> i32 {
@@ -398,13 +410,15 @@ mod helper {
                 pid: pid as libc::pid_t,
                 ours: sv[0],
                 theirs: sv[1],
+                spare: Vec::new(),
             };
             // The helper says 0 once its loopback is up, or why not.
             h.receive()?;
             Ok(h)
         }
 
-        fn ask(&mut self, req: [i32; 3]) -> io::Result<i32> {
+        /// Sends a request and returns the answer: at least one non-negative number.
+        fn ask(&mut self, req: [i32; 3]) -> io::Result<Vec<i32>> {
             // SAFETY: 12 bytes from a live array, on our descriptor.
             let n = unsafe { libc::write(self.ours, req.as_ptr().cast(), 12) };
             if n != 12 {
@@ -416,7 +430,7 @@ mod helper {
             self.receive()
         }
 
-        fn receive(&mut self) -> io::Result<i32> {
+        fn receive(&mut self) -> io::Result<Vec<i32>> {
             let mut pfd = libc::pollfd {
                 fd: self.ours,
                 events: libc::POLLIN,
@@ -432,26 +446,50 @@ mod helper {
                     ),
                 ));
             }
-            let mut answer: i32 = 0;
-            // SAFETY: reads at most 4 bytes into answer.
-            let n = unsafe { libc::read(self.ours, (&mut answer as *mut i32).cast(), 4) };
-            match n {
-                4 if answer >= 0 => Ok(answer),
-                4 => Err(io::Error::from_raw_os_error(-answer)),
-                _ => Err(io::Error::other("the network namespace helper exited")),
+            let mut answer = [0i32; BATCH];
+            // SAFETY: reads at most the array's size; SEQPACKET keeps one answer whole.
+            let n = unsafe {
+                libc::read(
+                    self.ours,
+                    answer.as_mut_ptr().cast(),
+                    std::mem::size_of_val(&answer),
+                )
+            };
+            let n = if n > 0 { n as usize / 4 } else { 0 };
+            match answer[..n] {
+                [] => Err(io::Error::other("the network namespace helper exited")),
+                [e, ..] if e < 0 => Err(io::Error::from_raw_os_error(-e)),
+                _ => Ok(answer[..n].to_vec()),
             }
         }
 
         /// A socket made in the helper's namespace, close-on-exec like the others.
         pub fn socket(&mut self, domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
-            let fd = self.ask([OP_SOCKET, domain, ty])?;
-            // SAFETY: the helper made fd in our shared table for us and forgot it.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            let kind = (domain, ty);
+            if let Some(i) = self.spare.iter().position(|(k, _)| *k == kind) {
+                return Ok(self.spare.swap_remove(i).1);
+            }
+            let fds = self.ask([OP_SOCKET, domain, ty])?;
+            // SAFETY: the helper made these in our shared table for us and forgot them.
+            let mut fds = fds
+                .into_iter()
+                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+            let first = fds.next().expect("ask answers at least one number");
+            self.spare.extend(fds.map(|fd| (kind, fd)));
+            Ok(first)
         }
 
         /// Moves the helper, and so the sockets made from now on, to a fresh namespace.
         pub fn new_namespace(&mut self) -> io::Result<()> {
+            // Spares belong to the old namespace.
+            self.spare.clear();
             self.ask([OP_NEW_NAMESPACE, 0, 0]).map(|_| ())
+        }
+
+        /// The helper's process id.
+        #[cfg(test)]
+        pub fn pid(&self) -> libc::pid_t {
+            self.pid
         }
 
         /// Where the helper's namespace counts its TIME_WAIT overflows.
@@ -499,8 +537,8 @@ mod helper {
         if libc::getppid() != parent {
             libc::_exit(0);
         }
-        let answer = |v: i32| {
-            libc::write(chan, (&v as *const i32).cast(), 4);
+        let answer = |v: &[i32]| {
+            libc::write(chan, v.as_ptr().cast(), std::mem::size_of_val(v));
         };
         let write_file = |path: &std::ffi::CStr, data: &[u8]| -> bool {
             let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
@@ -516,10 +554,10 @@ mod helper {
             && write_file(c"/proc/self/setgroups", b"deny")
             && write_file(c"/proc/self/gid_map", gid_map);
         if !mapped {
-            answer(-libc::EPERM);
+            answer(&[-libc::EPERM]);
             libc::_exit(1);
         }
-        answer(if super::loopback_up() { 0 } else { -libc::EIO });
+        answer(&[if super::loopback_up() { 0 } else { -libc::EIO }]);
         loop {
             let mut req = [0i32; 3];
             let n = libc::read(chan, req.as_mut_ptr().cast(), 12);
@@ -527,27 +565,101 @@ mod helper {
                 // Our thread closed its end (or is gone).
                 libc::_exit(0);
             }
-            let v = match req[0] {
+            let mut v = [0i32; BATCH];
+            let n = match req[0] {
                 OP_SOCKET => {
-                    let fd = libc::socket(req[1], req[2] | libc::SOCK_CLOEXEC, 0);
-                    if fd < 0 {
-                        -last_errno()
-                    } else {
-                        fd
+                    let mut n = 0;
+                    while n < BATCH {
+                        let fd = libc::socket(req[1], req[2] | libc::SOCK_CLOEXEC, 0);
+                        if fd < 0 {
+                            break;
+                        }
+                        v[n] = fd;
+                        n += 1;
                     }
+                    if n == 0 {
+                        v[0] = -last_errno();
+                        n = 1;
+                    }
+                    n
                 }
                 OP_NEW_NAMESPACE => {
-                    if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                    v[0] = if libc::unshare(libc::CLONE_NEWNET) != 0 {
                         -last_errno()
                     } else if super::loopback_up() {
                         0
                     } else {
                         -libc::EIO
-                    }
+                    };
+                    1
                 }
-                _ => -libc::EINVAL,
+                _ => {
+                    v[0] = -libc::EINVAL;
+                    1
+                }
             };
-            answer(v);
+            answer(&v[..n]);
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::helper::Helper;
+    use super::namespace_of;
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+    /// The helper's sockets are in its namespace, not the host's; a TCP connection
+    /// works between them; a new namespace gives new sockets elsewhere; dropping the
+    /// helper reaps it. Root and ordinary users alike may clone a user namespace.
+    #[test]
+    fn helper_makes_sockets_in_fresh_namespaces_and_is_reaped() {
+        use std::os::unix::fs::MetadataExt;
+        let host = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let mut h = Helper::spawn().unwrap();
+        let pid = h.pid();
+        let l = h.socket(libc::AF_INET, libc::SOCK_STREAM).unwrap();
+        let a = h.socket(libc::AF_INET, libc::SOCK_STREAM).unwrap();
+        let first = namespace_of(l.as_fd()).unwrap();
+        assert_eq!(namespace_of(a.as_fd()).unwrap(), first);
+        assert_ne!(first, host);
+        // A connection over the helper's loopback (which it brought up).
+        let addr = socket2::SockAddr::from(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        // SAFETY: valid descriptors and addresses throughout; results checked.
+        unsafe {
+            assert_eq!(libc::bind(l.as_raw_fd(), addr.as_ptr(), addr.len()), 0);
+            assert_eq!(libc::listen(l.as_raw_fd(), 1), 0);
+            let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            assert_eq!(
+                libc::getsockname(l.as_raw_fd(), &mut storage as *mut _ as *mut _, &mut len),
+                0
+            );
+            assert_eq!(
+                libc::connect(a.as_raw_fd(), &storage as *const _ as *const _, len),
+                0
+            );
+            let b = libc::accept4(
+                l.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            );
+            assert!(b >= 0);
+            let b = OwnedFd::from_raw_fd(b);
+            assert_eq!(namespace_of(b.as_fd()).unwrap(), first);
+        }
+        h.new_namespace().unwrap();
+        let c = h.socket(libc::AF_INET, libc::SOCK_STREAM).unwrap();
+        let second = namespace_of(c.as_fd()).unwrap();
+        assert_ne!(
+            second, first,
+            "a new namespace, not a spare from the old one"
+        );
+        drop(h);
+        // Reaped: no longer our child.
+        // SAFETY: waitpid on a pid we no longer own only asks; ECHILD is the answer.
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        assert_eq!(r, -1, "the helper was not reaped");
     }
 }
