@@ -48,7 +48,7 @@ fn executor_threads_get_a_private_network_namespace() {
             )
         }
         Isolation::Host => {
-            eprintln!("skipped: network namespaces are not permitted here (needs CAP_SYS_ADMIN)")
+            eprintln!("skipped: neither network nor user namespaces are permitted here")
         }
         Isolation::Unknown => panic!("connect did not set up the namespace"),
     }
