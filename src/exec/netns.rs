@@ -104,9 +104,17 @@ pub fn isolation() -> Isolation {
 
 #[cfg(target_os = "linux")]
 fn enter_fresh_namespace() -> bool {
-    let rotated = HELPER.with(|h| h.borrow_mut().as_mut().map(|h| h.new_namespace()));
-    if let Some(ok) = rotated {
-        return ok.is_ok();
+    let rotated = HELPER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let ok = slot.as_mut().is_some_and(|h| h.new_namespace().is_ok());
+        if !ok {
+            // A helper that cannot move on is of no more use: a fresh one is tried below.
+            *slot = None;
+        }
+        ok
+    });
+    if rotated {
+        return true;
     }
     // SAFETY: unshare affects only the calling thread's namespaces.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
