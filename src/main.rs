@@ -680,6 +680,9 @@ fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInpu
 }
 
 fn main() -> ExitCode {
+    // Without root, become root in a user namespace of our own while there is still one
+    // thread (the kernel refuses it later), so each thread may have a network namespace.
+    closefuzz::exec::netns::enter_user_namespace();
     // Block SIGPIPE before any thread starts, so every thread inherits the mask: on
     // Linux a socket's SIGPIPE goes to the writing thread, but on some systems it is
     // sent to the process, and must then stay pending rather than reach a thread that
