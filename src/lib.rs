@@ -52,4 +52,5 @@ pub mod report;
 pub mod run;
 pub mod script;
 pub mod step;
+pub mod svg;
 pub mod transport;

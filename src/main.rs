@@ -3,10 +3,9 @@
 use clap::{Parser, Subcommand};
 use closefuzz::exec::{executor_for, Case, Executor};
 use closefuzz::fuzz::{run_campaign_until, Campaign, Finding, Verdict};
-use closefuzz::matrix::{build, machine_identity, run_all, scenario_files, Column, Recording};
+use closefuzz::matrix::{build, run_all, scenario_files, Column, Recording};
 use closefuzz::model::tcp::{Mutation, TcpModel};
-use closefuzz::model::Model;
-use closefuzz::model::Platform;
+use closefuzz::model::{Model, Platform};
 use closefuzz::report::{explain_text, replay_report, replay_text};
 use closefuzz::run::{run_case_with, stack_of};
 use closefuzz::script::Scenario;
@@ -93,6 +92,9 @@ enum Command {
         /// Where the kernel side runs: linux (the host) or gvisor (runsc).
         #[arg(long, default_value = "linux")]
         platform: Platform,
+        /// Also draw the ladder as an SVG picture into this file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Run every scenario on every available platform and transport, and write the
     /// behaviour tables (docs/behavior.md and docs/behavior.json).
@@ -434,6 +436,7 @@ fn explain(
     file: &Path,
     transport: Option<Transport>,
     platform: Platform,
+    svg: Option<&Path>,
 ) -> Result<ExitCode, BadInput> {
     let (sc, t) = load(file, transport)?;
     let mut exec = executor(platform)?;
@@ -445,6 +448,11 @@ fn explain(
     )
     .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
     print!("{}", explain_text(&sc, &run, platform));
+    if let Some(path) = svg {
+        let kernel: Vec<_> = run.steps.iter().map(|r| r.kernel.clone()).collect();
+        std::fs::write(path, closefuzz::svg::ladder(&sc, t, platform, &kernel))
+            .map_err(|e| BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    }
     // The same verdict as replay: kernel and model agree and every expectation holds.
     Ok(if replay_report(&sc, &run, platform).pass {
         ExitCode::SUCCESS
@@ -544,11 +552,10 @@ fn load_scenarios(dir: &Path) -> Result<(Vec<PathBuf>, Vec<Scenario>), BadInput>
 fn read_recording(path: &Path) -> Result<Recording, BadInput> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| BadInput(format!("{}: cannot read recording: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
+    Recording::from_json(&text).map_err(|e| {
         BadInput(format!(
-            "{}:{}: not a closefuzz recording ({e}); expected the JSON `closefuzz record` writes",
-            path.display(),
-            e.line()
+            "{}:{e}; expected the JSON `closefuzz record` writes",
+            path.display()
         ))
     })
 }
@@ -580,6 +587,7 @@ fn matrix(
     }
     let mut columns = vec![];
     let mut results = vec![];
+    let measured = closefuzz::matrix::today();
     for platform in Platform::ALL {
         if !only.is_empty() && !only.contains(&platform) {
             continue;
@@ -593,12 +601,17 @@ fn matrix(
             }
             Err(e) => return Err(BadInput(format!("platform {platform}: {e}"))),
         };
+        let (stack, version, kernel) = closefuzz::matrix::live_provenance(platform);
         for t in Transport::ALL {
             columns.push(Column {
                 name: format!("{platform}/{t}"),
                 platform: platform.name().into(),
                 transport: t,
                 source: "live".into(),
+                stack: stack.clone(),
+                version: version.clone(),
+                kernel: kernel.clone(),
+                measured: measured.clone(),
             });
             results.push(
                 run_all(&mut exec, &scenarios, t, Some(platform)).map_err(|e| {
@@ -625,6 +638,7 @@ fn matrix(
         std::fs::write(&p, text)
             .map_err(|e| BadInput(format!("{}: cannot write: {e}", p.display())))?;
     }
+    write_ladders(out, &m.ladders(&scenarios))?;
     println!(
         "{} scenarios x {} columns written to {}/behavior.md and {}/behavior.json",
         m.scenarios.len(),
@@ -635,16 +649,31 @@ fn matrix(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes the ladder pictures under `out` and removes pictures no scenario has any more.
+fn write_ladders(out: &Path, ladders: &[(String, String)]) -> Result<(), BadInput> {
+    let dir = out.join("ladders");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| BadInput(format!("{}: cannot create: {e}", dir.display())))?;
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "svg")
+            && !ladders.iter().any(|(l, _)| out.join(l) == p)
+        {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+    for (rel, svg) in ladders {
+        let p = out.join(rel);
+        std::fs::write(&p, svg)
+            .map_err(|e| BadInput(format!("{}: cannot write: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
 fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInput> {
     let (files, scenarios) = load_scenarios(scenario_dir)?;
-    let (os, release, unavailable) = machine_identity();
-    let mut rec = Recording {
-        os: os.clone(),
-        release: release.clone(),
-        runtime: "native".into(),
-        unavailable,
-        results: Default::default(),
-    };
+    let mut rec = Recording::here(&files, &scenarios);
+    let (os, release) = (rec.os.clone(), rec.release.clone());
     for t in Transport::ALL {
         match run_all(&mut closefuzz::exec::Local, &scenarios, t, None) {
             Ok(per_scenario) => {
@@ -686,6 +715,9 @@ fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInpu
 }
 
 fn main() -> ExitCode {
+    // Without root, become root in a user namespace of our own while there is still one
+    // thread (the kernel refuses it later), so each thread may have a network namespace.
+    closefuzz::exec::netns::enter_user_namespace();
     // Block SIGPIPE before any thread starts, so every thread inherits the mask: on
     // Linux a socket's SIGPIPE goes to the writing thread, but on some systems it is
     // sent to the process, and must then stay pending rather than reach a thread that
@@ -743,7 +775,8 @@ fn main() -> ExitCode {
             file,
             transport,
             platform,
-        } => explain(&file, transport, platform),
+            svg,
+        } => explain(&file, transport, platform, svg.as_deref()),
         Command::Worker => Ok(ExitCode::from(closefuzz::exec::worker::main() as u8)),
         Command::Bench {
             cases,

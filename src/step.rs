@@ -506,8 +506,22 @@ impl fmt::Display for Start {
 }
 
 /// An errno value, named portably through `libc`'s constants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// In JSON (recordings, docs/behavior.json, the sandbox worker's answers) an errno is
+/// its name, `"ECONNRESET"`, never its number: numbers differ between systems
+/// (ECONNRESET is 104 on Linux, 54 on macOS and FreeBSD). A name this build does not
+/// know (an errno only another OS has, or `errnoN` for a number the recording OS could
+/// not name) is kept as a *foreign* errno: it reads and prints as that name and equals
+/// no local errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
+
+/// Names of foreign errnos, indexed by `-1 - Errno.0`. Interned so that [`Errno`] stays
+/// a `Copy` number; bounded, because the names come from files.
+static FOREIGN_ERRNOS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// The most distinct foreign errno names one process keeps.
+const MAX_FOREIGN_ERRNOS: usize = 256;
 
 macro_rules! errno_table {
     ($($name:ident),* $(,)?) => {
@@ -549,15 +563,76 @@ impl Errno {
         EACCES,
         EPERM,
         EFAULT,
+        EADDRNOTAVAIL,
+        EAFNOSUPPORT,
+        EPROTONOSUPPORT,
+        EPROTOTYPE,
+        EDESTADDRREQ,
+        ENETDOWN,
+        ENETRESET,
+        ESHUTDOWN,
+        EHOSTDOWN,
+        EMFILE,
+        ENFILE,
+        ENOENT,
+        ENOSPC,
+        ENOSYS,
+        ENODEV,
+        ENXIO,
+        ESRCH,
+        EEXIST,
+        EBUSY,
+        ERANGE,
+        EDEADLK,
+        ENOTSUP,
     );
 
-    /// The symbolic name (`EPIPE`), or `errno N` for numbers outside the table.
+    /// The symbolic name (`EPIPE`); a foreign errno's name as it was read; `errnoN`
+    /// for a local number outside the table.
     pub fn name(self) -> String {
+        if self.0 < 0 {
+            let foreign = FOREIGN_ERRNOS.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(name) = foreign.get((-1 - self.0) as usize) {
+                return name.to_string();
+            }
+        }
         Self::NAMES
             .iter()
             .find(|(_, n)| *n == self.0)
             .map(|(s, _)| s.to_string())
             .unwrap_or_else(|| format!("errno{}", self.0))
+    }
+
+    /// An errno read from a file, by name: this OS's errno of that name, or a foreign
+    /// errno that keeps the name (see [`Errno`]). `None` for text that is no errno name
+    /// (`E` or `errno` followed by letters, digits or `_`, at most 32 characters in
+    /// all), or once too many distinct foreign names were read.
+    pub fn from_any_name(name: &str) -> Option<Errno> {
+        if let Some(e) = Self::from_name(name) {
+            return Some(e);
+        }
+        let well_formed = name.len() <= 32
+            && (name.starts_with('E') || name.starts_with("errno"))
+            && name.len() > 1
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !well_formed {
+            return None;
+        }
+        let mut foreign = FOREIGN_ERRNOS.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match foreign.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None if foreign.len() < MAX_FOREIGN_ERRNOS => {
+                foreign.push(Box::leak(name.to_string().into_boxed_str()));
+                foreign.len() - 1
+            }
+            None => return None,
+        };
+        Some(Errno(-1 - i as i32))
+    }
+
+    /// Whether this errno came from another system by a name this build does not know.
+    pub fn is_foreign(self) -> bool {
+        self.0 < 0
     }
 
     /// Looks a symbolic name up (`EWOULDBLOCK` is accepted for `EAGAIN`).
@@ -582,6 +657,58 @@ impl fmt::Display for Errno {
         f.write_str(&self.name())
     }
 }
+
+impl Serialize for Errno {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Errno {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Errno, D::Error> {
+        let name = String::deserialize(d)?;
+        Errno::from_any_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "'{name}' is not an errno name: expected a name such as \"ECONNRESET\""
+            ))
+        })
+    }
+}
+
+/// Serde for the flag sets: as their script text (`"IN|OUT"`, `"FIN_WAIT1|FIN_WAIT2"`),
+/// never as bits, which are this program's internal encoding.
+macro_rules! serde_as_text {
+    ($t:ty, $parse:expr, $what:literal) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_string())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let text = String::deserialize(d)?;
+                $parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("'{text}': expected {}", $what))
+                })
+            }
+        }
+    };
+}
+
+serde_as_text!(
+    PollSet,
+    PollSet::parse,
+    "poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none"
+);
+serde_as_text!(
+    StateSet,
+    |s: &str| if s == "-" {
+        Some(StateSet(0))
+    } else {
+        StateSet::parse(s)
+    },
+    "TCP states joined by '|' (\"FIN_WAIT1|FIN_WAIT2\"), or '-' for none"
+);
 
 /// TCP states as Linux's `tcpi_state` numbers them (`include/net/tcp_states.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -649,7 +776,7 @@ impl TcpState {
 
 /// A set of TCP states. The kernel always reports exactly one; the model predicts a
 /// set of more than one only where it knowingly leaves a detail open (and says why).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct StateSet(pub u16);
 
 impl StateSet {
@@ -694,6 +821,9 @@ impl StateSet {
 impl fmt::Display for StateSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.states().map(|s| s.name()).collect();
+        if names.is_empty() {
+            return f.write_str("-");
+        }
         f.write_str(&names.join("|"))
     }
 }
@@ -711,7 +841,7 @@ impl fmt::Display for TcpState {
 }
 
 /// A set of poll events among IN, OUT, ERR, HUP and RDHUP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct PollSet(pub u8);
 
 impl PollSet {

@@ -1,6 +1,7 @@
 //! Cases on gVisor's netstack, through a worker in a `runsc do` sandbox.
 //!
-//! Every test here needs `runsc` (Debian: `apt-get install runsc`) and root. Without
+//! Every test here needs `runsc` (Debian: `apt-get install runsc`); it runs as root or
+//! as an ordinary user (then `runsc --rootless`, see `closefuzz::exec::gvisor`). Without
 //! `runsc` each test prints "skipped: runsc not available" and returns.
 //!
 //! The checks of gVisor against the model's gVisor profile are in tests/prop_gvisor.rs.

@@ -1,14 +1,17 @@
 //! Running cases on gVisor's netstack: a [`worker`](super::worker) inside a
 //! `runsc do` sandbox.
 //!
-//! [`Gvisor`] starts `runsc --network=none do WORKER` once (the sandbox has loopback
+//! [`Gvisor`] starts `runsc [--rootless] --network=none do WORKER` once (the sandbox has loopback
 //! only), keeps its stdin and stdout pipes, and sends it one case per
 //! [`Executor::run_steps`] call. Every answer has a deadline: a worker that does not
 //! answer in time is killed (SIGTERM, then SIGKILL, by its pid) and reaped, the case
 //! fails with an error, and the next case starts a fresh sandbox.
 //!
 //! Known pitfalls of `runsc do` (release 20221219, Debian's `runsc` package):
-//! - it must run as root (no `--rootless` needed then);
+//! - without `--rootless` it must run as root in the initial user namespace (it sets
+//!   up cgroups); anyone else, including root in a user namespace of its own, needs
+//!   `--rootless` (measured as `nobody`, directly and under `unshare -Ur`), and no
+//!   other flag;
 //! - the sandbox writes a redirected stdout *file* from offset 0, overwriting what was
 //!   there, so its stdout must be a pipe (it is, here);
 //! - SIGKILL of `runsc` leaves its bundle directory `/tmp/runsc-do*` behind, SIGTERM
@@ -53,9 +56,17 @@ pub struct GvisorConfig {
 }
 
 impl GvisorConfig {
-    /// The default flags: `--network=none` (loopback only).
+    /// The default flags: `--network=none` (loopback only), and `--rootless` unless
+    /// this process is root in the initial user namespace (see
+    /// [`netns::privileged`](super::netns::privileged)): without it runsc sets up
+    /// cgroups, which only real root may (`cannot set up cgroup ... permission denied`).
     pub fn default_flags() -> Vec<OsString> {
-        vec!["--network=none".into()]
+        let mut flags: Vec<OsString> = vec![];
+        if !super::netns::privileged() {
+            flags.push("--rootless".into());
+        }
+        flags.push("--network=none".into());
+        flags
     }
 
     /// A configuration that runs `worker` (program and arguments) under the `runsc`

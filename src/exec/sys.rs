@@ -29,6 +29,10 @@ pub fn revents_to_set(revents: libc::c_short) -> PollSet {
 
 /// A socket with close-on-exec set, so a re-executed worker does not inherit it.
 pub fn cloexec_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    if let Some(s) = super::netns::helper_socket(domain, ty) {
+        return s;
+    }
     #[cfg(any(target_os = "linux", target_os = "freebsd"))]
     {
         // SAFETY: plain syscall; the result is checked before it is owned.
