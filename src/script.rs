@@ -759,25 +759,31 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
     };
     // Which results each call can have comes from its row of the call table; an errno
     // and `closed` fit any call, and `n/a` any (a step that cannot be made).
-    let fits = match (&outcome, op.spec().returns) {
-        (ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed | Outcome::NotApplicable), _) => {
-            true
-        }
-        (ExpectOutcome::Ok(Some(_)), Returns::Count) => true,
-        (ExpectOutcome::Ok(None), Returns::Count | Returns::Done) => true,
-        (ExpectOutcome::Data(_) | ExpectOutcome::Exact(Outcome::Eof), Returns::Data) => true,
+    let fits = matches!(
+        (&outcome, op.spec().returns),
         (
-            ExpectOutcome::Exact(Outcome::Poll(_))
-            | ExpectOutcome::PollHas(_)
-            | ExpectOutcome::PollAny(_)
-            | ExpectOutcome::PollNone(_)
-            | ExpectOutcome::PollWithin { .. },
-            Returns::Poll,
-        ) => true,
-        (ExpectOutcome::Exact(Outcome::SockError(_)), Returns::SockError) => true,
-        (ExpectOutcome::Exact(Outcome::State(_)), Returns::State) => true,
-        _ => false,
-    };
+            ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed | Outcome::NotApplicable),
+            _
+        ) | (ExpectOutcome::Ok(Some(_)), Returns::Count)
+            | (ExpectOutcome::Ok(None), Returns::Count | Returns::Done)
+            | (
+                ExpectOutcome::Data(_) | ExpectOutcome::Exact(Outcome::Eof),
+                Returns::Data
+            )
+            | (
+                ExpectOutcome::Exact(Outcome::Poll(_))
+                    | ExpectOutcome::PollHas(_)
+                    | ExpectOutcome::PollAny(_)
+                    | ExpectOutcome::PollNone(_)
+                    | ExpectOutcome::PollWithin { .. },
+                Returns::Poll,
+            )
+            | (
+                ExpectOutcome::Exact(Outcome::SockError(_)),
+                Returns::SockError
+            )
+            | (ExpectOutcome::Exact(Outcome::State(_)), Returns::State)
+    );
     if !fits {
         return Err(format!("'{}' cannot be the result of '{op}'", clip_echo(s)));
     }

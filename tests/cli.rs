@@ -231,9 +231,10 @@ fn the_printed_command_reruns_the_same_cases() {
     ] {
         assert!(args.iter().any(|a| a == flag), "{flag} missing: {args:?}");
     }
-    let saved =
-        std::fs::read_to_string(out.join("tcp4-both-linux-ResetInCloseWaitIsEconnreset-seed3-t0.cfz"))
-            .unwrap();
+    let saved = std::fs::read_to_string(
+        out.join("tcp4-both-linux-ResetInCloseWaitIsEconnreset-seed3-t0.cfz"),
+    )
+    .unwrap();
     assert!(
         saved.starts_with(&format!("# found by: closefuzz {}\n", args.join(" "))),
         "{saved}"
@@ -382,7 +383,9 @@ fn the_shrunk_script_is_one_minimal() {
     assert!(steps.windows(2).all(|w| w[0] != w[1]), "{script}");
     let last = steps.last().unwrap();
     assert!(
-        last.contains(": write") && last.contains("EPIPE sigpipe") && last.contains("# model: EPIPE"),
+        last.contains(": write")
+            && last.contains("EPIPE sigpipe")
+            && last.contains("# model: EPIPE"),
         "{script}"
     );
 }
@@ -547,7 +550,7 @@ fn record_writes_nothing_into_the_current_folder() {
     let tmp = dir.0.join("tmp");
     std::fs::create_dir(&cwd).unwrap();
     std::fs::create_dir(&tmp).unwrap();
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let scenarios = few_scenarios(&dir.0);
     let out = Command::new(env!("CARGO_BIN_EXE_closefuzz"))
         .args(["record", "--scenarios", scenarios.to_str().unwrap()])
         .current_dir(&cwd)
@@ -574,7 +577,15 @@ fn record_then_matrix_add_gives_that_machine_a_column() {
     let tmp = TempDir::new("matrix");
     let dir = &tmp.0;
     let rec = dir.join("othermachine-1.0-native.json");
-    let (code, out, err) = closefuzz(&["record", "--out", rec.to_str().unwrap()]);
+    let scenarios = few_scenarios(dir);
+    let scenarios = scenarios.to_str().unwrap();
+    let (code, out, err) = closefuzz(&[
+        "record",
+        "--scenarios",
+        scenarios,
+        "--out",
+        rec.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     // Pretend it came from another OS, so its columns are told apart from this one's.
     let text = std::fs::read_to_string(&rec).unwrap();
@@ -588,6 +599,8 @@ fn record_then_matrix_add_gives_that_machine_a_column() {
             "matrix",
             "--platform",
             "linux",
+            "--scenarios",
+            scenarios,
             "--out",
             docs.to_str().unwrap(),
         ];
@@ -620,6 +633,23 @@ fn record_then_matrix_add_gives_that_machine_a_column() {
         err.contains("bad.json:1: not a closefuzz recording"),
         "{err}"
     );
+}
+
+/// A folder under `dir` with a few of the committed scenarios (a connected pair, a
+/// listener, a Unix one): enough for `record` and `matrix` to show their columns in
+/// seconds rather than replaying every scenario on every transport.
+fn few_scenarios(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let dst = dir.join("scenarios");
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in [
+        "tcp-motivating-case.cfz",
+        "tcp-listener-close-queued.cfz",
+        "unix-close-with-unread-data.cfz",
+    ] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    dst
 }
 
 /// A file in a temporary folder of its own, removed with the guard (also when the test

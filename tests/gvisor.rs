@@ -462,7 +462,7 @@ fn gvisor_vs_host() {
             env_num("GVISOR_CASES", 500),
             env_num("GVISOR_ROUNDS", 40),
             |steps| {
-                let gr = g.borrow_mut().run(&case(t, &steps)).unwrap();
+                let gr = g.borrow_mut().run(&case(t, steps)).unwrap();
                 let hr = run_local(&case(t, steps)).unwrap();
                 let (_, sig) = kernel_diff(steps, &gr, &hr)?;
                 let script = kernel_script(t, steps, &gr, &hr, &sig);
@@ -490,7 +490,7 @@ fn gvisor_throughput() {
         let start = Instant::now();
         let (mut settle, mut elapsed, mut disagree) = (Duration::ZERO, Duration::ZERO, 0);
         for steps in &cases {
-            let k = g.run(&case(t, &steps)).unwrap();
+            let k = g.run(&case(t, steps)).unwrap();
             settle += k.settle;
             elapsed += k.elapsed;
             if t.is_tcp() {
