@@ -203,10 +203,26 @@ fn replay(
     json: bool,
     platform: Platform,
 ) -> Result<ExitCode, BadInput> {
-    // Parse everything first, so bad input is reported before any socket is made.
+    // Parse everything first, so bad input is reported before any socket is made. A
+    // folder stands for its scenarios (as `matrix` reads them: its subfolders too, but
+    // not slow/ unless that folder is named itself).
     let mut loaded = vec![];
     for f in files {
-        loaded.push(load(f, transport)?);
+        if f.is_dir() {
+            let inner = scenario_files(f)
+                .map_err(|e| BadInput(format!("{}: cannot list scenarios: {e}", f.display())))?;
+            if inner.is_empty() {
+                return Err(BadInput(format!(
+                    "{}: a folder with no .cfz scenario files: expected scenario files",
+                    f.display()
+                )));
+            }
+            for g in inner {
+                loaded.push(load(&g, transport)?);
+            }
+        } else {
+            loaded.push(load(f, transport)?);
+        }
     }
     let mut exec = executor(platform)?;
     let mut reports = vec![];

@@ -372,13 +372,42 @@ fn runsc_version() -> Option<String> {
     )
 }
 
-/// The scenario files in `dir`, sorted.
+/// The folder under a scenario folder whose scenarios take a minute or more (TIME_WAIT's
+/// end): [`scenario_files`] leaves it out, `replay` runs its files when named.
+pub const SLOW_DIR: &str = "slow";
+
+/// The scenario files in `dir` and in its subfolders (`ported/`, ...) but
+/// [`SLOW_DIR`], sorted by file name. A scenario is known by its file name in the
+/// tables, so two files with one name are an error.
 pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "cfz"))
-        .collect();
-    files.sort();
+    let is_cfz = |p: &PathBuf| p.extension().is_some_and(|e| e == "cfz");
+    let mut files = vec![];
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == SLOW_DIR) {
+                continue;
+            }
+            for e in std::fs::read_dir(&p)? {
+                let q = e?.path();
+                if is_cfz(&q) {
+                    files.push(q);
+                }
+            }
+        } else if is_cfz(&p) {
+            files.push(p);
+        }
+    }
+    files.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
+    for w in files.windows(2) {
+        if w[0].file_name() == w[1].file_name() {
+            return Err(std::io::Error::other(format!(
+                "{} and {} have the same name: expected one scenario per name",
+                w[0].display(),
+                w[1].display()
+            )));
+        }
+    }
     Ok(files)
 }
 

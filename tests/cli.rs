@@ -714,3 +714,20 @@ fn explain_shows_expectations_and_fails_when_one_is_unmet() {
     );
     assert!(out.trim_end().ends_with("PASS"), "{out}");
 }
+
+/// `replay` on a folder replays its scenarios (the README's `replay scenarios/*` names
+/// the subfolders too); a folder without any is bad input.
+#[test]
+fn replay_takes_a_folder_of_scenarios() {
+    let dir = TempDir::new("replay-folder");
+    let scenarios = few_scenarios(&dir.0);
+    let (code, out, err) = closefuzz(&["replay", scenarios.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+    let empty = dir.0.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, out, err) = closefuzz(&["replay", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("no .cfz scenario files"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

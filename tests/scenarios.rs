@@ -14,12 +14,7 @@ const WORKER: &str = env!("CARGO_BIN_EXE_closefuzz-worker");
 
 fn scenario_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("scenarios/ exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cfz"))
-        .collect();
-    files.sort();
+    let files = closefuzz::matrix::scenario_files(&dir).expect("scenarios/ exists");
     assert!(
         files.len() >= 12,
         "expected the documented scenarios, found {}",
