@@ -1,15 +1,18 @@
-//! closefuzz: what happens when the two ends of a connection close, shut down, write
-//! and read in every order — predicted by a pure model, checked against real sockets.
+//! closefuzz: what happens when sockets connect, accept, close, shut down, write and
+//! read in every order — predicted by a pure model, checked against real stacks.
 //!
 //! The crate is split the way sans-IO protocol libraries are:
 //!
-//! - [`model`]: the reference model. Pure and deterministic: explicit per-end state and
-//!   explicit segments in flight, every rule with its reason (RFC section or the kernel
-//!   function it was checked against).
-//! - [`exec`]: real sockets. A fresh connected pair per case, one call per step,
-//!   non-blocking throughout, SIGPIPE caught and reported rather than fatal.
-//! - [`run`]: the two side by side, step by step; [`gen`] and [`fuzz`] generate and
-//!   shrink orderings; [`script`] is the readable scenario format; [`report`] renders
+//! - [`step`]: the vocabulary: named sockets, the call table, steps and results.
+//! - [`model`]: the reference model. Pure and deterministic: named sockets, a listener
+//!   and its queue, explicit per-socket state and segments in flight, time as an input
+//!   (`sleep`), every rule with its reason (RFC section or the kernel function it was
+//!   checked against), other platforms as named profile differences.
+//! - [`exec`]: the stacks and the executor contract: fresh sockets per case, one call
+//!   per step, non-blocking throughout, SIGPIPE caught and reported rather than fatal;
+//!   the host kernel in-process, gVisor through a sandboxed worker.
+//! - [`run`]: the two side by side, step by step; [`generate`] and [`fuzz`] generate and
+//!   shrink cases; [`script`] is the readable scenario format; [`report`] renders
 //!   replay tables and explain ladders; [`mod@bench`] measures the loop.
 //!
 //! # Example

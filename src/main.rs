@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[command(
     name = "closefuzz",
     version,
-    about = "What happens when both ends of a connection close, shut down, write and read in every order: a model checked against real sockets"
+    about = "What happens when sockets connect, accept, close, shut down, write and read in every order: a model checked against real stacks"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -82,7 +82,8 @@ enum Command {
         #[arg(long, default_value = "both")]
         start: String,
     },
-    /// Show a scenario as a ladder: each step, both ends' state, the segments on the wire.
+    /// Show a scenario as a ladder: each step, every socket's state, the segments on the
+    /// wire, and the verdict replay gives (exit 0, 1 or 2 as replay).
     Explain {
         /// The scenario file.
         file: PathBuf,

@@ -46,21 +46,18 @@ fn check(transport: Transport) {
     };
     let unstable = std::cell::RefCell::new(Vec::<String>::new());
     let mut runner = TestRunner::new(config);
-    // The listening world's gVisor differences are not all named in the profile yet:
-    // gVisor runs `start connected` cases only (the README says so).
-    let result = runner.run(
-        &generate::cases(transport, &[Start::Connected], 24),
-        |case| {
-            let run = run_case_with(
-                &mut *exec.borrow_mut(),
-                &model_for(&case, Platform::Gvisor),
-                &case,
-            )
-            .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
-            if let Some(script) = &run.unstable {
-                unstable.borrow_mut().push(script.clone());
-            }
-            match run.first_mismatch() {
+    // Both starts: the listening world's gVisor differences are named in the profile.
+    let result = runner.run(&generate::cases(transport, &Start::ALL, 24), |case| {
+        let run = run_case_with(
+            &mut *exec.borrow_mut(),
+            &model_for(&case, Platform::Gvisor),
+            &case,
+        )
+        .map_err(|e| TestCaseError::fail(format!("error: {e}")))?;
+        if let Some(script) = &run.unstable {
+            unstable.borrow_mut().push(script.clone());
+        }
+        match run.first_mismatch() {
             Some(_) => Err(TestCaseError::fail(
                 run.to_script(&[
                     "gVisor disagrees with the model's gVisor profile (reproduced on every rerun)"
@@ -69,8 +66,7 @@ fn check(transport: Transport) {
             )),
             None => Ok(()),
         }
-        },
-    );
+    });
     let unstable = unstable.into_inner();
     if !unstable.is_empty() {
         eprintln!(

@@ -3,7 +3,7 @@
 //!
 //! [`Gvisor`] starts `runsc [--rootless] --network=none do WORKER` once (the sandbox has loopback
 //! only), keeps its stdin and stdout pipes, and sends it one case per
-//! [`Executor::run_steps`] call. Every answer has a deadline: a worker that does not
+//! [`Executor::run`] call. Every answer has a deadline: a worker that does not
 //! answer in time is killed (SIGTERM, then SIGKILL, by its pid) and reaped, the case
 //! fails with an error, and the next case starts a fresh sandbox.
 //!

@@ -17,7 +17,7 @@
 //! [`Outcome::NotApplicable`]. The model still routes every effect on the peer through
 //! an explicit queue drained by [`UnixModel::deliver_one`], like the TCP model, so the
 //! wire log and the peer's changes come from one place; since the kernel does all of
-//! it inside the sending call, [`UnixModel::step`] always drains the queue.
+//! it inside the sending call, [`UnixModel::run`] always drains the queue.
 //!
 //! Other platforms are Linux plus the differences in their profile's
 //! [`UnixProfile`](super::profile::UnixProfile). gVisor's rules were read in
