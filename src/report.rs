@@ -38,10 +38,25 @@ pub struct ReplayReport {
     pub transport: String,
     /// The platform the kernel side ran on.
     pub platform: String,
+    /// How the world started (`connected` or `listening`).
+    pub start: String,
+    /// Who each socket is: "client" and "server" sides where the world starts from a
+    /// listener (the accepted side is the server's), plain `a`/`b` otherwise.
+    pub roles: String,
     /// Each step.
     pub steps: Vec<ReplayStep>,
     /// Every step agreed and met its expectation.
     pub pass: bool,
+}
+
+/// Who the sockets are, in words, for a world that starts as `start`.
+pub fn roles(start: Start) -> &'static str {
+    match start {
+        Start::Connected => "a connected to b (a connected, b was accepted)",
+        Start::Listening => {
+            "clients a and c; the server's listener l and the sockets it accepted, b and d"
+        }
+    }
 }
 
 /// Judges a run of `sc` step by step.
@@ -67,6 +82,8 @@ pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> Replay
         file: sc.name.clone(),
         transport: run.transport.name().to_string(),
         platform: platform.name().to_string(),
+        start: run.start.name().to_string(),
+        roles: roles(run.start).to_string(),
         steps,
         pass,
     }
@@ -75,6 +92,9 @@ pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> Replay
 /// The replay table as text.
 pub fn replay_text(r: &ReplayReport) -> String {
     let mut out = format!("{} ({} on {})\n", r.file, r.transport, r.platform);
+    if r.start != Start::Connected.name() {
+        out.push_str(&format!("  start {}: {}\n", r.start, r.roles));
+    }
     out.push_str(&format!(
         "  {:>4}  {:<18} {:<16} {:<18} {:<18} {}\n",
         "line", "step", "expect", "kernel", "model", ""
@@ -184,7 +204,7 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
     }
     let (left, right) = match run.start {
         Start::Connected => ("a", "b"),
-        Start::Listening => ("clients a c", "server b d l"),
+        Start::Listening => ("client a c", "server l b d"),
     };
     out.push_str(&format!(
         "\n  {:<w$}{}\n",

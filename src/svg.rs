@@ -332,7 +332,11 @@ pub fn ladder(
     );
     out.push_str(r#"<text x="20" y="58" class="sub">(the model's account; faint when unchanged). Arrows: what the step put on the wire.</text>"#);
     out.push('\n');
-    for (end, label) in [(End::A, "a (connects)"), (End::B, "b (accepted)")] {
+    let labels = match sc.start {
+        Start::Connected => [(End::A, "a (connects)"), (End::B, "b (accepted)")],
+        Start::Listening => [(End::A, "client: a, c"), (End::B, "server: l, b, d")],
+    };
+    for (end, label) in labels {
         let x = x_of(end);
         let _ = writeln!(
             out,

@@ -731,3 +731,33 @@ fn replay_takes_a_folder_of_scenarios() {
     assert!(err.contains("no .cfz scenario files"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Output names the client and the server where a scenario starts from a listener (the
+/// accepted side is the server's), and keeps plain a/b for a connected start.
+#[test]
+fn listening_output_says_client_and_server() {
+    let f = "scenarios/tcp-listener-close-queued.cfz";
+    let (code, out, err) = closefuzz(&["replay", f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("start listening: clients a and c; the server's listener l"),
+        "{out}"
+    );
+    let (code, out, err) = closefuzz(&["explain", f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("client a c") && out.contains("server l b d"),
+        "{out}"
+    );
+    let dir = TempDir::new("explain-roles");
+    let svg = dir.0.join("l.svg");
+    let (code, out, err) = closefuzz(&["explain", "--svg", svg.to_str().unwrap(), f]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("client: a, c") && text.contains("server: l, b, d"),
+        "{text}"
+    );
+    let (_, out, _) = closefuzz(&["replay", "scenarios/tcp-motivating-case.cfz"]);
+    assert!(!out.contains("client"), "{out}");
+}
