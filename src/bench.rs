@@ -4,7 +4,7 @@
 use crate::exec::{Case, Executor};
 use crate::generate;
 use crate::model::Model;
-use crate::run::{run_case_with, CaseRun, StepRecord};
+use crate::run::{run_case_with, CaseRun};
 use crate::step::Start;
 use crate::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
@@ -124,38 +124,15 @@ fn full_loop(
     for case in cases {
         let kernel = exec.run(case)?;
         settle += kernel.settle;
-        let predictions = crate::run::predict(&model_of(case), &case.steps);
-        let agrees = kernel
-            .steps
-            .iter()
-            .zip(&predictions)
-            .all(|((k, k_after), p)| {
-                p.result.admits(k) && p.after.iter().zip(k_after).all(|(m, o)| m.admits(o))
-            });
-        if !agrees {
+        let run = crate::run::pair_up(
+            case,
+            kernel,
+            crate::run::predict(&model_of(case), &case.steps),
+        );
+        if run.first_mismatch().is_some() {
             mismatches += 1;
             if examples.len() < MISMATCH_EXAMPLES {
-                let records = case
-                    .steps
-                    .iter()
-                    .zip(kernel.steps)
-                    .zip(predictions)
-                    .map(|((&step, (k, k_after)), p)| StepRecord {
-                        step,
-                        kernel: k,
-                        kernel_after: k_after,
-                        model: p.result,
-                        model_after: p.after,
-                        wire: p.wire,
-                    })
-                    .collect();
-                examples.push(CaseRun {
-                    transport: case.transport,
-                    start: case.start,
-                    steps: records,
-                    elapsed: kernel.elapsed,
-                    unstable: None,
-                });
+                examples.push(run);
             }
         }
     }

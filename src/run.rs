@@ -152,7 +152,15 @@ pub fn run_once_with(
     case: &Case,
 ) -> Result<CaseRun, RunError> {
     let kernel = exec.run(case).map_err(RunError::Setup)?;
-    let predictions = predict(model, &case.steps);
+    Ok(pair_up(case, kernel, predict(model, &case.steps)))
+}
+
+/// The kernel's run of `case` beside the model's predictions for it, step by step.
+pub fn pair_up(
+    case: &Case,
+    kernel: crate::exec::KernelRun,
+    predictions: Vec<crate::model::Prediction>,
+) -> CaseRun {
     let records = case
         .steps
         .iter()
@@ -167,7 +175,7 @@ pub fn run_once_with(
             wire: p.wire,
         })
         .collect();
-    Ok(CaseRun {
+    CaseRun {
         transport: case.transport,
         start: case.start,
         steps: records,
@@ -175,7 +183,7 @@ pub fn run_once_with(
         // against the timer-free budget.
         elapsed: kernel.elapsed.saturating_sub(case.time_bound()),
         unstable: None,
-    })
+    }
 }
 
 /// Runs `case` on `exec`, trying again when a disagreeing run was too slow to be sure

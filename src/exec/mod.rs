@@ -621,28 +621,10 @@ impl Executor for Local {
     }
 }
 
-/// Runs `case` on fresh local sockets, observing after each step.
+/// Runs `case` on fresh local sockets, observing after each step (the host kernel
+/// delivers inside each call, so nothing needs to settle).
 pub fn run_local(case: &Case) -> io::Result<KernelRun> {
-    let mut w = Sockets::start(case.transport, case.start)?;
-    let start = Instant::now();
-    let mut slept = Duration::ZERO;
-    let mut out = Vec::with_capacity(case.steps.len());
-    for &step in &case.steps {
-        let t = Instant::now();
-        let r = w.step(step);
-        if let Step::Sleep { .. } = step {
-            slept += t.elapsed();
-        }
-        out.push((r, w.observe()));
-    }
-    let elapsed = start.elapsed();
-    drop(w);
-    Ok(KernelRun {
-        steps: out,
-        elapsed,
-        slept,
-        settle: Duration::ZERO,
-    })
+    worker::run_settled(case, worker::Settle::NONE)
 }
 
 /// Runs `case` as bare calls on fresh local sockets; returns the time they took.
