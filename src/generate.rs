@@ -22,8 +22,8 @@ pub const DEFAULT_MAX_READ: u16 = 100;
 const RARE_LONG_SLEEP: u32 = 1;
 /// How often a step is a short sleep.
 const RARE_SHORT_SLEEP: u32 = 40;
-/// How often a step sets SO_LINGER with a timeout (a later close may then wait for the
-/// peer's delayed ACK).
+/// How often a step sets SO_LINGER: with no timeout (a later close is abortive) or
+/// with one (a later close may then wait for the peer's delayed ACK).
 const RARE_LINGER: u32 = 4;
 /// The draw the rare events above are taken from.
 const RARE_SPAN: u32 = 100_000;
@@ -161,7 +161,8 @@ impl Tracker {
             self.connect_tried[i] = true;
             Op::Connect
         } else if rare < RARE_LONG_SLEEP + RARE_SHORT_SLEEP + RARE_LINGER {
-            Op::Linger(1)
+            // SO_LINGER {on, 0} (a later close is abortive) or {on, 1 s}.
+            Op::Linger(u16::from(op_pick % 2))
         } else {
             op_for(op_pick, size)
         };

@@ -146,7 +146,8 @@ pub enum Op {
     Connect,
     /// A non-blocking `accept` on the listener; the step's socket names the result.
     Accept,
-    /// `SO_LINGER {on, N}`: a later close lingers up to N seconds for unsent data.
+    /// `SO_LINGER {on, N}`: a later close lingers up to N seconds for unsent data (N = 0:
+    /// the close is abortive, as `abort`).
     Linger(u16),
 }
 
@@ -315,7 +316,7 @@ pub const CALLS: [CallSpec; 11] = [
         kind: CallKind::Linger,
         name: "linger",
         arg: Arg::Count {
-            min: 1,
+            min: 0,
             max: MAX_LINGER_S,
             unit: "number of seconds",
         },
