@@ -629,6 +629,7 @@ fn matrix(
                 version: version.clone(),
                 kernel: kernel.clone(),
                 measured: measured.clone(),
+                profile: Some(platform.name().into()),
             });
             results.push(
                 run_all(&mut exec, &scenarios, t, Some(platform)).map_err(|e| {

@@ -44,6 +44,11 @@ pub struct Column {
     pub kernel: String,
     /// The date of measurement, `YYYY-MM-DD` (UTC).
     pub measured: String,
+    /// The model profile the column's results are checked against (`linux`, `gvisor`),
+    /// or none for a stack that has no profile yet. A column is a (stack, profile) pair:
+    /// a recording from another Linux machine names `linux` as its profile.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// One step of a scenario and its result in each column.
@@ -102,6 +107,10 @@ pub struct Recording {
     pub kernel_version: String,
     /// What ran the sockets: `native`, or a runtime such as `gvisor`.
     pub runtime: String,
+    /// The model profile its results are checked against: `linux` for a Linux
+    /// machine, none for an OS with no profile yet (its cells are shown, not checked).
+    #[serde(default)]
+    pub profile: Option<String>,
     /// The date of measurement, `YYYY-MM-DD` (UTC).
     pub measured: String,
     /// Observations this OS cannot make, which therefore read `n/a` or lack a flag.
@@ -152,6 +161,9 @@ impl Recording {
             release,
             kernel_version: uname().version,
             runtime: "native".into(),
+            // The host's kernel is what the Linux profile describes; other systems have
+            // none yet.
+            profile: (std::env::consts::OS == "linux").then(|| Platform::Linux.name().to_string()),
             measured: today(),
             unavailable,
             expectations: files
@@ -161,6 +173,13 @@ impl Recording {
                 .collect(),
             results: BTreeMap::new(),
         }
+    }
+}
+
+impl Column {
+    /// The model profile this column is checked against, if it names a known one.
+    pub fn profile(&self) -> Option<Platform> {
+        self.profile.as_deref().and_then(Platform::from_name)
     }
 }
 
@@ -563,6 +582,7 @@ impl Matrix {
                 version: rec.release.clone(),
                 kernel: format!("{} {}", rec.release, rec.kernel_version),
                 measured: rec.measured.clone(),
+                profile: rec.profile.clone(),
             });
             for sc in &mut self.scenarios {
                 if let Some(steps) = rec.results.get(&sc.file).and_then(|m| m.get(t.name())) {
@@ -658,7 +678,7 @@ impl Matrix {
             let t = rows.home_transport.unwrap_or_default();
             let Some((col, platform)) = self.columns.iter().find_map(|c| {
                 (c.transport == t)
-                    .then(|| Platform::from_name(&c.platform).map(|p| (c, p)))
+                    .then(|| c.profile().map(|p| (c, p)))
                     .flatten()
             }) else {
                 continue;

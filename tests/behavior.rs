@@ -34,7 +34,7 @@ fn the_model_predicts_every_live_cell() {
     let mut checked = 0;
     let mut wrong = vec![];
     for c in &m.columns {
-        let Some(platform) = Platform::from_name(&c.platform) else {
+        let Some(platform) = c.profile() else {
             continue; // a recorded machine with no model profile
         };
         for sc in &m.scenarios {

@@ -68,6 +68,8 @@ fn a_recording_from_another_os_reads_back_by_name() {
     m.add_recording(&rec, "macos-23.1.0-native.json");
     let col = &m.columns[0];
     assert_eq!(col.name, "macos-23.1.0/tcp4");
+    // No profile for macOS yet: its cells are shown, not checked against a model.
+    assert_eq!(col.profile(), None);
     assert_eq!(col.measured, "2024-11-02");
     assert_eq!(col.version, "23.1.0");
     let md = m.to_markdown();
@@ -232,4 +234,34 @@ fn expectations_keep_their_per_platform_overrides() {
     ] {
         assert!(md.contains(want), "no {want:?} in:\n{md}");
     }
+}
+
+/// A column is a (stack, profile) pair, apart from the OS that recorded it: a recording
+/// made on Linux names the Linux profile, and its columns are checked against it.
+#[test]
+fn a_linux_recording_names_its_profile() {
+    let (files, scenarios) = two();
+    let mut rec = Recording::here(&files, &scenarios);
+    if std::env::consts::OS != "linux" {
+        assert_eq!(rec.profile, None);
+        return;
+    }
+    assert_eq!(rec.profile.as_deref(), Some("linux"));
+    rec.os = "otherlinux".into();
+    rec.release = "6.1.0".into();
+    rec.results.insert("two.cfz".into(), Default::default());
+    rec.results
+        .get_mut("two.cfz")
+        .unwrap()
+        .insert("tcp4".into(), vec![]);
+    let text = serde_json::to_string(&rec).unwrap();
+    let back = Recording::from_json(&text).unwrap();
+    assert_eq!(back.profile.as_deref(), Some("linux"));
+    let mut m = build(&files, &scenarios, vec![], vec![]);
+    m.add_recording(&back, "otherlinux-6.1.0-native.json");
+    assert_eq!(m.columns[0].name, "otherlinux-6.1.0/tcp4");
+    assert_eq!(
+        m.columns[0].profile(),
+        Some(closefuzz::model::Platform::Linux)
+    );
 }
