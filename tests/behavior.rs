@@ -4,7 +4,7 @@
 //! scenarios on disk, step for step.
 
 use closefuzz::matrix::{scenario_files, Matrix};
-use closefuzz::model::{Model, Platform};
+use closefuzz::model::Model;
 use closefuzz::run::predict;
 use closefuzz::script::Scenario;
 use std::path::Path;
