@@ -18,15 +18,17 @@ pub const DEFAULT_MAX_READ: u16 = 100;
 
 /// Out of [`RARE_SPAN`] per step: how often a step is a long sleep, one that outlasts
 /// the delayed ACK of a FIN ([`crate::model::tcp::FIN_ACK_DELAY_MAX_MS`]). Rare,
-/// because it costs real time: about one case in 8,000 has one.
-const RARE_LONG_SLEEP: u32 = 1;
-/// How often a step is a short sleep.
-const RARE_SHORT_SLEEP: u32 = 40;
+/// because it costs real time: about one case in 45,000 has one (some twenty in a
+/// campaign of a million), which keeps the mean cost of sleeping to a few µs a case
+/// (measured: one in 8,000 halved the host kernel's speed).
+const RARE_LONG_SLEEP: u32 = 3;
+/// How often a step is a short sleep (about one case in 1,000).
+const RARE_SHORT_SLEEP: u32 = 150;
 /// How often a step sets SO_LINGER: with no timeout (a later close is abortive) or
 /// with one (a later close may then wait for the peer's delayed ACK).
-const RARE_LINGER: u32 = 4;
+const RARE_LINGER: u32 = 30;
 /// The draw the rare events above are taken from.
-const RARE_SPAN: u32 = 100_000;
+const RARE_SPAN: u32 = 1_000_000;
 /// The long sleep, in ms.
 /// Multiples of it never end in the window where an orphan's FIN_WAIT2 timeout may or
 /// may not have fired ([`crate::model::tcp::FIN_WAIT2_TIMEOUT_MS`] to
