@@ -235,7 +235,7 @@ impl Model {
 
     fn call(&mut self, sock: Sock, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {
         if op == Op::Accept {
-            return self.accept(sock, wire);
+            return self.accept(sock);
         }
         match self.slots[sock.index()] {
             Slot::Absent | Slot::Closed => super::common::closed_result(),
@@ -263,10 +263,10 @@ impl Model {
     ) -> StepResult {
         let fd_open = self.conns[conn].model().fd_open(end);
         if fd_open && op == Op::Connect {
-            if let Some(kind) = self.unix_kind() {
+            if self.unix_kind().is_some() {
                 // unix_stream_connect looks the listener up before it looks at its own
                 // socket: no listener is ECONNREFUSED even for a connected socket.
-                if let Err(e) = self.unix_listener_admits(kind) {
+                if let Err(e) = self.unix_listener_admits() {
                     return StepResult::plain(Outcome::Err(e));
                 }
             } else if self.loose[sock.index()].connecting {
@@ -288,7 +288,7 @@ impl Model {
     }
 
     /// unix_stream_connect's checks of the listener, in its order.
-    fn unix_listener_admits(&self, _kind: Kind) -> Result<(), Errno> {
+    fn unix_listener_admits(&self) -> Result<(), Errno> {
         if self.slots[Sock::L.index()] != Slot::Listener || self.listener.rcv_shut {
             // unix_find_other finds no socket at a released abstract address; a
             // listener shut for reading (sk_shutdown & RCV_SHUTDOWN) refuses.
@@ -318,8 +318,8 @@ impl Model {
     fn connect(&mut self, sock: Sock, wire: &mut Vec<WireEvent>) -> StepResult {
         let listening = self.slots[Sock::L.index()] == Slot::Listener && self.listener.listening;
         let pre = self.loose[sock.index()];
-        if let Some(kind) = self.unix_kind() {
-            if let Err(e) = self.unix_listener_admits(kind) {
+        if self.unix_kind().is_some() {
+            if let Err(e) = self.unix_listener_admits() {
                 return StepResult::plain(Outcome::Err(e));
             }
             // unix_stream_connect: the server side is created at once and queued on the
@@ -420,8 +420,7 @@ impl Model {
         }
     }
 
-    fn accept(&mut self, sock: Sock, wire: &mut Vec<WireEvent>) -> StepResult {
-        let _ = wire;
+    fn accept(&mut self, sock: Sock) -> StepResult {
         let listening = match self.slots[Sock::L.index()] {
             // Listening, unless a shutdown stopped it (where the profile keeps it LISTEN).
             Slot::Listener => self.listener.listening,
@@ -481,9 +480,7 @@ impl Model {
                 StepResult::plain(Outcome::Ok)
             }
             Op::Connect if !tcp => StepResult::plain(Outcome::Err(
-                self.unix_listener_admits(Kind::Stream)
-                    .err()
-                    .unwrap_or(Errno::EINVAL),
+                self.unix_listener_admits().err().unwrap_or(Errno::EINVAL),
             )),
             _ => {
                 let queued = !self.listener.queue.is_empty();
