@@ -537,12 +537,27 @@ impl TcpModel {
         e.shut_wr |= wr;
     }
 
-    /// An unaccepted child whose listener stops: inet_child_forget calls
-    /// tcp_disconnect, which sends RST where tcp_need_reset says the peer expects more,
-    /// then the child is destroyed.
+    /// An unaccepted child whose listener stops: inet_csk_listen_stop ->
+    /// inet_child_forget -> tcp_disconnect, which sends RST where tcp_need_reset says
+    /// the client still expects data or a FIN (an unaccepted child can only be
+    /// ESTABLISHED, CLOSE_WAIT, or CLOSE after the client's RST), then the child is
+    /// destroyed.
     pub fn forget_unaccepted(&mut self, x: End) {
-        self.end(x).linger_zero = true;
-        self.close(x);
+        let e = self.end(x);
+        e.fd_open = false;
+        e.rcv_shut = true;
+        e.snd_shut = true;
+        e.rq.discard();
+        let need_reset = matches!(e.state, TcpState::Established | TcpState::CloseWait);
+        e.state = TcpState::Close;
+        e.conn = Conn::Gone;
+        if need_reset {
+            self.send(
+                x,
+                Seg::Rst,
+                "listener stopped with this connection queued: inet_child_forget -> tcp_disconnect",
+            );
+        }
     }
 
     /// Delivers the oldest segment in flight; false if none was.

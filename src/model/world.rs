@@ -576,7 +576,9 @@ impl Model {
                 let mut d = if self.listener.listening {
                     format!("listening, {} queued", self.listener.queue.len())
                 } else {
-                    "not listening (CLOSE)".to_string()
+                    // Only a profile that keeps a stopped listener in LISTEN gets here
+                    // (Linux's becomes a loose CLOSE socket).
+                    "LISTEN, but stopped by shutdown rd: refuses and resets".to_string()
                 };
                 if self.listener.rcv_shut {
                     d.push_str(", shut rd");
