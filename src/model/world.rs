@@ -604,3 +604,123 @@ pub fn loose_poll(l: &Loose, hup: bool, out: bool, rdhup: bool) -> PollSet {
         .with_if(PollSet::RDHUP, l.rcv_shut && rdhup)
         .with_if(PollSet::ERR, l.err.is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::{Shut, StateSet, TcpState};
+
+    fn listening(t: Transport, profile: Profile) -> Model {
+        Model::with_start(t, profile, Start::Listening)
+    }
+
+    fn run(m: &mut Model, sock: Sock, op: Op) -> Outcome {
+        m.step(Step::call(sock, op)).result.outcome
+    }
+
+    #[test]
+    fn accept_names_the_oldest_queued_connection() {
+        let mut m = listening(Transport::Tcp4, Profile::linux());
+        assert_eq!(
+            run(&mut m, Sock::B, Op::Accept),
+            Outcome::Err(Errno::EAGAIN)
+        );
+        assert_eq!(
+            run(&mut m, Sock::C, Op::Connect),
+            Outcome::Err(Errno::EINPROGRESS)
+        );
+        assert_eq!(
+            run(&mut m, Sock::A, Op::Connect),
+            Outcome::Err(Errno::EINPROGRESS)
+        );
+        assert_eq!(run(&mut m, Sock::C, Op::Write(3)), Outcome::Wrote(3));
+        // b gets c's connection (first in), and reads c's bytes.
+        assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::Ok);
+        assert_eq!(
+            run(&mut m, Sock::B, Op::Read(10)),
+            Outcome::Data(crate::step::pattern(Sock::C, 0, 3))
+        );
+        assert_eq!(run(&mut m, Sock::D, Op::Accept), Outcome::Ok);
+        // A name already taken makes no call.
+        assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::NotApplicable);
+        assert!(m.describe(Sock::L).starts_with("listening, 0 queued"));
+    }
+
+    #[test]
+    fn closing_the_listener_resets_what_is_queued_not_what_was_accepted() {
+        let mut m = listening(Transport::Tcp4, Profile::linux());
+        run(&mut m, Sock::A, Op::Connect);
+        run(&mut m, Sock::B, Op::Accept);
+        run(&mut m, Sock::C, Op::Connect);
+        let p = m.step(Step::call(Sock::L, Op::Close));
+        assert_eq!(p.wire.len(), 1, "{:?}", p.wire);
+        assert_eq!((p.wire[0].from, p.wire[0].to), (Sock::L, Sock::C));
+        assert_eq!(
+            run(&mut m, Sock::C, Op::Read(1)),
+            Outcome::Err(Errno::ECONNRESET)
+        );
+        assert_eq!(
+            run(&mut m, Sock::A, Op::State),
+            Outcome::State(TcpState::Established.into())
+        );
+        // No listener: a later accept makes no call.
+        assert_eq!(run(&mut m, Sock::D, Op::Accept), Outcome::Closed);
+    }
+
+    #[test]
+    fn a_refused_connect_retries_on_linux_and_stays_failed_on_gvisor() {
+        for (profile, third) in [
+            (Profile::linux(), Outcome::Err(Errno::EINPROGRESS)),
+            (Profile::gvisor(), Outcome::Err(Errno::ECONNABORTED)),
+        ] {
+            let mut m = listening(Transport::Tcp4, profile);
+            run(&mut m, Sock::L, Op::Close);
+            assert_eq!(
+                run(&mut m, Sock::A, Op::Connect),
+                Outcome::Err(Errno::EINPROGRESS)
+            );
+            assert_eq!(
+                run(&mut m, Sock::A, Op::Error),
+                Outcome::SockError(Some(Errno::ECONNREFUSED))
+            );
+            assert_eq!(
+                run(&mut m, Sock::A, Op::Connect),
+                Outcome::Err(Errno::ECONNABORTED)
+            );
+            assert_eq!(
+                run(&mut m, Sock::A, Op::Connect),
+                third,
+                "{:?}",
+                profile.platform
+            );
+        }
+    }
+
+    #[test]
+    fn a_unix_listener_shut_for_reading_still_hands_out_its_queue() {
+        let mut m = listening(Transport::Unix, Profile::linux());
+        assert_eq!(run(&mut m, Sock::A, Op::Connect), Outcome::Ok);
+        assert_eq!(run(&mut m, Sock::L, Op::Shutdown(Shut::Rd)), Outcome::Ok);
+        assert_eq!(
+            run(&mut m, Sock::C, Op::Connect),
+            Outcome::Err(Errno::ECONNREFUSED)
+        );
+        assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::Ok);
+    }
+
+    #[test]
+    fn sleeping_past_the_delayed_ack_settles_fin_wait1_or_2() {
+        let mut m = Model::new(Transport::Tcp4, Profile::linux());
+        run(&mut m, Sock::A, Op::Shutdown(Shut::Wr));
+        let open = StateSet::one(TcpState::FinWait1).with(TcpState::FinWait2);
+        assert_eq!(run(&mut m, Sock::A, Op::State), Outcome::State(open));
+        m.step(Step::Sleep { ms: 100 });
+        assert_eq!(run(&mut m, Sock::A, Op::State), Outcome::State(open));
+        m.step(Step::Sleep { ms: 250 });
+        assert_eq!(
+            run(&mut m, Sock::A, Op::State),
+            Outcome::State(TcpState::FinWait2.into())
+        );
+        assert_eq!(m.now_ms(), 350);
+    }
+}
