@@ -52,9 +52,11 @@ fn raw_step() -> impl Strategy<Value = RawStep> {
 
 /// Ops and their weights. Reads and writes are weighted up: they are what the
 /// close-related calls interact with.
-const OP_WEIGHTS: [(u8, OpKind); 10] = [
+const OP_WEIGHTS: [(u8, OpKind); 12] = [
     (4, OpKind::Write),
     (4, OpKind::Read),
+    (1, OpKind::WriteNoSignal),
+    (1, OpKind::Peek),
     (1, OpKind::ShutRd),
     (2, OpKind::ShutWr),
     (1, OpKind::ShutRdWr),
@@ -64,12 +66,14 @@ const OP_WEIGHTS: [(u8, OpKind); 10] = [
     (1, OpKind::Error),
     (1, OpKind::State),
 ];
-const OP_WEIGHT_TOTAL: u8 = 18;
+const OP_WEIGHT_TOTAL: u8 = 20;
 
 #[derive(Clone, Copy)]
 enum OpKind {
     Write,
     Read,
+    WriteNoSignal,
+    Peek,
     ShutRd,
     ShutWr,
     ShutRdWr,
@@ -93,6 +97,8 @@ fn op_for(mut pick: u8, size: u16) -> Op {
         // Sizes share one number: 0..=100 for reads (at least 1), 0..=64 for writes.
         OpKind::Write => Op::Write(size * DEFAULT_MAX_WRITE / DEFAULT_MAX_READ),
         OpKind::Read => Op::Read(size.max(1)),
+        OpKind::WriteNoSignal => Op::WriteNoSignal(size * DEFAULT_MAX_WRITE / DEFAULT_MAX_READ),
+        OpKind::Peek => Op::Peek(size.max(1)),
         OpKind::ShutRd => Op::Shutdown(Shut::Rd),
         OpKind::ShutWr => Op::Shutdown(Shut::Wr),
         OpKind::ShutRdWr => Op::Shutdown(Shut::RdWr),
@@ -227,10 +233,12 @@ mod tests {
             .map(|p| match op_for(p, 0) {
                 Op::Write(_) => "write".to_string(),
                 Op::Read(_) => "read".to_string(),
+                Op::WriteNoSignal(_) => "write nosignal".to_string(),
+                Op::Peek(_) => "read peek".to_string(),
                 o => o.to_string(),
             })
             .collect();
-        assert_eq!(ops.len(), 10, "{ops:?}");
+        assert_eq!(ops.len(), 12, "{ops:?}");
         assert_eq!(op_for(0, DEFAULT_MAX_READ), Op::Write(DEFAULT_MAX_WRITE));
         assert_eq!(op_for(4, 0), Op::Read(1));
     }

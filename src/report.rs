@@ -27,6 +27,9 @@ pub struct ReplayStep {
     pub model_agrees: bool,
     /// The kernel's result meets the written expectation (true when none is written).
     pub expectation_met: bool,
+    /// Under a `sigpipe` header, at a step that raised SIGPIPE: what a process with
+    /// that treatment experienced, in words.
+    pub process: Option<String>,
 }
 
 /// A replayed scenario, judged.
@@ -70,6 +73,10 @@ pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> Replay
             step: ss.step.to_string(),
             expect: ss.expect_on(platform).map(|e| e.to_string()),
             kernel: r.kernel.to_string(),
+            process: sc
+                .sigpipe
+                .filter(|_| r.kernel.sigpipe)
+                .map(|d| d.at_sigpipe().to_string()),
             model: r.model.to_string(),
             kernel_after: r.kernel_after.map(|v| v.to_string()),
             model_after: r.model_after.map(|v| v.to_string()),
@@ -109,6 +116,9 @@ pub fn replay_text(r: &ReplayReport) -> String {
             s.model,
             step_verdict(s).unwrap_or("ok")
         ));
+        if let Some(p) = &s.process {
+            out.push_str(&format!("        {p}\n"));
+        }
         if !s.model_agrees && (s.kernel_after != s.model_after) {
             for sock in Sock::ALL {
                 let i = sock.index();
@@ -228,6 +238,9 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
                 None => String::new(),
             }
         ));
+        if let Some(p) = judged.and_then(|s| s.process.as_deref()) {
+            out.push_str(&format!("    {p}\n"));
+        }
         for w in &p.wire {
             out.push_str(&arrow(w.from, w.to, &w.kind.to_string()));
             out.push_str(&format!("  {}\n", w.note));

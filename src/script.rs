@@ -221,10 +221,52 @@ pub struct Scenario {
     pub transport: Option<Transport>,
     /// The `start` header (`connected` when absent).
     pub start: Start,
+    /// The `sigpipe` header: the SIGPIPE treatment the scenario's process is imagined
+    /// with. The executor always blocks the signal and reports it, so the kernel's
+    /// answers do not change; replay and explain say what such a process experienced.
+    pub sigpipe: Option<Disposition>,
     /// The comment lines before the first step: what the scenario teaches.
     pub description: Vec<String>,
     /// The steps in order.
     pub steps: Vec<ScriptStep>,
+}
+
+/// How a process treats SIGPIPE (the article's programs had each of these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// SIG_DFL: the signal kills the process.
+    Default,
+    /// SIG_IGN: the call returns EPIPE and the process goes on.
+    Ignore,
+    /// A handler: it runs, then the call returns EPIPE.
+    Handler,
+}
+
+impl Disposition {
+    /// Looks a header word up.
+    pub fn from_name(s: &str) -> Option<Disposition> {
+        match s {
+            "default" => Some(Disposition::Default),
+            "ignore" => Some(Disposition::Ignore),
+            "handler" => Some(Disposition::Handler),
+            _ => None,
+        }
+    }
+
+    /// What a process with this treatment experiences at a call that raised SIGPIPE.
+    pub fn at_sigpipe(self) -> &'static str {
+        match self {
+            Disposition::Default => {
+                "the process would be killed here by SIGPIPE (exit status 141): the call never returns"
+            }
+            Disposition::Ignore => {
+                "SIGPIPE is ignored: the call returns its error and the process goes on"
+            }
+            Disposition::Handler => {
+                "the SIGPIPE handler runs, then the call returns its error and the process goes on"
+            }
+        }
+    }
 }
 
 /// A parse or load error: file, line and what was expected.
@@ -288,6 +330,7 @@ impl Scenario {
             name: name.to_string(),
             transport: None,
             start: Start::Connected,
+            sigpipe: None,
             description: Vec::new(),
             steps: Vec::new(),
         };
@@ -332,6 +375,27 @@ impl Scenario {
                     continue;
                 }
             }
+            if let Some(rest) = code.strip_prefix("sigpipe") {
+                if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                    if !sc.steps.is_empty() || sc.sigpipe.is_some() {
+                        return Err(err(
+                            line_no,
+                            "the sigpipe header comes once, before the first step".into(),
+                        ));
+                    }
+                    let w = rest.trim();
+                    sc.sigpipe = Some(Disposition::from_name(w).ok_or_else(|| {
+                        err(
+                            line_no,
+                            format!(
+                                "'{}': expected 'sigpipe default', 'sigpipe ignore' or 'sigpipe handler'",
+                                clip_echo(w)
+                            ),
+                        )
+                    })?);
+                    continue;
+                }
+            }
             if let Some(rest) = code.strip_prefix("start") {
                 if rest.is_empty() || rest.starts_with(char::is_whitespace) {
                     if !sc.steps.is_empty() {
@@ -368,7 +432,7 @@ impl Scenario {
             match step {
                 Step::Call {
                     sock,
-                    op: Op::Write(n),
+                    op: Op::Write(n) | Op::WriteNoSignal(n),
                 } => {
                     written[sock.index()] += n as u64;
                     if written[sock.index()] > MAX_BYTES_PER_END {
@@ -578,8 +642,25 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
             call_usage()
         )
     };
-    let (word, args) = words.split_first().ok_or_else(bad_call)?;
-    let spec = CallSpec::named(word).ok_or_else(bad_call)?;
+    let (word, mut args) = words.split_first().ok_or_else(bad_call)?;
+    // A modifier word after a count (`write 5 nosignal`) selects that call's variant.
+    let mut spec = CallSpec::named(word, None).ok_or_else(bad_call)?;
+    if let (Arg::Count { .. }, [n, m]) = (spec.arg, args) {
+        spec = CallSpec::named(word, Some(m)).ok_or_else(|| {
+            let known: Vec<String> = CALLS
+                .iter()
+                .filter(|c| c.name == *word && c.modifier.is_some())
+                .map(|c| c.usage())
+                .collect();
+            format!(
+                "'{}': expected {} or {}",
+                clip_echo(call.trim()),
+                spec.usage(),
+                known.join(" or ")
+            )
+        })?;
+        args = std::slice::from_ref(n);
+    }
     let op = match (spec.arg, args) {
         (Arg::None, []) => spec.op(0, Shut::Rd),
         (Arg::Count { min, max, unit }, [w]) => match w.parse::<u16>() {
@@ -1121,5 +1202,43 @@ mod tests {
             assert!(e.starts_with(want), "{text:?}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+    }
+
+    #[test]
+    fn modifiers_pick_the_call_and_bad_ones_are_named() {
+        let sc = Scenario::parse(
+            "m",
+            "a: write 5 nosignal => EPIPE\nb: read 3 peek => data 3\na: write 2 => ok 2\n",
+        )
+        .unwrap();
+        assert_eq!(sc.steps[0].step, Step::call(Sock::A, Op::WriteNoSignal(5)));
+        assert_eq!(sc.steps[1].step, Step::call(Sock::B, Op::Peek(3)));
+        assert_eq!(sc.steps[0].step.to_string(), "a: write 5 nosignal");
+        assert_eq!(sc.steps[1].step.to_string(), "b: read 3 peek");
+        let e = Scenario::parse("f", "a: write 5 loudly\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected write N or write N nosignal"),
+            "{e}"
+        );
+        let e = Scenario::parse("f", "a: read 5 nosignal\n").unwrap_err();
+        assert!(e.to_string().contains("read N peek"), "{e}");
+        // MSG_NOSIGNAL bytes count against the socket's budget like any write.
+        let e = Scenario::parse("f", &"a: write 4096 nosignal\n".repeat(5)).unwrap_err();
+        assert!(e.to_string().contains("more than 16384 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_sigpipe_header_names_a_disposition_once() {
+        let sc = Scenario::parse("s", "sigpipe ignore\na: close\n").unwrap();
+        assert_eq!(sc.sigpipe, Some(Disposition::Ignore));
+        let e = Scenario::parse("s", "sigpipe sometimes\na: close\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("'sigpipe default', 'sigpipe ignore' or 'sigpipe handler'"),
+            "{e}"
+        );
+        let e = Scenario::parse("s", "a: close\nsigpipe default\n").unwrap_err();
+        assert!(e.to_string().contains("once, before the first step"), "{e}");
     }
 }

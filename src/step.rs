@@ -149,6 +149,10 @@ pub enum Op {
     /// `SO_LINGER {on, N}`: a later close lingers up to N seconds for unsent data (N = 0:
     /// the close is abortive, as `abort`).
     Linger(u16),
+    /// `write N nosignal`: `send(fd, buf, N, MSG_NOSIGNAL)`: EPIPE without SIGPIPE.
+    WriteNoSignal(u16),
+    /// `read N peek`: `recv(fd, buf, N, MSG_PEEK)`: the data stays queued.
+    Peek(u16),
 }
 
 /// Which kind of call an [`Op`] is, without its argument: the key of [`CALLS`].
@@ -166,6 +170,8 @@ pub enum CallKind {
     Connect,
     Accept,
     Linger,
+    WriteNoSignal,
+    Peek,
 }
 
 /// What a call's argument is.
@@ -224,6 +230,8 @@ pub struct CallSpec {
     pub kind: CallKind,
     /// The script word.
     pub name: &'static str,
+    /// A word after the argument that selects this call (`write N nosignal`).
+    pub modifier: Option<&'static str>,
     /// Its argument.
     pub arg: Arg,
     /// What it does.
@@ -233,10 +241,11 @@ pub struct CallSpec {
 }
 
 /// Every call closefuzz makes, in the order help texts list them.
-pub const CALLS: [CallSpec; 11] = [
+pub const CALLS: [CallSpec; 13] = [
     CallSpec {
         kind: CallKind::Write,
         name: "write",
+        modifier: None,
         arg: Arg::Count {
             min: 0,
             max: MAX_WRITE,
@@ -248,6 +257,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Read,
         name: "read",
+        modifier: None,
         arg: Arg::Count {
             min: 1,
             max: u16::MAX,
@@ -259,6 +269,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Shutdown,
         name: "shutdown",
+        modifier: None,
         arg: Arg::Shut,
         effect: Effect::Sends,
         returns: Returns::Done,
@@ -266,6 +277,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Close,
         name: "close",
+        modifier: None,
         arg: Arg::None,
         effect: Effect::Closes,
         returns: Returns::Done,
@@ -273,6 +285,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Abort,
         name: "abort",
+        modifier: None,
         arg: Arg::None,
         effect: Effect::Closes,
         returns: Returns::Done,
@@ -280,6 +293,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Poll,
         name: "poll",
+        modifier: None,
         arg: Arg::None,
         effect: Effect::Looks,
         returns: Returns::Poll,
@@ -287,6 +301,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Error,
         name: "error",
+        modifier: None,
         arg: Arg::None,
         effect: Effect::Looks,
         returns: Returns::SockError,
@@ -294,6 +309,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::State,
         name: "state",
+        modifier: None,
         arg: Arg::None,
         effect: Effect::Looks,
         returns: Returns::State,
@@ -301,6 +317,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Connect,
         name: "connect",
+        modifier: None,
         arg: Arg::None,
         effect: Effect::Sends,
         returns: Returns::Done,
@@ -308,6 +325,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Accept,
         name: "accept",
+        modifier: None,
         arg: Arg::None,
         effect: Effect::Sends,
         returns: Returns::Done,
@@ -315,6 +333,7 @@ pub const CALLS: [CallSpec; 11] = [
     CallSpec {
         kind: CallKind::Linger,
         name: "linger",
+        modifier: None,
         arg: Arg::Count {
             min: 0,
             max: MAX_LINGER_S,
@@ -322,6 +341,30 @@ pub const CALLS: [CallSpec; 11] = [
         },
         effect: Effect::Configures,
         returns: Returns::Done,
+    },
+    CallSpec {
+        kind: CallKind::WriteNoSignal,
+        name: "write",
+        modifier: Some("nosignal"),
+        arg: Arg::Count {
+            min: 0,
+            max: MAX_WRITE,
+            unit: "byte count",
+        },
+        effect: Effect::Sends,
+        returns: Returns::Count,
+    },
+    CallSpec {
+        kind: CallKind::Peek,
+        name: "read",
+        modifier: Some("peek"),
+        arg: Arg::Count {
+            min: 1,
+            max: u16::MAX,
+            unit: "byte count",
+        },
+        effect: Effect::Looks,
+        returns: Returns::Data,
     },
 ];
 
@@ -339,17 +382,23 @@ impl CallSpec {
             .expect("every CallKind has a row in CALLS")
     }
 
-    /// The call with this script word.
-    pub fn named(name: &str) -> Option<&'static CallSpec> {
-        CALLS.iter().find(|c| c.name == name)
+    /// The call with this script word and modifier.
+    pub fn named(name: &str, modifier: Option<&str>) -> Option<&'static CallSpec> {
+        CALLS
+            .iter()
+            .find(|c| c.name == name && c.modifier == modifier)
     }
 
     /// How the call is written, e.g. `write N` or `shutdown rd|wr|rdwr`.
     pub fn usage(&self) -> String {
-        match self.arg {
+        let base = match self.arg {
             Arg::None => self.name.to_string(),
             Arg::Count { .. } => format!("{} N", self.name),
             Arg::Shut => format!("{} rd|wr|rdwr", self.name),
+        };
+        match self.modifier {
+            Some(m) => format!("{base} {m}"),
+            None => base,
         }
     }
 
@@ -367,6 +416,8 @@ impl CallSpec {
             CallKind::Connect => Op::Connect,
             CallKind::Accept => Op::Accept,
             CallKind::Linger => Op::Linger(n),
+            CallKind::WriteNoSignal => Op::WriteNoSignal(n),
+            CallKind::Peek => Op::Peek(n),
         }
     }
 }
@@ -386,6 +437,8 @@ impl Op {
             Op::Connect => CallKind::Connect,
             Op::Accept => CallKind::Accept,
             Op::Linger(_) => CallKind::Linger,
+            Op::WriteNoSignal(_) => CallKind::WriteNoSignal,
+            Op::Peek(_) => CallKind::Peek,
         }
     }
 
@@ -410,6 +463,9 @@ impl fmt::Display for Op {
         let name = self.spec().name;
         match self {
             Op::Write(n) | Op::Read(n) | Op::Linger(n) => write!(f, "{name} {n}"),
+            Op::WriteNoSignal(n) | Op::Peek(n) => {
+                write!(f, "{name} {n} {}", self.spec().modifier.unwrap_or(""))
+            }
             Op::Shutdown(how) => write!(f, "{name} {}", how.name()),
             _ => f.write_str(name),
         }

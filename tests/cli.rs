@@ -761,3 +761,20 @@ fn listening_output_says_client_and_server() {
     let (_, out, _) = closefuzz(&["replay", "scenarios/tcp-motivating-case.cfz"]);
     assert!(!out.contains("client"), "{out}");
 }
+
+/// Under a `sigpipe` header, replay says in words what such a process experienced at
+/// the step that raised SIGPIPE; without one it says nothing of the kind.
+#[test]
+fn a_sigpipe_header_tells_what_the_process_experienced() {
+    let (code, out, err) = closefuzz(&["replay", "scenarios/tcp-remedy-sigpipe-default.cfz"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("would be killed here by SIGPIPE (exit status 141)"),
+        "{out}"
+    );
+    let (code, out, _) = closefuzz(&["explain", "scenarios/tcp-remedy-sigpipe-ignore.cfz"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("SIGPIPE is ignored"), "{out}");
+    let (_, out, _) = closefuzz(&["replay", "scenarios/tcp-motivating-case.cfz"]);
+    assert!(!out.contains("killed"), "{out}");
+}

@@ -299,32 +299,15 @@ impl Sockets {
             return Outcome::Closed;
         };
         match op {
-            Op::Write(n) => {
-                let buf = pattern(sock, self.sent[i], n as usize);
-                // SAFETY: buf is valid for n bytes. Flags are 0: no MSG_NOSIGNAL.
-                let r =
-                    unsafe { libc::send(fd, buf.as_ptr() as *const libc::c_void, buf.len(), 0) };
-                if r < 0 {
-                    Outcome::Err(Errno::last())
-                } else {
-                    self.sent[i] += r as u64;
-                    Outcome::Wrote(r as usize)
-                }
-            }
-            Op::Read(n) => {
-                let mut buf = vec![0u8; n as usize];
-                // SAFETY: buf is valid for n bytes.
-                let r =
-                    unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-                if r < 0 {
-                    Outcome::Err(Errno::last())
-                } else if r == 0 {
-                    Outcome::Eof
-                } else {
-                    buf.truncate(r as usize);
-                    Outcome::Data(buf)
-                }
-            }
+            // Flags 0: no MSG_NOSIGNAL, so a broken connection raises SIGPIPE.
+            Op::Write(n) => self.send(sock, fd, n, 0),
+            Op::WriteNoSignal(n) => match sys::MSG_NOSIGNAL {
+                Some(flag) => self.send(sock, fd, n, flag),
+                // macOS has no MSG_NOSIGNAL (only the SO_NOSIGPIPE socket option).
+                None => Outcome::NotApplicable,
+            },
+            Op::Read(n) => recv(fd, n, 0),
+            Op::Peek(n) => recv(fd, n, libc::MSG_PEEK),
             Op::Shutdown(how) => {
                 let how = match how {
                     Shut::Rd => libc::SHUT_RD,
@@ -406,6 +389,20 @@ impl Sockets {
         }
     }
 
+    /// `send` of `n` bytes of `sock`'s pattern with `flags`.
+    fn send(&mut self, sock: Sock, fd: RawFd, n: u16, flags: libc::c_int) -> Outcome {
+        let i = sock.index();
+        let buf = pattern(sock, self.sent[i], n as usize);
+        // SAFETY: buf is valid for n bytes.
+        let r = unsafe { libc::send(fd, buf.as_ptr() as *const libc::c_void, buf.len(), flags) };
+        if r < 0 {
+            Outcome::Err(Errno::last())
+        } else {
+            self.sent[i] += r as u64;
+            Outcome::Wrote(r as usize)
+        }
+    }
+
     /// `accept` on the listener, the result named `sock`.
     fn accept(&mut self, sock: Sock) -> Outcome {
         let Some(l) = self.fds[Sock::L.index()].as_ref().map(|f| f.as_raw_fd()) else {
@@ -473,6 +470,21 @@ impl Sockets {
             }
         };
         Sock::ALL.map(view)
+    }
+}
+
+/// `recv` of up to `n` bytes with `flags`.
+fn recv(fd: RawFd, n: u16, flags: libc::c_int) -> Outcome {
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: buf is valid for n bytes.
+    let r = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
+    if r < 0 {
+        Outcome::Err(Errno::last())
+    } else if r == 0 {
+        Outcome::Eof
+    } else {
+        buf.truncate(r as usize);
+        Outcome::Data(buf)
     }
 }
 

@@ -336,3 +336,10 @@ pub fn tcp_state(fd: RawFd) -> StateReading {
 pub fn tcp_state(_fd: RawFd) -> StateReading {
     StateReading::Unavailable
 }
+
+/// `MSG_NOSIGNAL`, where the OS has it (macOS has only the SO_NOSIGPIPE option).
+#[cfg(not(target_vendor = "apple"))]
+pub const MSG_NOSIGNAL: Option<libc::c_int> = Some(libc::MSG_NOSIGNAL);
+/// `MSG_NOSIGNAL`, where the OS has it (macOS has only the SO_NOSIGPIPE option).
+#[cfg(target_vendor = "apple")]
+pub const MSG_NOSIGNAL: Option<libc::c_int> = None;

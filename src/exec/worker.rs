@@ -172,7 +172,7 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
                 Effect::Sends => (
                     true,
                     match op {
-                        Op::Write(n) => n > 0,
+                        Op::Write(n) | Op::WriteNoSignal(n) => n > 0,
                         Op::Read(_) => false,
                         _ => true,
                     },

@@ -30,6 +30,11 @@ impl StreamQueue {
         out
     }
 
+    /// The first `n` unread bytes of `writer`'s stream, left unread (MSG_PEEK).
+    pub fn peek(&self, writer: Sock, n: usize) -> Vec<u8> {
+        pattern(writer, self.start, n.min(self.len))
+    }
+
     /// Drops everything unread; returns how much that was.
     pub fn discard(&mut self) -> usize {
         let n = self.len;
@@ -60,6 +65,12 @@ impl RecordQueue {
     /// Takes the oldest record, truncated to `n` bytes (the rest of it is lost).
     pub fn take(&mut self, writer: Sock, n: usize) -> Option<Vec<u8>> {
         let (off, len) = self.records.pop_front()?;
+        Some(pattern(writer, off, n.min(len)))
+    }
+
+    /// The oldest record, truncated to `n` bytes, left queued whole (MSG_PEEK).
+    pub fn peek(&self, writer: Sock, n: usize) -> Option<Vec<u8>> {
+        let &(off, len) = self.records.front()?;
         Some(pattern(writer, off, n.min(len)))
     }
 

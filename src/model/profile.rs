@@ -126,6 +126,10 @@ pub struct UnixProfile {
     /// connection's client (Linux: unix_release_sock of the embryo); otherwise the
     /// client sees only its peer gone (EOF).
     pub listener_close_resets_queued: bool,
+    /// MSG_PEEK on a stream socket returns at most what is left of the oldest queued
+    /// write (gVisor); Linux's unix_stream_read_generic peeks across them, as a read
+    /// reads across them.
+    pub peek_stops_at_one_write: bool,
     /// poll reports POLLHUP when both shutdown bits are set (our own shutdowns, the
     /// peer's, or the peer's close).
     pub poll_hup: bool,
@@ -161,6 +165,7 @@ pub enum UnixReset {
 impl UnixProfile {
     const LINUX: UnixProfile = UnixProfile {
         listener_close_resets_queued: true,
+        peek_stops_at_one_write: false,
         poll_hup: true,
         reset_on_unread_close: UnixReset::SockError,
         shutdown_needs_connection: false,
@@ -170,6 +175,7 @@ impl UnixProfile {
     };
     const GVISOR: UnixProfile = UnixProfile {
         listener_close_resets_queued: false,
+        peek_stops_at_one_write: true,
         poll_hup: false,
         reset_on_unread_close: UnixReset::ReadQueue,
         shutdown_needs_connection: true,
@@ -307,6 +313,11 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         name: "unix.listener_close_resets_queued",
         summary: "closing a Unix listener with a connection still queued gives that connection's client ECONNRESET on Linux; on gVisor it is an ordinary close of the server side: EOF, or a reset only if the client's data was unread (gVisor issue 12576)",
         evidence: "unix-listener-close-queued.cfz",
+    },
+    Difference {
+        name: "unix.peek_stops_at_one_write",
+        summary: "MSG_PEEK on a Unix stream socket returns only what is left of the oldest queued write on gVisor; Linux peeks across writes, as a read reads across them",
+        evidence: "unix-peek-across-writes.cfz",
     },
     Difference {
         name: "unix.poll_hup",

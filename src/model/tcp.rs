@@ -253,7 +253,13 @@ impl TcpModel {
     fn call(&mut self, x: End, op: Op) -> StepResult {
         match op {
             Op::Write(n) => self.write(x, n as usize),
-            Op::Read(n) => StepResult::plain(self.read(x, n as usize)),
+            // MSG_NOSIGNAL: sk_stream_error skips send_sig; the result is the same.
+            Op::WriteNoSignal(n) => StepResult {
+                sigpipe: false,
+                ..self.write(x, n as usize)
+            },
+            Op::Read(n) => StepResult::plain(self.read(x, n as usize, false)),
+            Op::Peek(n) => StepResult::plain(self.read(x, n as usize, true)),
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
             Op::Close => StepResult::plain(self.close(x)),
             Op::Abort => {
@@ -316,7 +322,10 @@ impl TcpModel {
         StepResult::plain(Outcome::Wrote(n))
     }
 
-    fn read(&mut self, x: End, n: usize) -> Outcome {
+    /// A read; with `peek` (MSG_PEEK) queued data is copied and left queued, and
+    /// everything else is as a read: tcp_recvmsg_locked takes a pending error
+    /// (sock_error) with or without MSG_PEEK.
+    fn read(&mut self, x: End, n: usize, peek: bool) -> Outcome {
         let writer = self.names[x.peer().index()];
         let error_first = self.mutated(Mutation::ErrorBeforeEof);
         let errored_first = self.profile.tcp.read_error_before_eof;
@@ -325,7 +334,11 @@ impl TcpModel {
         // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
         // write queue).
         if !e.rq.is_empty() {
-            return Outcome::Data(e.rq.take(writer, n));
+            return Outcome::Data(if peek {
+                e.rq.peek(writer, n)
+            } else {
+                e.rq.take(writer, n)
+            });
         }
         // Then, in this order: SOCK_DONE (FIN seen) gives EOF even with an error
         // pending; a pending error is returned and cleared; RCV_SHUTDOWN gives EOF;
@@ -842,15 +855,15 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
     match op {
         // sk_stream_wait_connect: the pending error, else EPIPE for any state but
         // SYN_SENT/SYN_RECV; sk_stream_error raises SIGPIPE for EPIPE only.
-        Op::Write(_) => match l.err.take() {
+        Op::Write(_) | Op::WriteNoSignal(_) => match l.err.take() {
             Some(e) => r(Outcome::Err(e)),
             None => StepResult {
                 outcome: Outcome::Err(Errno::EPIPE),
-                sigpipe: profile.sigpipe_on_epipe,
+                sigpipe: profile.sigpipe_on_epipe && matches!(op, Op::Write(_)),
             },
         },
         // tcp_recvmsg_locked: the error, then RCV_SHUTDOWN (0), then CLOSE: ENOTCONN.
-        Op::Read(_) => r(match l.err.take() {
+        Op::Read(_) | Op::Peek(_) => r(match l.err.take() {
             Some(e) => Outcome::Err(e),
             None if l.rcv_shut => Outcome::Eof,
             None => Outcome::Err(Errno::ENOTCONN),
@@ -909,13 +922,13 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
     let r = |o| StepResult::plain(o);
     match op {
         // sk_stream_wait_connect: LISTEN (or the CLOSE left by shutdown) is EPIPE.
-        Op::Write(_) => StepResult {
+        Op::Write(_) | Op::WriteNoSignal(_) => StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
-            sigpipe: profile.sigpipe_on_epipe,
+            sigpipe: profile.sigpipe_on_epipe && matches!(op, Op::Write(_)),
         },
         // tcp_recvmsg_locked: "if (sk->sk_state == TCP_LISTEN) goto out" with ENOTCONN;
         // a stopped listener is CLOSE: ENOTCONN too.
-        Op::Read(_) => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Read(_) | Op::Peek(_) => r(Outcome::Err(Errno::ENOTCONN)),
         Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, keeps_listen))),
         Op::Error => r(Outcome::SockError(None)),
         Op::State => r(Outcome::State(listener_state(lst, keeps_listen).into())),

@@ -83,10 +83,11 @@ impl Kind {
 /// An end's receive queue: bytes for a stream, records for seqpacket.
 #[derive(Clone, Debug)]
 enum RecvQueue {
-    /// unix_stream_read_generic copies across skb boundaries, so only the byte count
-    /// matters (credentials never split it: SO_PASSCRED is off and both ends are in
-    /// one process, so unix_skb_scm_eq is never consulted).
-    Bytes(StreamQueue),
+    /// unix_stream_read_generic copies across skb boundaries, so for a read only the
+    /// byte count matters (credentials never split it: SO_PASSCRED is off and both ends
+    /// are in one process, so unix_skb_scm_eq is never consulted). The sizes of the
+    /// writes still queued are kept for a profile whose MSG_PEEK stops at one.
+    Bytes(StreamQueue, VecDeque<usize>),
     /// __unix_dgram_recvmsg returns one skb per call.
     Records(RecordQueue),
 }
@@ -94,7 +95,7 @@ enum RecvQueue {
 impl RecvQueue {
     fn new(kind: Kind) -> RecvQueue {
         match kind {
-            Kind::Stream => RecvQueue::Bytes(StreamQueue::default()),
+            Kind::Stream => RecvQueue::Bytes(StreamQueue::default(), VecDeque::new()),
             Kind::Seqpacket => RecvQueue::Records(RecordQueue::default()),
         }
     }
@@ -102,9 +103,12 @@ impl RecvQueue {
     /// Queues `len` bytes that start at the writer's stream offset `offset`.
     fn push(&mut self, offset: u64, len: usize) {
         match self {
-            RecvQueue::Bytes(q) => {
+            RecvQueue::Bytes(q, writes) => {
                 debug_assert_eq!(q.start + q.len as u64, offset);
                 q.push(len);
+                if len > 0 {
+                    writes.push_back(len);
+                }
             }
             RecvQueue::Records(q) => q.push(offset, len),
         }
@@ -115,16 +119,48 @@ impl RecvQueue {
     /// sets MSG_TRUNC and frees the skb); a zero-length record gives `Some(empty)`.
     fn take(&mut self, writer: Sock, n: usize) -> Option<Vec<u8>> {
         match self {
-            RecvQueue::Bytes(q) if q.is_empty() => None,
-            RecvQueue::Bytes(q) => Some(q.take(writer, n)),
+            RecvQueue::Bytes(q, _) if q.is_empty() => None,
+            RecvQueue::Bytes(q, writes) => {
+                let data = q.take(writer, n);
+                let mut left = data.len();
+                while left > 0 {
+                    let Some(front) = writes.front_mut() else {
+                        break;
+                    };
+                    let k = left.min(*front);
+                    *front -= k;
+                    left -= k;
+                    if *front == 0 {
+                        writes.pop_front();
+                    }
+                }
+                Some(data)
+            }
             RecvQueue::Records(q) => q.take(writer, n),
+        }
+    }
+
+    /// What [`RecvQueue::take`] would return, left queued (MSG_PEEK): the stream's
+    /// first bytes (unix_stream_read_generic peeks across skbs; with `one_write`, only
+    /// what is left of the oldest write), or the oldest record truncated but kept whole.
+    fn peek(&self, writer: Sock, n: usize, one_write: bool) -> Option<Vec<u8>> {
+        match self {
+            RecvQueue::Bytes(q, _) if q.is_empty() => None,
+            RecvQueue::Bytes(q, writes) => {
+                let n = match (one_write, writes.front()) {
+                    (true, Some(first)) => n.min(*first),
+                    _ => n,
+                };
+                Some(q.peek(writer, n))
+            }
+            RecvQueue::Records(q) => q.peek(writer, n),
         }
     }
 
     /// Whether the queue holds no skb (an empty record is still one).
     fn is_empty(&self) -> bool {
         match self {
-            RecvQueue::Bytes(q) => q.is_empty(),
+            RecvQueue::Bytes(q, _) => q.is_empty(),
             RecvQueue::Records(q) => q.is_empty(),
         }
     }
@@ -139,7 +175,7 @@ impl RecvQueue {
     /// record followed by any other does.
     fn resets_peer_on_close(&self) -> bool {
         match self {
-            RecvQueue::Bytes(q) => !q.is_empty(),
+            RecvQueue::Bytes(q, _) => !q.is_empty(),
             RecvQueue::Records(q) => match q.records.front() {
                 None => false,
                 Some(&(_, 0)) => q.records.len() > 1,
@@ -151,8 +187,9 @@ impl RecvQueue {
     /// Frees everything queued.
     fn purge(&mut self) {
         match self {
-            RecvQueue::Bytes(q) => {
+            RecvQueue::Bytes(q, writes) => {
                 q.discard();
+                writes.clear();
             }
             RecvQueue::Records(q) => {
                 q.discard();
@@ -162,7 +199,7 @@ impl RecvQueue {
 
     fn describe(&self) -> Option<String> {
         match self {
-            RecvQueue::Bytes(q) if q.len > 0 => Some(format!("{} unread", q.len)),
+            RecvQueue::Bytes(q, _) if q.len > 0 => Some(format!("{} unread", q.len)),
             RecvQueue::Records(q) if !q.is_empty() => {
                 let bytes: usize = q.records.iter().map(|r| r.1).sum();
                 Some(format!("{} unread in {} records", bytes, q.records.len()))
@@ -295,7 +332,13 @@ impl UnixModel {
     fn call(&mut self, x: End, op: Op) -> StepResult {
         match op {
             Op::Write(n) => self.write(x, n as usize),
-            Op::Read(n) => StepResult::plain(self.read(x, n as usize)),
+            // MSG_NOSIGNAL: unix_stream_sendmsg skips send_sig; the result is the same.
+            Op::WriteNoSignal(n) => StepResult {
+                sigpipe: false,
+                ..self.write(x, n as usize)
+            },
+            Op::Read(n) => StepResult::plain(self.read(x, n as usize, false)),
+            Op::Peek(n) => StepResult::plain(self.read(x, n as usize, true)),
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
             // SO_LINGER is a generic socket option (sk_setsockopt accepts it on any
             // socket) and unix_release ignores it: with no RST to send, an abortive
@@ -374,8 +417,11 @@ impl UnixModel {
         StepResult::plain(Outcome::Wrote(n))
     }
 
-    fn read(&mut self, x: End, n: usize) -> Outcome {
+    /// A read; with `peek` (MSG_PEEK) the data is left queued, and a pending error is
+    /// still taken (sock_error, as without MSG_PEEK).
+    fn read(&mut self, x: End, n: usize, peek: bool) -> Outcome {
         let kind = self.kind;
+        let one_write_peek = self.profile.unix.peek_stops_at_one_write;
         let writer = self.names[x.peer().index()];
         let e = self.end(x);
         // Seqpacket: __skb_try_recv_datagram returns sock_error before it looks at the
@@ -387,7 +433,12 @@ impl UnixModel {
         }
         // Queued data is readable whatever the shutdown state: neither our SHUT_RD nor
         // the peer's close purges this queue.
-        if let Some(data) = e.rq.take(writer, n) {
+        let data = if peek {
+            e.rq.peek(writer, n, one_write_peek)
+        } else {
+            e.rq.take(writer, n)
+        };
+        if let Some(data) = data {
             // An empty seqpacket record reads as 0: indistinguishable from EOF.
             return if data.is_empty() {
                 Outcome::Eof
@@ -616,14 +667,16 @@ pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, profile: &Profile) -> StepR
     let r = |o| StepResult::plain(o);
     match op {
         // gVisor: an empty send returns 0 before the socket sees it.
-        Op::Write(0) if !profile.unix.zero_length_send_reaches_socket => r(Outcome::Wrote(0)),
-        Op::Write(_) => match kind {
+        Op::Write(0) | Op::WriteNoSignal(0) if !profile.unix.zero_length_send_reaches_socket => {
+            r(Outcome::Wrote(0))
+        }
+        Op::Write(_) | Op::WriteNoSignal(_) => match kind {
             // unix_stream_sendmsg: no unix_peer is ENOTCONN, before the shutdown check.
             Kind::Stream => r(Outcome::Err(Errno::ENOTCONN)),
             // unix_seqpacket_sendmsg: sock_error, then "not ESTABLISHED" is ENOTCONN.
             Kind::Seqpacket => r(Outcome::Err(l.err.take().unwrap_or(Errno::ENOTCONN))),
         },
-        Op::Read(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
+        Op::Read(_) | Op::Peek(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
         // unix_shutdown ORs the bits in and succeeds, peer or not (gVisor: ENOTCONN).
         Op::Shutdown(how) => {
             if profile.unix.shutdown_needs_connection {
@@ -679,10 +732,12 @@ pub fn listener_call(
 ) -> StepResult {
     let r = |o| StepResult::plain(o);
     match op {
-        Op::Write(0) if !profile.unix.zero_length_send_reaches_socket => r(Outcome::Wrote(0)),
+        Op::Write(0) | Op::WriteNoSignal(0) if !profile.unix.zero_length_send_reaches_socket => {
+            r(Outcome::Wrote(0))
+        }
         // No peer: ENOTCONN on both send paths.
-        Op::Write(_) => r(Outcome::Err(Errno::ENOTCONN)),
-        Op::Read(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
+        Op::Write(_) | Op::WriteNoSignal(_) => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Read(_) | Op::Peek(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
         Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, profile))),
         Op::Error => r(Outcome::SockError(None)),
         Op::State => r(Outcome::NotApplicable),
