@@ -496,72 +496,60 @@ impl UnixModel {
     }
 
     fn close(&mut self, x: End) -> Outcome {
-        let peer = x.peer();
-        let e = self.end(x);
-        // unix_release_sock: our sk_shutdown = SHUTDOWN_MASK, state TCP_CLOSE, and the
-        // receive queue is freed after the peer is told.
-        e.fd_open = false;
-        e.rcv_shut = true;
-        e.snd_shut = true;
-        let unread = e.rq.resets_peer_on_close();
-        e.rq.purge();
-        if self.ends[peer.index()].fd_open {
-            // "No more writes": the peer gets SHUTDOWN_MASK, and ECONNRESET if we had
-            // unread data (see RecvQueue::resets_peer_on_close for what counts). Linux
-            // puts it in the peer's sk_err; gVisor's connectionedEndpoint.Close calls
-            // CloseUnread on the peer's receive queue when RecvQueuedSize() > 0 (bytes:
-            // the same test here, since no empty record ever reaches a gVisor queue),
-            // and has no socket error for Unix sockets at all.
-            let reset = unread.then_some(self.profile.unix.reset_on_unread_close);
-            let note = match reset {
-                Some(UnixReset::SockError) => {
-                    "close with unread data: peer gets SHUTDOWN_MASK and sk_err ECONNRESET (unix_release_sock)"
-                }
-                Some(UnixReset::ReadQueue) => {
-                    "close with unread data: peer's queue closed and marked unread, its reads end in ECONNRESET (connectionedEndpoint.Close)"
-                }
-                None => "close: peer gets SHUTDOWN_MASK (unix_release_sock)",
-            };
-            let mark = Msg::Mark {
-                rcv: true,
-                snd: true,
-                reset,
-            };
-            self.send(x, mark, note);
-        }
+        self.release(x, false);
         Outcome::Ok
     }
 
     /// An unaccepted server side whose listener closes: unix_release_sock(embryo, 1)
     /// gives the client SHUTDOWN_MASK and, because it is an embryo, ECONNRESET
-    /// whatever was queued (where the profile puts resets at all).
+    /// whatever was queued (where the profile says so; gVisor's
+    /// connectionedEndpoint.Close treats it as any close).
     pub fn forget_unaccepted(&mut self, x: End) {
+        self.release(x, true);
+    }
+
+    /// unix_release_sock: our sk_shutdown = SHUTDOWN_MASK, state TCP_CLOSE, and the
+    /// receive queue is freed after the peer is told.
+    fn release(&mut self, x: End, embryo: bool) {
+        let peer = x.peer();
         let e = self.end(x);
         e.fd_open = false;
         e.rcv_shut = true;
         e.snd_shut = true;
         let unread = e.rq.resets_peer_on_close();
         e.rq.purge();
-        // gVisor closes the queued endpoint as any other (connectionedEndpoint.Close):
-        // a reset only for unread data.
-        let reset = (self.profile.unix.listener_close_resets_queued || unread)
-            .then_some(self.profile.unix.reset_on_unread_close);
-        let note = if self.profile.unix.listener_close_resets_queued {
-            "listener closed with this connection queued: the client gets SHUTDOWN_MASK and ECONNRESET (unix_release_sock, embrion)"
-        } else if reset.is_some() {
-            "listener closed with this connection queued: closed as any socket, with unread data (connectionedEndpoint.Close)"
-        } else {
-            "listener closed with this connection queued: the client's peer is gone, no error"
+        if !self.ends[peer.index()].fd_open {
+            return;
+        }
+        // "No more writes": the peer gets SHUTDOWN_MASK, and ECONNRESET if we had
+        // unread data (see RecvQueue::resets_peer_on_close for what counts), or were an
+        // embryo. Linux puts it in the peer's sk_err; gVisor's
+        // connectionedEndpoint.Close calls CloseUnread on the peer's receive queue when
+        // RecvQueuedSize() > 0 (bytes: the same test here, since no empty record ever
+        // reaches a gVisor queue), and has no socket error for Unix sockets at all.
+        let embryo_resets = embryo && self.profile.unix.listener_close_resets_queued;
+        let reset = (unread || embryo_resets).then_some(self.profile.unix.reset_on_unread_close);
+        let note = match (embryo, reset) {
+            (true, Some(_)) if embryo_resets => {
+                "listener closed with this connection queued: the client gets SHUTDOWN_MASK and ECONNRESET (unix_release_sock, embrion)"
+            }
+            (true, None) => {
+                "listener closed with this connection queued: the client's peer is gone, no error"
+            }
+            (_, Some(UnixReset::SockError)) => {
+                "close with unread data: peer gets SHUTDOWN_MASK and sk_err ECONNRESET (unix_release_sock)"
+            }
+            (_, Some(UnixReset::ReadQueue)) => {
+                "close with unread data: peer's queue closed and marked unread, its reads end in ECONNRESET (connectionedEndpoint.Close)"
+            }
+            (false, None) => "close: peer gets SHUTDOWN_MASK (unix_release_sock)",
         };
-        self.send(
-            x,
-            Msg::Mark {
-                rcv: true,
-                snd: true,
-                reset,
-            },
-            note,
-        );
+        let mark = Msg::Mark {
+            rcv: true,
+            snd: true,
+            reset,
+        };
+        self.send(x, mark, note);
     }
 
     /// Applies the oldest effect in flight to its receiver; false if none was.
