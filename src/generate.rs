@@ -52,7 +52,7 @@ fn raw_step() -> impl Strategy<Value = RawStep> {
 
 /// Ops and their weights. Reads and writes are weighted up: they are what the
 /// close-related calls interact with.
-const OP_WEIGHTS: [(u8, OpKind); 12] = [
+const OP_WEIGHTS: [(u8, OpKind); 13] = [
     (4, OpKind::Write),
     (4, OpKind::Read),
     (1, OpKind::WriteNoSignal),
@@ -65,8 +65,9 @@ const OP_WEIGHTS: [(u8, OpKind); 12] = [
     (1, OpKind::Poll),
     (1, OpKind::Error),
     (1, OpKind::State),
+    (1, OpKind::Inq),
 ];
-const OP_WEIGHT_TOTAL: u8 = 20;
+const OP_WEIGHT_TOTAL: u8 = 21;
 
 #[derive(Clone, Copy)]
 enum OpKind {
@@ -82,10 +83,11 @@ enum OpKind {
     Poll,
     Error,
     State,
+    Inq,
 }
 
 fn op_for(mut pick: u8, size: u16) -> Op {
-    let mut kind = OpKind::State;
+    let mut kind = OpKind::Inq;
     for (w, k) in OP_WEIGHTS {
         if pick < w {
             kind = k;
@@ -107,6 +109,7 @@ fn op_for(mut pick: u8, size: u16) -> Op {
         OpKind::Poll => Op::Poll,
         OpKind::Error => Op::Error,
         OpKind::State => Op::State,
+        OpKind::Inq => Op::Inq,
     }
 }
 
@@ -238,7 +241,7 @@ mod tests {
                 o => o.to_string(),
             })
             .collect();
-        assert_eq!(ops.len(), 12, "{ops:?}");
+        assert_eq!(ops.len(), 13, "{ops:?}");
         assert_eq!(op_for(0, DEFAULT_MAX_READ), Op::Write(DEFAULT_MAX_WRITE));
         assert_eq!(op_for(4, 0), Op::Read(1));
     }

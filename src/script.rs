@@ -120,8 +120,8 @@ impl Expect {
         }
         match (&self.outcome, &got.outcome) {
             (ExpectOutcome::Ok(None), Outcome::Ok) => true,
-            (ExpectOutcome::Ok(None), Outcome::Wrote(_)) => true,
-            (ExpectOutcome::Ok(Some(n)), Outcome::Wrote(m)) => n == m,
+            (ExpectOutcome::Ok(None), Outcome::Wrote(_) | Outcome::Queued(_)) => true,
+            (ExpectOutcome::Ok(Some(n)), Outcome::Wrote(m) | Outcome::Queued(m)) => n == m,
             (ExpectOutcome::Data(n), Outcome::Data(d)) => *n == d.len(),
             (ExpectOutcome::Exact(o), got) => o.admits(got),
             (ExpectOutcome::PollHas(want), Outcome::Poll(p)) => p.contains(*want),
@@ -875,7 +875,7 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
 pub fn expect_of(r: &StepResult) -> Expect {
     let outcome = match &r.outcome {
         Outcome::Ok => ExpectOutcome::Ok(None),
-        Outcome::Wrote(n) => ExpectOutcome::Ok(Some(*n)),
+        Outcome::Wrote(n) | Outcome::Queued(n) => ExpectOutcome::Ok(Some(*n)),
         Outcome::Data(d) => ExpectOutcome::Data(d.len()),
         o => ExpectOutcome::Exact(o.clone()),
     };

@@ -153,6 +153,8 @@ pub enum Op {
     WriteNoSignal(u16),
     /// `read N peek`: `recv(fd, buf, N, MSG_PEEK)`: the data stays queued.
     Peek(u16),
+    /// `inq`: `ioctl(SIOCINQ)`, the bytes waiting to be read.
+    Inq,
 }
 
 /// Which kind of call an [`Op`] is, without its argument: the key of [`CALLS`].
@@ -172,6 +174,7 @@ pub enum CallKind {
     Linger,
     WriteNoSignal,
     Peek,
+    Inq,
 }
 
 /// What a call's argument is.
@@ -210,7 +213,7 @@ pub enum Effect {
 pub enum Returns {
     /// `ok` with nothing else (shutdown, close, connect, accept, linger).
     Done,
-    /// `ok N`: a byte count (write).
+    /// `ok N`: a byte count (write, inq).
     Count,
     /// `data N` or `eof` (read).
     Data,
@@ -241,7 +244,7 @@ pub struct CallSpec {
 }
 
 /// Every call closefuzz makes, in the order help texts list them.
-pub const CALLS: [CallSpec; 13] = [
+pub const CALLS: [CallSpec; 14] = [
     CallSpec {
         kind: CallKind::Write,
         name: "write",
@@ -366,6 +369,14 @@ pub const CALLS: [CallSpec; 13] = [
         effect: Effect::Looks,
         returns: Returns::Data,
     },
+    CallSpec {
+        kind: CallKind::Inq,
+        name: "inq",
+        modifier: None,
+        arg: Arg::None,
+        effect: Effect::Looks,
+        returns: Returns::Count,
+    },
 ];
 
 /// The most bytes one `write` may send.
@@ -418,6 +429,7 @@ impl CallSpec {
             CallKind::Linger => Op::Linger(n),
             CallKind::WriteNoSignal => Op::WriteNoSignal(n),
             CallKind::Peek => Op::Peek(n),
+            CallKind::Inq => Op::Inq,
         }
     }
 }
@@ -439,6 +451,7 @@ impl Op {
             Op::Linger(_) => CallKind::Linger,
             Op::WriteNoSignal(_) => CallKind::WriteNoSignal,
             Op::Peek(_) => CallKind::Peek,
+            Op::Inq => CallKind::Inq,
         }
     }
 
@@ -973,6 +986,8 @@ pub enum Outcome {
     Ok,
     /// A write accepted this many bytes.
     Wrote(usize),
+    /// SIOCINQ: this many bytes wait to be read.
+    Queued(usize),
     /// A read returned these bytes (never empty: an empty read is `Eof`).
     Data(Vec<u8>),
     /// A read returned 0.
@@ -1034,7 +1049,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Ok => f.write_str("ok"),
-            Outcome::Wrote(n) => write!(f, "ok {n}"),
+            Outcome::Wrote(n) | Outcome::Queued(n) => write!(f, "ok {n}"),
             Outcome::Data(d) => write!(f, "data {}", d.len()),
             Outcome::Eof => f.write_str("eof"),
             Outcome::Err(e) => write!(f, "{e}"),

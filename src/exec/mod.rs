@@ -308,6 +308,15 @@ impl Sockets {
             },
             Op::Read(n) => recv(fd, n, 0),
             Op::Peek(n) => recv(fd, n, libc::MSG_PEEK),
+            Op::Inq => {
+                let mut n: libc::c_int = 0;
+                // SAFETY: FIONREAD (SIOCINQ) writes one int to a valid pointer.
+                if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+                    Outcome::Err(Errno::last())
+                } else {
+                    Outcome::Queued(n.max(0) as usize)
+                }
+            }
             Op::Shutdown(how) => {
                 let how = match how {
                     Shut::Rd => libc::SHUT_RD,

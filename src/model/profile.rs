@@ -139,6 +139,9 @@ pub struct UnixProfile {
     /// ENOTCONN and changes nothing (Linux: unix_shutdown ORs the bits in, and a
     /// listener shut for reading refuses new connections).
     pub shutdown_needs_connection: bool,
+    /// SIOCINQ on a socket with no peer (never connected, or the listener) fails with
+    /// ENOTCONN (Linux's unix_inq_len: 0 bytes, or EINVAL for a listener).
+    pub unconnected_inq_enotconn: bool,
     /// A socket with no peer (never connected, or refused) polls nothing at all (Linux:
     /// OUT|HUP, from TCP_CLOSE and unix_writable).
     pub unconnected_poll_empty: bool,
@@ -169,6 +172,7 @@ impl UnixProfile {
         poll_hup: true,
         reset_on_unread_close: UnixReset::SockError,
         shutdown_needs_connection: false,
+        unconnected_inq_enotconn: false,
         unconnected_poll_empty: false,
         unconnected_stream_read_enotconn: false,
         zero_length_send_reaches_socket: true,
@@ -179,6 +183,7 @@ impl UnixProfile {
         poll_hup: false,
         reset_on_unread_close: UnixReset::ReadQueue,
         shutdown_needs_connection: true,
+        unconnected_inq_enotconn: true,
         unconnected_poll_empty: true,
         unconnected_stream_read_enotconn: true,
         zero_length_send_reaches_socket: false,
@@ -333,6 +338,11 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         name: "unix.shutdown_needs_connection",
         summary: "shutdown of a Unix socket with no peer (never connected, or the listener) is ENOTCONN and changes nothing on gVisor; Linux records it (a listener shut for reading then refuses connections)",
         evidence: "unix-listener-shutdown-rd.cfz",
+    },
+    Difference {
+        name: "unix.unconnected_inq_enotconn",
+        summary: "SIOCINQ on a Unix socket with no peer says ENOTCONN on gVisor; Linux says 0 for a never-connected socket and EINVAL for a listener",
+        evidence: "unix-inq-counts-unread-bytes.cfz",
     },
     Difference {
         name: "unix.unconnected_poll_empty",

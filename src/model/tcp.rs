@@ -260,6 +260,9 @@ impl TcpModel {
             },
             Op::Read(n) => StepResult::plain(self.read(x, n as usize, false)),
             Op::Peek(n) => StepResult::plain(self.read(x, n as usize, true)),
+            // tcp_ioctl SIOCINQ -> tcp_inq: rcv_nxt - copied_seq, less the FIN's sequence
+            // number: the unread bytes, after a FIN or an RST alike.
+            Op::Inq => StepResult::plain(Outcome::Queued(self.ends[x.index()].rq.len)),
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
             Op::Close => StepResult::plain(self.close(x)),
             Op::Abort => {
@@ -882,6 +885,8 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
             r(Outcome::Err(Errno::ENOTCONN))
         }
         Op::Poll => r(Outcome::Poll(loose_tcp_poll(l, profile))),
+        // tcp_inq of a socket that never received anything.
+        Op::Inq => r(Outcome::Queued(0)),
         // SO_ERROR: sk_err (gVisor's LastError: hardError, then lastError).
         Op::Error => r(Outcome::SockError(
             l.err.take().or_else(|| l.last_err.take()),
@@ -934,6 +939,8 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
         Op::State => r(Outcome::State(listener_state(lst, keeps_listen).into())),
         // __inet_stream_connect, SS_UNCONNECTED but not CLOSE: EISCONN.
         Op::Connect => r(Outcome::Err(Errno::EISCONN)),
+        // tcp_ioctl: SIOCINQ on a listener is EINVAL.
+        Op::Inq => r(Outcome::Err(Errno::EINVAL)),
         Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Accept => r(Outcome::Ok),
     }
 }

@@ -157,6 +157,14 @@ impl RecvQueue {
         }
     }
 
+    /// The bytes queued, in all records.
+    fn bytes(&self) -> usize {
+        match self {
+            RecvQueue::Bytes(q, _) => q.len,
+            RecvQueue::Records(q) => q.records.iter().map(|r| r.1).sum(),
+        }
+    }
+
     /// Whether the queue holds no skb (an empty record is still one).
     fn is_empty(&self) -> bool {
         match self {
@@ -339,6 +347,9 @@ impl UnixModel {
             },
             Op::Read(n) => StepResult::plain(self.read(x, n as usize, false)),
             Op::Peek(n) => StepResult::plain(self.read(x, n as usize, true)),
+            // unix_ioctl SIOCINQ -> unix_inq_len: the bytes of every queued skb, for
+            // stream and seqpacket alike.
+            Op::Inq => StepResult::plain(Outcome::Queued(self.ends[x.index()].rq.bytes())),
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
             // SO_LINGER is a generic socket option (sk_setsockopt accepts it on any
             // socket) and unix_release ignores it: with no RST to send, an abortive
@@ -675,6 +686,9 @@ pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, profile: &Profile) -> StepR
             r(Outcome::Ok)
         }
         Op::Poll => r(Outcome::Poll(loose_unix_poll(l, profile))),
+        // unix_inq_len: nothing queued (gVisor: no peer, ENOTCONN).
+        Op::Inq if profile.unix.unconnected_inq_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Inq => r(Outcome::Queued(0)),
         Op::Error => r(Outcome::SockError(l.err.take())),
         Op::State => r(Outcome::NotApplicable),
         Op::Linger(_) => r(Outcome::Ok),
@@ -727,6 +741,10 @@ pub fn listener_call(
         Op::Write(_) | Op::WriteNoSignal(_) => r(Outcome::Err(Errno::ENOTCONN)),
         Op::Read(_) | Op::Peek(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
         Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, profile))),
+        // unix_inq_len: "if (sk->sk_state == TCP_LISTEN) return -EINVAL" (gVisor: no
+        // peer, ENOTCONN).
+        Op::Inq if profile.unix.unconnected_inq_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Inq => r(Outcome::Err(Errno::EINVAL)),
         Op::Error => r(Outcome::SockError(None)),
         Op::State => r(Outcome::NotApplicable),
         Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Connect | Op::Accept => {
