@@ -49,6 +49,9 @@ pub struct TcpProfile {
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
     pub failed_write_clears_error: bool,
+    /// An accepted socket does not inherit the listener's SO_LINGER; Linux's child
+    /// starts as a copy of the listener (sk_clone_lock), SO_LINGER included.
+    pub linger_not_inherited: bool,
     /// A `shutdown rd` of a TCP listener resets its queue and makes accept EINVAL, and
     /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
     /// (Linux: tcp_disconnect).
@@ -90,6 +93,7 @@ impl TcpProfile {
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
         failed_write_clears_error: true,
+        linger_not_inherited: false,
         listener_shutdown_keeps_listen: false,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
@@ -105,6 +109,7 @@ impl TcpProfile {
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         failed_write_clears_error: false,
+        linger_not_inherited: true,
         listener_shutdown_keeps_listen: true,
         poll_err_when_closed: true,
         poll_hup_when_shut_both_ways: false,
@@ -258,6 +263,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.failed_write_clears_error",
         summary: "on gVisor a write that fails on a connection closed without error (RST in CLOSE_WAIT) returns EPIPE and leaves the pending EPIPE for SO_ERROR; Linux's write takes it",
         evidence: "tcp-failed-write-keeps-no-error.cfz",
+    },
+    Difference {
+        name: "tcp.linger_not_inherited",
+        summary: "a socket accepted from a listener with SO_LINGER {on, 0} closes with RST on Linux (the child copies the listener's options) and with a FIN on gVisor, which does not pass SO_LINGER on",
+        evidence: "tcp-listener-linger-zero-is-inherited.cfz",
     },
     Difference {
         name: "tcp.listener_shutdown_keeps_listen",

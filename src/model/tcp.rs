@@ -892,7 +892,12 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
             l.err.take().or_else(|| l.last_err.take()),
         )),
         Op::State => r(Outcome::State(TcpState::Close.into())),
-        Op::Linger(_) => r(Outcome::Ok),
+        // SO_LINGER is an option of the socket, kept when it connects (sk_lingertime
+        // and SOCK_LINGER are not touched by connect).
+        Op::Linger(secs) => {
+            l.linger = Some(secs);
+            r(Outcome::Ok)
+        }
         // The world handles these.
         Op::Close | Op::Abort | Op::Connect | Op::Accept => r(Outcome::Ok),
     }

@@ -92,6 +92,8 @@ pub struct Loose {
     pub deferred_rd: bool,
     /// See `deferred_rd`.
     pub deferred_wr: bool,
+    /// SO_LINGER set before connecting: the connection keeps it.
+    pub linger: Option<u16>,
 }
 
 /// The listener: its accept queue and whether it still listens.
@@ -106,6 +108,9 @@ pub struct Listener {
     /// Queued connections, oldest first, by index into the world's connections; the
     /// queued side is always `End::B`.
     pub queue: VecDeque<usize>,
+    /// SO_LINGER set on the listener: a connection made after it inherits it (the child
+    /// starts as a copy of the listener, sk_clone_lock).
+    pub linger: Option<u16>,
 }
 
 /// The reference model of a whole scenario.
@@ -383,6 +388,14 @@ impl Model {
         }
         if let Conn::Tcp(m) = &mut c {
             m.preset_deferred_shutdown(End::A, pre.deferred_rd, pre.deferred_wr);
+            if let Some(secs) = pre.linger {
+                m.run(End::A, Op::Linger(secs));
+            }
+            if let Some(secs) = self.listener.linger {
+                if !self.profile.tcp.linger_not_inherited {
+                    m.run(End::B, Op::Linger(secs));
+                }
+            }
         }
         self.conns.push(c);
         self.listener.queue.push_back(idx);
@@ -477,6 +490,10 @@ impl Model {
                     self.listener.rcv_shut |= how.reads();
                     self.listener.snd_shut |= how.writes();
                 }
+                StepResult::plain(Outcome::Ok)
+            }
+            Op::Linger(secs) if tcp => {
+                self.listener.linger = Some(secs);
                 StepResult::plain(Outcome::Ok)
             }
             Op::Connect if !tcp => StepResult::plain(Outcome::Err(
