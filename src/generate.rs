@@ -138,6 +138,9 @@ impl Tracker {
     }
 
     fn map(&mut self, (sock_pick, op_pick, size, rare): RawStep) -> Option<Step> {
+        // Rare events sit at the top of the draw, so that shrinking (towards 0) turns
+        // them back into plain calls rather than into sleeps.
+        let rare = RARE_SPAN - 1 - rare;
         if rare < RARE_LONG_SLEEP {
             return Some(Step::Sleep { ms: LONG_SLEEP_MS });
         }
@@ -260,5 +263,18 @@ mod tests {
         );
         let steps = steps_for(Start::Connected, &raw);
         assert_eq!(steps[0], Step::call(Sock::A, Op::Write(3)));
+    }
+
+    /// Shrinking moves every number towards 0: there a step must be a plain call, so a
+    /// shrunk case loses its sleeps and lingers instead of gaining them.
+    #[test]
+    fn the_shrink_target_is_a_plain_call() {
+        let mut t = Tracker::new(Start::Connected);
+        assert_eq!(t.map((0, 0, 0, 0)), Some(Step::call(Sock::A, Op::Write(0))));
+        let top = RARE_SPAN - 1;
+        assert_eq!(
+            Tracker::new(Start::Connected).map((0, 0, 0, top)),
+            Some(Step::Sleep { ms: LONG_SLEEP_MS })
+        );
     }
 }
