@@ -243,17 +243,27 @@ pub struct CallSpec {
     pub returns: Returns,
 }
 
+/// The argument of `write N` and `write N nosignal`.
+const WRITE_ARG: Arg = Arg::Count {
+    min: 0,
+    max: MAX_WRITE,
+    unit: "byte count",
+};
+
+/// The argument of `read N` and `read N peek`.
+const READ_ARG: Arg = Arg::Count {
+    min: 1,
+    max: u16::MAX,
+    unit: "byte count",
+};
+
 /// Every call closefuzz makes, in the order help texts list them.
 pub const CALLS: [CallSpec; 14] = [
     CallSpec {
         kind: CallKind::Write,
         name: "write",
         modifier: None,
-        arg: Arg::Count {
-            min: 0,
-            max: MAX_WRITE,
-            unit: "byte count",
-        },
+        arg: WRITE_ARG,
         effect: Effect::Sends,
         returns: Returns::Count,
     },
@@ -261,11 +271,7 @@ pub const CALLS: [CallSpec; 14] = [
         kind: CallKind::Read,
         name: "read",
         modifier: None,
-        arg: Arg::Count {
-            min: 1,
-            max: u16::MAX,
-            unit: "byte count",
-        },
+        arg: READ_ARG,
         effect: Effect::Sends,
         returns: Returns::Data,
     },
@@ -349,11 +355,7 @@ pub const CALLS: [CallSpec; 14] = [
         kind: CallKind::WriteNoSignal,
         name: "write",
         modifier: Some("nosignal"),
-        arg: Arg::Count {
-            min: 0,
-            max: MAX_WRITE,
-            unit: "byte count",
-        },
+        arg: WRITE_ARG,
         effect: Effect::Sends,
         returns: Returns::Count,
     },
@@ -361,11 +363,7 @@ pub const CALLS: [CallSpec; 14] = [
         kind: CallKind::Peek,
         name: "read",
         modifier: Some("peek"),
-        arg: Arg::Count {
-            min: 1,
-            max: u16::MAX,
-            unit: "byte count",
-        },
+        arg: READ_ARG,
         effect: Effect::Looks,
         returns: Returns::Data,
     },
