@@ -5,17 +5,15 @@ use crate::exec::{Case, Executor};
 use crate::generate;
 use crate::model::Model;
 use crate::run::{run_case_with, CaseRun};
-use crate::script::MAX_BYTES_PER_END;
 use crate::step::{Start, Step};
 use crate::transport::Transport;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// The longest sequence a campaign may generate: every generated write is at most
-/// [`generate::DEFAULT_MAX_WRITE`] bytes, so this many steps cannot write more than
-/// [`MAX_BYTES_PER_END`] from one end, the most the model predicts in full.
-pub const MAX_STEPS: usize = (MAX_BYTES_PER_END / generate::DEFAULT_MAX_WRITE as u64) as usize;
+/// The longest sequence a campaign may generate: a bound on a case's time and memory
+/// (each step writes or reads at most [`crate::step::MAX_WRITE`] bytes).
+pub const MAX_STEPS: usize = 256;
 /// The most threads a campaign may run (each holds a pair of sockets and, on a
 /// sandboxed platform, a sandbox).
 pub const MAX_THREADS: usize = 64;
@@ -89,7 +87,7 @@ impl Campaign {
         }
         if !(1..=MAX_STEPS).contains(&self.max_steps) {
             return Err(format!(
-                "--max-steps {}: expected 1 to {MAX_STEPS} (more steps could write past {MAX_BYTES_PER_END} bytes from one end, which the model does not predict)",
+                "--max-steps {}: expected 1 to {MAX_STEPS}",
                 self.max_steps
             ));
         }

@@ -87,6 +87,7 @@ enum OpKind {
 }
 
 fn op_for(mut pick: u8, size: u16) -> Op {
+    let size = u32::from(size);
     let mut kind = OpKind::Inq;
     for (w, k) in OP_WEIGHTS {
         if pick < w {
@@ -97,9 +98,13 @@ fn op_for(mut pick: u8, size: u16) -> Op {
     }
     match kind {
         // Sizes share one number: 0..=100 for reads (at least 1), 0..=64 for writes.
-        OpKind::Write => Op::Write(size * DEFAULT_MAX_WRITE / DEFAULT_MAX_READ),
+        OpKind::Write => {
+            Op::Write(size * u32::from(DEFAULT_MAX_WRITE) / u32::from(DEFAULT_MAX_READ))
+        }
         OpKind::Read => Op::Read(size.max(1)),
-        OpKind::WriteNoSignal => Op::WriteNoSignal(size * DEFAULT_MAX_WRITE / DEFAULT_MAX_READ),
+        OpKind::WriteNoSignal => {
+            Op::WriteNoSignal(size * u32::from(DEFAULT_MAX_WRITE) / u32::from(DEFAULT_MAX_READ))
+        }
         OpKind::Peek => Op::Peek(size.max(1)),
         OpKind::ShutRd => Op::Shutdown(Shut::Rd),
         OpKind::ShutWr => Op::Shutdown(Shut::Wr),
@@ -176,7 +181,7 @@ impl Tracker {
             Op::Connect
         } else if rare < RARE_LONG_SLEEP + RARE_SHORT_SLEEP + RARE_LINGER {
             // SO_LINGER {on, 0} (a later close is abortive) or {on, 1 s}.
-            Op::Linger(u16::from(op_pick % 2))
+            Op::Linger(u32::from(op_pick % 2))
         } else {
             op_for(op_pick, size)
         };
@@ -245,7 +250,10 @@ mod tests {
             })
             .collect();
         assert_eq!(ops.len(), 13, "{ops:?}");
-        assert_eq!(op_for(0, DEFAULT_MAX_READ), Op::Write(DEFAULT_MAX_WRITE));
+        assert_eq!(
+            op_for(0, DEFAULT_MAX_READ),
+            Op::Write(u32::from(DEFAULT_MAX_WRITE))
+        );
         assert_eq!(op_for(4, 0), Op::Read(1));
     }
 

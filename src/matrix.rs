@@ -300,7 +300,8 @@ pub fn wants_ladder(file: &str, sc: &Scenario) -> bool {
         sc.transport.unwrap_or_default(),
         crate::model::profile::Profile::of(Platform::Linux),
         sc.start,
-    );
+    )
+    .with_bufs(sc.bufs);
     let mut fin = [false; 5];
     for ss in &sc.steps {
         for w in model.step(ss.step).wire {

@@ -201,7 +201,8 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
         run.transport,
         crate::model::profile::Profile::of(platform),
         run.start,
-    );
+    )
+    .with_bufs(run.bufs);
     let mut out = String::new();
     out.push_str(&format!(
         "{} ({} on {})\n",
@@ -225,7 +226,7 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
     out.push_str(&ends_text(&model));
     for (i, r) in run.steps.iter().enumerate() {
         let step: Step = r.step;
-        let p = model.step(step);
+        let p = model.step_seen(step, Some((&r.kernel, &r.kernel_after)));
         let line = sc.steps.get(i).map(|s| s.line).unwrap_or(0);
         let judged = report.steps.get(i);
         out.push_str(&format!(

@@ -2,7 +2,7 @@
 
 use crate::exec::{Case, Executor, Local, Stack};
 use crate::model::{Model, Platform, WireEvent};
-use crate::script::{render, Scenario};
+use crate::script::{render_with, Scenario};
 use crate::step::{Observation, Sock, Start, Step, StepResult};
 use crate::transport::Transport;
 use serde::Serialize;
@@ -57,6 +57,8 @@ pub struct CaseRun {
     pub transport: Transport,
     /// How its world started.
     pub start: Start,
+    /// Buffer sizes set before connecting.
+    pub bufs: crate::step::Bufs,
     /// Each step.
     pub steps: Vec<StepRecord>,
     /// Wall time of the kernel side, from the connected pair to the last observation.
@@ -98,7 +100,7 @@ impl CaseRun {
                 (r.step, Some(r.kernel.clone()), note)
             })
             .collect();
-        render(self.transport, self.start, comments, &lines)
+        render_with(self.transport, self.start, self.bufs, comments, &lines)
     }
 }
 
@@ -145,6 +147,38 @@ pub fn predict(model: &Model, steps: &[Step]) -> Vec<crate::model::Prediction> {
     steps.iter().map(|&s| m.step(s)).collect()
 }
 
+/// Runs `steps` through `model` beside recorded results alone (no views after each
+/// step): as [`predict_seen`] for tables that keep only each step's result.
+pub fn predict_given(
+    model: &Model,
+    steps: &[Step],
+    results: &[StepResult],
+) -> Vec<crate::model::Prediction> {
+    let unseen = [crate::step::EndView::Absent; 5];
+    let mut m = model.clone();
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| m.step_seen(s, results.get(i).map(|r| (r, &unseen))))
+        .collect()
+}
+
+/// Runs `steps` through `model` beside the kernel's results for them: where the model
+/// leaves a count open (a range), the kernel's answer settles it and the model goes on
+/// from there (see [`crate::model::Hint`]).
+pub fn predict_seen(
+    model: &Model,
+    steps: &[Step],
+    kernel: &[(StepResult, Observation)],
+) -> Vec<crate::model::Prediction> {
+    let mut m = model.clone();
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| m.step_seen(s, kernel.get(i).map(|(r, o)| (r, o))))
+        .collect()
+}
+
 /// Runs `case` once on `exec` and in a copy of `model`, and pairs up the results.
 pub fn run_once_with(
     exec: &mut dyn Executor,
@@ -152,7 +186,8 @@ pub fn run_once_with(
     case: &Case,
 ) -> Result<CaseRun, RunError> {
     let kernel = exec.run(case).map_err(RunError::Setup)?;
-    Ok(pair_up(case, kernel, predict(model, &case.steps)))
+    let predictions = predict_seen(model, &case.steps, &kernel.steps);
+    Ok(pair_up(case, kernel, predictions))
 }
 
 /// The kernel's run of `case` beside the model's predictions for it, step by step.
@@ -178,6 +213,7 @@ pub fn pair_up(
     CaseRun {
         transport: case.transport,
         start: case.start,
+        bufs: case.bufs,
         steps: records,
         // Sleeps and lingering closes are time the case asks for: only the rest counts
         // against the timer-free budget.
@@ -247,6 +283,7 @@ pub fn model_for(case: &Case, platform: Platform) -> Model {
         crate::model::profile::Profile::of(platform),
         case.start,
     )
+    .with_bufs(case.bufs)
 }
 
 /// Runs `case` on the host kernel against the Linux model (see [`run_case_with`]).

@@ -49,18 +49,18 @@
 use crate::exec::Case;
 use crate::model::Platform;
 use crate::step::{
-    Arg, CallKind, CallSpec, Errno, Op, Outcome, PollSet, Returns, Shut, Sock, Start, StateSet,
-    Step, StepResult, CALLS, MAX_SLEEP_MS,
+    Arg, Bufs, CallKind, CallSpec, Errno, Op, Outcome, PollSet, Returns, Shut, Sock, Start,
+    StateSet, Step, StepResult, CALLS, MAX_BUF, MAX_SLEEP_MS,
 };
 use crate::transport::Transport;
 use std::fmt;
 use std::path::Path;
 
 pub use crate::step::MAX_WRITE;
-/// The most bytes a script may write from one socket in all. Below every default socket
-/// buffer on the platforms closefuzz knows, so the model can predict every write in
-/// full instead of guessing how much a full buffer takes.
-pub const MAX_BYTES_PER_END: u64 = 16384;
+/// The most bytes a script may ask one socket to write in all (each write is at most
+/// [`crate::step::MAX_WRITE`]): a bound on the time a script can take, far past what
+/// any socket buffer holds.
+pub const MAX_BYTES_PER_END: u64 = 256 << 20;
 
 /// What one expectation says a step must return.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +88,8 @@ pub enum Sigpipe {
 pub enum ExpectOutcome {
     /// `ok`, or `ok N` for a write.
     Ok(Option<usize>),
+    /// `ok N..M`: a count from N to M.
+    OkRange(usize, usize),
     /// `data N`.
     Data(usize),
     /// Anything else, compared exactly.
@@ -122,6 +124,9 @@ impl Expect {
             (ExpectOutcome::Ok(None), Outcome::Ok) => true,
             (ExpectOutcome::Ok(None), Outcome::Wrote(_) | Outcome::Queued(_)) => true,
             (ExpectOutcome::Ok(Some(n)), Outcome::Wrote(m) | Outcome::Queued(m)) => n == m,
+            (ExpectOutcome::OkRange(lo, hi), Outcome::Wrote(m) | Outcome::Queued(m)) => {
+                lo <= m && m <= hi
+            }
             (ExpectOutcome::Data(n), Outcome::Data(d)) => *n == d.len(),
             (ExpectOutcome::Exact(o), got) => o.admits(got),
             (ExpectOutcome::PollHas(want), Outcome::Poll(p)) => p.contains(*want),
@@ -140,6 +145,7 @@ impl fmt::Display for Expect {
         match &self.outcome {
             ExpectOutcome::Ok(None) => f.write_str("ok")?,
             ExpectOutcome::Ok(Some(n)) => write!(f, "ok {n}")?,
+            ExpectOutcome::OkRange(lo, hi) => write!(f, "ok {lo}..{hi}")?,
             ExpectOutcome::Data(n) => write!(f, "data {n}")?,
             ExpectOutcome::Exact(o) => write!(f, "{o}")?,
             ExpectOutcome::PollHas(p) => write!(f, "poll has {p}")?,
@@ -227,6 +233,9 @@ pub struct Scenario {
     pub sigpipe: Option<Disposition>,
     /// The comment lines before the first step: what the scenario teaches.
     pub description: Vec<String>,
+    /// The `rcvbuf N` and `sndbuf N` headers: sizes set on every socket before it
+    /// connects.
+    pub bufs: Bufs,
     /// The steps in order.
     pub steps: Vec<ScriptStep>,
 }
@@ -332,6 +341,7 @@ impl Scenario {
             start: Start::Connected,
             sigpipe: None,
             description: Vec::new(),
+            bufs: Bufs::default(),
             steps: Vec::new(),
         };
         let err = |line: usize, message: String| ScriptError {
@@ -396,6 +406,43 @@ impl Scenario {
                     continue;
                 }
             }
+            if let Some((word, rest)) = code.split_once(char::is_whitespace) {
+                if matches!(word, "rcvbuf" | "sndbuf") && !rest.contains(':') {
+                    if !sc.steps.is_empty() {
+                        return Err(err(
+                            line_no,
+                            format!("the {word} header must come before the first step (a step on one socket is 's: {word} N')"),
+                        ));
+                    }
+                    let slot = if word == "rcvbuf" {
+                        &mut sc.bufs.rcvbuf
+                    } else {
+                        &mut sc.bufs.sndbuf
+                    };
+                    if slot.is_some() {
+                        return Err(err(
+                            line_no,
+                            format!("a second {word} header: expected one at most"),
+                        ));
+                    }
+                    let n = rest
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=MAX_BUF).contains(n))
+                        .ok_or_else(|| {
+                            err(
+                                line_no,
+                                format!(
+                                    "'{}': expected '{word} N' with N a buffer size in bytes from 1 to {MAX_BUF}",
+                                    clip_echo(rest.trim())
+                                ),
+                            )
+                        })?;
+                    *slot = Some(n);
+                    continue;
+                }
+            }
             if let Some(rest) = code.strip_prefix("start") {
                 if rest.is_empty() || rest.starts_with(char::is_whitespace) {
                     if !sc.steps.is_empty() {
@@ -430,16 +477,13 @@ impl Scenario {
             };
             let step = parse_step(step_text).map_err(|m| err(line_no, m))?;
             match step {
-                Step::Call {
-                    sock,
-                    op: Op::Write(n) | Op::WriteNoSignal(n),
-                } => {
-                    written[sock.index()] += n as u64;
+                Step::Call { sock, op } if op.write_len().is_some() => {
+                    written[sock.index()] += u64::from(op.write_len().unwrap_or(0));
                     if written[sock.index()] > MAX_BYTES_PER_END {
                         return Err(err(
                             line_no,
                             format!(
-                                "socket {sock} writes more than {MAX_BYTES_PER_END} bytes in all: expected less, so that no socket buffer fills"
+                                "socket {sock} writes more than {MAX_BYTES_PER_END} bytes in all: expected less in one script"
                             ),
                         ));
                     }
@@ -501,6 +545,7 @@ impl Scenario {
             self.start,
             self.step_list(),
         )
+        .with_bufs(self.bufs)
     }
 }
 
@@ -663,7 +708,7 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
     }
     let op = match (spec.arg, args) {
         (Arg::None, []) => spec.op(0, Shut::Rd),
-        (Arg::Count { min, max, unit }, [w]) => match w.parse::<u16>() {
+        (Arg::Count { min, max, unit }, [w]) => match w.parse::<u32>() {
             Ok(n) if n >= min && n <= max => spec.op(n, Shut::Rd),
             _ => {
                 return Err(format!(
@@ -763,7 +808,7 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
     }
     let bad = || {
         format!(
-            "'{}': expected ok, ok N, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, poll has|any|none FLAGS, poll FLAGS within MASK, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe or sigpipe?",
+            "'{}': expected ok, ok N, ok N..M, data N, eof, an errno name (EPIPE, ECONNRESET, ...), poll FLAGS, poll has|any|none FLAGS, poll FLAGS within MASK, error 0|ERRNO, a TCP state, n/a or closed, optionally followed by sigpipe or sigpipe?",
             clip_echo(s)
         )
     };
@@ -771,8 +816,9 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         w.parse::<usize>()
             .map_err(|_| format!("'{}': expected a byte count", clip_echo(w)))
     };
+    let zero_read = matches!(op, Op::Read(0) | Op::Peek(0) | Op::ReadOob(0));
     let flags = |w: &str| {
-        PollSet::parse(w).ok_or_else(|| {
+        PollSet::parse(w).filter(|p| p.maybe() == PollSet::NONE).ok_or_else(|| {
             format!("'{}': expected poll flags among IN, OUT, ERR, HUP, RDHUP joined by '|', or '-' for none", clip_echo(w))
         })
     };
@@ -789,13 +835,32 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
     };
     let outcome = match words.as_slice() {
         ["ok"] => ExpectOutcome::Ok(None),
+        ["ok", n] if n.contains("..") => {
+            let (lo, hi) = n.split_once("..").unwrap_or((n, n));
+            let (lo, hi) = (count(lo)?, count(hi)?);
+            if lo > hi {
+                return Err(format!("'ok {lo}..{hi}': expected the smaller count first"));
+            }
+            ExpectOutcome::OkRange(lo, hi)
+        }
         ["ok", n] => ExpectOutcome::Ok(Some(count(n)?)),
+        // A zero-length read returns 0 bytes whatever the socket holds: `data 0`,
+        // never `eof`; any other read that returns 0 is `eof`.
+        ["data", "0"] if zero_read => ExpectOutcome::Data(0),
         ["data", n] => {
             let n = count(n)?;
             if n == 0 {
-                return Err("'data 0': a read of 0 bytes is 'eof'".into());
+                return Err(
+                    "'data 0': a read of N > 0 bytes that returns 0 is 'eof' ('data 0' is for 'read 0')".into(),
+                );
             }
             ExpectOutcome::Data(n)
+        }
+        ["eof"] if zero_read => {
+            return Err(
+                "'eof' after a zero-length read: it returns 'data 0' whatever the socket holds"
+                    .into(),
+            )
         }
         ["eof"] => ExpectOutcome::Exact(Outcome::Eof),
         ["n/a"] => ExpectOutcome::Exact(Outcome::NotApplicable),
@@ -845,8 +910,10 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         (
             ExpectOutcome::Exact(Outcome::Err(_) | Outcome::Closed | Outcome::NotApplicable),
             _
-        ) | (ExpectOutcome::Ok(Some(_)), Returns::Count)
-            | (ExpectOutcome::Ok(None), Returns::Count | Returns::Done)
+        ) | (
+            ExpectOutcome::Ok(Some(_)) | ExpectOutcome::OkRange(..),
+            Returns::Count
+        ) | (ExpectOutcome::Ok(None), Returns::Count | Returns::Done)
             | (
                 ExpectOutcome::Data(_) | ExpectOutcome::Exact(Outcome::Eof),
                 Returns::Data
@@ -896,6 +963,17 @@ pub fn render(
     comments: &[String],
     lines: &[(Step, Option<StepResult>, Option<String>)],
 ) -> String {
+    render_with(transport, start, Bufs::default(), comments, lines)
+}
+
+/// [`render`], with the buffer-size headers.
+pub fn render_with(
+    transport: Transport,
+    start: Start,
+    bufs: Bufs,
+    comments: &[String],
+    lines: &[(Step, Option<StepResult>, Option<String>)],
+) -> String {
     let mut out = String::new();
     for c in comments {
         out.push_str(&format!("# {c}\n"));
@@ -903,6 +981,12 @@ pub fn render(
     out.push_str(&format!("transport {}\n", transport.name()));
     if start != Start::Connected {
         out.push_str(&format!("start {start}\n"));
+    }
+    if let Some(n) = bufs.rcvbuf {
+        out.push_str(&format!("rcvbuf {n}\n"));
+    }
+    if let Some(n) = bufs.sndbuf {
+        out.push_str(&format!("sndbuf {n}\n"));
     }
     for (step, result, note) in lines {
         let s = step.to_string();
@@ -996,8 +1080,20 @@ mod tests {
         );
         let e = Scenario::parse("f", "a: poll => poll IN|BOGUS\n").unwrap_err();
         assert!(e.to_string().contains("poll flags"), "{e}");
-        let e = Scenario::parse("f", "a: write 70000\n").unwrap_err();
-        assert!(e.to_string().contains("from 0 to 4096"), "{e}");
+        let e = Scenario::parse("f", "a: write 4194305\n").unwrap_err();
+        assert!(e.to_string().contains("from 0 to 4194304"), "{e}");
+        let e = Scenario::parse("f", "a: write 5 => ok 6..5\n").unwrap_err();
+        assert!(e.to_string().contains("smaller count first"), "{e}");
+        let e = Scenario::parse("f", "a: read 0 => eof\n").unwrap_err();
+        assert!(e.to_string().contains("data 0"), "{e}");
+        let e = Scenario::parse("f", "a: read 5 => data 0\n").unwrap_err();
+        assert!(e.to_string().contains("is 'eof'"), "{e}");
+        let e = Scenario::parse("f", "a: poll => poll IN|OUT?\n").unwrap_err();
+        assert!(e.to_string().contains("poll flags"), "{e}");
+        let e = Scenario::parse("f", "rcvbuf 0\na: close\n").unwrap_err();
+        assert!(e.to_string().contains("from 1 to 16777216"), "{e}");
+        let e = Scenario::parse("f", "a: close\nsndbuf 4096\n").unwrap_err();
+        assert!(e.to_string().contains("before the first step"), "{e}");
         let e = Scenario::parse("f", "# nothing\n").unwrap_err();
         assert!(e.to_string().contains("no steps"), "{e}");
         let e = Scenario::parse("f", "a: close\ntransport tcp4\n").unwrap_err();
@@ -1218,14 +1314,26 @@ mod tests {
         let e = Scenario::parse("f", "a: write 5 loudly\n").unwrap_err();
         assert!(
             e.to_string()
-                .contains("expected write N or write N nosignal"),
+                .contains("expected write N or write N nosignal or write N oob"),
             "{e}"
         );
         let e = Scenario::parse("f", "a: read 5 nosignal\n").unwrap_err();
         assert!(e.to_string().contains("read N peek"), "{e}");
-        // MSG_NOSIGNAL bytes count against the socket's budget like any write.
-        let e = Scenario::parse("f", &"a: write 4096 nosignal\n".repeat(5)).unwrap_err();
-        assert!(e.to_string().contains("more than 16384 bytes"), "{e}");
+        // MSG_NOSIGNAL and MSG_OOB bytes count against the socket's budget like any
+        // write.
+        let e = Scenario::parse("f", &"a: write 4194304 nosignal\n".repeat(65)).unwrap_err();
+        assert!(e.to_string().contains("more than 268435456 bytes"), "{e}");
+        let e = Scenario::parse("f", &"a: write 4194304 oob\n".repeat(65)).unwrap_err();
+        assert_eq!(e.line, 65, "{e}");
+        let sc = Scenario::parse(
+            "f",
+            "rcvbuf 4096\nsndbuf 8192\na: write 5 oob => ok 1..5\nb: read 1 oob => data 1\nb: outq => ok 0\nb: read 0 => data 0\n",
+        )
+        .unwrap();
+        assert_eq!(sc.bufs.rcvbuf, Some(4096));
+        assert_eq!(sc.bufs.sndbuf, Some(8192));
+        assert_eq!(sc.steps[0].step, Step::call(Sock::A, Op::WriteOob(5)));
+        assert_eq!(sc.steps[1].step, Step::call(Sock::B, Op::ReadOob(1)));
     }
 
     #[test]

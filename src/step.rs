@@ -127,9 +127,9 @@ pub enum Op {
     /// flags rather than write(2) so that a zero-length write reaches the protocol
     /// (write(2) of 0 bytes returns 0 in the socket layer without looking at the
     /// connection) and so that no MSG_NOSIGNAL is ever set.
-    Write(u16),
-    /// `recv(fd, buf, N, 0)` with N ≥ 1.
-    Read(u16),
+    Write(u32),
+    /// `recv(fd, buf, N, 0)`; N = 0 is a zero-length recv.
+    Read(u32),
     /// `shutdown(fd, how)`.
     Shutdown(Shut),
     /// `close(fd)`.
@@ -148,13 +148,25 @@ pub enum Op {
     Accept,
     /// `SO_LINGER {on, N}`: a later close lingers up to N seconds for unsent data (N = 0:
     /// the close is abortive, as `abort`).
-    Linger(u16),
+    Linger(u32),
     /// `write N nosignal`: `send(fd, buf, N, MSG_NOSIGNAL)`: EPIPE without SIGPIPE.
-    WriteNoSignal(u16),
+    WriteNoSignal(u32),
     /// `read N peek`: `recv(fd, buf, N, MSG_PEEK)`: the data stays queued.
-    Peek(u16),
+    Peek(u32),
     /// `inq`: `ioctl(SIOCINQ)`, the bytes waiting to be read.
     Inq,
+    /// `write N oob`: `send(fd, buf, N, MSG_OOB)`: the last byte is urgent (TCP) or
+    /// out-of-band (Unix stream).
+    WriteOob(u32),
+    /// `read N oob`: `recv(fd, buf, N, MSG_OOB)`: the urgent or out-of-band byte.
+    ReadOob(u32),
+    /// `outq`: `ioctl(SIOCOUTQ)`, what the send side still holds (TCP: bytes not yet
+    /// acknowledged; Unix: the memory charged to the socket, skb truesize).
+    Outq,
+    /// `rcvbuf N`: `setsockopt(SO_RCVBUF, N)`.
+    RcvBuf(u32),
+    /// `sndbuf N`: `setsockopt(SO_SNDBUF, N)`.
+    SndBuf(u32),
 }
 
 /// Which kind of call an [`Op`] is, without its argument: the key of [`CALLS`].
@@ -175,6 +187,11 @@ pub enum CallKind {
     WriteNoSignal,
     Peek,
     Inq,
+    WriteOob,
+    ReadOob,
+    Outq,
+    RcvBuf,
+    SndBuf,
 }
 
 /// What a call's argument is.
@@ -185,9 +202,9 @@ pub enum Arg {
     /// A number from `min` to `max` (bytes, or seconds for `linger`).
     Count {
         /// The smallest allowed.
-        min: u16,
+        min: u32,
         /// The largest allowed.
-        max: u16,
+        max: u32,
         /// What the number counts, for messages.
         unit: &'static str,
     },
@@ -252,13 +269,20 @@ const WRITE_ARG: Arg = Arg::Count {
 
 /// The argument of `read N` and `read N peek`.
 const READ_ARG: Arg = Arg::Count {
-    min: 1,
-    max: u16::MAX,
+    min: 0,
+    max: MAX_READ,
     unit: "byte count",
 };
 
+/// The argument of `rcvbuf N` and `sndbuf N`.
+const BUF_ARG: Arg = Arg::Count {
+    min: 1,
+    max: MAX_BUF,
+    unit: "buffer size in bytes",
+};
+
 /// Every call closefuzz makes, in the order help texts list them.
-pub const CALLS: [CallSpec; 14] = [
+pub const CALLS: [CallSpec; 19] = [
     CallSpec {
         kind: CallKind::Write,
         name: "write",
@@ -375,12 +399,57 @@ pub const CALLS: [CallSpec; 14] = [
         effect: Effect::Looks,
         returns: Returns::Count,
     },
+    CallSpec {
+        kind: CallKind::WriteOob,
+        name: "write",
+        modifier: Some("oob"),
+        arg: WRITE_ARG,
+        effect: Effect::Sends,
+        returns: Returns::Count,
+    },
+    CallSpec {
+        kind: CallKind::ReadOob,
+        name: "read",
+        modifier: Some("oob"),
+        arg: READ_ARG,
+        effect: Effect::Sends,
+        returns: Returns::Data,
+    },
+    CallSpec {
+        kind: CallKind::Outq,
+        name: "outq",
+        modifier: None,
+        arg: Arg::None,
+        effect: Effect::Looks,
+        returns: Returns::Count,
+    },
+    CallSpec {
+        kind: CallKind::RcvBuf,
+        name: "rcvbuf",
+        modifier: None,
+        arg: BUF_ARG,
+        effect: Effect::Configures,
+        returns: Returns::Done,
+    },
+    CallSpec {
+        kind: CallKind::SndBuf,
+        name: "sndbuf",
+        modifier: None,
+        arg: BUF_ARG,
+        effect: Effect::Configures,
+        returns: Returns::Done,
+    },
 ];
 
-/// The most bytes one `write` may send.
-pub const MAX_WRITE: u16 = 4096;
+/// The most bytes one `write` may send (4 MiB).
+pub const MAX_WRITE: u32 = 4 << 20;
+/// The most bytes one `read` may ask for (4 MiB).
+pub const MAX_READ: u32 = 4 << 20;
+/// The largest `rcvbuf N` or `sndbuf N` (16 MiB; Linux caps the value at its
+/// net.core.[rw]mem_max anyway).
+pub const MAX_BUF: u32 = 16 << 20;
 /// The longest `linger N`, in seconds: a close that lingers is bounded by it.
-pub const MAX_LINGER_S: u16 = 5;
+pub const MAX_LINGER_S: u32 = 5;
 
 impl CallSpec {
     /// The spec of `kind`.
@@ -412,7 +481,7 @@ impl CallSpec {
     }
 
     /// The op this call makes with argument `n` (the count) or `how` (for shutdown).
-    pub fn op(&self, n: u16, how: Shut) -> Op {
+    pub fn op(&self, n: u32, how: Shut) -> Op {
         match self.kind {
             CallKind::Write => Op::Write(n),
             CallKind::Read => Op::Read(n),
@@ -428,6 +497,11 @@ impl CallSpec {
             CallKind::WriteNoSignal => Op::WriteNoSignal(n),
             CallKind::Peek => Op::Peek(n),
             CallKind::Inq => Op::Inq,
+            CallKind::WriteOob => Op::WriteOob(n),
+            CallKind::ReadOob => Op::ReadOob(n),
+            CallKind::Outq => Op::Outq,
+            CallKind::RcvBuf => Op::RcvBuf(n),
+            CallKind::SndBuf => Op::SndBuf(n),
         }
     }
 }
@@ -450,6 +524,11 @@ impl Op {
             Op::WriteNoSignal(_) => CallKind::WriteNoSignal,
             Op::Peek(_) => CallKind::Peek,
             Op::Inq => CallKind::Inq,
+            Op::WriteOob(_) => CallKind::WriteOob,
+            Op::ReadOob(_) => CallKind::ReadOob,
+            Op::Outq => CallKind::Outq,
+            Op::RcvBuf(_) => CallKind::RcvBuf,
+            Op::SndBuf(_) => CallKind::SndBuf,
         }
     }
 
@@ -467,14 +546,33 @@ impl Op {
     pub fn looks(self) -> bool {
         self.spec().effect == Effect::Looks
     }
+
+    /// The same call without MSG_OOB: what a stack that ignores the flag makes of it.
+    pub fn without_oob(self) -> Op {
+        match self {
+            Op::WriteOob(n) => Op::Write(n),
+            Op::ReadOob(n) => Op::Read(n),
+            op => op,
+        }
+    }
+
+    /// The bytes this call asks to send, if it is a write of any kind.
+    pub fn write_len(self) -> Option<u32> {
+        match self {
+            Op::Write(n) | Op::WriteNoSignal(n) | Op::WriteOob(n) => Some(n),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.spec().name;
         match self {
-            Op::Write(n) | Op::Read(n) | Op::Linger(n) => write!(f, "{name} {n}"),
-            Op::WriteNoSignal(n) | Op::Peek(n) => {
+            Op::Write(n) | Op::Read(n) | Op::Linger(n) | Op::RcvBuf(n) | Op::SndBuf(n) => {
+                write!(f, "{name} {n}")
+            }
+            Op::WriteNoSignal(n) | Op::Peek(n) | Op::WriteOob(n) | Op::ReadOob(n) => {
                 write!(f, "{name} {n} {}", self.spec().modifier.unwrap_or(""))
             }
             Op::Shutdown(how) => write!(f, "{name} {}", how.name()),
@@ -525,6 +623,25 @@ impl fmt::Display for Step {
             Step::Call { sock, op } => write!(f, "{sock}: {op}"),
             Step::Sleep { ms } => write!(f, "sleep {ms}"),
         }
+    }
+}
+
+/// Socket buffer sizes a scenario's header asks for, set on every socket of the world
+/// before it connects (`SO_RCVBUF`/`SO_SNDBUF`; the kernel doubles the value).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Bufs {
+    /// `rcvbuf N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcvbuf: Option<u32>,
+    /// `sndbuf N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sndbuf: Option<u32>,
+}
+
+impl Bufs {
+    /// Whether neither size is set.
+    pub fn is_default(&self) -> bool {
+        *self == Bufs::default()
     }
 }
 
@@ -908,9 +1025,11 @@ impl fmt::Display for TcpState {
     }
 }
 
-/// A set of poll events among IN, OUT, ERR, HUP and RDHUP.
+/// A set of poll events among IN, OUT, ERR, HUP and RDHUP. The kernel's are always
+/// definite; a model prediction may also mark flags as open (`OUT?`: set or not, the
+/// model cannot say), in the high byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct PollSet(pub u8);
+pub struct PollSet(pub u16);
 
 impl PollSet {
     /// Readable (`POLLIN`).
@@ -939,6 +1058,28 @@ impl PollSet {
         self.0 & other.0 == other.0
     }
 
+    /// The flags that are certainly set.
+    pub fn sure(self) -> PollSet {
+        PollSet(self.0 & 0xff)
+    }
+
+    /// The flags the prediction leaves open.
+    pub fn maybe(self) -> PollSet {
+        PollSet(self.0 >> 8)
+    }
+
+    /// `self` with `other`'s flags marked open (set or not).
+    pub fn with_maybe(self, other: PollSet) -> PollSet {
+        PollSet((self.0 & !other.0) | (other.0 << 8))
+    }
+
+    /// Whether a predicted set admits a kernel's definite one: equal outside the open
+    /// flags.
+    pub fn admits(self, got: PollSet) -> bool {
+        let open = self.maybe().0;
+        (self.sure().0 & !open) == (got.0 & !open)
+    }
+
     /// `self` with `other`'s flags added when `cond` holds.
     pub fn with_if(self, other: PollSet, cond: bool) -> PollSet {
         if cond {
@@ -955,8 +1096,12 @@ impl PollSet {
         }
         let mut set = PollSet::NONE;
         for part in s.split('|') {
-            let (flag, _) = Self::NAMED.iter().find(|(_, n)| *n == part)?;
-            set.0 |= flag.0;
+            let (name, open) = match part.strip_suffix('?') {
+                Some(n) => (n, true),
+                None => (part, false),
+            };
+            let (flag, _) = Self::NAMED.iter().find(|(_, n)| *n == name)?;
+            set.0 |= if open { flag.0 << 8 } else { flag.0 };
         }
         Some(set)
     }
@@ -964,10 +1109,17 @@ impl PollSet {
 
 impl fmt::Display for PollSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = Self::NAMED
+        let names: Vec<String> = Self::NAMED
             .iter()
-            .filter(|(flag, _)| self.contains(*flag))
-            .map(|(_, n)| *n)
+            .filter_map(|(flag, n)| {
+                if self.maybe().contains(*flag) {
+                    Some(format!("{n}?"))
+                } else if self.contains(*flag) {
+                    Some(n.to_string())
+                } else {
+                    None
+                }
+            })
             .collect();
         if names.is_empty() {
             f.write_str("-")
@@ -992,6 +1144,33 @@ pub enum Outcome {
     Eof,
     /// The call failed with this errno.
     Err(Errno),
+    /// Model only: a write accepts from `lo` to `hi` bytes, where the kernel's memory
+    /// accounting (skb truesize, window rounding) decides the exact count; `lo` = 0
+    /// means it may also accept none (EAGAIN).
+    WroteBetween {
+        /// The fewest bytes (0: EAGAIN is possible).
+        lo: usize,
+        /// The most bytes.
+        hi: usize,
+    },
+    /// Model only: an ioctl count from `lo` to `hi`.
+    QueuedBetween {
+        /// The smallest count.
+        lo: usize,
+        /// The largest count.
+        hi: usize,
+    },
+    /// Model only: either of two outcomes, where the model cannot tell which the
+    /// kernel's accounting gives (say, more queued data or the error behind it).
+    Either(Box<Outcome>, Box<Outcome>),
+    /// Model only: a read returns a prefix of `bytes` at least `lo` (≥ 1) bytes long,
+    /// where how much has arrived depends on window updates the model does not track.
+    DataPrefix {
+        /// The longest possible return.
+        bytes: Vec<u8>,
+        /// The shortest.
+        lo: usize,
+    },
     /// poll's revents.
     Poll(PollSet),
     /// SO_ERROR's value (`None` for 0).
@@ -1012,7 +1191,28 @@ impl Outcome {
     pub fn admits(&self, got: &Outcome) -> bool {
         match (self, got) {
             (Outcome::State(want), Outcome::State(have)) => want.covers(*have),
+            (Outcome::Poll(want), Outcome::Poll(have)) => want.admits(*have),
+            (Outcome::WroteBetween { lo, hi }, Outcome::Wrote(n)) => lo <= n && n <= hi,
+            (Outcome::WroteBetween { lo: 0, .. }, Outcome::Err(e)) => *e == Errno::EAGAIN,
+            (Outcome::QueuedBetween { lo, hi }, Outcome::Queued(n)) => lo <= n && n <= hi,
+            (Outcome::DataPrefix { bytes, lo }, Outcome::Data(d)) => {
+                d.len() >= *lo && bytes.starts_with(d)
+            }
+            (Outcome::Either(a, b), got) => a.admits(got) || b.admits(got),
             _ => self == got,
+        }
+    }
+
+    /// Whether this prediction leaves a count or a flag open (a range, a prefix, a
+    /// poll flag that may or may not be set, or more than one TCP state).
+    pub fn is_range(&self) -> bool {
+        match self {
+            Outcome::WroteBetween { .. }
+            | Outcome::QueuedBetween { .. }
+            | Outcome::DataPrefix { .. }
+            | Outcome::Either(..) => true,
+            Outcome::Poll(p) => p.maybe() != PollSet::NONE,
+            _ => false,
         }
     }
 }
@@ -1030,7 +1230,17 @@ impl EndView {
                     state: Some(h),
                     poll: hp,
                 },
-            ) => w.covers(*h) && wp == hp,
+            ) => w.covers(*h) && wp.admits(*hp),
+            (
+                EndView::Open {
+                    state: None,
+                    poll: wp,
+                },
+                EndView::Open {
+                    state: None,
+                    poll: hp,
+                },
+            ) => wp.admits(*hp),
             _ => self == got,
         }
     }
@@ -1051,6 +1261,12 @@ impl fmt::Display for Outcome {
             Outcome::Data(d) => write!(f, "data {}", d.len()),
             Outcome::Eof => f.write_str("eof"),
             Outcome::Err(e) => write!(f, "{e}"),
+            Outcome::WroteBetween { lo: 0, hi } => write!(f, "EAGAIN or ok 1..{hi}"),
+            Outcome::WroteBetween { lo, hi } | Outcome::QueuedBetween { lo, hi } => {
+                write!(f, "ok {lo}..{hi}")
+            }
+            Outcome::DataPrefix { bytes, lo } => write!(f, "data {lo}..{}", bytes.len()),
+            Outcome::Either(a, b) => write!(f, "{a} or {b}"),
             Outcome::Poll(p) => write!(f, "poll {p}"),
             Outcome::SockError(None) => f.write_str("error 0"),
             Outcome::SockError(Some(e)) => write!(f, "error {e}"),

@@ -136,7 +136,8 @@ pub fn ladder(
         transport,
         crate::model::profile::Profile::of(platform),
         sc.start,
-    );
+    )
+    .with_bufs(sc.bufs);
     let named = sc.start != Start::Connected;
     let mut body = String::new();
     let mut y = 110;
@@ -155,7 +156,10 @@ pub fn ladder(
     }
     y += LINE + 10;
     for (i, ss) in sc.steps.iter().enumerate() {
-        let p = model.step(ss.step);
+        // The kernel's result settles what the model leaves open; its views after the
+        // step are not kept here.
+        let unseen = [crate::step::EndView::Absent; 5];
+        let p = model.step_seen(ss.step, kernel.get(i).map(|r| (r, &unseen)));
         let got = kernel.get(i).cloned().unwrap_or_else(|| p.result.clone());
         let (end, call) = match ss.step {
             Step::Call { sock, op } if named => (line_of(sock), format!("{sock}: {op}")),

@@ -5,7 +5,7 @@
 
 use closefuzz::matrix::{scenario_files, Matrix};
 use closefuzz::model::Model;
-use closefuzz::run::predict;
+use closefuzz::run::predict_given;
 use closefuzz::script::Scenario;
 use std::path::Path;
 
@@ -43,8 +43,10 @@ fn the_model_predicts_every_live_cell() {
                 c.transport,
                 closefuzz::model::profile::Profile::of(platform),
                 parsed.start,
-            );
-            let predictions = predict(&model, &parsed.step_list());
+            )
+            .with_bufs(parsed.bufs);
+            let cells: Vec<_> = sc.steps.iter().map(|r| r.cells[&c.name].clone()).collect();
+            let predictions = predict_given(&model, &parsed.step_list(), &cells);
             for (row, p) in sc.steps.iter().zip(&predictions) {
                 let cell = &row.cells[&c.name];
                 checked += 1;

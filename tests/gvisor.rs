@@ -235,7 +235,7 @@ fn signature(run: &CaseRun) -> Option<String> {
 fn apply_masks(run: &mut CaseRun) {
     let masks = std::env::var("GVISOR_MASK").unwrap_or_else(|_| "rdhup".into());
     let has = |m: &str| masks.split(',').any(|x| x == m);
-    let mut drop = 0u8;
+    let mut drop = 0u16;
     for (name, flag) in [
         ("rdhup", PollSet::RDHUP),
         ("err", PollSet::ERR),

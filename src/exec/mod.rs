@@ -18,7 +18,7 @@ mod sys;
 pub mod worker;
 
 use crate::step::{
-    pattern, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Sock, Start, Step,
+    pattern, Bufs, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Sock, Start, Step,
     StepResult, BACKLOG,
 };
 use crate::transport::Transport;
@@ -40,6 +40,24 @@ pub struct Sockets {
     sent: [u64; 5],
     /// The listener's address, for `connect`.
     addr: Option<sys::Addr>,
+    /// The `rcvbuf`/`sndbuf` headers, set on every socket before it connects and on
+    /// each accepted socket.
+    bufs: Bufs,
+}
+
+fn apply_bufs(bufs: &Bufs, fd: RawFd) -> io::Result<()> {
+    if let Some(n) = bufs.rcvbuf {
+        set_buf(fd, libc::SO_RCVBUF, n)?;
+    }
+    if let Some(n) = bufs.sndbuf {
+        set_buf(fd, libc::SO_SNDBUF, n)?;
+    }
+    Ok(())
+}
+
+fn set_buf(fd: RawFd, opt: libc::c_int, n: u32) -> io::Result<()> {
+    let v = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
+    set_socket_int_option(fd, libc::SOL_SOCKET, opt, v)
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -99,10 +117,10 @@ fn tcp_options(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-fn set_linger(fd: RawFd, secs: u16) -> io::Result<()> {
+fn set_linger(fd: RawFd, secs: u32) -> io::Result<()> {
     let linger = libc::linger {
         l_onoff: 1,
-        l_linger: libc::c_int::from(secs),
+        l_linger: libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX),
     };
     // SAFETY: a valid linger struct of the size given.
     cvt(unsafe {
@@ -140,13 +158,14 @@ fn errno_of(e: io::Error) -> Outcome {
 }
 
 impl Sockets {
-    fn empty(transport: Transport) -> Sockets {
+    fn empty(transport: Transport, bufs: Bufs) -> Sockets {
         Sockets {
             transport,
             fds: Default::default(),
             made: [false; 5],
             sent: [0; 5],
             addr: None,
+            bufs,
         }
     }
 
@@ -157,17 +176,30 @@ impl Sockets {
 
     /// Creates the world `start` begins with over `transport`.
     pub fn start(transport: Transport, start: Start) -> io::Result<Sockets> {
+        Self::start_with(transport, start, Bufs::default())
+    }
+
+    /// The same, with buffer sizes set on every socket before it connects.
+    pub fn start_with(transport: Transport, start: Start, bufs: Bufs) -> io::Result<Sockets> {
         match start {
-            Start::Connected => Sockets::connect(transport),
-            Start::Listening => Sockets::listening(transport),
+            Start::Connected => Sockets::connect_with(transport, bufs),
+            Start::Listening => Sockets::listening_with(transport, bufs),
         }
     }
 
     /// Creates a fresh connected pair over `transport`.
     pub fn connect(transport: Transport) -> io::Result<Sockets> {
+        Self::connect_with(transport, Bufs::default())
+    }
+
+    fn connect_with(transport: Transport, bufs: Bufs) -> io::Result<Sockets> {
         Self::before_case();
         let (listener, addr) = sys::listener(transport, 1)?;
+        // Before the connection arrives: a TCP connection's window comes from the
+        // listener's receive buffer (tcp_openreq_init_rwin).
+        apply_bufs(&bufs, listener.as_raw_fd())?;
         let a = socket(addr.family(), sys::sock_type(transport))?;
+        apply_bufs(&bufs, a.as_raw_fd())?;
         // A blocking connect: on loopback and Unix sockets the handshake completes
         // inside the call, and it leaves the socket in the plain connected state
         // rather than the "connect in progress" one a non-blocking connect leaves.
@@ -175,13 +207,16 @@ impl Sockets {
         wait_readable(listener.as_raw_fd(), ACCEPT_TIMEOUT_MS)?;
         let b = sys::accept_nonblocking(listener.as_raw_fd())?;
         drop(listener);
+        // A Unix server socket is made fresh by connect, with default buffers
+        // (unix_stream_connect); TCP's inherited the listener's already.
+        apply_bufs(&bufs, b.as_raw_fd())?;
         set_nonblocking(a.as_raw_fd())?;
         if transport.is_tcp() {
             for fd in [a.as_raw_fd(), b.as_raw_fd()] {
                 tcp_options(fd)?;
             }
         }
-        let mut w = Sockets::empty(transport);
+        let mut w = Sockets::empty(transport, bufs);
         w.put(Sock::A, a);
         w.put(Sock::B, b);
         Ok(w)
@@ -190,16 +225,22 @@ impl Sockets {
     /// Creates a listener (backlog [`BACKLOG`]) and two unconnected, non-blocking
     /// clients `a` and `c`.
     pub fn listening(transport: Transport) -> io::Result<Sockets> {
+        Self::listening_with(transport, Bufs::default())
+    }
+
+    fn listening_with(transport: Transport, bufs: Bufs) -> io::Result<Sockets> {
         Self::before_case();
         let (listener, addr) = sys::listener(transport, BACKLOG)?;
+        apply_bufs(&bufs, listener.as_raw_fd())?;
         set_nonblocking(listener.as_raw_fd())?;
         if transport.is_tcp() {
             // Accepted sockets start as copies of the listener (sk_clone_lock).
             tcp_options(listener.as_raw_fd())?;
         }
-        let mut w = Sockets::empty(transport);
+        let mut w = Sockets::empty(transport, bufs);
         for s in [Sock::A, Sock::C] {
             let fd = socket(addr.family(), sys::sock_type(transport))?;
+            apply_bufs(&bufs, fd.as_raw_fd())?;
             set_nonblocking(fd.as_raw_fd())?;
             if transport.is_tcp() {
                 tcp_options(fd.as_raw_fd())?;
@@ -248,7 +289,7 @@ impl Sockets {
             // SAFETY: fcntl on a descriptor we own.
             cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
         }
-        let mut w = Sockets::empty(transport);
+        let mut w = Sockets::empty(transport, Bufs::default());
         w.put(Sock::A, a);
         w.put(Sock::B, b);
         Ok(w)
@@ -308,6 +349,21 @@ impl Sockets {
             },
             Op::Read(n) => recv(fd, n, 0),
             Op::Peek(n) => recv(fd, n, libc::MSG_PEEK),
+            Op::WriteOob(n) => self.send(sock, fd, n, libc::MSG_OOB),
+            Op::ReadOob(n) => recv(fd, n, libc::MSG_OOB),
+            Op::Outq => match sys::outq(fd) {
+                Some(Ok(n)) => Outcome::Queued(n),
+                Some(Err(e)) => errno_of(e),
+                None => Outcome::NotApplicable,
+            },
+            Op::RcvBuf(n) => match set_buf(fd, libc::SO_RCVBUF, n) {
+                Ok(()) => Outcome::Ok,
+                Err(e) => errno_of(e),
+            },
+            Op::SndBuf(n) => match set_buf(fd, libc::SO_SNDBUF, n) {
+                Ok(()) => Outcome::Ok,
+                Err(e) => errno_of(e),
+            },
             Op::Inq => {
                 let mut n: libc::c_int = 0;
                 // SAFETY: FIONREAD (SIOCINQ) writes one int to a valid pointer.
@@ -399,7 +455,7 @@ impl Sockets {
     }
 
     /// `send` of `n` bytes of `sock`'s pattern with `flags`.
-    fn send(&mut self, sock: Sock, fd: RawFd, n: u16, flags: libc::c_int) -> Outcome {
+    fn send(&mut self, sock: Sock, fd: RawFd, n: u32, flags: libc::c_int) -> Outcome {
         let i = sock.index();
         let buf = pattern(sock, self.sent[i], n as usize);
         // SAFETY: buf is valid for n bytes.
@@ -425,6 +481,7 @@ impl Sockets {
                 if self.transport.is_tcp() {
                     let _ = tcp_options(fd.as_raw_fd());
                 }
+                let _ = apply_bufs(&self.bufs, fd.as_raw_fd());
                 self.put(sock, fd);
                 Outcome::Ok
             }
@@ -482,13 +539,16 @@ impl Sockets {
     }
 }
 
-/// `recv` of up to `n` bytes with `flags`.
-fn recv(fd: RawFd, n: u16, flags: libc::c_int) -> Outcome {
+/// `recv` of up to `n` bytes with `flags`. A zero-length recv that returns 0 says
+/// nothing about end of file: it is `data 0`, not `eof`.
+fn recv(fd: RawFd, n: u32, flags: libc::c_int) -> Outcome {
     let mut buf = vec![0u8; n as usize];
     // SAFETY: buf is valid for n bytes.
     let r = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
     if r < 0 {
         Outcome::Err(Errno::last())
+    } else if r == 0 && n == 0 {
+        Outcome::Data(Vec::new())
     } else if r == 0 {
         Outcome::Eof
     } else {
@@ -519,6 +579,9 @@ pub struct Case {
     pub start: Start,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// Buffer sizes set on every socket before it connects.
+    #[serde(default, skip_serializing_if = "Bufs::is_default")]
+    pub bufs: Bufs,
 }
 
 impl Case {
@@ -528,7 +591,14 @@ impl Case {
             transport,
             start,
             steps,
+            bufs: Bufs::default(),
         }
+    }
+
+    /// The same case with buffer sizes set before connecting.
+    pub fn with_bufs(mut self, bufs: Bufs) -> Case {
+        self.bufs = bufs;
+        self
     }
 
     /// The longest the case may legitimately take beyond its calls: every `sleep`,
@@ -651,7 +721,7 @@ pub fn run_local(case: &Case) -> io::Result<KernelRun> {
 /// Runs `case` as bare calls on fresh local sockets; returns the time they took.
 pub fn run_local_raw(case: &Case) -> io::Result<Duration> {
     let start = Instant::now();
-    let mut w = Sockets::start(case.transport, case.start)?;
+    let mut w = Sockets::start_with(case.transport, case.start, case.bufs)?;
     for &s in &case.steps {
         w.call_raw(s);
     }

@@ -343,3 +343,21 @@ pub const MSG_NOSIGNAL: Option<libc::c_int> = Some(libc::MSG_NOSIGNAL);
 /// `MSG_NOSIGNAL`, where the OS has it (macOS has only the SO_NOSIGPIPE option).
 #[cfg(target_vendor = "apple")]
 pub const MSG_NOSIGNAL: Option<libc::c_int> = None;
+
+/// `ioctl(SIOCOUTQ)`: what the send side holds; `None` where the OS has no such ioctl.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn outq(fd: RawFd) -> Option<io::Result<usize>> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int to a valid pointer.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } < 0 {
+        Some(Err(io::Error::last_os_error()))
+    } else {
+        Some(Ok(n.max(0) as usize))
+    }
+}
+
+/// `ioctl(SIOCOUTQ)`: what the send side holds; `None` where the OS has no such ioctl.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn outq(_fd: RawFd) -> Option<io::Result<usize>> {
+    None
+}

@@ -143,7 +143,7 @@ fn in_handshake(v: &crate::step::EndView) -> bool {
 
 /// Runs `case` on fresh local sockets, settling after each step (see the module docs).
 pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
-    let mut w = Sockets::start(case.transport, case.start)?;
+    let mut w = Sockets::start_with(case.transport, case.start, case.bufs)?;
     let start = Instant::now();
     let mut settle_time = Duration::ZERO;
     let mut slept = Duration::ZERO;
@@ -172,9 +172,8 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
                 Effect::Sends => (
                     true,
                     match op {
-                        Op::Write(n) | Op::WriteNoSignal(n) => n > 0,
                         Op::Read(_) => false,
-                        _ => true,
+                        _ => op.write_len().is_none_or(|n| n > 0),
                     },
                 ),
             },

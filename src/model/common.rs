@@ -113,6 +113,11 @@ pub trait Connection {
     fn preset_shutdown(&mut self, end: End, rcv: bool, snd: bool);
     /// The side was never accepted and its listener goes away: the kernel drops it.
     fn forget_unaccepted(&mut self, end: End);
+    /// What the kernel did at the coming step, to settle a choice the model leaves
+    /// open (see [`super::Hint`]); `None` when the model predicts alone.
+    fn set_hint(&mut self, hint: Option<super::Hint>);
+    /// Buffer sizes a side had set before it connected (`rcvbuf N`, `sndbuf N`).
+    fn preset_bufs(&mut self, end: End, bufs: crate::step::Bufs);
 
     /// One call, delivered to the end: on Linux loopback and Unix sockets delivery
     /// completes inside the sending call, so a step's prediction is taken with nothing
@@ -167,6 +172,13 @@ macro_rules! impl_connection {
             }
             fn forget_unaccepted(&mut self, end: $crate::step::End) {
                 <$model>::forget_unaccepted(self, end)
+            }
+            fn set_hint(&mut self, hint: Option<$crate::model::Hint>) {
+                self.hint = hint;
+            }
+            fn preset_bufs(&mut self, end: $crate::step::End, bufs: $crate::step::Bufs) {
+                let e = &mut self.ends[end.index()];
+                e.bufs = bufs;
             }
         }
     };

@@ -10,12 +10,13 @@
 //! arrives (crossing FINs, an RST in flight).
 
 pub mod common;
+pub mod memory;
 pub mod profile;
 pub mod tcp;
 pub mod unix;
 pub mod world;
 
-use crate::step::{Observation, Sock, StepResult};
+use crate::step::{EndView, Observation, Outcome, Sock, StepResult};
 use crate::transport::Transport;
 use serde::Serialize;
 use std::fmt;
@@ -78,6 +79,36 @@ pub struct Prediction {
     pub after: Observation,
     /// Segments the step put on the wire, in order.
     pub wire: Vec<WireEvent>,
+}
+
+/// What the kernel did at a step, handed to a connection's model so that a choice the
+/// model leaves open is settled the way the kernel settled it, and the model goes on
+/// from there (as loom records each nondeterministic choice so a run replays exactly).
+/// A choice is taken only within the range the model predicted: an answer outside it
+/// is a disagreement all the same, and the model then goes on from its own choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hint {
+    /// The count the call returned: bytes written (0 for EAGAIN), bytes read, or an
+    /// ioctl's value.
+    pub count: Option<usize>,
+    /// The connection's two sides after the step, as the kernel showed them.
+    pub after: [Option<EndView>; 2],
+}
+
+impl Hint {
+    /// The hint a kernel result gives, with the sides' views filled in by the caller.
+    pub fn of(outcome: &Outcome) -> Hint {
+        let count = match outcome {
+            Outcome::Wrote(n) | Outcome::Queued(n) => Some(*n),
+            Outcome::Data(d) => Some(d.len()),
+            Outcome::Err(e) if *e == crate::step::Errno::EAGAIN => Some(0),
+            _ => None,
+        };
+        Hint {
+            count,
+            after: [None, None],
+        }
+    }
 }
 
 /// Which kernel's behaviour the model predicts.

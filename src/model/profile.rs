@@ -5,6 +5,7 @@
 //! changes, and documented in [`differences`] with the scenario that shows it. No rule
 //! asks which platform it runs on.
 
+use super::memory::UnixMemory;
 use super::Platform;
 use serde::Serialize;
 
@@ -25,6 +26,10 @@ pub struct Difference {
 pub struct Profile {
     /// The platform this profile describes.
     pub platform: Platform,
+    /// MSG_OOB is ignored on every socket: `write N oob` is `write N` and `read N oob`
+    /// is `read N` (Linux: TCP urgent data, Unix stream out-of-band bytes, EOPNOTSUPP
+    /// on seqpacket).
+    pub oob_ignored: bool,
     /// poll reports POLLRDHUP when the read side is shut.
     pub poll_rdhup: bool,
     /// A send that fails with EPIPE raises SIGPIPE (TCP and Unix stream; Linux never
@@ -56,6 +61,9 @@ pub struct TcpProfile {
     /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
     /// (Linux: tcp_disconnect).
     pub listener_shutdown_keeps_listen: bool,
+    /// `ioctl(SIOCOUTQ)` on a TCP socket fails with ENOPROTOOPT (Linux: write_seq -
+    /// snd_una, what the peer has not acknowledged).
+    pub outq_unsupported: bool,
     /// poll reports ERR for every CLOSE or TIME_WAIT socket, whatever SO_ERROR holds,
     /// and never for an open connection (Linux: ERR exactly while an error is pending).
     pub poll_err_when_closed: bool,
@@ -95,6 +103,7 @@ impl TcpProfile {
         failed_write_clears_error: true,
         linger_not_inherited: false,
         listener_shutdown_keeps_listen: false,
+        outq_unsupported: false,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
         read_error_before_eof: false,
@@ -111,6 +120,7 @@ impl TcpProfile {
         failed_write_clears_error: false,
         linger_not_inherited: true,
         listener_shutdown_keeps_listen: true,
+        outq_unsupported: true,
         poll_err_when_closed: true,
         poll_hup_when_shut_both_ways: false,
         read_error_before_eof: true,
@@ -131,6 +141,12 @@ pub struct UnixProfile {
     /// connection's client (Linux: unix_release_sock of the embryo); otherwise the
     /// client sees only its peer gone (EOF).
     pub listener_close_resets_queued: bool,
+    /// How the unread data a socket sent is counted against its send buffer: what
+    /// decides partial writes, EAGAIN, POLLOUT and SIOCOUTQ.
+    pub memory: UnixMemory,
+    /// After the peer closes, SIOCOUTQ still counts what the peer had not read (Linux
+    /// frees it with the peer: 0).
+    pub outq_outlives_reader: bool,
     /// MSG_PEEK on a stream socket returns at most what is left of the oldest queued
     /// write (gVisor); Linux's unix_stream_read_generic peeks across them, as a read
     /// reads across them.
@@ -153,6 +169,10 @@ pub struct UnixProfile {
     /// A read on a stream socket with no peer (never connected, or the listener) says
     /// ENOTCONN (Linux: EINVAL from unix_stream_read_generic's state check).
     pub unconnected_stream_read_enotconn: bool,
+    /// A zero-length receive returns 0 before the socket is looked at (Linux: it takes
+    /// a pending error, says EAGAIN on an empty queue, and on seqpacket consumes a
+    /// record).
+    pub zero_length_recv_returns_zero: bool,
     /// A zero-length send reaches the socket, with all its checks (and, on seqpacket,
     /// queues an empty record); if not, it returns 0 before the socket sees it.
     pub zero_length_send_reaches_socket: bool,
@@ -173,6 +193,8 @@ pub enum UnixReset {
 impl UnixProfile {
     const LINUX: UnixProfile = UnixProfile {
         listener_close_resets_queued: true,
+        memory: UnixMemory::Truesize,
+        outq_outlives_reader: false,
         peek_stops_at_one_write: false,
         poll_hup: true,
         reset_on_unread_close: UnixReset::SockError,
@@ -180,10 +202,13 @@ impl UnixProfile {
         unconnected_inq_enotconn: false,
         unconnected_poll_empty: false,
         unconnected_stream_read_enotconn: false,
+        zero_length_recv_returns_zero: false,
         zero_length_send_reaches_socket: true,
     };
     const GVISOR: UnixProfile = UnixProfile {
         listener_close_resets_queued: false,
+        memory: UnixMemory::Bytes,
+        outq_outlives_reader: true,
         peek_stops_at_one_write: true,
         poll_hup: false,
         reset_on_unread_close: UnixReset::ReadQueue,
@@ -191,6 +216,7 @@ impl UnixProfile {
         unconnected_inq_enotconn: true,
         unconnected_poll_empty: true,
         unconnected_stream_read_enotconn: true,
+        zero_length_recv_returns_zero: true,
         zero_length_send_reaches_socket: false,
     };
 }
@@ -200,6 +226,7 @@ impl Profile {
     pub const fn linux() -> Profile {
         Profile {
             platform: Platform::Linux,
+            oob_ignored: false,
             poll_rdhup: true,
             sigpipe_on_epipe: true,
             tcp: TcpProfile::LINUX,
@@ -211,6 +238,7 @@ impl Profile {
     pub const fn gvisor() -> Profile {
         Profile {
             platform: Platform::Gvisor,
+            oob_ignored: true,
             poll_rdhup: false,
             sigpipe_on_epipe: false,
             tcp: TcpProfile::GVISOR,
@@ -275,6 +303,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-listener-shutdown-rdwr-queued.cfz",
     },
     Difference {
+        name: "tcp.outq_unsupported",
+        summary: "SIOCOUTQ on a TCP socket fails with ENOPROTOOPT on gVisor; Linux says how many bytes the peer has not acknowledged",
+        evidence: "tcp-outq-after-write.cfz",
+    },
+    Difference {
         name: "tcp.poll_err_when_closed",
         summary: "gVisor's poll reports ERR for every CLOSE or TIME_WAIT socket, even after a graceful close or once the error was read; Linux only while an error is pending",
         evidence: "tcp-poll-after-graceful-close.cfz",
@@ -330,6 +363,16 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         evidence: "unix-listener-close-queued.cfz",
     },
     Difference {
+        name: "unix.memory",
+        summary: "a Unix socket's unread sent data counts against its send buffer as skb memory on Linux (a write of 1,000,000 bytes with SO_SNDBUF 4096 takes 8,064, SIOCOUTQ says 9,728, and a partly read skb frees nothing) and as bytes on gVisor (it takes 8,192, SIOCOUTQ says 8,192, and the first byte read of a write frees all of it)",
+        evidence: "unix-sndbuf-fills-in-skbs.cfz",
+    },
+    Difference {
+        name: "unix.outq_outlives_reader",
+        summary: "after the reader closes with data unread, SIOCOUTQ on the writer still counts that data on gVisor (its write queue is not freed); Linux frees it with the reader and says 0",
+        evidence: "unix-outq-after-reader-closes.cfz",
+    },
+    Difference {
         name: "unix.peek_stops_at_one_write",
         summary: "MSG_PEEK on a Unix stream socket returns only what is left of the oldest queued write on gVisor; Linux peeks across writes, as a read reads across them",
         evidence: "unix-peek-across-writes.cfz",
@@ -365,6 +408,11 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         evidence: "unix-listener-read-write.cfz",
     },
     Difference {
+        name: "unix.zero_length_recv_returns_zero",
+        summary: "a zero-length recv on a Unix socket returns 0 on gVisor whatever the socket holds; Linux looks at the socket: EAGAIN on an empty queue, a pending ECONNRESET, and on seqpacket it consumes the next record",
+        evidence: "ported/gvisor-socket_unix_stream-ZeroLengthRecvEmptyQueue.cfz",
+    },
+    Difference {
         name: "unix.zero_length_send_reaches_socket",
         summary: "gVisor returns 0 for a zero-length send before the socket sees it: no EPIPE after shutdown or the peer's close, and no empty seqpacket record",
         evidence: "seqpacket-empty-send-is-a-record.cfz",
@@ -373,6 +421,11 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
 
 /// Differences on every transport: fields of [`Profile`] itself, in field order.
 pub const COMMON_DIFFERENCES: &[Difference] = &[
+    Difference {
+        name: "oob_ignored",
+        summary: "gVisor ignores MSG_OOB on send and receive, on every transport: a `write N oob` is a plain write and a `read N oob` a plain read; Linux makes the last byte TCP urgent data or a Unix out-of-band byte, and says EOPNOTSUPP on seqpacket",
+        evidence: "tcp-urgent-byte-stops-a-read.cfz",
+    },
     Difference {
         name: "poll_rdhup",
         summary: "gVisor never reports POLLRDHUP, on any transport: a shut read side shows only as IN",

@@ -19,7 +19,8 @@ use super::profile::Profile;
 use super::world::{Listener, Loose};
 use super::{SegmentKind, WireEvent};
 use crate::step::{
-    End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StateSet, StepResult, TcpState,
+    pattern, Bufs, End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StateSet, StepResult,
+    TcpState,
 };
 use std::collections::VecDeque;
 
@@ -75,6 +76,40 @@ struct TcpEnd {
     /// The connection ended in error: an RST other than in CLOSE_WAIT, or an abort
     /// (gVisor's StateError, as against StateClose; Linux has CLOSE for both).
     errored: bool,
+    /// SO_RCVBUF / SO_SNDBUF as set before the connection was made.
+    bufs: Bufs,
+    /// A buffer size was set on the connected socket: the window was agreed already
+    /// and the receive memory may now be smaller than it, so how much of a write
+    /// reaches the peer at once is left open.
+    bufs_late: bool,
+    /// Sizes of the peer's writes still (partly) unread here, oldest first: the
+    /// segments this end's receive queue holds, which its receive memory is charged
+    /// for.
+    segs: VecDeque<usize>,
+    /// The pending urgent mark (tp->urg_data != 0), at a stream offset of this end's
+    /// receive stream.
+    urg: Option<Urg>,
+    /// The most SIOCOUTQ can say: bytes written (and the FIN) that the peer may not
+    /// have acknowledged (write_seq - snd_una).
+    outq_hi: usize,
+    /// Our writes have gone past what the peer's receive queue certainly takes at once
+    /// ([`TcpModel::sure_bytes`]): some of the unread bytes may still be in our send
+    /// queue, or dropped and waiting for a retransmission.
+    pressed: bool,
+    /// Our FIN waits in the send queue behind data the peer's window does not take yet.
+    fin_held: bool,
+    /// The peer was pressed: this receive queue may hold fewer than `rq.len` bytes.
+    rq_open: bool,
+}
+
+/// An urgent mark on a receive stream (SO_OOBINLINE off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Urg {
+    /// Stream offset of the urgent byte (tp->urg_seq).
+    at: u64,
+    /// Taken by a `read oob` (TCP_URG_READ); it still sits in the stream until a
+    /// normal read passes it.
+    read: bool,
 }
 
 impl TcpEnd {
@@ -98,13 +133,26 @@ impl TcpEnd {
             shut_rd: false,
             shut_wr: false,
             errored: false,
+            bufs: Bufs::default(),
+            bufs_late: false,
+            segs: VecDeque::new(),
+            urg: None,
+            outq_hi: 0,
+            pressed: false,
+            fin_held: false,
+            rq_open: false,
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Seg {
-    Data { offset: u64, len: usize },
+    /// `urgent`: the last byte is urgent (the segment carries URG and the pointer).
+    Data {
+        offset: u64,
+        len: usize,
+        urgent: bool,
+    },
     Fin,
     Rst,
     Ack,
@@ -165,6 +213,13 @@ pub const FIN_WAIT2_TIMEOUT_MS: u64 = 1000;
 /// end there.
 pub const FIN_WAIT2_GONE_MS: u64 = 1250;
 
+/// The unread bytes of one direction every write up to which is certainly accepted
+/// whole and queued at the reader at once (see [`TcpModel`]'s `sure_bytes`).
+pub const SURE_BYTES: usize = 16384;
+
+/// The unread writes of one direction the reader's queue certainly holds at once.
+pub const SURE_SEGMENTS: usize = 16;
+
 /// TCP_TIMEWAIT_LEN (60 s, a constant in Linux, DefaultTCPTimeWaitTimeout in gVisor),
 /// with a second of margin after which TIME_WAIT has certainly ended.
 pub const TIME_WAIT_GONE_MS: u64 = 61_000;
@@ -179,6 +234,9 @@ pub struct TcpModel {
     log: Vec<WireEvent>,
     profile: Profile,
     mutation: Option<Mutation>,
+    /// The kernel's answer to the step being run, which settles what the model leaves
+    /// open (see [`super::Hint`]).
+    hint: Option<super::Hint>,
 }
 
 impl Default for TcpModel {
@@ -202,6 +260,7 @@ impl TcpModel {
             log: Vec::new(),
             profile,
             mutation: None,
+            hint: None,
         }
     }
 
@@ -251,18 +310,50 @@ impl TcpModel {
     }
 
     fn call(&mut self, x: End, op: Op) -> StepResult {
+        let r = self.call_op(x, op);
+        self.release_fins_seen();
+        r
+    }
+
+    fn call_op(&mut self, x: End, op: Op) -> StepResult {
         match op {
-            Op::Write(n) => self.write(x, n as usize),
+            Op::Write(n) => self.write(x, n as usize, false),
             // MSG_NOSIGNAL: sk_stream_error skips send_sig; the result is the same.
             Op::WriteNoSignal(n) => StepResult {
                 sigpipe: false,
-                ..self.write(x, n as usize)
+                ..self.write(x, n as usize, false)
             },
+            // MSG_OOB: tcp_sendmsg_locked as any write, then tcp_mark_urg makes the last
+            // byte sent urgent (snd_up = write_seq).
+            Op::WriteOob(n) => self.write(x, n as usize, true),
             Op::Read(n) => StepResult::plain(self.read(x, n as usize, false)),
             Op::Peek(n) => StepResult::plain(self.read(x, n as usize, true)),
-            // tcp_ioctl SIOCINQ -> tcp_inq: rcv_nxt - copied_seq, less the FIN's sequence
-            // number: the unread bytes, after a FIN or an RST alike.
-            Op::Inq => StepResult::plain(Outcome::Queued(self.ends[x.index()].rq.len)),
+            Op::ReadOob(n) => StepResult::plain(self.read_urgent(x, n as usize)),
+            Op::Inq => StepResult::plain(self.inq(x)),
+            // tcp_ioctl SIOCOUTQ: write_seq - snd_una, the bytes (and FIN) not yet
+            // acknowledged; whether the peer's delayed ACK has left is not tracked, so
+            // anything from 0 to what may be unacknowledged.
+            Op::Outq if self.profile.tcp.outq_unsupported => {
+                StepResult::plain(Outcome::Err(Errno::ENOPROTOOPT))
+            }
+            Op::Outq => StepResult::plain(match self.ends[x.index()].outq_hi {
+                0 => Outcome::Queued(0),
+                hi => Outcome::QueuedBetween { lo: 0, hi },
+            }),
+            // sk_setsockopt: SO_SNDBUF takes effect at the next allocation, SO_RCVBUF
+            // at the next window; the window agreed at connect time stays.
+            Op::RcvBuf(v) => {
+                let e = self.end(x);
+                e.bufs.rcvbuf = Some(v);
+                e.bufs_late = true;
+                StepResult::plain(Outcome::Ok)
+            }
+            Op::SndBuf(v) => {
+                let e = self.end(x);
+                e.bufs.sndbuf = Some(v);
+                e.bufs_late = true;
+                StepResult::plain(Outcome::Ok)
+            }
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
             Op::Close => StepResult::plain(self.close(x)),
             Op::Abort => {
@@ -288,7 +379,7 @@ impl TcpModel {
         }
     }
 
-    fn write(&mut self, x: End, n: usize) -> StepResult {
+    fn write(&mut self, x: End, n: usize, urgent: bool) -> StepResult {
         let no_sigpipe = self.mutated(Mutation::NoSigpipe) || !self.profile.sigpipe_on_epipe;
         let clears_error = self.profile.tcp.failed_write_clears_error;
         let e = self.end(x);
@@ -315,34 +406,304 @@ impl TcpModel {
                 sigpipe: err == Errno::EPIPE && !no_sigpipe,
             };
         }
-        if n > 0 {
+        if n == 0 {
+            // Nothing copied: no segment, and no urgent mark (tcp_push is not reached).
+            return StepResult::plain(Outcome::Wrote(0));
+        }
+        let y = x.peer();
+        let unread = self.ends[y.index()].rq.len;
+        let segs = self.ends[y.index()].segs.len();
+        let (sure, sure_segs) = (self.sure_bytes(x), self.sure_segments(x));
+        let pressed = self.ends[x.index()].pressed;
+        let (outcome, k) = if !pressed && segs < sure_segs && unread + n <= sure {
+            (Outcome::Wrote(n), n)
+        } else {
+            // Past what the peer's queue certainly takes: tcp_sendmsg_locked stops when
+            // sk_wmem_queued (unsent and unacknowledged skbs, truesize) reaches
+            // sk_sndbuf, and how far the window and the delayed ACKs let it go is not
+            // tracked: from what certainly fits (nothing once pressed: EAGAIN) to all.
+            let lo = if pressed || segs >= sure_segs {
+                0
+            } else {
+                sure.saturating_sub(unread).min(n)
+            };
+            let k = match self.hint.and_then(|h| h.count) {
+                Some(c) if c >= lo && c <= n => c,
+                _ => lo,
+            };
+            self.end(x).pressed = true;
+            self.end(y).rq_open = true;
+            (Outcome::WroteBetween { lo, hi: n }, k)
+        };
+        if k > 0 {
+            let e = self.end(x);
             let offset = e.sent;
-            e.sent += n as u64;
+            e.sent += k as u64;
+            e.outq_hi += k;
             // TCP_NODELAY is set, so the data leaves at once (RFC 9293 3.7.4 lets Nagle
             // hold it; the executor turns Nagle off, see exec::Pair::connect).
-            self.send(x, Seg::Data { offset, len: n }, "write");
+            let note = if urgent {
+                "write oob: the last byte is urgent (tcp_mark_urg, RFC 9293 3.8.5)"
+            } else {
+                "write"
+            };
+            self.send(
+                x,
+                Seg::Data {
+                    offset,
+                    len: k,
+                    urgent,
+                },
+                note,
+            );
         }
-        StepResult::plain(Outcome::Wrote(n))
+        StepResult::plain(outcome)
+    }
+
+    /// The unread bytes of `x`'s stream that the peer's receive queue certainly takes
+    /// at once, so that every write up to them is accepted whole and readable at once.
+    /// Measured on Linux 6.18 loopback (notes/buffers): the receive queue stops taking
+    /// segments at about 34 small ones (default buffers), 16 (SO_RCVBUF 4096), and
+    /// bytes at half the window (rcvbuf / 4 of the doubled value); a small SO_SNDBUF
+    /// stops the writer while its segments wait for delayed ACKs (13 one-byte writes
+    /// with SO_SNDBUF 4096). Half of each, as a margin; none once a size was changed
+    /// on the connected socket.
+    fn sure_bytes(&self, x: End) -> usize {
+        let (w, r) = (&self.ends[x.index()], &self.ends[x.peer().index()]);
+        if w.bufs_late || r.bufs_late {
+            return 0;
+        }
+        let mut sure = SURE_BYTES;
+        if let Some(rb) = r.bufs.rcvbuf {
+            sure = sure.min(rb as usize / 2);
+        }
+        if let Some(sb) = w.bufs.sndbuf {
+            sure = sure.min(sb as usize / 2);
+        }
+        sure
+    }
+
+    /// The unread writes of `x` the peer's queue certainly holds (see
+    /// [`TcpModel::sure_bytes`]).
+    fn sure_segments(&self, x: End) -> usize {
+        let (w, r) = (&self.ends[x.index()], &self.ends[x.peer().index()]);
+        if w.bufs_late || r.bufs_late {
+            return 0;
+        }
+        let mut sure = SURE_SEGMENTS;
+        if r.bufs.rcvbuf.is_some() {
+            sure = sure.min(SURE_SEGMENTS / 2);
+        }
+        if let Some(sb) = w.bufs.sndbuf {
+            sure = sure.min(sb as usize / 1024);
+        }
+        sure
+    }
+
+    /// The peer's writes unread here have all been read: whatever it held back has
+    /// arrived, and a FIN held behind them follows.
+    fn drained(&mut self, y: End) {
+        let x = y.peer();
+        self.end(y).rq_open = false;
+        self.end(x).pressed = false;
+        if std::mem::take(&mut self.end(x).fin_held) && self.ends[x.index()].conn == Conn::Live {
+            self.send(
+                x,
+                Seg::Fin,
+                "the FIN queued behind the data leaves once the window takes the rest",
+            );
+        }
+    }
+
+    /// A FIN the model held behind queued data that the kernel shows arrived (the
+    /// peer's POLLRDHUP or its CLOSE_WAIT after this step) is sent now.
+    fn release_fins_seen(&mut self) {
+        let Some(hint) = self.hint else {
+            return;
+        };
+        for x in End::BOTH {
+            let y = x.peer();
+            if !self.ends[x.index()].fin_held {
+                continue;
+            }
+            if let Some(EndView::Open {
+                state: Some(st),
+                poll,
+            }) = hint.after[y.index()]
+            {
+                let seen = poll.contains(PollSet::RDHUP)
+                    || [TcpState::CloseWait, TcpState::LastAck, TcpState::Closing]
+                        .iter()
+                        .any(|s| st.contains(*s));
+                if seen {
+                    self.end(x).fin_held = false;
+                    self.send(
+                        x,
+                        Seg::Fin,
+                        "the FIN queued behind the data arrived: the window took the rest",
+                    );
+                }
+            }
+        }
     }
 
     /// A read; with `peek` (MSG_PEEK) queued data is copied and left queued, and
     /// everything else is as a read: tcp_recvmsg_locked takes a pending error
-    /// (sock_error) with or without MSG_PEEK.
+    /// (sock_error) with or without MSG_PEEK. Where the peer was pressed, how much of
+    /// the unread data is in the queue is left open, and settled by the kernel's
+    /// answer: some of it (a read never returns more than its queue held when it
+    /// began, though the window update it sends refills the queue within the call), or
+    /// none, when what the queue gives empty follows (EAGAIN while the rest is on its
+    /// way; the peer's reset, when its RST threw the rest away).
     fn read(&mut self, x: End, n: usize, peek: bool) -> Outcome {
+        let e = &self.ends[x.index()];
+        if !e.rq_open || e.rq.is_empty() || n == 0 {
+            return self.read_exact(x, n, peek);
+        }
+        let full = self.clone().read_exact(x, n, peek);
+        let empty = {
+            let mut m = self.clone();
+            m.clear_queue(x);
+            m.read_exact(x, n, peek)
+        };
+        let predicted = match &full {
+            Outcome::Data(d) if !d.is_empty() => Outcome::DataPrefix {
+                bytes: d.clone(),
+                lo: 1,
+            },
+            other => other.clone(),
+        };
+        match self.hint.map(|h| h.count) {
+            Some(Some(k)) if k >= 1 => {
+                self.read_exact(x, k.min(n), peek);
+            }
+            Some(_) => {
+                let on_its_way = matches!(empty, Outcome::Err(e) if e == Errno::EAGAIN);
+                if !on_its_way {
+                    self.clear_queue(x);
+                    self.read_exact(x, n, peek);
+                }
+            }
+            None => {
+                self.read_exact(x, n, peek);
+            }
+        }
+        if predicted == empty {
+            predicted
+        } else {
+            Outcome::Either(Box::new(predicted), Box::new(empty))
+        }
+    }
+
+    /// Forgets what is queued for `x` to read (the peer's reset threw it away).
+    fn clear_queue(&mut self, x: End) {
+        let e = self.end(x);
+        e.rq.discard();
+        e.segs.clear();
+        e.urg = None;
+        e.rq_open = false;
+        self.end(x.peer()).pressed = false;
+    }
+
+    /// Takes `k` bytes off the front of `x`'s queue, with its segment sizes.
+    fn consume(e: &mut TcpEnd, k: usize) {
+        e.rq.start += k as u64;
+        e.rq.len -= k;
+        let mut left = k;
+        while left > 0 {
+            let Some(front) = e.segs.front_mut() else {
+                break;
+            };
+            let c = left.min(*front);
+            *front -= c;
+            left -= c;
+            if *front == 0 {
+                e.segs.pop_front();
+            }
+        }
+    }
+
+    /// `read N oob`: tcp_recv_urg, after tcp_recvmsg_locked's listener check (the
+    /// world's): no urgent byte, or one already taken, is EINVAL ("Yes this is right
+    /// !"); a connection reset before any FIN is ENOTCONN; else the urgent byte, which
+    /// stays in the stream for normal reads to skip.
+    fn read_urgent(&mut self, x: End, n: usize) -> Outcome {
+        let writer = self.names[x.peer().index()];
+        let e = self.end(x);
+        let Some(u) = e.urg.filter(|u| !u.read) else {
+            return Outcome::Err(Errno::EINVAL);
+        };
+        if e.state == TcpState::Close && !e.fin_received {
+            return Outcome::Err(Errno::ENOTCONN);
+        }
+        e.urg = Some(Urg { read: true, ..u });
+        Outcome::Data(pattern(writer, u.at, n.min(1)))
+    }
+
+    /// SIOCINQ: tcp_inq, the unread bytes less the FIN's sequence number; while an
+    /// urgent mark waits in the queue, only the bytes before it.
+    fn inq(&self, x: End) -> Outcome {
+        let e = &self.ends[x.index()];
+        if e.rq_open && !e.rq.is_empty() {
+            return Outcome::QueuedBetween {
+                lo: 0,
+                hi: e.rq.len,
+            };
+        }
+        match e.urg {
+            Some(u) if u.at >= e.rq.start && u.at < e.rq.start + e.rq.len as u64 => {
+                Outcome::Queued((u.at - e.rq.start) as usize)
+            }
+            _ => Outcome::Queued(e.rq.len),
+        }
+    }
+
+    fn read_exact(&mut self, x: End, n: usize, peek: bool) -> Outcome {
         let writer = self.names[x.peer().index()];
         let error_first = self.mutated(Mutation::ErrorBeforeEof);
         let errored_first = self.profile.tcp.read_error_before_eof;
         let e = self.end(x);
         // tcp_recvmsg_locked copies queued data first, whatever the state: data that
         // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
-        // write queue).
-        if !e.rq.is_empty() {
-            return Outcome::Data(if peek {
-                e.rq.peek(writer, n)
-            } else {
-                e.rq.take(writer, n)
-            });
+        // write queue). An urgent mark stops a read that has copied anything before it;
+        // a read that starts at it skips the urgent byte (urg_hole) and goes on.
+        if n == 0 && !e.rq.is_empty() {
+            return Outcome::Data(Vec::new());
         }
+        if !e.rq.is_empty() {
+            let (start, len) = (e.rq.start, e.rq.len);
+            let mark = e
+                .urg
+                .map(|u| u.at)
+                .filter(|&at| at >= start && at < start + len as u64);
+            let (skip, limit) = match mark {
+                Some(at) if at == start => (1, n.min(len - 1)),
+                Some(at) => (0, n.min((at - start) as usize)),
+                None => (0, n.min(len)),
+            };
+            if limit > 0 {
+                let data = pattern(writer, start + skip as u64, limit);
+                if !peek {
+                    Self::consume(e, skip + limit);
+                    if skip > 0 {
+                        e.urg = None;
+                    }
+                    if e.rq.is_empty() {
+                        self.drained(x);
+                    }
+                }
+                return Outcome::Data(data);
+            }
+            // Only the urgent byte: skipped, and then nothing is left to read.
+            if !peek {
+                Self::consume(e, skip);
+                e.urg = None;
+                if self.ends[x.index()].rq.is_empty() {
+                    self.drained(x);
+                }
+            }
+        }
+        let e = self.end(x);
         // Then, in this order: SOCK_DONE (FIN seen) gives EOF even with an error
         // pending; a pending error is returned and cleared; RCV_SHUTDOWN gives EOF;
         // CLOSE without any of those is ENOTCONN; otherwise there is nothing yet.
@@ -433,6 +794,14 @@ impl TcpModel {
             _ => return,
         };
         e.state = next;
+        e.outq_hi += 1;
+        // tcp_send_fin puts the FIN on the last skb of the write queue: where data
+        // waits there for the peer's window, the FIN waits behind it.
+        let y = x.peer();
+        if e.pressed && !self.ends[y.index()].rq.is_empty() {
+            self.end(x).fin_held = true;
+            return;
+        }
         self.send(x, Seg::Fin, why);
     }
 
@@ -444,6 +813,9 @@ impl TcpModel {
         e.rcv_shut = true;
         e.snd_shut = true;
         let unread = e.rq.discard();
+        e.segs.clear();
+        e.urg = None;
+        e.rq_open = false;
         if matches!(e.state, TcpState::Close | TcpState::TimeWait) {
             // Already reset or in TIME_WAIT: nothing left to tell the peer.
             return Outcome::Ok;
@@ -613,8 +985,21 @@ impl TcpModel {
         if f.acks_fin {
             self.fin_acked(y);
         }
+        // Every segment but an RST acknowledges what its sender has received: all of
+        // the receiver's data that reached it.
+        let acked_rest = if self.ends[y.index()].pressed {
+            self.ends[f.from.index()].rq.len
+        } else {
+            0
+        };
+        let e = self.end(y);
+        e.outq_hi = acked_rest + usize::from(e.fin_held);
         match f.seg {
-            Seg::Data { offset, len } => self.data_arrives(y, offset, len),
+            Seg::Data {
+                offset,
+                len,
+                urgent,
+            } => self.data_arrives(y, offset, len, urgent),
             Seg::Fin => self.fin_arrives(y),
             Seg::Ack | Seg::Rst => {}
         }
@@ -638,6 +1023,10 @@ impl TcpModel {
         // every other state to StateError (ErrConnectionReset).
         e.errored = e.state != TcpState::CloseWait;
         e.fin_ack_uncertain = false;
+        // tcp_write_queue_purge: what waited to be sent is gone (SIOCOUTQ still counts
+        // it: snd_una does not move).
+        e.pressed = false;
+        e.fin_held = false;
         Self::done(e, Conn::Gone);
     }
 
@@ -678,9 +1067,31 @@ impl TcpModel {
         }
     }
 
-    fn data_arrives(&mut self, y: End, offset: u64, len: usize) {
+    fn data_arrives(&mut self, y: End, offset: u64, len: usize, urgent: bool) {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
         let e = self.end(y);
+        let queues = match e.state {
+            TcpState::Established => true,
+            TcpState::FinWait1 | TcpState::FinWait2 => !e.rcv_shut,
+            _ => false,
+        };
+        if queues {
+            e.segs.push_back(len);
+            if urgent {
+                // tcp_check_urg, before the segment's data is queued: the urgent pointer
+                // is one mark. An old urgent byte at the read head is dropped
+                // (copied_seq++); one further on becomes ordinary data.
+                if let Some(old) = e.urg {
+                    if old.at == e.rq.start && !e.rq.is_empty() {
+                        Self::consume(e, 1);
+                    }
+                }
+                e.urg = Some(Urg {
+                    at: offset + len as u64 - 1,
+                    read: false,
+                });
+            }
+        }
         match e.state {
             TcpState::Established => {
                 // Queued even after shutdown(SHUT_RD): the established fast path
@@ -792,11 +1203,25 @@ impl TcpModel {
         } else {
             e.err.is_some()
         };
-        PollSet::OUT // writable in every state past SYN_SENT while the buffer has room
+        // IN needs one byte past an urgent mark at the read head (tcp_poll's target).
+        let at_mark = e
+            .urg
+            .is_some_and(|u| u.at == e.rq.start && !e.rq.is_empty());
+        let readable = e.rq.len > usize::from(at_mark);
+        let mut p = PollSet::OUT // writable in every state past SYN_SENT while the buffer has room
             .with_if(PollSet::HUP, hup)
-            .with_if(PollSet::IN, e.rcv_shut || !e.rq.is_empty())
+            .with_if(PollSet::IN, e.rcv_shut || readable)
             .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
-            .with_if(PollSet::ERR, err)
+            .with_if(PollSet::ERR, err);
+        // Where the writer was pressed, its queue may be past two thirds of sk_sndbuf
+        // (__sk_stream_is_writeable), and the reader's queue may be empty for now.
+        if e.pressed && !closed && !e.snd_shut {
+            p = p.with_maybe(PollSet::OUT);
+        }
+        if e.rq_open && readable && !e.rcv_shut {
+            p = p.with_maybe(PollSet::IN);
+        }
+        p
     }
 
     /// One side's TCP state and poll revents.
@@ -858,13 +1283,20 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
     match op {
         // sk_stream_wait_connect: the pending error, else EPIPE for any state but
         // SYN_SENT/SYN_RECV; sk_stream_error raises SIGPIPE for EPIPE only.
-        Op::Write(_) | Op::WriteNoSignal(_) => match l.err.take() {
+        Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => match l.err.take() {
             Some(e) => r(Outcome::Err(e)),
             None => StepResult {
                 outcome: Outcome::Err(Errno::EPIPE),
-                sigpipe: profile.sigpipe_on_epipe && matches!(op, Op::Write(_)),
+                sigpipe: profile.sigpipe_on_epipe && !matches!(op, Op::WriteNoSignal(_)),
             },
         },
+        // tcp_recv_urg: no urgent data was ever received.
+        Op::ReadOob(_) => r(Outcome::Err(Errno::EINVAL)),
+        // tcp_ioctl SIOCOUTQ on a CLOSE socket: nothing was ever sent.
+        Op::Outq if profile.tcp.outq_unsupported => r(Outcome::Err(Errno::ENOPROTOOPT)),
+        Op::Outq => r(Outcome::Queued(0)),
+        // The world keeps them until the socket connects.
+        Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         // tcp_recvmsg_locked: the error, then RCV_SHUTDOWN (0), then CLOSE: ENOTCONN.
         Op::Read(_) | Op::Peek(_) => r(match l.err.take() {
             Some(e) => Outcome::Err(e),
@@ -932,13 +1364,17 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
     let r = |o| StepResult::plain(o);
     match op {
         // sk_stream_wait_connect: LISTEN (or the CLOSE left by shutdown) is EPIPE.
-        Op::Write(_) | Op::WriteNoSignal(_) => StepResult {
+        Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
-            sigpipe: profile.sigpipe_on_epipe && matches!(op, Op::Write(_)),
+            sigpipe: profile.sigpipe_on_epipe && !matches!(op, Op::WriteNoSignal(_)),
         },
-        // tcp_recvmsg_locked: "if (sk->sk_state == TCP_LISTEN) goto out" with ENOTCONN;
-        // a stopped listener is CLOSE: ENOTCONN too.
-        Op::Read(_) | Op::Peek(_) => r(Outcome::Err(Errno::ENOTCONN)),
+        // tcp_recvmsg_locked: "if (sk->sk_state == TCP_LISTEN) goto out" with ENOTCONN,
+        // before it looks at MSG_OOB; a stopped listener is CLOSE: ENOTCONN too.
+        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => r(Outcome::Err(Errno::ENOTCONN)),
+        // tcp_ioctl: SIOCOUTQ on a listener is EINVAL, as SIOCINQ.
+        Op::Outq if profile.tcp.outq_unsupported => r(Outcome::Err(Errno::ENOPROTOOPT)),
+        Op::Outq => r(Outcome::Err(Errno::EINVAL)),
+        Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, keeps_listen))),
         Op::Error => r(Outcome::SockError(None)),
         Op::State => r(Outcome::State(listener_state(lst, keeps_listen).into())),

@@ -26,11 +26,14 @@
 //! Readiness), `transport/queue.go` (queue.Enqueue, Dequeue, CloseUnread) and
 //! `pkg/sentry/mm/io.go` (MemoryManager.CopyInTo).
 
-use super::common::{Connection, RecordQueue, StreamQueue};
+use super::common::Connection;
+use super::memory::UnixMemory;
 use super::profile::{Profile, UnixReset};
 use super::world::{Listener, Loose};
 use super::{SegmentKind, WireEvent};
-use crate::step::{End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StepResult};
+use crate::step::{
+    pattern, Bufs, End, EndView, Errno, Op, Outcome, PollSet, Shut, Sock, StepResult,
+};
 use std::collections::VecDeque;
 
 /// Which Unix socket type.
@@ -80,97 +83,188 @@ impl Kind {
     }
 }
 
-/// An end's receive queue: bytes for a stream, records for seqpacket.
+/// One skb (Linux), message (gVisor) or record (seqpacket) on a receive queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Unit {
+    /// The writer's stream offset of its first unread byte.
+    offset: u64,
+    /// Its unread bytes.
+    len: usize,
+    /// What it is charged to the writer until it is freed (see [`UnixMemory`]).
+    charge: usize,
+    /// Some of it was read already (unix_stream_read_generic's UNIXCB(skb).consumed).
+    touched: bool,
+    /// Its part in out-of-band data.
+    oob: Oob,
+}
+
+/// A stream skb's part in out-of-band data (CONFIG_AF_UNIX_OOB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Oob {
+    /// Ordinary data (also a former OOB byte a later one replaced).
+    No,
+    /// The pending out-of-band byte (u->oob_skb).
+    Pending,
+    /// An out-of-band byte taken by `read oob`: a zero-length skb left in the queue
+    /// until a normal read passes it.
+    Taken,
+}
+
+/// An end's receive queue: the skbs (stream) or records (seqpacket) of the peer's
+/// writes, oldest first. Bytes are never stored: the writer's pattern and each unit's
+/// offset say what they are.
 #[derive(Clone, Debug)]
-enum RecvQueue {
-    /// unix_stream_read_generic copies across skb boundaries, so for a read only the
-    /// byte count matters (credentials never split it: SO_PASSCRED is off and both ends
-    /// are in one process, so unix_skb_scm_eq is never consulted). The sizes of the
-    /// writes still queued are kept for a profile whose MSG_PEEK stops at one.
-    Bytes(StreamQueue, VecDeque<usize>),
-    /// __unix_dgram_recvmsg returns one skb per call.
-    Records(RecordQueue),
+struct RecvQueue {
+    kind: Kind,
+    units: VecDeque<Unit>,
 }
 
 impl RecvQueue {
     fn new(kind: Kind) -> RecvQueue {
-        match kind {
-            Kind::Stream => RecvQueue::Bytes(StreamQueue::default(), VecDeque::new()),
-            Kind::Seqpacket => RecvQueue::Records(RecordQueue::default()),
+        RecvQueue {
+            kind,
+            units: VecDeque::new(),
         }
     }
 
-    /// Queues `len` bytes that start at the writer's stream offset `offset`.
-    fn push(&mut self, offset: u64, len: usize) {
-        match self {
-            RecvQueue::Bytes(q, writes) => {
-                debug_assert_eq!(q.start + q.len as u64, offset);
-                q.push(len);
-                if len > 0 {
-                    writes.push_back(len);
-                }
-            }
-            RecvQueue::Records(q) => q.push(offset, len),
+    /// Queues a unit of `len` bytes starting at the writer's stream offset `offset`.
+    fn push(&mut self, offset: u64, len: usize, charge: usize) {
+        if len == 0 && self.kind == Kind::Stream {
+            return;
         }
+        self.units.push_back(Unit {
+            offset,
+            len,
+            charge,
+            touched: false,
+            oob: Oob::No,
+        });
+    }
+
+    /// queue_oob: the one-byte skb of a `write N oob` becomes the pending OOB byte; a
+    /// previous one stays queued as ordinary data.
+    fn push_oob(&mut self, offset: u64, charge: usize) {
+        for u in &mut self.units {
+            if u.oob == Oob::Pending {
+                u.oob = Oob::No;
+            }
+        }
+        self.units.push_back(Unit {
+            offset,
+            len: 1,
+            charge,
+            touched: false,
+            oob: Oob::Pending,
+        });
+    }
+
+    /// unix_stream_recv_urg: the pending OOB byte, if any; without `peek` it is taken
+    /// (the skb stays as a consumed one).
+    fn take_oob(&mut self, writer: Sock, peek: bool) -> Option<u8> {
+        let u = self.units.iter_mut().find(|u| u.oob == Oob::Pending)?;
+        let byte = crate::step::pattern_byte(writer, u.offset);
+        if !peek {
+            u.oob = Oob::Taken;
+            u.len = 0;
+            u.touched = true;
+        }
+        Some(byte)
     }
 
     /// A read of up to `n` bytes written by `writer`: `None` when nothing is queued.
-    /// Seqpacket: the rest of a record longer than `n` is lost (__unix_dgram_recvmsg
-    /// sets MSG_TRUNC and frees the skb); a zero-length record gives `Some(empty)`.
-    fn take(&mut self, writer: Sock, n: usize) -> Option<Vec<u8>> {
-        match self {
-            RecvQueue::Bytes(q, _) if q.is_empty() => None,
-            RecvQueue::Bytes(q, writes) => {
-                let data = q.take(writer, n);
-                let mut left = data.len();
-                while left > 0 {
-                    let Some(front) = writes.front_mut() else {
-                        break;
-                    };
-                    let k = left.min(*front);
-                    *front -= k;
-                    left -= k;
-                    if *front == 0 {
-                        writes.pop_front();
-                    }
-                }
-                Some(data)
-            }
-            RecvQueue::Records(q) => q.take(writer, n),
+    /// Stream: unix_stream_read_generic copies across skb boundaries (credentials never
+    /// split it: SO_PASSCRED is off and both ends are in one process) and frees each skb
+    /// it empties; `release_on_touch`: a unit's charge goes at its first byte read
+    /// (gVisor dequeues the whole message then). Seqpacket: __unix_dgram_recvmsg returns
+    /// one record, truncated to `n` (the rest is lost); an empty record gives
+    /// `Some(empty)`.
+    fn take(&mut self, writer: Sock, n: usize, release_on_touch: bool) -> Option<Vec<u8>> {
+        if self.units.is_empty() {
+            return None;
         }
+        if self.kind == Kind::Seqpacket {
+            let u = self.units.pop_front()?;
+            return Some(pattern(writer, u.offset, n.min(u.len)));
+        }
+        if n == 0 {
+            return Some(Vec::new());
+        }
+        let mut out = Vec::new();
+        let pending = self.units.iter().any(|u| u.oob == Oob::Pending);
+        while out.len() < n {
+            let Some(u) = self.units.front_mut() else {
+                break;
+            };
+            // manage_oob: a read that has copied something stops before the pending
+            // OOB byte, and before a taken one unless another is pending; one that has
+            // not drops the pending byte (unlinked, unread) and passes a taken one.
+            match u.oob {
+                Oob::Pending if !out.is_empty() => break,
+                Oob::Taken if !out.is_empty() && !pending => break,
+                Oob::Pending | Oob::Taken => {
+                    self.units.pop_front();
+                    continue;
+                }
+                Oob::No => {}
+            }
+            let k = (n - out.len()).min(u.len);
+            out.extend(pattern(writer, u.offset, k));
+            u.offset += k as u64;
+            u.len -= k;
+            u.touched = true;
+            if release_on_touch {
+                u.charge = 0;
+            }
+            if u.len == 0 {
+                self.units.pop_front();
+            }
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     /// What [`RecvQueue::take`] would return, left queued (MSG_PEEK): the stream's
     /// first bytes (unix_stream_read_generic peeks across skbs; with `one_write`, only
-    /// what is left of the oldest write), or the oldest record truncated but kept whole.
+    /// what is left of the oldest unit), or the oldest record truncated but kept whole.
     fn peek(&self, writer: Sock, n: usize, one_write: bool) -> Option<Vec<u8>> {
-        match self {
-            RecvQueue::Bytes(q, _) if q.is_empty() => None,
-            RecvQueue::Bytes(q, writes) => {
-                let n = match (one_write, writes.front()) {
-                    (true, Some(first)) => n.min(*first),
-                    _ => n,
-                };
-                Some(q.peek(writer, n))
-            }
-            RecvQueue::Records(q) => q.peek(writer, n),
+        let first = self.units.front()?;
+        if self.kind == Kind::Seqpacket || one_write {
+            return Some(pattern(writer, first.offset, n.min(first.len)));
         }
+        if n == 0 {
+            return Some(Vec::new());
+        }
+        // As a read, without taking or dropping anything.
+        let pending = self.units.iter().any(|u| u.oob == Oob::Pending);
+        let mut out = Vec::new();
+        for u in &self.units {
+            if out.len() >= n {
+                break;
+            }
+            match u.oob {
+                Oob::Pending if !out.is_empty() => break,
+                Oob::Taken if !out.is_empty() && !pending => break,
+                Oob::Pending | Oob::Taken => continue,
+                Oob::No => {}
+            }
+            let k = (n - out.len()).min(u.len);
+            out.extend(pattern(writer, u.offset, k));
+        }
+        (!out.is_empty()).then_some(out)
     }
 
-    /// The bytes queued, in all records.
+    /// The bytes queued, in all units (unix_inq_len).
     fn bytes(&self) -> usize {
-        match self {
-            RecvQueue::Bytes(q, _) => q.len,
-            RecvQueue::Records(q) => q.records.iter().map(|r| r.1).sum(),
-        }
+        self.units.iter().map(|u| u.len).sum()
+    }
+
+    /// What the queue still charges its writer.
+    fn charged(&self) -> usize {
+        self.units.iter().map(|u| u.charge).sum()
     }
 
     /// Whether the queue holds no skb (an empty record is still one).
     fn is_empty(&self) -> bool {
-        match self {
-            RecvQueue::Bytes(q, _) => q.is_empty(),
-            RecvQueue::Records(q) => q.is_empty(),
-        }
+        self.units.is_empty()
     }
 
     /// Whether closing with this queue resets the peer. unix_release_sock sets the
@@ -182,38 +276,26 @@ impl RecvQueue {
     /// same way, so a lone unread empty record does not reset the peer, while an empty
     /// record followed by any other does.
     fn resets_peer_on_close(&self) -> bool {
-        match self {
-            RecvQueue::Bytes(q, _) => !q.is_empty(),
-            RecvQueue::Records(q) => match q.records.front() {
-                None => false,
-                Some(&(_, 0)) => q.records.len() > 1,
-                Some(_) => true,
-            },
+        match self.units.front() {
+            None => false,
+            Some(u) if u.len == 0 => self.units.len() > 1,
+            Some(_) => true,
         }
     }
 
     /// Frees everything queued.
     fn purge(&mut self) {
-        match self {
-            RecvQueue::Bytes(q, writes) => {
-                q.discard();
-                writes.clear();
-            }
-            RecvQueue::Records(q) => {
-                q.discard();
-            }
-        }
+        self.units.clear();
     }
 
     fn describe(&self) -> Option<String> {
-        match self {
-            RecvQueue::Bytes(q, _) if q.len > 0 => Some(format!("{} unread", q.len)),
-            RecvQueue::Records(q) if !q.is_empty() => {
-                let bytes: usize = q.records.iter().map(|r| r.1).sum();
-                Some(format!("{} unread in {} records", bytes, q.records.len()))
-            }
-            _ => None,
+        if self.units.is_empty() {
+            return None;
         }
+        Some(match self.kind {
+            Kind::Stream => format!("{} unread", self.bytes()),
+            Kind::Seqpacket => format!("{} unread in {} records", self.bytes(), self.units.len()),
+        })
     }
 }
 
@@ -238,6 +320,16 @@ struct UnixEnd {
     rq: RecvQueue,
     /// Bytes written so far (where the pattern continues).
     sent: u64,
+    /// SO_RCVBUF / SO_SNDBUF as set (only the send buffer matters on a Unix socket).
+    bufs: Bufs,
+    /// Linux's cached count of unread stream bytes (unix_sk(sk)->inq_len, what
+    /// SIOCINQ returns since 6.16): up with every skb queued, down with every byte a
+    /// read copies and with a taken OOB byte, but not when a read drops a pending OOB
+    /// byte (manage_oob unlinks it without updating the count).
+    inq_len: usize,
+    /// What the peer's queue held of ours when the peer closed, where the profile
+    /// keeps counting it for SIOCOUTQ (gVisor's write queue outlives the reader).
+    gone_charge: usize,
 }
 
 impl UnixEnd {
@@ -250,6 +342,9 @@ impl UnixEnd {
             reset_mark: false,
             rq: RecvQueue::new(kind),
             sent: 0,
+            bufs: Bufs::default(),
+            inq_len: 0,
+            gone_charge: 0,
         }
     }
 }
@@ -257,8 +352,14 @@ impl UnixEnd {
 /// What a call did to the peer, on its way there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Msg {
-    /// An skb (stream) or a record (seqpacket) for the peer's receive queue.
-    Data { offset: u64, len: usize },
+    /// An skb (stream) or a record (seqpacket) for the peer's receive queue, and what
+    /// it is charged to its writer.
+    Data {
+        offset: u64,
+        len: usize,
+        charge: usize,
+        oob: bool,
+    },
     /// The sender's close or shutdown marks the peer: sk_shutdown bits to OR in, and
     /// where ECONNRESET goes, if anywhere.
     Mark {
@@ -284,6 +385,8 @@ pub struct UnixModel {
     names: [Sock; 2],
     wire: VecDeque<InFlight>,
     log: Vec<WireEvent>,
+    /// The kernel's answer to the step being run (unused: every Unix rule is exact).
+    hint: Option<super::Hint>,
 }
 
 impl UnixModel {
@@ -302,6 +405,7 @@ impl UnixModel {
             names: [Sock::A, Sock::B],
             wire: VecDeque::new(),
             log: Vec::new(),
+            hint: None,
         }
     }
 
@@ -339,17 +443,36 @@ impl UnixModel {
 
     fn call(&mut self, x: End, op: Op) -> StepResult {
         match op {
-            Op::Write(n) => self.write(x, n as usize),
+            Op::Write(n) => self.write(x, n as usize, false),
             // MSG_NOSIGNAL: unix_stream_sendmsg skips send_sig; the result is the same.
             Op::WriteNoSignal(n) => StepResult {
                 sigpipe: false,
-                ..self.write(x, n as usize)
+                ..self.write(x, n as usize, false)
             },
+            Op::WriteOob(n) => self.write(x, n as usize, true),
             Op::Read(n) => StepResult::plain(self.read(x, n as usize, false)),
             Op::Peek(n) => StepResult::plain(self.read(x, n as usize, true)),
-            // unix_ioctl SIOCINQ -> unix_inq_len: the bytes of every queued skb, for
-            // stream and seqpacket alike.
-            Op::Inq => StepResult::plain(Outcome::Queued(self.ends[x.index()].rq.bytes())),
+            Op::ReadOob(n) => StepResult::plain(self.read_oob(x, n as usize)),
+            // unix_ioctl SIOCINQ -> unix_inq_len: the stream's cached count, or the
+            // bytes of every queued record.
+            Op::Inq => StepResult::plain(Outcome::Queued(match self.kind {
+                Kind::Stream => self.ends[x.index()].inq_len,
+                Kind::Seqpacket => self.ends[x.index()].rq.bytes(),
+            })),
+            // unix_outq_len: sk_wmem_alloc, what our skbs still unread by the peer are
+            // charged (gVisor: the bytes of its write queue).
+            Op::Outq => StepResult::plain(Outcome::Queued(
+                self.ends[x.peer().index()].rq.charged() + self.ends[x.index()].gone_charge,
+            )),
+            // Only SO_SNDBUF matters, from the next write on.
+            Op::RcvBuf(v) => {
+                self.end(x).bufs.rcvbuf = Some(v);
+                StepResult::plain(Outcome::Ok)
+            }
+            Op::SndBuf(v) => {
+                self.end(x).bufs.sndbuf = Some(v);
+                StepResult::plain(Outcome::Ok)
+            }
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
             // SO_LINGER is a generic socket option (sk_setsockopt accepts it on any
             // socket) and unix_release ignores it: with no RST to send, an abortive
@@ -371,8 +494,13 @@ impl UnixModel {
         }
     }
 
-    fn write(&mut self, x: End, n: usize) -> StepResult {
+    fn write(&mut self, x: End, n: usize, oob: bool) -> StepResult {
         let kind = self.kind;
+        // unix_stream_sendmsg: MSG_OOB with no byte to make urgent is EOPNOTSUPP before
+        // anything is looked at.
+        if oob && n == 0 && kind == Kind::Stream {
+            return StepResult::plain(Outcome::Err(Errno::EOPNOTSUPP));
+        }
         let peer_refuses = {
             // Whether the peer socket is dead or shut for reading: unix_stream_sendmsg
             // and unix_dgram_sendmsg check both under the peer's lock. Never reached in
@@ -388,6 +516,7 @@ impl UnixModel {
             // range before calling the endpoint writer: nothing is checked or sent.
             return StepResult::plain(Outcome::Wrote(0));
         }
+        let mem = self.profile.unix.memory;
         let e = self.end(x);
         let epipe = StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
@@ -399,6 +528,17 @@ impl UnixModel {
             if let Some(err) = e.err.take() {
                 return StepResult::plain(Outcome::Err(err));
             }
+            // unix_dgram_sendmsg: "if (msg->msg_flags&MSG_OOB) return -EOPNOTSUPP",
+            // before the length and the connection are looked at.
+            if oob {
+                return StepResult::plain(Outcome::Err(Errno::EOPNOTSUPP));
+            }
+        }
+        let sndbuf = mem.sndbuf(e.bufs.sndbuf);
+        // unix_dgram_sendmsg: a record longer than the buffer can ever hold is EMSGSIZE,
+        // checked before anything about the connection.
+        if kind == Kind::Seqpacket && n > mem.max_record(sndbuf) {
+            return StepResult::plain(Outcome::Err(Errno::EMSGSIZE));
         }
         // SEND_SHUTDOWN (ours, or set by the peer's SHUT_RD or close) fails with EPIPE,
         // whatever the length: unix_stream_sendmsg checks it before its send loop (and
@@ -412,27 +552,105 @@ impl UnixModel {
         if peer_refuses {
             return epipe;
         }
-        let offset = e.sent;
-        e.sent += n as u64;
-        let note = match kind {
-            Kind::Stream => "write: one skb on the peer's receive queue (unix_stream_sendmsg)",
-            Kind::Seqpacket if n == 0 => {
-                "write 0: an empty record, read back as 0 bytes (unix_dgram_sendmsg)"
+        let mut charged = self.ends[x.peer().index()].rq.charged();
+        if kind == Kind::Seqpacket {
+            // A record that finds the buffer full is EAGAIN (sock_alloc_send_pskb,
+            // non-blocking): whole or not at all.
+            let fits = match mem {
+                UnixMemory::Truesize => mem.room(charged, sndbuf) > 0,
+                UnixMemory::Bytes => mem.room(charged, sndbuf) >= n,
+            };
+            if !fits {
+                return StepResult::plain(Outcome::Err(Errno::EAGAIN));
             }
-            Kind::Seqpacket => "write: one record on the peer's receive queue (unix_dgram_sendmsg)",
-        };
-        // Writes are small enough (script and generator limits) that one skb holds each:
-        // unix_stream_sendmsg splits only past (sk_sndbuf / 2 - 64) or
-        // SKB_MAX_HEAD(0) + 32 KiB.
-        self.send(x, Msg::Data { offset, len: n }, note);
-        StepResult::plain(Outcome::Wrote(n))
+            let e = self.end(x);
+            let offset = e.sent;
+            e.sent += n as u64;
+            let note = if n == 0 {
+                "write 0: an empty record, read back as 0 bytes (unix_dgram_sendmsg)"
+            } else {
+                "write: one record on the peer's receive queue (unix_dgram_sendmsg)"
+            };
+            let charge = mem.record_charge(n);
+            self.send(
+                x,
+                Msg::Data {
+                    offset,
+                    len: n,
+                    charge,
+                    oob: false,
+                },
+                note,
+            );
+            return StepResult::plain(Outcome::Wrote(n));
+        }
+        // unix_stream_sendmsg: skb after skb while the charge is below the send buffer
+        // (checked before each allocation, so the last skb overshoots it); a full buffer
+        // ends the call with what was sent, or EAGAIN if nothing was.
+        // MSG_OOB: all but the last byte go as ordinary skbs; the last is queue_oob's.
+        let ordinary = if oob { n - 1 } else { n };
+        let mut sent = 0;
+        while sent < ordinary {
+            let room = mem.room(charged, sndbuf);
+            if room == 0 {
+                break;
+            }
+            let mut c = mem.stream_chunk(sndbuf, ordinary - sent);
+            if mem == UnixMemory::Bytes {
+                c = c.min(room);
+            }
+            let charge = mem.stream_charge(c);
+            charged += charge;
+            let e = self.end(x);
+            let offset = e.sent;
+            e.sent += c as u64;
+            sent += c;
+            self.send(
+                x,
+                Msg::Data {
+                    offset,
+                    len: c,
+                    charge,
+                    oob: false,
+                },
+                "write: one skb on the peer's receive queue (unix_stream_sendmsg)",
+            );
+        }
+        // queue_oob allocates its one-byte skb with the same check; a full buffer ends
+        // the call with the ordinary bytes sent, and no OOB byte.
+        if oob && sent == ordinary && mem.room(charged, sndbuf) > 0 {
+            let charge = mem.stream_charge(1);
+            let e = self.end(x);
+            let offset = e.sent;
+            e.sent += 1;
+            sent += 1;
+            self.send(
+                x,
+                Msg::Data {
+                    offset,
+                    len: 1,
+                    charge,
+                    oob: true,
+                },
+                "write oob: the last byte becomes the peer's out-of-band byte (queue_oob)",
+            );
+        }
+        if sent == 0 {
+            return StepResult::plain(Outcome::Err(Errno::EAGAIN));
+        }
+        StepResult::plain(Outcome::Wrote(sent))
     }
 
     /// A read; with `peek` (MSG_PEEK) the data is left queued, and a pending error is
     /// still taken (sock_error, as without MSG_PEEK).
     fn read(&mut self, x: End, n: usize, peek: bool) -> Outcome {
         let kind = self.kind;
+        if n == 0 && self.profile.unix.zero_length_recv_returns_zero {
+            // gVisor: an empty receive returns 0 before the socket is looked at.
+            return Outcome::Eof;
+        }
         let one_write_peek = self.profile.unix.peek_stops_at_one_write;
+        let release_on_touch = self.profile.unix.memory == UnixMemory::Bytes;
         let writer = self.names[x.peer().index()];
         let e = self.end(x);
         // Seqpacket: __skb_try_recv_datagram returns sock_error before it looks at the
@@ -447,8 +665,11 @@ impl UnixModel {
         let data = if peek {
             e.rq.peek(writer, n, one_write_peek)
         } else {
-            e.rq.take(writer, n)
+            e.rq.take(writer, n, release_on_touch)
         };
+        if let (Some(d), false, Kind::Stream) = (&data, peek, kind) {
+            e.inq_len = e.inq_len.saturating_sub(d.len());
+        }
         if let Some(data) = data {
             // An empty seqpacket record reads as 0: indistinguishable from EOF.
             return if data.is_empty() {
@@ -474,6 +695,24 @@ impl UnixModel {
             }
         } else {
             Outcome::Err(Errno::EAGAIN)
+        }
+    }
+
+    /// `read N oob`: seqpacket has no out-of-band data (__unix_dgram_recvmsg:
+    /// EOPNOTSUPP, before the error and the queue); a stream returns the pending OOB
+    /// byte (unix_stream_recv_urg), whatever the shutdowns and the error, or EINVAL.
+    fn read_oob(&mut self, x: End, n: usize) -> Outcome {
+        if self.kind == Kind::Seqpacket {
+            return Outcome::Err(Errno::EOPNOTSUPP);
+        }
+        let writer = self.names[x.peer().index()];
+        let e = self.end(x);
+        match e.rq.take_oob(writer, false) {
+            Some(byte) => {
+                e.inq_len = e.inq_len.saturating_sub(1);
+                Outcome::Data(if n == 0 { vec![] } else { vec![byte] })
+            }
+            None => Outcome::Err(Errno::EINVAL),
         }
     }
 
@@ -528,9 +767,15 @@ impl UnixModel {
         e.rcv_shut = true;
         e.snd_shut = true;
         let unread = e.rq.resets_peer_on_close();
+        let charged = e.rq.charged();
         e.rq.purge();
         if !self.ends[peer.index()].fd_open {
             return;
+        }
+        if self.profile.unix.outq_outlives_reader {
+            // gVisor: the peer's write queue is this socket's read queue, which the close
+            // leaves in place (CloseUnread only marks it): SIOCOUTQ still counts it.
+            self.end(peer).gone_charge = charged;
         }
         // "No more writes": the peer gets SHUTDOWN_MASK, and ECONNRESET if we had
         // unread data (see RecvQueue::resets_peer_on_close for what counts), or were an
@@ -575,7 +820,19 @@ impl UnixModel {
             return true;
         }
         match f.msg {
-            Msg::Data { offset, len } => y.rq.push(offset, len),
+            Msg::Data {
+                offset,
+                len,
+                charge,
+                oob,
+            } => {
+                y.inq_len += len;
+                if oob {
+                    y.rq.push_oob(offset, charge);
+                } else {
+                    y.rq.push(offset, len, charge);
+                }
+            }
             Msg::Mark { rcv, snd, reset } => {
                 y.rcv_shut |= rcv;
                 y.snd_shut |= snd;
@@ -606,7 +863,13 @@ impl UnixModel {
     /// common difference, HUP a Unix one, and ERR never arises there (no sk_err).
     fn poll(&self, x: End) -> PollSet {
         let e = &self.ends[x.index()];
-        PollSet::OUT
+        let mem = self.profile.unix.memory;
+        let charged = self.ends[x.peer().index()].rq.charged();
+        PollSet::NONE
+            .with_if(
+                PollSet::OUT,
+                mem.writable(charged, mem.sndbuf(e.bufs.sndbuf)),
+            )
             .with_if(PollSet::ERR, e.err.is_some())
             .with_if(
                 PollSet::HUP,
@@ -669,13 +932,25 @@ pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, profile: &Profile) -> StepR
         Op::Write(0) | Op::WriteNoSignal(0) if !profile.unix.zero_length_send_reaches_socket => {
             r(Outcome::Wrote(0))
         }
-        Op::Write(_) | Op::WriteNoSignal(_) => match kind {
+        // unix_stream_sendmsg: MSG_OOB with no byte is EOPNOTSUPP before anything else.
+        Op::WriteOob(0) if kind == Kind::Stream => r(Outcome::Err(Errno::EOPNOTSUPP)),
+        Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => match kind {
             // unix_stream_sendmsg: no unix_peer is ENOTCONN, before the shutdown check.
             Kind::Stream => r(Outcome::Err(Errno::ENOTCONN)),
             // unix_seqpacket_sendmsg: sock_error, then "not ESTABLISHED" is ENOTCONN.
             Kind::Seqpacket => r(Outcome::Err(l.err.take().unwrap_or(Errno::ENOTCONN))),
         },
-        Op::Read(_) | Op::Peek(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
+        // gVisor: an empty receive returns 0 before the socket is looked at.
+        Op::Read(0) | Op::Peek(0) if profile.unix.zero_length_recv_returns_zero => r(Outcome::Eof),
+        // unix_stream_read_generic checks the state before MSG_OOB (EINVAL);
+        // unix_seqpacket_recvmsg says ENOTCONN.
+        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => {
+            r(Outcome::Err(unconnected_read_error(kind, profile)))
+        }
+        // unix_outq_len: nothing of ours is queued anywhere (gVisor: no peer, ENOTCONN).
+        Op::Outq if profile.unix.unconnected_inq_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Outq => r(Outcome::Queued(0)),
+        Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         // unix_shutdown ORs the bits in and succeeds, peer or not (gVisor: ENOTCONN).
         Op::Shutdown(how) => {
             if profile.unix.shutdown_needs_connection {
@@ -737,9 +1012,17 @@ pub fn listener_call(
         Op::Write(0) | Op::WriteNoSignal(0) if !profile.unix.zero_length_send_reaches_socket => {
             r(Outcome::Wrote(0))
         }
+        Op::WriteOob(0) if kind == Kind::Stream => r(Outcome::Err(Errno::EOPNOTSUPP)),
         // No peer: ENOTCONN on both send paths.
-        Op::Write(_) | Op::WriteNoSignal(_) => r(Outcome::Err(Errno::ENOTCONN)),
-        Op::Read(_) | Op::Peek(_) => r(Outcome::Err(unconnected_read_error(kind, profile))),
+        Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Read(0) | Op::Peek(0) if profile.unix.zero_length_recv_returns_zero => r(Outcome::Eof),
+        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => {
+            r(Outcome::Err(unconnected_read_error(kind, profile)))
+        }
+        // unix_outq_len of a listener: nothing (gVisor: no peer, ENOTCONN).
+        Op::Outq if profile.unix.unconnected_inq_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Outq => r(Outcome::Queued(0)),
+        Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, profile))),
         // unix_inq_len: "if (sk->sk_state == TCP_LISTEN) return -EINVAL" (gVisor: no
         // peer, ENOTCONN).
@@ -903,7 +1186,7 @@ mod tests {
     #[test]
     fn a_lone_unread_empty_record_does_not_reset_the_peer_two_do() {
         for (writes, reset) in [
-            (&[0u16][..], false),
+            (&[0u32][..], false),
             (&[0, 0], true),
             (&[3, 0], true),
             (&[0, 3], true),

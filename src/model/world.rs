@@ -15,9 +15,9 @@ use super::common::Connection;
 use super::profile::Profile;
 use super::tcp::TcpModel;
 use super::unix::{Kind, UnixModel};
-use super::{Prediction, WireEvent};
+use super::{Hint, Prediction, WireEvent};
 use crate::step::{
-    End, EndView, Errno, Observation, Op, Outcome, PollSet, Sock, Start, Step, StepResult,
+    Bufs, End, EndView, Errno, Observation, Op, Outcome, PollSet, Sock, Start, Step, StepResult,
 };
 use crate::transport::Transport;
 use std::collections::VecDeque;
@@ -93,7 +93,9 @@ pub struct Loose {
     /// See `deferred_rd`.
     pub deferred_wr: bool,
     /// SO_LINGER set before connecting: the connection keeps it.
-    pub linger: Option<u16>,
+    pub linger: Option<u32>,
+    /// SO_RCVBUF / SO_SNDBUF set before connecting: the connection keeps them.
+    pub bufs: Bufs,
 }
 
 /// The listener: its accept queue and whether it still listens.
@@ -110,7 +112,10 @@ pub struct Listener {
     pub queue: VecDeque<usize>,
     /// SO_LINGER set on the listener: a connection made after it inherits it (the child
     /// starts as a copy of the listener, sk_clone_lock).
-    pub linger: Option<u16>,
+    pub linger: Option<u32>,
+    /// SO_RCVBUF / SO_SNDBUF set on the listener: a TCP child inherits them
+    /// (sk_clone_lock); a Unix server socket is made fresh (unix_stream_connect).
+    pub bufs: Bufs,
 }
 
 /// The reference model of a whole scenario.
@@ -128,6 +133,10 @@ pub struct Model {
     /// Where TCP connections come from when not the profile's plain model (a
     /// deliberately wrong rule, for tests/mutation.rs).
     tcp_template: Option<TcpModel>,
+    /// The buffer-size headers.
+    header_bufs: Bufs,
+    /// The kernel's answer to the step being run, if known.
+    hint: Option<(Hint, Observation)>,
 }
 
 impl Model {
@@ -148,6 +157,8 @@ impl Model {
             conns: Vec::new(),
             now_ms: 0,
             tcp_template: None,
+            header_bufs: Bufs::default(),
+            hint: None,
         };
         match start {
             Start::Connected => {
@@ -216,8 +227,50 @@ impl Model {
         }
     }
 
+    /// Buffer sizes set on every socket before it connects (the scenario's `rcvbuf N`
+    /// and `sndbuf N` headers), as the executor sets them.
+    pub fn with_bufs(mut self, bufs: Bufs) -> Model {
+        for l in &mut self.loose {
+            l.bufs = bufs;
+        }
+        self.listener.bufs = bufs;
+        self.header_bufs = bufs;
+        for c in &mut self.conns {
+            for end in End::BOTH {
+                c.model().preset_bufs(end, bufs);
+            }
+        }
+        self
+    }
+
     /// Runs one step and lets the network settle.
     pub fn step(&mut self, step: Step) -> Prediction {
+        self.step_seen(step, None)
+    }
+
+    /// Runs one step as [`Model::step`] does, where the kernel's result and view after
+    /// it settle what the model leaves open (see [`super::Hint`]).
+    pub fn step_seen(
+        &mut self,
+        step: Step,
+        seen: Option<(&StepResult, &Observation)>,
+    ) -> Prediction {
+        let mut prediction = self.step_inner(step, seen);
+        // A zero-length read that returns 0 says nothing about end of file: the
+        // executor reports it as 0 bytes of data, whatever made it return.
+        if let Step::Call {
+            op: Op::Read(0) | Op::Peek(0) | Op::ReadOob(0),
+            ..
+        } = step
+        {
+            if prediction.result.outcome == Outcome::Eof {
+                prediction.result.outcome = Outcome::Data(Vec::new());
+            }
+        }
+        prediction
+    }
+
+    fn step_inner(&mut self, step: Step, seen: Option<(&StepResult, &Observation)>) -> Prediction {
         let mut wire = vec![];
         let result = match step {
             Step::Sleep { ms } => {
@@ -229,7 +282,17 @@ impl Model {
                 }
                 StepResult::plain(Outcome::Ok)
             }
-            Step::Call { sock, op } => self.call(sock, op, &mut wire),
+            Step::Call { sock, op } => {
+                let op = if self.profile.oob_ignored {
+                    op.without_oob()
+                } else {
+                    op
+                };
+                self.hint = seen.map(|(r, after)| (Hint::of(&r.outcome), *after));
+                let r = self.call(sock, op, &mut wire);
+                self.hint = None;
+                r
+            }
         };
         Prediction {
             result,
@@ -251,9 +314,21 @@ impl Model {
     }
 
     fn run_on(&mut self, conn: usize, end: End, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {
+        let hint = self.hint.map(|(mut h, after)| {
+            for s in Sock::ALL {
+                if let Slot::Conn { conn: c, end: e } = self.slots[s.index()] {
+                    if c == conn {
+                        h.after[e.index()] = Some(after[s.index()]);
+                    }
+                }
+            }
+            h
+        });
         let m = self.conns[conn].model();
         m.wire_log().clear();
+        m.set_hint(hint);
         let r = m.drive(end, op);
+        m.set_hint(None);
         wire.append(m.wire_log());
         r
     }
@@ -282,7 +357,10 @@ impl Model {
                 if let Conn::Tcp(m) = &mut self.conns[conn] {
                     if let Some(err) = m.connect_failed(end) {
                         self.slots[sock.index()] = Slot::Loose;
-                        self.loose[sock.index()] = Loose::default();
+                        self.loose[sock.index()] = Loose {
+                            bufs: self.loose[sock.index()].bufs,
+                            ..Loose::default()
+                        };
                         return StepResult::plain(Outcome::Err(err));
                     }
                 }
@@ -307,6 +385,15 @@ impl Model {
             Op::Connect => self.connect(sock, wire),
             Op::Close | Op::Abort => {
                 self.slots[sock.index()] = Slot::Closed;
+                StepResult::plain(Outcome::Ok)
+            }
+            // Kept until the connect, which carries them into the connection.
+            Op::RcvBuf(n) => {
+                self.loose[sock.index()].bufs.rcvbuf = Some(n);
+                StepResult::plain(Outcome::Ok)
+            }
+            Op::SndBuf(n) => {
+                self.loose[sock.index()].bufs.sndbuf = Some(n);
                 StepResult::plain(Outcome::Ok)
             }
             _ => {
@@ -340,7 +427,10 @@ impl Model {
             // every later connect fails.
             let err = l.err.take().unwrap_or(Errno::ECONNABORTED);
             if !no_retry {
-                *l = Loose::default();
+                *l = Loose {
+                    bufs: l.bufs,
+                    ..Loose::default()
+                };
             }
             return StepResult::plain(Outcome::Err(err));
         }
@@ -385,6 +475,16 @@ impl Model {
             m.set_name(End::A, sock);
             m.set_name(End::B, Sock::L);
             m.preset_shutdown(End::A, pre.rcv_shut, pre.snd_shut);
+            m.preset_bufs(End::A, pre.bufs);
+            // The server side: a TCP child is a copy of the listener (sk_clone_lock);
+            // a Unix one is made fresh by unix_stream_connect, and gets the header's
+            // sizes only because the executor sets them on every accepted socket.
+            let server = if self.transport.is_tcp() {
+                self.listener.bufs
+            } else {
+                self.header_bufs
+            };
+            m.preset_bufs(End::B, server);
         }
         if let Conn::Tcp(m) = &mut c {
             m.preset_deferred_shutdown(End::A, pre.deferred_rd, pre.deferred_wr);
@@ -479,7 +579,10 @@ impl Model {
                         // stays a (refusing) listener.
                         if !self.profile.tcp.listener_shutdown_keeps_listen {
                             self.slots[Sock::L.index()] = Slot::Loose;
-                            self.loose[Sock::L.index()] = Loose::default();
+                            self.loose[Sock::L.index()] = Loose {
+                                bufs: self.listener.bufs,
+                                ..Loose::default()
+                            };
                         }
                     }
                 } else if self.profile.unix.shutdown_needs_connection {
@@ -494,6 +597,16 @@ impl Model {
             }
             Op::Linger(secs) if tcp => {
                 self.listener.linger = Some(secs);
+                StepResult::plain(Outcome::Ok)
+            }
+            // sk_setsockopt takes SO_RCVBUF/SO_SNDBUF on any socket; a TCP child
+            // starts as a copy of the listener.
+            Op::RcvBuf(n) => {
+                self.listener.bufs.rcvbuf = Some(n);
+                StepResult::plain(Outcome::Ok)
+            }
+            Op::SndBuf(n) => {
+                self.listener.bufs.sndbuf = Some(n);
                 StepResult::plain(Outcome::Ok)
             }
             Op::Connect if !tcp => StepResult::plain(Outcome::Err(
