@@ -5,7 +5,7 @@ use crate::exec::{Case, Executor};
 use crate::generate;
 use crate::model::Model;
 use crate::run::{run_case_with, CaseRun};
-use crate::step::{Start, Step};
+use crate::step::{EndView, Errno, Outcome, PollSet, Start, Step};
 use crate::transport::Transport;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,6 +52,73 @@ pub struct Finding {
     pub minimal: bool,
 }
 
+/// How many of a campaign's cases reached the corners the issue tracker asks about:
+/// full buffers, and the places where the model leaves a count open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Cases run to the end (the denominator of the others).
+    pub cases: u64,
+    /// Cases where a write found a buffer full: EAGAIN, or fewer bytes than asked.
+    pub full_buffer: u64,
+    /// Cases where the model predicted a range for some step (a count, a prefix of the
+    /// data, a poll flag that may or may not be set).
+    pub ranged: u64,
+    /// Steps whose model prediction was a range, and all steps.
+    pub ranged_steps: (u64, u64),
+}
+
+impl Coverage {
+    /// Counts one case's run.
+    pub fn count(&mut self, run: &crate::run::CaseRun) {
+        self.cases += 1;
+        let full = run
+            .steps
+            .iter()
+            .any(|r| match (r.step.as_call(), &r.kernel.outcome) {
+                (Some((_, op)), Outcome::Err(e)) => op.write_len().is_some() && *e == Errno::EAGAIN,
+                (Some((_, op)), Outcome::Wrote(k)) => {
+                    op.write_len().is_some_and(|n| *k < n as usize)
+                }
+                _ => false,
+            });
+        let ranged: u64 = run
+            .steps
+            .iter()
+            .filter(|r| {
+                r.model.outcome.is_range()
+                    || r.model_after.iter().any(|v| {
+                        matches!(v, EndView::Open { poll, .. } if poll.maybe() != PollSet::NONE)
+                    })
+            })
+            .count() as u64;
+        self.full_buffer += u64::from(full);
+        self.ranged += u64::from(ranged > 0);
+        self.ranged_steps.0 += ranged;
+        self.ranged_steps.1 += run.steps.len() as u64;
+    }
+
+    fn add(&mut self, o: &Coverage) {
+        self.cases += o.cases;
+        self.full_buffer += o.full_buffer;
+        self.ranged += o.ranged;
+        self.ranged_steps.0 += o.ranged_steps.0;
+        self.ranged_steps.1 += o.ranged_steps.1;
+    }
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |n: u64, d: u64| 100.0 * n as f64 / d.max(1) as f64;
+        write!(
+            f,
+            "{:.2}% of cases filled a buffer (EAGAIN or a partial write); {:.2}% had a step the model predicts as a range ({:.3}% of steps)",
+            pct(self.full_buffer, self.cases),
+            pct(self.ranged, self.cases),
+            pct(self.ranged_steps.0, self.ranged_steps.1)
+        )
+    }
+}
+
 /// What a campaign ended with.
 #[derive(Debug)]
 pub enum Verdict {
@@ -61,6 +128,8 @@ pub enum Verdict {
         cases: u64,
         /// Cases that disagreed once on a settling executor and agreed when run again.
         unstable: u64,
+        /// What the cases reached.
+        coverage: Coverage,
     },
     /// A disagreement, shrunk.
     Mismatch(Finding),
@@ -150,6 +219,7 @@ where
     }
     let done = AtomicU64::new(0);
     let unstable = AtomicU64::new(0);
+    let coverage = Mutex::new(Coverage::default());
     let stop = AtomicBool::new(false);
     let result: Mutex<Option<Verdict>> = Mutex::new(None);
     // More threads than cases would only start executors that run nothing.
@@ -158,6 +228,7 @@ where
         for t in 0..threads {
             let share = c.cases / threads as u64 + u64::from((t as u64) < c.cases % threads as u64);
             let (done, stop, result, unstable) = (&done, &stop, &result, &unstable);
+            let coverage = &coverage;
             let make_exec = &make_exec;
             s.spawn(move || {
                 let exec = match make_exec() {
@@ -183,6 +254,7 @@ where
                     ..Config::default()
                 };
                 let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &thread_seed(c.seed, t));
+                let mine = std::cell::RefCell::new(Coverage::default());
                 let mut runner = TestRunner::new_with_rng(config, rng);
                 let shrinking = std::cell::Cell::new(false);
                 let strategy = generate::cases(c.transport, c.starts, c.max_steps);
@@ -209,6 +281,9 @@ where
                             eprintln!("first unstable case (disagreed once, agreed when run again):\n{script}");
                         }
                     }
+                    if !shrinking.get() {
+                        mine.borrow_mut().count(&run);
+                    }
                     if run.first_mismatch().is_some() {
                         shrinking.set(true);
                         stop.store(true, Ordering::Relaxed);
@@ -216,6 +291,7 @@ where
                     }
                     Ok(())
                 });
+                coverage.lock().unwrap().add(&mine.borrow());
                 if let Err(TestError::Fail(why, case)) = outcome {
                     let why = why.to_string();
                     let v = match why.strip_prefix("error: ") {
@@ -267,7 +343,11 @@ where
             finding,
         };
     }
-    verdict.unwrap_or(Verdict::Clean { cases, unstable })
+    verdict.unwrap_or(Verdict::Clean {
+        cases,
+        unstable,
+        coverage: coverage.into_inner().unwrap(),
+    })
 }
 
 /// The most cases the greedy pass of [`minimize`] runs.

@@ -416,8 +416,13 @@ fn fuzz(
         let _ = std::fs::remove_dir(out);
     }
     match verdict {
-        Verdict::Clean { cases, unstable } => {
+        Verdict::Clean {
+            cases,
+            unstable,
+            coverage,
+        } => {
             unstable_note(unstable);
+            println!("{coverage}");
             println!(
                 "{cases} cases, 0 mismatches, {secs:.1} s ({:.0} cases/s)",
                 cases as f64 / secs

@@ -622,10 +622,11 @@ impl Matrix {
                     let (Some(b), Some(o)) = (find(base), find(other)) else {
                         continue;
                     };
+                    // As the table shows them: `data N` says how many bytes, not which.
+                    let (b, o) = (b.to_string(), o.to_string());
                     if b == o {
                         continue;
                     }
-                    let (b, o) = (b.to_string(), o.to_string());
                     let same = |d: &&mut StackDifference| {
                         d.file == sc.file && d.line == row.line && d.base == b && d.other == o
                     };

@@ -1163,6 +1163,9 @@ pub enum Outcome {
     /// Model only: either of two outcomes, where the model cannot tell which the
     /// kernel's accounting gives (say, more queued data or the error behind it).
     Either(Box<Outcome>, Box<Outcome>),
+    /// Model only, inside [`Outcome::Either`]: this outcome with SIGPIPE raised, where
+    /// the alternatives differ in it.
+    WithSigpipe(Box<Outcome>),
     /// Model only: a read returns a prefix of `bytes` at least `lo` (≥ 1) bytes long,
     /// where how much has arrived depends on window updates the model does not track.
     DataPrefix {
@@ -1199,6 +1202,7 @@ impl Outcome {
                 d.len() >= *lo && bytes.starts_with(d)
             }
             (Outcome::Either(a, b), got) => a.admits(got) || b.admits(got),
+            (Outcome::WithSigpipe(a), got) => a.admits(got),
             _ => self == got,
         }
     }
@@ -1210,7 +1214,8 @@ impl Outcome {
             Outcome::WroteBetween { .. }
             | Outcome::QueuedBetween { .. }
             | Outcome::DataPrefix { .. }
-            | Outcome::Either(..) => true,
+            | Outcome::Either(..)
+            | Outcome::WithSigpipe(_) => true,
             Outcome::Poll(p) => p.maybe() != PollSet::NONE,
             _ => false,
         }
@@ -1247,9 +1252,28 @@ impl EndView {
 }
 
 impl StepResult {
-    /// Whether a predicted result admits an observed one.
+    /// Whether a predicted result admits an observed one: one of its alternatives
+    /// admits the outcome, with the same SIGPIPE.
     pub fn admits(&self, got: &StepResult) -> bool {
-        self.sigpipe == got.sigpipe && self.outcome.admits(&got.outcome)
+        let mut alts = vec![];
+        self.outcome.alternatives(self.sigpipe, &mut alts);
+        alts.iter()
+            .any(|(o, sigpipe)| *sigpipe == got.sigpipe && o.admits(&got.outcome))
+    }
+}
+
+impl Outcome {
+    /// The alternatives of an [`Outcome::Either`], each with whether it raises SIGPIPE
+    /// (`sigpipe` unless marked [`Outcome::WithSigpipe`]).
+    fn alternatives<'a>(&'a self, sigpipe: bool, out: &mut Vec<(&'a Outcome, bool)>) {
+        match self {
+            Outcome::Either(a, b) => {
+                a.alternatives(sigpipe, out);
+                b.alternatives(sigpipe, out);
+            }
+            Outcome::WithSigpipe(a) => a.alternatives(true, out),
+            o => out.push((o, sigpipe)),
+        }
     }
 }
 
@@ -1267,6 +1291,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::DataPrefix { bytes, lo } => write!(f, "data {lo}..{}", bytes.len()),
             Outcome::Either(a, b) => write!(f, "{a} or {b}"),
+            Outcome::WithSigpipe(a) => write!(f, "{a} sigpipe"),
             Outcome::Poll(p) => write!(f, "poll {p}"),
             Outcome::SockError(None) => f.write_str("error 0"),
             Outcome::SockError(Some(e)) => write!(f, "error {e}"),

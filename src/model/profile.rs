@@ -70,6 +70,10 @@ pub struct TcpProfile {
     /// poll reports HUP as soon as both directions are shut, in any state (Linux);
     /// otherwise only once the connection is CLOSE or TIME_WAIT.
     pub poll_hup_when_shut_both_ways: bool,
+    /// A shutdown or close whose FIN waits in the send queue behind data the peer's
+    /// window does not take yet leaves the state as it is until the FIN is sent
+    /// (Linux: FIN_WAIT1 or LAST_ACK at once, tcp_close_state).
+    pub queued_fin_keeps_state: bool,
     /// After a reset, a read returns the pending error before EOF even when the peer's
     /// FIN had arrived (Linux: EOF first, the error stays for SO_ERROR).
     pub read_error_before_eof: bool,
@@ -106,6 +110,7 @@ impl TcpProfile {
         outq_unsupported: false,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
+        queued_fin_keeps_state: false,
         read_error_before_eof: false,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
@@ -123,6 +128,7 @@ impl TcpProfile {
         outq_unsupported: true,
         poll_err_when_closed: true,
         poll_hup_when_shut_both_ways: false,
+        queued_fin_keeps_state: true,
         read_error_before_eof: true,
         refused_connect_error_twice: true,
         refused_connect_no_retry: true,
@@ -147,6 +153,10 @@ pub struct UnixProfile {
     /// After the peer closes, SIOCOUTQ still counts what the peer had not read (Linux
     /// frees it with the peer: 0).
     pub outq_outlives_reader: bool,
+    /// A seqpacket record too long for the send buffer, on a socket shut for writing,
+    /// fails with EPIPE (Linux: EMSGSIZE, since unix_dgram_sendmsg checks the length
+    /// before the connection).
+    pub oversize_record_after_shutdown_epipe: bool,
     /// MSG_PEEK on a stream socket returns at most what is left of the oldest queued
     /// write (gVisor); Linux's unix_stream_read_generic peeks across them, as a read
     /// reads across them.
@@ -156,6 +166,10 @@ pub struct UnixProfile {
     pub poll_hup: bool,
     /// Where closing with unread data leaves the peer's ECONNRESET.
     pub reset_on_unread_close: UnixReset,
+    /// poll reports OUT on a socket shut for sending (its own shutdown(wr), or the
+    /// peer's shutdown(rd) or close), however full its send buffer (Linux's
+    /// unix_writable looks at the buffer alone).
+    pub shut_queue_writable: bool,
     /// shutdown of a socket with no peer (never connected, or the listener) fails with
     /// ENOTCONN and changes nothing (Linux: unix_shutdown ORs the bits in, and a
     /// listener shut for reading refuses new connections).
@@ -195,9 +209,11 @@ impl UnixProfile {
         listener_close_resets_queued: true,
         memory: UnixMemory::Truesize,
         outq_outlives_reader: false,
+        oversize_record_after_shutdown_epipe: false,
         peek_stops_at_one_write: false,
         poll_hup: true,
         reset_on_unread_close: UnixReset::SockError,
+        shut_queue_writable: false,
         shutdown_needs_connection: false,
         unconnected_inq_enotconn: false,
         unconnected_poll_empty: false,
@@ -209,9 +225,11 @@ impl UnixProfile {
         listener_close_resets_queued: false,
         memory: UnixMemory::Bytes,
         outq_outlives_reader: true,
+        oversize_record_after_shutdown_epipe: true,
         peek_stops_at_one_write: true,
         poll_hup: false,
         reset_on_unread_close: UnixReset::ReadQueue,
+        shut_queue_writable: true,
         shutdown_needs_connection: true,
         unconnected_inq_enotconn: true,
         unconnected_poll_empty: true,
@@ -318,6 +336,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-poll-hup-when-shut-both-ways.cfz",
     },
     Difference {
+        name: "tcp.queued_fin_keeps_state",
+        summary: "a shutdown(wr) whose FIN waits behind data the peer's window does not take yet leaves gVisor's socket ESTABLISHED until the FIN is sent; Linux's is FIN_WAIT1 at once",
+        evidence: "tcp-shutdown-wr-behind-a-full-window.cfz",
+    },
+    Difference {
         name: "tcp.read_error_before_eof",
         summary: "after an abort or reset, gVisor's read returns the pending error before EOF even when the peer's FIN had arrived; Linux returns EOF (seen after tcp.shutdown_with_unread_resets)",
         evidence: "tcp-shutdown-rdwr-with-unread-data.cfz",
@@ -373,6 +396,11 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         evidence: "unix-outq-after-reader-closes.cfz",
     },
     Difference {
+        name: "unix.oversize_record_after_shutdown_epipe",
+        summary: "a seqpacket write longer than the send buffer takes, after shutdown(wr), fails with EPIPE on gVisor and with EMSGSIZE on Linux (which checks the length first)",
+        evidence: "seqpacket-oversize-record.cfz",
+    },
+    Difference {
         name: "unix.peek_stops_at_one_write",
         summary: "MSG_PEEK on a Unix stream socket returns only what is left of the oldest queued write on gVisor; Linux peeks across writes, as a read reads across them",
         evidence: "unix-peek-across-writes.cfz",
@@ -386,6 +414,11 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         name: "unix.reset_on_unread_close",
         summary: "gVisor gives no socket error for a peer's close with unread data: no POLLERR, SO_ERROR 0, sends say EPIPE, but once the queue is drained every read fails with ECONNRESET instead of reading EOF",
         evidence: "unix-reset-is-read-once.cfz",
+    },
+    Difference {
+        name: "unix.shut_queue_writable",
+        summary: "a Unix socket whose send buffer is full polls OUT on gVisor once it is shut for sending (its write queue is closed); Linux's poll looks at the buffer alone and says nothing",
+        evidence: "unix-full-buffer-then-shutdown.cfz",
     },
     Difference {
         name: "unix.shutdown_needs_connection",

@@ -36,7 +36,7 @@ enum Conn {
 }
 
 /// One end's kernel socket.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct TcpEnd {
     fd_open: bool,
     /// The socket's state: what TCP_INFO reports while the fd is open, the orphan's
@@ -76,12 +76,8 @@ struct TcpEnd {
     /// The connection ended in error: an RST other than in CLOSE_WAIT, or an abort
     /// (gVisor's StateError, as against StateClose; Linux has CLOSE for both).
     errored: bool,
-    /// SO_RCVBUF / SO_SNDBUF as set before the connection was made.
+    /// SO_RCVBUF / SO_SNDBUF as set, before or after the connection was made.
     bufs: Bufs,
-    /// A buffer size was set on the connected socket: the window was agreed already
-    /// and the receive memory may now be smaller than it, so how much of a write
-    /// reaches the peer at once is left open.
-    bufs_late: bool,
     /// Sizes of the peer's writes still (partly) unread here, oldest first: the
     /// segments this end's receive queue holds, which its receive memory is charged
     /// for.
@@ -96,6 +92,10 @@ struct TcpEnd {
     /// ([`TcpModel::sure_bytes`]): some of the unread bytes may still be in our send
     /// queue, or dropped and waiting for a retransmission.
     pressed: bool,
+    /// Our writes have gone past what our send buffer certainly takes
+    /// ([`TcpModel::sure_accepted`]): how much the next write takes, and POLLOUT, are
+    /// left open.
+    strained: bool,
     /// Our FIN waits in the send queue behind data the peer's window does not take yet.
     fin_held: bool,
     /// The peer was pressed: this receive queue may hold fewer than `rq.len` bytes.
@@ -110,6 +110,9 @@ struct Urg {
     /// Taken by a `read oob` (TCP_URG_READ); it still sits in the stream until a
     /// normal read passes it.
     read: bool,
+    /// The pointer may have arrived ahead of the byte, which waits in the sender's
+    /// queue (TCP_URG_NOTYET): written past what the reader certainly takes.
+    early: bool,
 }
 
 impl TcpEnd {
@@ -134,11 +137,11 @@ impl TcpEnd {
             shut_wr: false,
             errored: false,
             bufs: Bufs::default(),
-            bufs_late: false,
             segs: VecDeque::new(),
             urg: None,
             outq_hi: 0,
             pressed: false,
+            strained: false,
             fin_held: false,
             rq_open: false,
         }
@@ -156,9 +159,11 @@ enum Seg {
     Fin,
     Rst,
     Ack,
+    /// Data counted as sent earlier ([`TcpModel::hold`]) that reaches the peer now.
+    Held,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct InFlight {
     from: End,
     seg: Seg,
@@ -220,12 +225,16 @@ pub const SURE_BYTES: usize = 16384;
 /// The unread writes of one direction the reader's queue certainly holds at once.
 pub const SURE_SEGMENTS: usize = 16;
 
+/// The unread bytes of one direction every write up to which an autotuned send buffer
+/// certainly takes whole.
+pub const SURE_ACCEPTED: usize = 1_000_000;
+
 /// TCP_TIMEWAIT_LEN (60 s, a constant in Linux, DefaultTCPTimeWaitTimeout in gVisor),
 /// with a second of margin after which TIME_WAIT has certainly ended.
 pub const TIME_WAIT_GONE_MS: u64 = 61_000;
 
 /// A model of one TCP connection between ends `a` and `b` on Linux.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpModel {
     ends: [TcpEnd; 2],
     /// The sockets' script names (the accepted side is `l` until accepted).
@@ -237,6 +246,10 @@ pub struct TcpModel {
     /// The kernel's answer to the step being run, which settles what the model leaves
     /// open (see [`super::Hint`]).
     hint: Option<super::Hint>,
+    /// Other ways the step being run may have gone (a segment that left or waited in
+    /// the send queue), for [`super::alternatives`] to keep until the kernel's answers
+    /// tell them apart.
+    forks: Vec<TcpModel>,
 }
 
 impl Default for TcpModel {
@@ -261,6 +274,7 @@ impl TcpModel {
             profile,
             mutation: None,
             hint: None,
+            forks: Vec::new(),
         }
     }
 
@@ -295,6 +309,7 @@ impl TcpModel {
             Seg::Fin => SegmentKind::Fin,
             Seg::Rst => SegmentKind::Rst,
             Seg::Ack => SegmentKind::Ack,
+            Seg::Held => SegmentKind::Data(0),
         };
         self.log.push(WireEvent {
             from: self.names[from.index()],
@@ -345,13 +360,14 @@ impl TcpModel {
             Op::RcvBuf(v) => {
                 let e = self.end(x);
                 e.bufs.rcvbuf = Some(v);
-                e.bufs_late = true;
                 StepResult::plain(Outcome::Ok)
             }
             Op::SndBuf(v) => {
                 let e = self.end(x);
                 e.bufs.sndbuf = Some(v);
-                e.bufs_late = true;
+                // What is queued or unacknowledged may now be past two thirds of the
+                // smaller buffer: POLLOUT is left open.
+                e.strained |= e.outq_hi > 0;
                 StepResult::plain(Outcome::Ok)
             }
             Op::Shutdown(how) => StepResult::plain(self.shutdown(x, how)),
@@ -414,27 +430,37 @@ impl TcpModel {
         let unread = self.ends[y.index()].rq.len;
         let segs = self.ends[y.index()].segs.len();
         let (sure, sure_segs) = (self.sure_bytes(x), self.sure_segments(x));
-        let pressed = self.ends[x.index()].pressed;
-        let (outcome, k) = if !pressed && segs < sure_segs && unread + n <= sure {
-            (Outcome::Wrote(n), n)
-        } else {
-            // Past what the peer's queue certainly takes: tcp_sendmsg_locked stops when
-            // sk_wmem_queued (unsent and unacknowledged skbs, truesize) reaches
-            // sk_sndbuf, and how far the window and the delayed ACKs let it go is not
-            // tracked: from what certainly fits (nothing once pressed: EAGAIN) to all.
-            let lo = if pressed || segs >= sure_segs {
-                0
+        let (pressed, strained) = {
+            let e = &self.ends[x.index()];
+            (e.pressed, e.strained)
+        };
+        let accepted = self.sure_accepted(x);
+        let (outcome, k) =
+            if !strained && unread + n <= accepted && segs < self.sure_accepted_segments(x) {
+                (Outcome::Wrote(n), n)
             } else {
-                sure.saturating_sub(unread).min(n)
+                // Past what the send buffer certainly takes: tcp_sendmsg_locked stops when
+                // sk_wmem_queued (unsent and unacknowledged skbs, truesize) reaches
+                // sk_sndbuf, and how far the window and the delayed ACKs let it go is not
+                // tracked: from what certainly fits (nothing once strained: EAGAIN) to all.
+                let lo = if strained {
+                    0
+                } else {
+                    accepted.saturating_sub(unread).min(n)
+                };
+                let k = match self.hint.as_ref().and_then(|h| h.count) {
+                    Some(c) if c >= lo && c <= n => c,
+                    _ => lo,
+                };
+                self.end(x).strained = true;
+                (Outcome::WroteBetween { lo, hi: n }, k)
             };
-            let k = match self.hint.and_then(|h| h.count) {
-                Some(c) if c >= lo && c <= n => c,
-                _ => lo,
-            };
+        if pressed || segs >= sure_segs || unread + k > sure {
+            // Past what the reader's queue certainly holds: some of it may wait in
+            // our send queue, or have been dropped for a retransmission.
             self.end(x).pressed = true;
             self.end(y).rq_open = true;
-            (Outcome::WroteBetween { lo, hi: n }, k)
-        };
+        }
         if k > 0 {
             let e = self.end(x);
             let offset = e.sent;
@@ -447,17 +473,58 @@ impl TcpModel {
             } else {
                 "write"
             };
-            self.send(
-                x,
-                Seg::Data {
-                    offset,
-                    len: k,
-                    urgent,
-                },
-                note,
-            );
+            let seg = Seg::Data {
+                offset,
+                len: k,
+                urgent,
+            };
+            if self.ends[x.index()].pressed {
+                // Past what the peer certainly takes, the segment may leave now or wait
+                // in the send queue for the window: the kernel's views after the step
+                // (an ACK of a FIN it carries, an RST it draws) tell which.
+                let mut sent = self.clone();
+                sent.send(x, seg, note);
+                sent.deliver_all();
+                let mut held = self.clone();
+                held.hold(x, k);
+                *self = self.pick(held, sent);
+            } else {
+                self.send(x, seg, note);
+            }
         }
         StepResult::plain(outcome)
+    }
+
+    /// Bytes of `x` that wait in its send queue: counted as unread by the peer (they
+    /// are on their way), with none of a segment's effects.
+    fn hold(&mut self, x: End, k: usize) {
+        let y = self.end(x.peer());
+        let reads_on = match y.state {
+            TcpState::Established => true,
+            TcpState::FinWait1 | TcpState::FinWait2 => !y.rcv_shut,
+            _ => false,
+        };
+        if y.conn == Conn::Live && reads_on {
+            y.rq.push(k);
+            y.segs.push_back(k);
+            y.rq_open = true;
+        }
+    }
+
+    /// The step may have gone either way: the model goes on as `one`, and keeps
+    /// `other` as an alternative (see [`super::alternatives`]).
+    fn pick(&mut self, one: TcpModel, mut other: TcpModel) -> TcpModel {
+        self.forks.append(&mut other.forks);
+        self.forks.push(other);
+        let mut one = one;
+        self.forks.append(&mut one.forks);
+        one.forks = std::mem::take(&mut self.forks);
+        one
+    }
+
+    /// Takes the alternatives the last step left.
+    pub fn take_forks(&mut self) -> Vec<TcpModel> {
+        std::mem::take(&mut self.forks)
     }
 
     /// The unread bytes of `x`'s stream that the peer's receive queue certainly takes
@@ -466,13 +533,12 @@ impl TcpModel {
     /// segments at about 34 small ones (default buffers), 16 (SO_RCVBUF 4096), and
     /// bytes at half the window (rcvbuf / 4 of the doubled value); a small SO_SNDBUF
     /// stops the writer while its segments wait for delayed ACKs (13 one-byte writes
-    /// with SO_SNDBUF 4096). Half of each, as a margin; none once a size was changed
-    /// on the connected socket.
+    /// with SO_SNDBUF 4096). Half of each, as a margin. A receive buffer made smaller
+    /// on the connected socket keeps the window already advertised but not the memory,
+    /// which the same bounds cover (measured: 34 small segments, or 8,192 bytes in
+    /// 4,096-byte writes, with SO_RCVBUF 4096 set after connecting).
     fn sure_bytes(&self, x: End) -> usize {
         let (w, r) = (&self.ends[x.index()], &self.ends[x.peer().index()]);
-        if w.bufs_late || r.bufs_late {
-            return 0;
-        }
         let mut sure = SURE_BYTES;
         if let Some(rb) = r.bufs.rcvbuf {
             sure = sure.min(rb as usize / 2);
@@ -483,13 +549,40 @@ impl TcpModel {
         sure
     }
 
+    /// The unread bytes of `x`'s stream every write up to which its send buffer
+    /// certainly takes whole: with an autotuned send buffer (none set), a million
+    /// (measured: one write of 1,000,000 bytes, or 4,000 small ones, all taken whole on
+    /// loopback, with any receive buffer); with a small SO_SNDBUF, unacknowledged
+    /// segments fill it (see [`TcpModel::sure_bytes`]).
+    fn sure_accepted(&self, x: End) -> usize {
+        let (w, r) = (&self.ends[x.index()], &self.ends[x.peer().index()]);
+        // Data the peer does not take draws an RST, which the writer sees in the middle
+        // of a long write (its backlog is processed every 16 skbs) and stops there.
+        let peer_takes = r.conn == Conn::Live
+            && match r.state {
+                TcpState::Established => true,
+                TcpState::FinWait1 | TcpState::FinWait2 => !r.rcv_shut,
+                _ => false,
+            };
+        match w.bufs.sndbuf {
+            None if peer_takes => SURE_ACCEPTED,
+            None => SURE_BYTES,
+            Some(sb) => SURE_BYTES.min(sb as usize / 2),
+        }
+    }
+
+    /// The unread writes of `x` its send buffer certainly takes.
+    fn sure_accepted_segments(&self, x: End) -> usize {
+        match self.ends[x.index()].bufs.sndbuf {
+            None => usize::MAX,
+            Some(sb) => sb as usize / 1024,
+        }
+    }
+
     /// The unread writes of `x` the peer's queue certainly holds (see
     /// [`TcpModel::sure_bytes`]).
     fn sure_segments(&self, x: End) -> usize {
         let (w, r) = (&self.ends[x.index()], &self.ends[x.peer().index()]);
-        if w.bufs_late || r.bufs_late {
-            return 0;
-        }
         let mut sure = SURE_SEGMENTS;
         if r.bufs.rcvbuf.is_some() {
             sure = sure.min(SURE_SEGMENTS / 2);
@@ -506,43 +599,64 @@ impl TcpModel {
         let x = y.peer();
         self.end(y).rq_open = false;
         self.end(x).pressed = false;
+        self.end(x).strained = false;
         if std::mem::take(&mut self.end(x).fin_held) && self.ends[x.index()].conn == Conn::Live {
-            self.send(
+            self.send_held_fin(
                 x,
-                Seg::Fin,
                 "the FIN queued behind the data leaves once the window takes the rest",
             );
         }
     }
 
-    /// A FIN the model held behind queued data that the kernel shows arrived (the
-    /// peer's POLLRDHUP or its CLOSE_WAIT after this step) is sent now.
+    /// A FIN that waited behind data leaves (where the profile keeps the state until
+    /// then, the state changes now).
+    fn send_held_fin(&mut self, x: End, why: &'static str) {
+        let keeps = self.profile.tcp.queued_fin_keeps_state;
+        let e = self.end(x);
+        e.fin_held = false;
+        if keeps {
+            e.state = match e.state {
+                TcpState::Established => TcpState::FinWait1,
+                TcpState::CloseWait => TcpState::LastAck,
+                s => s,
+            };
+        }
+        self.send(x, Seg::Fin, why);
+    }
+
+    /// Data (and a FIN behind it) waiting in a pressed sender's queue may have left
+    /// during this step, as the window opened: kept as alternatives.
     fn release_fins_seen(&mut self) {
-        let Some(hint) = self.hint else {
-            return;
-        };
         for x in End::BOTH {
             let y = x.peer();
-            if !self.ends[x.index()].fin_held {
+            if !self.ends[x.index()].pressed || self.ends[x.index()].conn != Conn::Live {
                 continue;
             }
-            if let Some(EndView::Open {
-                state: Some(st),
-                poll,
-            }) = hint.after[y.index()]
-            {
-                let seen = poll.contains(PollSet::RDHUP)
-                    || [TcpState::CloseWait, TcpState::LastAck, TcpState::Closing]
-                        .iter()
-                        .any(|s| st.contains(*s));
-                if seen {
-                    self.end(x).fin_held = false;
-                    self.send(
-                        x,
-                        Seg::Fin,
-                        "the FIN queued behind the data arrived: the window took the rest",
-                    );
-                }
+            let mut keep = self.clone();
+            keep.deliver_all();
+            let mut arrives = keep.clone();
+            arrives.send(
+                x,
+                Seg::Held,
+                "data waiting in the send queue leaves: the window opened",
+            );
+            arrives.deliver_all();
+            let fin = keep.ends[x.index()].fin_held;
+            let mut with_fin = arrives.clone();
+            if fin {
+                with_fin.send_held_fin(
+                    x,
+                    "the FIN queued behind the data leaves: the window took the rest",
+                );
+                with_fin.deliver_all();
+            }
+            let _ = y;
+            *self = keep;
+            if arrives != *self {
+                self.forks.push(arrives);
+            }
+            if fin {
+                self.forks.push(with_fin);
             }
         }
     }
@@ -573,13 +687,17 @@ impl TcpModel {
             },
             other => other.clone(),
         };
-        match self.hint.map(|h| h.count) {
+        match self.hint.as_ref().map(|h| h.count) {
             Some(Some(k)) if k >= 1 => {
                 self.read_exact(x, k.min(n), peek);
             }
             Some(_) => {
+                let got = self.hint.as_ref().and_then(|h| h.result.clone());
                 let on_its_way = matches!(empty, Outcome::Err(e) if e == Errno::EAGAIN);
-                if !on_its_way {
+                if got.is_some_and(|g| full.admits(&g.outcome)) {
+                    // What was there gave this (an urgent byte skipped, say).
+                    self.read_exact(x, n, peek);
+                } else if !on_its_way {
                     self.clear_queue(x);
                     self.read_exact(x, n, peek);
                 }
@@ -603,6 +721,7 @@ impl TcpModel {
         e.urg = None;
         e.rq_open = false;
         self.end(x.peer()).pressed = false;
+        self.end(x.peer()).strained = false;
     }
 
     /// Takes `k` bytes off the front of `x`'s queue, with its segment sizes.
@@ -636,8 +755,25 @@ impl TcpModel {
         if e.state == TcpState::Close && !e.fin_received {
             return Outcome::Err(Errno::ENOTCONN);
         }
+        let byte = Outcome::Data(pattern(writer, u.at, n.min(1)));
+        if u.early && e.rq_open {
+            // TCP_URG_NOTYET: 0 once nothing more can come, else EAGAIN.
+            let not_yet = if e.state == TcpState::Close || e.rcv_shut {
+                Outcome::Eof
+            } else {
+                Outcome::Err(Errno::EAGAIN)
+            };
+            if self.hint.as_ref().and_then(|h| h.count).unwrap_or(1) >= 1 && n > 0 {
+                self.end(x).urg = Some(Urg {
+                    read: true,
+                    early: false,
+                    ..u
+                });
+            }
+            return Outcome::Either(Box::new(byte), Box::new(not_yet));
+        }
         e.urg = Some(Urg { read: true, ..u });
-        Outcome::Data(pattern(writer, u.at, n.min(1)))
+        byte
     }
 
     /// SIOCINQ: tcp_inq, the unread bytes less the FIN's sequence number; while an
@@ -799,7 +935,19 @@ impl TcpModel {
         // waits there for the peer's window, the FIN waits behind it.
         let y = x.peer();
         if e.pressed && !self.ends[y.index()].rq.is_empty() {
-            self.end(x).fin_held = true;
+            let mut sent = self.clone();
+            sent.send(x, Seg::Fin, why);
+            sent.deliver_all();
+            let mut held = self.clone();
+            held.end(x).fin_held = true;
+            if self.profile.tcp.queued_fin_keeps_state {
+                // gVisor changes state when the FIN is sent, not when it is queued.
+                held.end(x).state = match next {
+                    TcpState::FinWait1 => TcpState::Established,
+                    _ => TcpState::CloseWait,
+                };
+            }
+            *self = self.pick(held, sent);
             return;
         }
         self.send(x, Seg::Fin, why);
@@ -820,10 +968,13 @@ impl TcpModel {
             // Already reset or in TIME_WAIT: nothing left to tell the peer.
             return Outcome::Ok;
         }
+        // tcp_need_reset, and (tcp_disconnect) CLOSING or LAST_ACK with data or a FIN
+        // not yet sent (snd_nxt != write_seq: "discrepancy of Linux wrt. RFC states").
         let need_reset = matches!(
             e.state,
             TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::FinWait2
-        );
+        ) || (matches!(e.state, TcpState::Closing | TcpState::LastAck)
+            && e.fin_held);
         if unread > 0 && !fin_instead_of_rst {
             // RFC 2525 2.17 and RFC 9293 3.10.4: closing with unread data loses it, so
             // the connection is reset rather than closed (__tcp_close, data_was_unread).
@@ -1001,6 +1152,7 @@ impl TcpModel {
                 urgent,
             } => self.data_arrives(y, offset, len, urgent),
             Seg::Fin => self.fin_arrives(y),
+            Seg::Held => self.held_arrives(y),
             Seg::Ack | Seg::Rst => {}
         }
         true
@@ -1026,6 +1178,7 @@ impl TcpModel {
         // tcp_write_queue_purge: what waited to be sent is gone (SIOCOUTQ still counts
         // it: snd_una does not move).
         e.pressed = false;
+        e.strained = false;
         e.fin_held = false;
         Self::done(e, Conn::Gone);
     }
@@ -1070,27 +1223,30 @@ impl TcpModel {
     fn data_arrives(&mut self, y: End, offset: u64, len: usize, urgent: bool) {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
         let e = self.end(y);
+        // tcp_urg runs before the segment's text is processed (RFC 9293 3.10.7.4,
+        // "sixth, check the URG bit"), so the mark is set even where the text then
+        // draws an RST. The urgent pointer is one mark (tcp_check_urg): an old urgent
+        // byte at the read head is dropped (copied_seq++); one further on becomes
+        // ordinary data.
         let queues = match e.state {
             TcpState::Established => true,
             TcpState::FinWait1 | TcpState::FinWait2 => !e.rcv_shut,
             _ => false,
         };
+        if urgent {
+            if let Some(old) = e.urg {
+                if old.at == e.rq.start && !e.rq.is_empty() {
+                    Self::consume(e, 1);
+                }
+            }
+            e.urg = Some(Urg {
+                at: offset + len as u64 - 1,
+                read: false,
+                early: e.rq_open,
+            });
+        }
         if queues {
             e.segs.push_back(len);
-            if urgent {
-                // tcp_check_urg, before the segment's data is queued: the urgent pointer
-                // is one mark. An old urgent byte at the read head is dropped
-                // (copied_seq++); one further on becomes ordinary data.
-                if let Some(old) = e.urg {
-                    if old.at == e.rq.start && !e.rq.is_empty() {
-                        Self::consume(e, 1);
-                    }
-                }
-                e.urg = Some(Urg {
-                    at: offset + len as u64 - 1,
-                    read: false,
-                });
-            }
         }
         match e.state {
             TcpState::Established => {
@@ -1127,6 +1283,15 @@ impl TcpModel {
             }
             // The peer has sent its FIN, so it cannot send data: unreachable in order.
             _ => {}
+        }
+    }
+
+    /// Held data reaching an end that stopped reading draws the RST new data draws
+    /// (see [`TcpModel::data_arrives`]); elsewhere it was counted already.
+    fn held_arrives(&mut self, y: End) {
+        let e = &self.ends[y.index()];
+        if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) && e.rcv_shut {
+            self.data_arrives(y, e.rq.start + e.rq.len as u64, 0, false);
         }
     }
 
@@ -1213,9 +1378,10 @@ impl TcpModel {
             .with_if(PollSet::IN, e.rcv_shut || readable)
             .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
             .with_if(PollSet::ERR, err);
-        // Where the writer was pressed, its queue may be past two thirds of sk_sndbuf
-        // (__sk_stream_is_writeable), and the reader's queue may be empty for now.
-        if e.pressed && !closed && !e.snd_shut {
+        // Where the writer was strained, its queue may be past two thirds of
+        // sk_sndbuf (__sk_stream_is_writeable), and the reader's queue may be empty
+        // for now.
+        if e.strained && !closed && !e.snd_shut {
             p = p.with_maybe(PollSet::OUT);
         }
         if e.rq_open && readable && !e.rcv_shut {
@@ -1292,9 +1458,9 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         },
         // tcp_recv_urg: no urgent data was ever received.
         Op::ReadOob(_) => r(Outcome::Err(Errno::EINVAL)),
-        // tcp_ioctl SIOCOUTQ on a CLOSE socket: nothing was ever sent.
+        // tcp_ioctl SIOCOUTQ on a CLOSE socket: write_seq - snd_una (see Loose::outq).
         Op::Outq if profile.tcp.outq_unsupported => r(Outcome::Err(Errno::ENOPROTOOPT)),
-        Op::Outq => r(Outcome::Queued(0)),
+        Op::Outq => r(Outcome::Queued(l.outq)),
         // The world keeps them until the socket connects.
         Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         // tcp_recvmsg_locked: the error, then RCV_SHUTDOWN (0), then CLOSE: ENOTCONN.

@@ -161,12 +161,18 @@ impl RecvQueue {
     /// unix_stream_recv_urg: the pending OOB byte, if any; without `peek` it is taken
     /// (the skb stays as a consumed one).
     fn take_oob(&mut self, writer: Sock, peek: bool) -> Option<u8> {
-        let u = self.units.iter_mut().find(|u| u.oob == Oob::Pending)?;
+        let i = self.units.iter().position(|u| u.oob == Oob::Pending)?;
+        let u = &mut self.units[i];
         let byte = crate::step::pattern_byte(writer, u.offset);
         if !peek {
             u.oob = Oob::Taken;
             u.len = 0;
             u.touched = true;
+            // "af_unix: Don't leave consecutive consumed OOB skbs" (6.16): a taken OOB
+            // skb right before this one is unlinked now.
+            if i > 0 && self.units[i - 1].oob == Oob::Taken {
+                self.units.remove(i - 1);
+            }
         }
         Some(byte)
     }
@@ -517,6 +523,7 @@ impl UnixModel {
             return StepResult::plain(Outcome::Wrote(0));
         }
         let mem = self.profile.unix.memory;
+        let shut_first = self.profile.unix.oversize_record_after_shutdown_epipe;
         let e = self.end(x);
         let epipe = StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
@@ -537,7 +544,7 @@ impl UnixModel {
         let sndbuf = mem.sndbuf(e.bufs.sndbuf);
         // unix_dgram_sendmsg: a record longer than the buffer can ever hold is EMSGSIZE,
         // checked before anything about the connection.
-        if kind == Kind::Seqpacket && n > mem.max_record(sndbuf) {
+        if kind == Kind::Seqpacket && n > mem.max_record(sndbuf) && !(e.snd_shut && shut_first) {
             return StepResult::plain(Outcome::Err(Errno::EMSGSIZE));
         }
         // SEND_SHUTDOWN (ours, or set by the peer's SHUT_RD or close) fails with EPIPE,
@@ -663,6 +670,13 @@ impl UnixModel {
         // Queued data is readable whatever the shutdown state: neither our SHUT_RD nor
         // the peer's close purges this queue.
         let data = if peek {
+            if release_on_touch && kind == Kind::Stream {
+                // gVisor's stream receiver takes the first message off the queue into
+                // its own buffer to peek at it: its charge is released.
+                if let Some(u) = e.rq.units.front_mut() {
+                    u.charge = 0;
+                }
+            }
             e.rq.peek(writer, n, one_write_peek)
         } else {
             e.rq.take(writer, n, release_on_touch)
@@ -865,10 +879,11 @@ impl UnixModel {
         let e = &self.ends[x.index()];
         let mem = self.profile.unix.memory;
         let charged = self.ends[x.peer().index()].rq.charged();
+        let closed_writable = e.snd_shut && self.profile.unix.shut_queue_writable;
         PollSet::NONE
             .with_if(
                 PollSet::OUT,
-                mem.writable(charged, mem.sndbuf(e.bufs.sndbuf)),
+                closed_writable || mem.writable(charged, mem.sndbuf(e.bufs.sndbuf)),
             )
             .with_if(PollSet::ERR, e.err.is_some())
             .with_if(

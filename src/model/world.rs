@@ -11,6 +11,7 @@
 //! client into one side of a new connection queued on the listener, `accept` names
 //! the queued side, closing the listener forgets the queue.
 
+use super::alternatives::TcpAlternatives;
 use super::common::Connection;
 use super::profile::Profile;
 use super::tcp::TcpModel;
@@ -25,17 +26,17 @@ use std::collections::VecDeque;
 /// One connection, as its transport models it.
 #[derive(Clone, Debug)]
 pub enum Conn {
-    /// TCP over IPv4 or IPv6.
-    Tcp(TcpModel),
+    /// TCP over IPv4 or IPv6: the ways the connection may have gone.
+    Tcp(TcpAlternatives),
     /// Unix stream or seqpacket.
-    Unix(UnixModel),
+    Unix(Box<UnixModel>),
 }
 
 impl Conn {
     fn model(&mut self) -> &mut dyn Connection {
         match self {
             Conn::Tcp(m) => m,
-            Conn::Unix(m) => m,
+            Conn::Unix(m) => m.as_mut(),
         }
     }
 
@@ -96,6 +97,9 @@ pub struct Loose {
     pub linger: Option<u32>,
     /// SO_RCVBUF / SO_SNDBUF set before connecting: the connection keeps them.
     pub bufs: Bufs,
+    /// TCP: what SIOCOUTQ says (write_seq - snd_una): 1 while a SYN no one answered
+    /// is outstanding, and tcp_disconnect moves write_seq on by max_window + 2.
+    pub outq: usize,
 }
 
 /// The listener: its accept queue and whether it still listens.
@@ -189,7 +193,7 @@ impl Model {
         self.conns = self
             .conns
             .iter()
-            .map(|_| Conn::Tcp(model.clone()))
+            .map(|_| Conn::Tcp(TcpAlternatives::new(model.clone())))
             .collect();
         self.tcp_template = Some(model);
         self
@@ -207,15 +211,19 @@ impl Model {
 
     fn new_conn(&self) -> Conn {
         match self.transport {
-            Transport::Tcp4 | Transport::Tcp6 => Conn::Tcp(
+            Transport::Tcp4 | Transport::Tcp6 => Conn::Tcp(TcpAlternatives::new(
                 self.tcp_template
                     .clone()
                     .unwrap_or_else(|| TcpModel::with_profile(self.profile)),
-            ),
-            Transport::Unix => Conn::Unix(UnixModel::with_profile(Kind::Stream, self.profile)),
-            Transport::Seqpacket => {
-                Conn::Unix(UnixModel::with_profile(Kind::Seqpacket, self.profile))
-            }
+            )),
+            Transport::Unix => Conn::Unix(Box::new(UnixModel::with_profile(
+                Kind::Stream,
+                self.profile,
+            ))),
+            Transport::Seqpacket => Conn::Unix(Box::new(UnixModel::with_profile(
+                Kind::Seqpacket,
+                self.profile,
+            ))),
         }
     }
 
@@ -288,7 +296,7 @@ impl Model {
                 } else {
                     op
                 };
-                self.hint = seen.map(|(r, after)| (Hint::of(&r.outcome), *after));
+                self.hint = seen.map(|(r, after)| (Hint::of(r), *after));
                 let r = self.call(sock, op, &mut wire);
                 self.hint = None;
                 r
@@ -314,7 +322,7 @@ impl Model {
     }
 
     fn run_on(&mut self, conn: usize, end: End, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {
-        let hint = self.hint.map(|(mut h, after)| {
+        let hint = self.hint.clone().map(|(mut h, after)| {
             for s in Sock::ALL {
                 if let Slot::Conn { conn: c, end: e } = self.slots[s.index()] {
                     if c == conn {
@@ -357,8 +365,10 @@ impl Model {
                 if let Conn::Tcp(m) = &mut self.conns[conn] {
                     if let Some(err) = m.connect_failed(end) {
                         self.slots[sock.index()] = Slot::Loose;
+                        let old = self.loose[sock.index()];
                         self.loose[sock.index()] = Loose {
-                            bufs: self.loose[sock.index()].bufs,
+                            bufs: old.bufs,
+                            outq: old.outq + 2,
                             ..Loose::default()
                         };
                         return StepResult::plain(Outcome::Err(err));
@@ -427,8 +437,11 @@ impl Model {
             // every later connect fails.
             let err = l.err.take().unwrap_or(Errno::ECONNABORTED);
             if !no_retry {
+                // tcp_disconnect: write_seq += max_window + 2 (0 for a connection that
+                // never got a window).
                 *l = Loose {
                     bufs: l.bufs,
+                    outq: l.outq + 2,
                     ..Loose::default()
                 };
             }
@@ -446,6 +459,8 @@ impl Model {
             }
             l.rcv_shut = true;
             l.snd_shut = true;
+            // The SYN's sequence number stays unacknowledged.
+            l.outq = 1;
             wire.push(WireEvent {
                 from: sock,
                 to: Sock::L,
@@ -581,6 +596,7 @@ impl Model {
                             self.slots[Sock::L.index()] = Slot::Loose;
                             self.loose[Sock::L.index()] = Loose {
                                 bufs: self.listener.bufs,
+                                outq: 2,
                                 ..Loose::default()
                             };
                         }

@@ -1,0 +1,291 @@
+//! Several ways a TCP connection may have gone, kept side by side until the kernel's
+//! answers tell them apart.
+//!
+//! Past what a receiver certainly takes at once, whether a segment leaves now or waits
+//! in the sender's queue for the window depends on window arithmetic the model does
+//! not track. Where such a choice has effects a later step can see (a FIN's ACK, a
+//! FIN's arrival, an RST that data after `shutdown rd` draws), the connection model
+//! forks ([`TcpModel::take_forks`]) and [`TcpAlternatives`] keeps every way, as a
+//! nondeterministic automaton keeps a set of states:
+//!
+//! - the prediction of a step is the union of the alternatives' predictions (an
+//!   [`Outcome::Either`], a set of TCP states, poll flags marked open where they
+//!   differ);
+//! - once the kernel has answered (see [`super::Hint`]), the alternatives its answer
+//!   and its views do not admit are dropped; if it admits none, all are kept, and the
+//!   disagreement shows as usual.
+//!
+//! Without the kernel's answers (a prediction alone) every alternative is kept.
+
+use super::common::Connection;
+use super::tcp::TcpModel;
+use super::{Hint, WireEvent};
+use crate::step::{Bufs, End, EndView, Errno, Op, Outcome, PollSet, Sock, StepResult};
+
+/// The most alternatives kept; past it the oldest extra ones are dropped (it has not
+/// been reached in campaigns: views prune them at once).
+const MAX_ALTERNATIVES: usize = 16;
+
+/// A TCP connection as a set of alternatives (see the module docs). Never empty.
+#[derive(Clone, Debug)]
+pub struct TcpAlternatives {
+    alts: Vec<TcpModel>,
+    hint: Option<Hint>,
+    log: Vec<WireEvent>,
+}
+
+impl TcpAlternatives {
+    /// One connection, as `model` has it.
+    pub fn new(model: TcpModel) -> TcpAlternatives {
+        TcpAlternatives {
+            alts: vec![model],
+            hint: None,
+            log: Vec::new(),
+        }
+    }
+
+    /// How many alternatives are kept now.
+    pub fn len(&self) -> usize {
+        self.alts.len()
+    }
+
+    /// Whether none is kept (never: there is always one).
+    pub fn is_empty(&self) -> bool {
+        self.alts.is_empty()
+    }
+
+    fn first(&self) -> &TcpModel {
+        &self.alts[0]
+    }
+
+    /// Keeps the alternatives `keep` accepts, or all of them if it accepts none.
+    fn retain(&mut self, keep: impl Fn(&TcpModel) -> bool) {
+        if self.alts.iter().any(&keep) {
+            self.alts.retain(keep);
+        }
+    }
+
+    /// Gathers every alternative's forks, drops duplicates and bounds the set.
+    fn gather(&mut self) {
+        let mut all: Vec<TcpModel> = Vec::new();
+        for mut a in std::mem::take(&mut self.alts) {
+            let forks = a.take_forks();
+            for m in std::iter::once(a).chain(forks) {
+                if !all.contains(&m) {
+                    all.push(m);
+                }
+            }
+        }
+        all.truncate(MAX_ALTERNATIVES);
+        self.alts = all;
+    }
+
+    /// Drops the alternatives whose views after the step the kernel's do not admit.
+    fn prune_by_views(&mut self) {
+        let Some(h) = self.hint.clone() else {
+            return;
+        };
+        self.retain(|m| {
+            End::BOTH.iter().all(|&e| match h.after[e.index()] {
+                Some(v) => m.view_end(e).admits(&v),
+                None => true,
+            })
+        });
+    }
+
+    /// Time passes in every alternative.
+    pub fn advance(&mut self, ms: u32) -> Vec<WireEvent> {
+        let mut wire = None;
+        for a in &mut self.alts {
+            let w = a.advance(ms);
+            wire.get_or_insert(w);
+        }
+        self.gather();
+        wire.unwrap_or_default()
+    }
+
+    /// See [`TcpModel::connect_failed`]; the alternatives agree on it (a failed
+    /// connect is decided by the handshake, before any data).
+    pub fn connect_failed(&mut self, x: End) -> Option<Errno> {
+        let mut out = None;
+        for a in &mut self.alts {
+            let r = a.connect_failed(x);
+            out.get_or_insert(r);
+        }
+        out.flatten()
+    }
+
+    /// See [`TcpModel::preset_deferred_shutdown`].
+    pub fn preset_deferred_shutdown(&mut self, x: End, rd: bool, wr: bool) {
+        for a in &mut self.alts {
+            a.preset_deferred_shutdown(x, rd, wr);
+        }
+    }
+
+    /// See [`TcpModel::run`].
+    pub fn run(&mut self, end: End, op: Op) -> (StepResult, Vec<WireEvent>) {
+        self.log.clear();
+        let r = self.drive(end, op);
+        (r, std::mem::take(&mut self.log))
+    }
+
+    /// One side, as every alternative has it: TCP states joined, poll flags that
+    /// differ marked open.
+    pub fn view_end(&self, x: End) -> EndView {
+        let mut views = self.alts.iter().map(|a| a.view_end(x));
+        let first = views.next().unwrap_or(EndView::Closed);
+        views.fold(first, merge_views)
+    }
+
+    /// The first alternative's account of an end, and how many there are.
+    pub fn describe(&self, x: End) -> String {
+        let d = self.first().describe(x);
+        if self.alts.len() > 1 {
+            format!(
+                "{d} (one of {} ways the window may have gone)",
+                self.alts.len()
+            )
+        } else {
+            d
+        }
+    }
+}
+
+/// Two views of one socket as one prediction: states joined, differing flags open.
+fn merge_views(a: EndView, b: EndView) -> EndView {
+    match (a, b) {
+        (
+            EndView::Open {
+                state: sa,
+                poll: pa,
+            },
+            EndView::Open {
+                state: sb,
+                poll: pb,
+            },
+        ) => EndView::Open {
+            state: match (sa, sb) {
+                (Some(x), Some(y)) => Some(crate::step::StateSet(x.0 | y.0)),
+                (x, y) => x.or(y),
+            },
+            poll: merge_polls(pa, pb),
+        },
+        (a, _) => a,
+    }
+}
+
+fn merge_polls(a: PollSet, b: PollSet) -> PollSet {
+    let open = PollSet((a.sure().0 ^ b.sure().0) | a.maybe().0 | b.maybe().0);
+    PollSet(a.sure().0 & b.sure().0).with_maybe(open)
+}
+
+/// The alternatives' results as one prediction: where they differ, an
+/// [`Outcome::Either`] whose SIGPIPE-raising alternatives are marked.
+fn merge_results(mut results: Vec<StepResult>) -> StepResult {
+    results.dedup();
+    if results.len() == 1 {
+        return results.remove(0);
+    }
+    let marked = results.into_iter().map(|r| {
+        if r.sigpipe {
+            Outcome::WithSigpipe(Box::new(r.outcome))
+        } else {
+            r.outcome
+        }
+    });
+    let outcome = marked
+        .reduce(|acc, o| Outcome::Either(Box::new(acc), Box::new(o)))
+        .unwrap_or(Outcome::Ok);
+    StepResult::plain(outcome)
+}
+
+impl Connection for TcpAlternatives {
+    fn fd_open(&self, end: End) -> bool {
+        self.first().fd_open(end)
+    }
+
+    fn call(&mut self, end: End, op: Op) -> StepResult {
+        let mut results = Vec::new();
+        let mut kept = Vec::new();
+        for mut a in std::mem::take(&mut self.alts) {
+            a.set_hint(self.hint.clone());
+            a.wire_log().clear();
+            let r = a.drive(end, op);
+            if self.log.is_empty() {
+                self.log = a.wire_log().clone();
+            }
+            let forks = a.take_forks();
+            for m in std::iter::once(a).chain(forks) {
+                kept.push((r.clone(), m));
+            }
+            results.push(r);
+        }
+        let merged = merge_results(results);
+        // What the kernel answered settles which alternatives go on.
+        if let Some(got) = self.hint.as_ref().and_then(|h| h.result.clone()) {
+            if kept.iter().any(|(r, _)| r.admits(&got)) {
+                kept.retain(|(r, _)| r.admits(&got));
+            }
+        }
+        self.alts = kept.into_iter().map(|(_, m)| m).collect();
+        self.gather();
+        self.prune_by_views();
+        for a in &mut self.alts {
+            a.set_hint(None);
+        }
+        merged
+    }
+
+    fn deliver_one(&mut self) -> bool {
+        let mut any = false;
+        for a in &mut self.alts {
+            any |= a.deliver_one();
+        }
+        any
+    }
+
+    fn view(&self, end: End) -> EndView {
+        self.view_end(end)
+    }
+
+    fn wire_log(&mut self) -> &mut Vec<WireEvent> {
+        &mut self.log
+    }
+
+    fn set_name(&mut self, end: End, sock: Sock) {
+        for a in &mut self.alts {
+            a.set_name(end, sock);
+        }
+    }
+
+    fn preset_shutdown(&mut self, end: End, rcv: bool, snd: bool) {
+        for a in &mut self.alts {
+            a.preset_shutdown(end, rcv, snd);
+        }
+    }
+
+    fn forget_unaccepted(&mut self, end: End) {
+        for a in &mut self.alts {
+            a.wire_log().clear();
+            a.forget_unaccepted(end);
+            a.deliver_all();
+        }
+        self.log = self.alts[0].wire_log().clone();
+        self.gather();
+    }
+
+    fn set_hint(&mut self, hint: Option<Hint>) {
+        self.hint = hint;
+    }
+
+    fn preset_bufs(&mut self, end: End, bufs: Bufs) {
+        for a in &mut self.alts {
+            a.preset_bufs(end, bufs);
+        }
+    }
+
+    fn drive(&mut self, end: End, op: Op) -> StepResult {
+        // Each alternative drives (and delivers) itself in `call`.
+        self.call(end, op)
+    }
+}
