@@ -111,8 +111,10 @@ impl std::fmt::Display for Coverage {
         let pct = |n: u64, d: u64| 100.0 * n as f64 / d.max(1) as f64;
         write!(
             f,
-            "{:.2}% of cases filled a buffer (EAGAIN or a partial write); {:.2}% had a step the model predicts as a range ({:.3}% of steps)",
+            "{} cases ({:.3}%) filled a buffer (EAGAIN or a partial write); {} ({:.3}%) had a step the model predicts as a range ({:.3}% of steps)",
+            self.full_buffer,
             pct(self.full_buffer, self.cases),
+            self.ranged,
             pct(self.ranged, self.cases),
             pct(self.ranged_steps.0, self.ranged_steps.1)
         )

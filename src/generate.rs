@@ -38,9 +38,10 @@ const RARE_BUFFER: u32 = 8_000;
 /// The draw the rare events above are taken from.
 const RARE_SPAN: u32 = 1_000_000;
 
-/// The sizes of large writes: a few pages, past a small buffer, past every default
-/// buffer, and the most a write may be.
-pub const BIG_WRITES: [u32; 4] = [8192, 65_536, 1_000_000, 4 << 20];
+/// The sizes of large writes: a few pages, past a small buffer, just under the
+/// longest seqpacket record a default buffer takes (whose memory then fills it), past
+/// every default buffer, and the most a write may be.
+pub const BIG_WRITES: [u32; 5] = [8192, 65_536, 212_000, 1_000_000, 4 << 20];
 /// The sizes of large reads.
 pub const BIG_READS: [u32; 2] = [65_536, 4 << 20];
 /// The sizes `rcvbuf N` and `sndbuf N` are drawn from (the kernel doubles them).
@@ -340,7 +341,7 @@ mod tests {
         );
         let mut t = Tracker::new(Start::Connected);
         assert_eq!(
-            t.map((0, 0, 3, at(sizes + RARE_BUFFER))),
+            t.map((0, 0, 4, at(sizes + RARE_BUFFER))),
             Some(Step::call(Sock::A, Op::Write(4 << 20)))
         );
         let mut t = Tracker::new(Start::Connected);

@@ -65,15 +65,17 @@ impl TcpAlternatives {
         }
     }
 
-    /// Gathers every alternative's forks, drops duplicates and bounds the set.
+    /// Gathers every alternative's forks (delivering what they still have in flight),
+    /// drops duplicates and bounds the set.
     fn gather(&mut self) {
         let mut all: Vec<TcpModel> = Vec::new();
-        for mut a in std::mem::take(&mut self.alts) {
-            let forks = a.take_forks();
-            for m in std::iter::once(a).chain(forks) {
-                if !all.contains(&m) {
-                    all.push(m);
-                }
+        let mut work = std::mem::take(&mut self.alts);
+        work.reverse();
+        while let Some(mut m) = work.pop() {
+            m.deliver_all();
+            work.extend(m.take_forks());
+            if !all.contains(&m) {
+                all.push(m);
             }
         }
         all.truncate(MAX_ALTERNATIVES);
@@ -214,8 +216,11 @@ impl Connection for TcpAlternatives {
             if self.log.is_empty() {
                 self.log = a.wire_log().clone();
             }
-            let forks = a.take_forks();
-            for m in std::iter::once(a).chain(forks) {
+            // A fork made halfway through the delivery has the rest still in flight.
+            let mut work = vec![a];
+            while let Some(mut m) = work.pop() {
+                m.deliver_all();
+                work.extend(m.take_forks());
                 kept.push((r.clone(), m));
             }
             results.push(r);

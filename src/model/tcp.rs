@@ -1130,6 +1130,14 @@ impl TcpModel {
             Conn::Live => {}
         }
         if f.seg == Seg::Rst {
+            if self.ends[y.index()].rq_open {
+                // Data of the sender's may have been dropped at this end (its receive
+                // memory full) and never arrived: the RST's sequence number is then
+                // past rcv_nxt, and tcp_validate_incoming answers it with a challenge
+                // ACK instead of a reset (RFC 5961 3.2).
+                let ignored = self.clone();
+                self.forks.push(ignored);
+            }
             self.reset(y);
             return true;
         }
