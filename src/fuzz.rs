@@ -369,19 +369,19 @@ pub fn minimize(
     interrupted: &AtomicBool,
 ) -> (Case, Option<CaseRun>, bool) {
     let budget = std::cell::Cell::new(MINIMIZE_BUDGET);
-    let (transport, start) = (case.transport, case.start);
+    let (transport, start, bufs) = (case.transport, case.start, case.bufs);
     let mut fails = |s: &[Step]| -> Option<CaseRun> {
         budget.set(budget.get().checked_sub(1)?);
         if interrupted.load(Ordering::Relaxed) {
             return None;
         }
         // An error (too slow, interference) gives no verdict: the step is kept.
-        let c = Case::new(transport, start, s.to_vec());
+        let c = Case::new(transport, start, s.to_vec()).with_bufs(bufs);
         run_case_with(exec, &model_for(&c), &c)
             .ok()
             .filter(|r| r.first_mismatch().is_some())
     };
-    let as_case = |steps: Vec<Step>| Case::new(transport, start, steps);
+    let as_case = |steps: Vec<Step>| Case::new(transport, start, steps).with_bufs(bufs);
     let Some(mut last) = fails(&case.steps) else {
         return (case, None, false);
     };

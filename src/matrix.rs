@@ -450,7 +450,8 @@ pub fn run_all(
     scenarios
         .iter()
         .map(|sc| {
-            let case = crate::exec::Case::new(transport, sc.start, sc.step_list());
+            let case = sc.case(transport);
+            let case = crate::exec::Case { transport, ..case };
             match platform {
                 Some(p) => {
                     let m = crate::run::model_for(&case, p);
