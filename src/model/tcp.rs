@@ -642,7 +642,10 @@ impl TcpModel {
             );
             arrives.deliver_all();
             let fin = keep.ends[x.index()].fin_held;
-            let mut with_fin = arrives.clone();
+            // Linux was also seen to deliver a held FIN to an end shut for reading
+            // with no RST for the data before it (the data had arrived already, and
+            // only the FIN waited): kept as one more way.
+            let mut with_fin = keep.clone();
             if fin {
                 with_fin.send_held_fin(
                     x,
@@ -763,7 +766,11 @@ impl TcpModel {
             } else {
                 Outcome::Err(Errno::EAGAIN)
             };
-            if self.hint.as_ref().and_then(|h| h.count).unwrap_or(1) >= 1 && n > 0 {
+            let arrived = match self.hint.as_ref().and_then(|h| h.result.clone()) {
+                Some(r) => matches!(r.outcome, Outcome::Data(_)),
+                None => true,
+            };
+            if arrived && n > 0 {
                 self.end(x).urg = Some(Urg {
                     read: true,
                     early: false,
@@ -1294,8 +1301,9 @@ impl TcpModel {
         }
     }
 
-    /// Held data reaching an end that stopped reading draws the RST new data draws
-    /// (see [`TcpModel::data_arrives`]); elsewhere it was counted already.
+    /// Held data reaching its receiver: counted there already, but at an end that
+    /// stopped reading it draws the RST new data draws (see
+    /// [`TcpModel::data_arrives`]).
     fn held_arrives(&mut self, y: End) {
         let e = &self.ends[y.index()];
         if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) && e.rcv_shut {
