@@ -124,11 +124,8 @@ fn full_loop(
     for case in cases {
         let kernel = exec.run(case)?;
         settle += kernel.settle;
-        let run = crate::run::pair_up(
-            case,
-            kernel,
-            crate::run::predict(&model_of(case), &case.steps),
-        );
+        let predictions = crate::run::predict_seen(&model_of(case), &case.steps, &kernel.steps);
+        let run = crate::run::pair_up(case, kernel, predictions);
         if run.first_mismatch().is_some() {
             mismatches += 1;
             if examples.len() < MISMATCH_EXAMPLES {

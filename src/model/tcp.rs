@@ -696,7 +696,10 @@ impl TcpModel {
             }
             Some(_) => {
                 let got = self.hint.as_ref().and_then(|h| h.result.clone());
-                let on_its_way = matches!(empty, Outcome::Err(e) if e == Errno::EAGAIN);
+                // EAGAIN, or end of file from our own shutdown(rd) (no window update
+                // goes out then, tcp_cleanup_rbuf): the rest is still on its way. An
+                // error is the reset that threw it away.
+                let on_its_way = !matches!(empty, Outcome::Err(e) if e != Errno::EAGAIN);
                 if got.is_some_and(|g| full.admits(&g.outcome)) {
                     // What was there gave this (an urgent byte skipped, say).
                     self.read_exact(x, n, peek);
@@ -961,6 +964,24 @@ impl TcpModel {
     }
 
     fn close(&mut self, x: End) -> Outcome {
+        let e = &self.ends[x.index()];
+        if e.rq_open && !e.rq.is_empty() {
+            // What is unread may all be still on its way: then nothing is unread here
+            // and the close is not the RST of RFC 2525 2.17.
+            let mut none_here = self.clone();
+            {
+                let z = none_here.end(x);
+                z.rq.discard();
+                z.segs.clear();
+                z.urg = None;
+            }
+            none_here.close_now(x);
+            self.forks.push(none_here);
+        }
+        self.close_now(x)
+    }
+
+    fn close_now(&mut self, x: End) -> Outcome {
         let fin_instead_of_rst = self.mutated(Mutation::CloseWithUnreadDataSendsFin);
         let e = self.end(x);
         e.fd_open = false;
