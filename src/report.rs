@@ -257,6 +257,13 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
         if open_ended {
             out.push_str("    (FIN_WAIT1|FIN_WAIT2: the peer may still be delaying the ACK of the FIN; Linux's delayed-ACK heuristics decide, which the model leaves open)\n");
         }
+        let ranged = r.model.outcome.is_range()
+            || p.after.iter().any(
+                |v| matches!(v, EndView::Open { poll, .. } if poll.maybe() != crate::step::PollSet::NONE),
+            );
+        if ranged {
+            out.push_str("    (a range: how much the peer's window, its receive memory and the send buffer take at once is not tracked, so the model predicts from what certainly fits to all, `?` marks a poll flag that may or may not be set, and the kernel's answer settles it for the steps after)\n");
+        }
         for sock in Sock::ALL {
             let (m, k) = (&r.model_after[sock.index()], &r.kernel_after[sock.index()]);
             if !m.admits(k) {

@@ -213,9 +213,6 @@ impl Connection for TcpAlternatives {
             a.set_hint(self.hint.clone());
             a.wire_log().clear();
             let r = a.drive(end, op);
-            if self.log.is_empty() {
-                self.log = a.wire_log().clone();
-            }
             // A fork made halfway through the delivery has the rest still in flight.
             let mut work = vec![a];
             while let Some(mut m) = work.pop() {
@@ -238,6 +235,8 @@ impl Connection for TcpAlternatives {
         for a in &mut self.alts {
             a.set_hint(None);
         }
+        // The wire as the first way still kept saw it.
+        self.log = self.alts[0].wire_log().clone();
         merged
     }
 

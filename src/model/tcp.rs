@@ -498,6 +498,12 @@ impl TcpModel {
     /// Bytes of `x` that wait in its send queue: counted as unread by the peer (they
     /// are on their way), with none of a segment's effects.
     fn hold(&mut self, x: End, k: usize) {
+        self.log.push(WireEvent {
+            from: self.names[x.index()],
+            to: self.names[x.peer().index()],
+            kind: SegmentKind::Data(k),
+            note: "written past what the peer certainly takes: it may wait in the send queue for the window",
+        });
         let y = self.end(x.peer());
         let reads_on = match y.state {
             TcpState::Established => true,
