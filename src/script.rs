@@ -865,6 +865,7 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
         ["eof"] => ExpectOutcome::Exact(Outcome::Eof),
         ["n/a"] => ExpectOutcome::Exact(Outcome::NotApplicable),
         ["closed"] => ExpectOutcome::Exact(Outcome::Closed),
+        ["gone"] => ExpectOutcome::Exact(Outcome::Gone),
         ["poll", "has", f] => ExpectOutcome::PollHas(some_flags("has", f)?),
         ["poll", "any", f] => ExpectOutcome::PollAny(some_flags("any", f)?),
         ["poll", "none", f] => ExpectOutcome::PollNone(some_flags("none", f)?),
@@ -930,7 +931,10 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
                 ExpectOutcome::Exact(Outcome::SockError(_)),
                 Returns::SockError
             )
-            | (ExpectOutcome::Exact(Outcome::State(_)), Returns::State)
+            | (
+                ExpectOutcome::Exact(Outcome::State(_) | Outcome::Gone),
+                Returns::State
+            )
     );
     if !fits {
         return Err(format!("'{}' cannot be the result of '{op}'", clip_echo(s)));

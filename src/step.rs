@@ -140,7 +140,9 @@ pub enum Op {
     Poll,
     /// `getsockopt(SO_ERROR)`, which also clears the pending error.
     Error,
-    /// The TCP state from `TCP_INFO`.
+    /// The TCP state from `TCP_INFO`; once the fd is closed, the state of what the
+    /// kernel still holds for the connection (sock_diag: an orphan, a TIME_WAIT
+    /// mini-socket) or `gone`.
     State,
     /// A non-blocking `connect` to the listener's address.
     Connect,
@@ -238,7 +240,8 @@ pub enum Returns {
     Poll,
     /// `error 0|ERRNO`.
     SockError,
-    /// A TCP state, or `n/a`.
+    /// A TCP state, or `n/a`; after close, the state of what the kernel still holds
+    /// for the connection, or `gone`.
     State,
 }
 
@@ -1178,7 +1181,8 @@ pub enum Outcome {
     Poll(PollSet),
     /// SO_ERROR's value (`None` for 0).
     SockError(Option<Errno>),
-    /// TCP_INFO's state (a single state from the kernel; possibly several from the model).
+    /// TCP_INFO's state, or after close sock_diag's (a single state from the kernel;
+    /// possibly several from the model).
     State(StateSet),
     /// The observation does not exist for this transport or OS (e.g. `state` on a Unix socket).
     NotApplicable,
@@ -1186,6 +1190,9 @@ pub enum Outcome {
     /// are reused (also by other threads), and a call on a stale one could touch an
     /// unrelated socket.
     Closed,
+    /// `state` on a closed TCP socket: the kernel holds nothing for its connection any
+    /// more (no orphan, no TIME_WAIT mini-socket; sock_diag finds none).
+    Gone,
 }
 
 impl Outcome {
@@ -1298,6 +1305,7 @@ impl fmt::Display for Outcome {
             Outcome::State(s) => write!(f, "{s}"),
             Outcome::NotApplicable => f.write_str("n/a"),
             Outcome::Closed => f.write_str("closed"),
+            Outcome::Gone => f.write_str("gone"),
         }
     }
 }

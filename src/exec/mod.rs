@@ -43,6 +43,10 @@ pub struct Sockets {
     /// The `rcvbuf`/`sndbuf` headers, set on every socket before it connects and on
     /// each accepted socket.
     bufs: Bufs,
+    /// Each TCP socket's addresses once it had a peer: taken while the fd is open
+    /// (getpeername fails once the socket is CLOSE, even while a TIME_WAIT mini-socket
+    /// holds its connection), so that `state` after close can find the connection.
+    tuples: [Option<sys::Tuple>; 5],
 }
 
 fn apply_bufs(bufs: &Bufs, fd: RawFd) -> io::Result<()> {
@@ -166,12 +170,36 @@ impl Sockets {
             sent: [0; 5],
             addr: None,
             bufs,
+            tuples: [None; 5],
         }
     }
 
     fn put(&mut self, s: Sock, fd: OwnedFd) {
         self.fds[s.index()] = Some(fd);
         self.made[s.index()] = true;
+        self.note_tuple(s);
+    }
+
+    /// Remembers `s`'s addresses if it is a TCP socket with a peer now; keeps what it
+    /// had otherwise (a connection that went CLOSE or TIME_WAIT has no peer to ask).
+    fn note_tuple(&mut self, s: Sock) {
+        if !self.transport.is_tcp() {
+            return;
+        }
+        if let Some(t) = self.fds[s.index()].as_ref().and_then(sys::tuple_of) {
+            self.tuples[s.index()] = Some(t);
+        }
+    }
+
+    /// `state` on a closed TCP socket: what the kernel still holds for its connection
+    /// (sock_diag), as TCP_INFO cannot be asked without the fd.
+    fn closed_state(&self, sock: Sock) -> Outcome {
+        match sys::closed_tcp_state(self.tuples[sock.index()].as_ref()) {
+            sys::DiagReading::State(s) => Outcome::State(s.into()),
+            sys::DiagReading::Gone => Outcome::Gone,
+            sys::DiagReading::Unavailable => Outcome::NotApplicable,
+            sys::DiagReading::Failed(e) => Outcome::Err(e),
+        }
     }
 
     /// Creates the world `start` begins with over `transport`.
@@ -337,6 +365,9 @@ impl Sockets {
         }
         let i = sock.index();
         let Some(fd) = self.fds[i].as_ref().map(|f| f.as_raw_fd()) else {
+            if op == Op::State && self.made[i] && self.transport.is_tcp() {
+                return self.closed_state(sock);
+            }
             return Outcome::Closed;
         };
         match op {
@@ -431,7 +462,17 @@ impl Sockets {
                     sys::StateReading::Failed(e) => Outcome::Err(e),
                 }
             }
-            Op::Connect => match &self.addr {
+            Op::Connect => {
+                let r = self.connect_to_listener(fd);
+                self.note_tuple(sock);
+                r
+            }
+            Op::Accept => unreachable!("handled above"),
+        }
+    }
+
+    fn connect_to_listener(&self, fd: RawFd) -> Outcome {
+        match &self.addr {
                 // Under `start connected` the listener is gone; connect to an address
                 // nobody listens on, as the model assumes, by making one up the same
                 // way: a fresh listener's address, closed at once.
@@ -449,8 +490,6 @@ impl Sockets {
                     Ok(()) => Outcome::Ok,
                     Err(e) => errno_of(e),
                 },
-            },
-            Op::Accept => unreachable!("handled above"),
         }
     }
 
@@ -490,6 +529,10 @@ impl Sockets {
     }
 
     fn close(&mut self, sock: Sock) -> Outcome {
+        // A connect that was still in progress when it returned may have finished since.
+        if self.tuples[sock.index()].is_none() {
+            self.note_tuple(sock);
+        }
         let Some(fd) = self.fds[sock.index()].take() else {
             return Outcome::Closed;
         };

@@ -137,8 +137,13 @@ fn enter_fresh_namespace() -> bool {
 pub(crate) fn helper_socket(
     domain: libc::c_int,
     ty: libc::c_int,
+    protocol: libc::c_int,
 ) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
-    HELPER.with(|h| h.borrow_mut().as_mut().map(|h| h.socket(domain, ty)))
+    HELPER.with(|h| {
+        h.borrow_mut()
+            .as_mut()
+            .map(|h| h.socket_with(domain, ty, protocol))
+    })
 }
 
 /// The environment variable that makes each thread print, on stderr, the network
@@ -176,7 +181,7 @@ fn show_namespace(iso: Isolation) {
 /// check the isolation rather than trust this module's bookkeeping.
 #[cfg(target_os = "linux")]
 pub fn socket_namespace() -> std::io::Result<u64> {
-    let probe = match helper_socket(libc::AF_INET, libc::SOCK_DGRAM) {
+    let probe = match helper_socket(libc::AF_INET, libc::SOCK_DGRAM, 0) {
         Some(s) => s?,
         None => super::sys::cloexec_socket(libc::AF_INET, libc::SOCK_DGRAM)?,
     };
@@ -332,8 +337,8 @@ mod helper {
     use std::os::fd::{FromRawFd, OwnedFd, RawFd};
     use std::time::{Duration, Instant};
 
-    /// Request: make [`BATCH`] sockets of `[_, domain, type]`; the answer is their
-    /// descriptors.
+    /// Request: make [`BATCH`] sockets of `[_, domain, type, protocol]`; the answer is
+    /// their descriptors.
     const OP_SOCKET: i32 = 1;
     /// Sockets made per request: a round trip to the helper costs about as much as a
     /// short case, so a thread asks for several at once.
@@ -351,8 +356,8 @@ mod helper {
         /// table; only we ever close them).
         ours: RawFd,
         theirs: RawFd,
-        /// Sockets made but not yet used, with their domain and type.
-        spare: Vec<((i32, i32), OwnedFd)>,
+        /// Sockets made but not yet used, with their domain, type and protocol.
+        spare: Vec<((i32, i32, i32), OwnedFd)>,
     }
 
     fn last_errno() -> i32 {
@@ -426,10 +431,10 @@ mod helper {
         }
 
         /// Sends a request and returns the answer: at least one non-negative number.
-        fn ask(&mut self, req: [i32; 3]) -> io::Result<Vec<i32>> {
-            // SAFETY: 12 bytes from a live array, on our descriptor.
-            let n = unsafe { libc::write(self.ours, req.as_ptr().cast(), 12) };
-            if n != 12 {
+        fn ask(&mut self, req: [i32; 4]) -> io::Result<Vec<i32>> {
+            // SAFETY: 16 bytes from a live array, on our descriptor.
+            let n = unsafe { libc::write(self.ours, req.as_ptr().cast(), 16) };
+            if n != 16 {
                 return Err(io::Error::other(format!(
                     "the network namespace helper is gone ({})",
                     io::Error::last_os_error()
@@ -472,12 +477,23 @@ mod helper {
         }
 
         /// A socket made in the helper's namespace, close-on-exec like the others.
+        #[cfg(test)]
         pub fn socket(&mut self, domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
-            let kind = (domain, ty);
+            self.socket_with(domain, ty, 0)
+        }
+
+        /// The same, with a protocol (a netlink family, say).
+        pub fn socket_with(
+            &mut self,
+            domain: libc::c_int,
+            ty: libc::c_int,
+            protocol: libc::c_int,
+        ) -> io::Result<OwnedFd> {
+            let kind = (domain, ty, protocol);
             if let Some(i) = self.spare.iter().position(|(k, _)| *k == kind) {
                 return Ok(self.spare.swap_remove(i).1);
             }
-            let fds = self.ask([OP_SOCKET, domain, ty])?;
+            let fds = self.ask([OP_SOCKET, domain, ty, protocol])?;
             // SAFETY: the helper made these in our shared table for us and forgot them.
             let mut fds = fds
                 .into_iter()
@@ -491,7 +507,7 @@ mod helper {
         pub fn new_namespace(&mut self) -> io::Result<()> {
             // Spares belong to the old namespace.
             self.spare.clear();
-            self.ask([OP_NEW_NAMESPACE, 0, 0]).map(|_| ())
+            self.ask([OP_NEW_NAMESPACE, 0, 0, 0]).map(|_| ())
         }
 
         /// The helper's process id.
@@ -567,9 +583,9 @@ mod helper {
         }
         answer(&[if super::loopback_up() { 0 } else { -libc::EIO }]);
         loop {
-            let mut req = [0i32; 3];
-            let n = libc::read(chan, req.as_mut_ptr().cast(), 12);
-            if n != 12 {
+            let mut req = [0i32; 4];
+            let n = libc::read(chan, req.as_mut_ptr().cast(), 16);
+            if n != 16 {
                 // Our thread closed its end (or is gone).
                 libc::_exit(0);
             }
@@ -578,7 +594,7 @@ mod helper {
                 OP_SOCKET => {
                     let mut n = 0;
                     while n < BATCH {
-                        let fd = libc::socket(req[1], req[2] | libc::SOCK_CLOEXEC, 0);
+                        let fd = libc::socket(req[1], req[2] | libc::SOCK_CLOEXEC, req[3]);
                         if fd < 0 {
                             break;
                         }

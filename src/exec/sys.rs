@@ -29,21 +29,31 @@ pub fn revents_to_set(revents: libc::c_short) -> PollSet {
 
 /// A socket with close-on-exec set, so a re-executed worker does not inherit it.
 pub fn cloexec_socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    cloexec_socket_with(domain, ty, 0)
+}
+
+/// The same, with a protocol; made in this thread's private namespace like every
+/// executor socket (see [`super::netns`]).
+fn cloexec_socket_with(
+    domain: libc::c_int,
+    ty: libc::c_int,
+    protocol: libc::c_int,
+) -> io::Result<OwnedFd> {
     #[cfg(target_os = "linux")]
-    if let Some(s) = super::netns::helper_socket(domain, ty) {
+    if let Some(s) = super::netns::helper_socket(domain, ty, protocol) {
         return s;
     }
     #[cfg(any(target_os = "linux", target_os = "freebsd"))]
     {
         // SAFETY: plain syscall; the result is checked before it is owned.
-        let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) })?;
+        let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) })?;
         // SAFETY: fd was just created and is owned by nobody else.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
     #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
     {
         // SAFETY: plain syscalls; the result is checked before it is owned.
-        let fd = cvt(unsafe { libc::socket(domain, ty, 0) })?;
+        let fd = cvt(unsafe { libc::socket(domain, ty, protocol) })?;
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
         Ok(owned)
@@ -360,4 +370,242 @@ pub fn outq(fd: RawFd) -> Option<io::Result<usize>> {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn outq(_fd: RawFd) -> Option<io::Result<usize>> {
     None
+}
+
+/// A TCP connection's two addresses, as its socket saw them: where to look for it in
+/// the kernel's tables once its descriptor is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuple {
+    /// getsockname.
+    pub local: std::net::SocketAddr,
+    /// getpeername.
+    pub peer: std::net::SocketAddr,
+}
+
+/// The addresses of a connected TCP socket; `None` while it has no peer (never
+/// connected, or CLOSE again: inet_getname says ENOTCONN there).
+pub fn tuple_of(fd: &OwnedFd) -> Option<Tuple> {
+    let s = socket2::SockRef::from(fd);
+    let local = s.local_addr().ok()?.as_socket()?;
+    let peer = s.peer_addr().ok()?.as_socket()?;
+    Some(Tuple { local, peer })
+}
+
+/// What the kernel holds for a connection whose descriptor is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagReading {
+    /// A socket holds it in this state: an orphan, or a TIME_WAIT mini-socket (whose
+    /// FIN_WAIT2 or TIME_WAIT substate is what inet_diag reports).
+    State(TcpState),
+    /// No socket holds it.
+    Gone,
+    /// This system cannot be asked (no NETLINK_SOCK_DIAG: gVisor, other OSes).
+    Unavailable,
+    /// The question failed.
+    Failed(Errno),
+}
+
+/// How long the kernel may take to answer (it answers inside the send; this bounds a
+/// kernel or sandbox that does not).
+#[cfg(target_os = "linux")]
+const DIAG_TIMEOUT_MS: i32 = 500;
+
+/// netlink and inet_diag constants (linux/netlink.h, linux/sock_diag.h,
+/// linux/inet_diag.h), not in every libc version.
+mod nl {
+    #[cfg(target_os = "linux")]
+    pub const NETLINK_SOCK_DIAG: libc::c_int = 4;
+    pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    pub const NLMSG_ERROR: u16 = 2;
+    pub const NLMSG_DONE: u16 = 3;
+    pub const NLM_F_REQUEST: u16 = 1;
+    /// sizeof(struct nlmsghdr).
+    pub const HDR: usize = 16;
+    /// sizeof(struct inet_diag_sockid).
+    pub const SOCKID: usize = 48;
+    /// sizeof(struct inet_diag_req_v2).
+    pub const REQ: usize = 8 + SOCKID;
+    /// The bytes of struct inet_diag_msg up to and including its sockid.
+    pub const MSG_MIN: usize = 4 + SOCKID;
+}
+
+/// The inet_diag_sockid of a connection: ports big-endian, addresses in network order
+/// (an IPv4 address in the first word), any interface, no cookie.
+fn sockid(t: &Tuple) -> [u8; nl::SOCKID] {
+    let mut id = [0u8; nl::SOCKID];
+    id[0..2].copy_from_slice(&t.local.port().to_be_bytes());
+    id[2..4].copy_from_slice(&t.peer.port().to_be_bytes());
+    let put = |dst: &mut [u8], a: std::net::IpAddr| match a {
+        std::net::IpAddr::V4(v4) => dst[..4].copy_from_slice(&v4.octets()),
+        std::net::IpAddr::V6(v6) => dst[..16].copy_from_slice(&v6.octets()),
+    };
+    put(&mut id[4..20], t.local.ip());
+    put(&mut id[20..36], t.peer.ip());
+    // idiag_if 0; idiag_cookie INET_DIAG_NOCOOKIE (~0, ~0): no cookie check.
+    id[40..48].fill(0xff);
+    id
+}
+
+fn family_of(t: &Tuple) -> u8 {
+    if t.local.is_ipv4() {
+        libc::AF_INET as u8
+    } else {
+        libc::AF_INET6 as u8
+    }
+}
+
+/// The SOCK_DIAG_BY_FAMILY request for exactly `t` (not a dump), every state asked for.
+pub fn diag_request(t: &Tuple, seq: u32) -> Vec<u8> {
+    let len = nl::HDR + nl::REQ;
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&nl::SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    m.extend_from_slice(&nl::NLM_F_REQUEST.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.push(family_of(t));
+    m.push(libc::IPPROTO_TCP as u8);
+    m.push(0); // idiag_ext: no extensions
+    m.push(0);
+    m.extend_from_slice(&u32::MAX.to_ne_bytes()); // idiag_states: all
+    m.extend_from_slice(&sockid(t));
+    m
+}
+
+/// Reads the kernel's answer to [`diag_request`] for `t` (sequence number `seq`): the
+/// state of the socket that holds exactly `t`, or `Gone`. An exact request falls back
+/// to a listener on the local port (inet_lookup), so a reply for any other tuple, or
+/// for a listener, means nothing holds the connection. Odd replies are errors, never
+/// panics.
+pub fn parse_diag_reply(buf: &[u8], t: &Tuple, seq: u32) -> DiagReading {
+    let mut rest = buf;
+    let word = |b: &[u8], at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    while rest.len() >= nl::HDR {
+        let len = word(rest, 0) as usize;
+        let ty = u16::from_ne_bytes([rest[4], rest[5]]);
+        let mseq = word(rest, 8);
+        if len < nl::HDR || len > rest.len() {
+            return DiagReading::Failed(Errno(libc::EBADMSG));
+        }
+        let body = &rest[nl::HDR..len];
+        // NLMSG_ALIGN: messages start on 4-byte boundaries.
+        rest = &rest[((len + 3) & !3).min(rest.len())..];
+        if mseq != seq {
+            continue;
+        }
+        match ty {
+            nl::NLMSG_ERROR => {
+                // NLMSG_ERROR: a negative errno (0 is an acknowledgement).
+                if body.len() < 4 {
+                    return DiagReading::Failed(Errno(libc::EBADMSG));
+                }
+                let err = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+                match err {
+                    0 => continue,
+                    e if e == -libc::ENOENT => return DiagReading::Gone,
+                    e => return DiagReading::Failed(Errno(e.saturating_neg())),
+                }
+            }
+            nl::NLMSG_DONE => return DiagReading::Gone,
+            nl::SOCK_DIAG_BY_FAMILY => {
+                if body.len() < nl::MSG_MIN {
+                    return DiagReading::Failed(Errno(libc::EBADMSG));
+                }
+                let (family, state) = (body[0], body[1]);
+                let id = &body[4..nl::MSG_MIN];
+                let want = sockid(t);
+                // Ports and addresses; idiag_if and the cookie are the kernel's own.
+                if family != family_of(t) || id[..36] != want[..36] {
+                    return DiagReading::Gone;
+                }
+                return match TcpState::from_linux(state) {
+                    Some(TcpState::Listen) => DiagReading::Gone,
+                    Some(s) => DiagReading::State(s),
+                    None => DiagReading::Failed(Errno(libc::EBADMSG)),
+                };
+            }
+            _ => continue,
+        }
+    }
+    DiagReading::Failed(Errno(libc::EBADMSG))
+}
+
+/// Asks the kernel (NETLINK_SOCK_DIAG, in this thread's namespace, where its sockets
+/// are) what holds the connection `t` now. `None`: the socket never had a peer, so
+/// nothing can hold a connection of it; still `Unavailable` where nothing can be asked,
+/// so a platform answers the same whatever the socket did.
+#[cfg(target_os = "linux")]
+pub fn closed_tcp_state(t: Option<&Tuple>) -> DiagReading {
+    let fd = match cloexec_socket_with(libc::AF_NETLINK, libc::SOCK_DGRAM, nl::NETLINK_SOCK_DIAG)
+    {
+        Ok(fd) => fd,
+        Err(e) => {
+            return match e.raw_os_error() {
+                Some(libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT | libc::ESOCKTNOSUPPORT) => {
+                    DiagReading::Unavailable
+                }
+                Some(n) => DiagReading::Failed(Errno(n)),
+                None => DiagReading::Failed(Errno(libc::EIO)),
+            }
+        }
+    };
+    let Some(t) = t else {
+        return DiagReading::Gone;
+    };
+    static SEQ: AtomicU64 = AtomicU64::new(1);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed) as u32;
+    let req = diag_request(t, seq);
+    // SAFETY: a zeroed sockaddr_nl is the kernel's address (pid 0, no groups).
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: req and kernel are valid for the lengths given.
+    let r = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            req.as_ptr().cast(),
+            req.len(),
+            libc::MSG_DONTWAIT,
+            &kernel as *const libc::sockaddr_nl as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return match Errno::last() {
+            // gVisor-like stacks may make the socket but not serve the family.
+            e if e.0 == libc::EOPNOTSUPP || e.0 == libc::EPROTONOSUPPORT => {
+                DiagReading::Unavailable
+            }
+            e => DiagReading::Failed(e),
+        };
+    }
+    let mut buf = vec![0u8; 8192];
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, DIAG_TIMEOUT_MS) };
+    if n <= 0 {
+        return DiagReading::Failed(Errno(libc::ETIMEDOUT));
+    }
+    // SAFETY: buf is valid for its length.
+    let r = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if r < 0 {
+        return DiagReading::Failed(Errno::last());
+    }
+    parse_diag_reply(&buf[..r as usize], t, seq)
+}
+
+/// Elsewhere there is no sock_diag to ask.
+#[cfg(not(target_os = "linux"))]
+pub fn closed_tcp_state(_t: Option<&Tuple>) -> DiagReading {
+    DiagReading::Unavailable
 }
