@@ -240,6 +240,11 @@ impl Connection for TcpAlternatives {
         merged
     }
 
+    fn call_closed(&mut self, end: End, op: Op) -> StepResult {
+        // `call` drives every alternative, each of which sees its closed descriptor.
+        self.call(end, op)
+    }
+
     fn deliver_one(&mut self) -> bool {
         let mut any = false;
         for a in &mut self.alts {

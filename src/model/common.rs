@@ -101,6 +101,9 @@ pub trait Connection {
     fn fd_open(&self, end: End) -> bool;
     /// The call itself, on an open descriptor; segments it sends go in flight.
     fn call(&mut self, end: End, op: Op) -> StepResult;
+    /// A step on a closed descriptor: no call is made ([`closed_result`]), except where
+    /// the transport can still be asked about what the kernel holds (TCP's `state`).
+    fn call_closed(&mut self, end: End, op: Op) -> StepResult;
     /// Delivers the oldest segment in flight; false if none was.
     fn deliver_one(&mut self) -> bool;
     /// One side as it is now.
@@ -126,7 +129,7 @@ pub trait Connection {
         let result = if self.fd_open(end) {
             self.call(end, op)
         } else {
-            closed_result()
+            self.call_closed(end, op)
         };
         self.deliver_all();
         result
@@ -152,6 +155,13 @@ macro_rules! impl_connection {
                 op: $crate::step::Op,
             ) -> $crate::step::StepResult {
                 <$model>::call(self, end, op)
+            }
+            fn call_closed(
+                &mut self,
+                end: $crate::step::End,
+                op: $crate::step::Op,
+            ) -> $crate::step::StepResult {
+                <$model>::call_closed(self, end, op)
             }
             fn deliver_one(&mut self) -> bool {
                 <$model>::deliver_one(self)

@@ -45,6 +45,9 @@ pub struct Profile {
 /// are kept in alphabetical order: the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct TcpProfile {
+    /// `state` on a closed TCP socket cannot be asked (no NETLINK_SOCK_DIAG) and says
+    /// `n/a` (Linux: sock_diag reports the orphan's state, TIME_WAIT, or `gone`).
+    pub closed_state_unavailable: bool,
     /// New data for an end in FIN_WAIT that has shut its read side resets the
     /// connection with ECONNABORTED as the receiving end's error (Linux: ECONNRESET).
     pub data_after_shutdown_aborts: bool,
@@ -102,6 +105,7 @@ pub struct TcpProfile {
 
 impl TcpProfile {
     const LINUX: TcpProfile = TcpProfile {
+        closed_state_unavailable: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
         failed_write_clears_error: true,
@@ -120,6 +124,7 @@ impl TcpProfile {
         unconnected_shutdown_deferred: false,
     };
     const GVISOR: TcpProfile = TcpProfile {
+        closed_state_unavailable: true,
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         failed_write_clears_error: false,
@@ -295,6 +300,11 @@ pub fn differences() -> impl Iterator<Item = &'static Difference> {
 
 /// Differences in TCP only: fields of [`TcpProfile`], named `tcp.FIELD`, in field order.
 pub const TCP_DIFFERENCES: &[Difference] = &[
+    Difference {
+        name: "tcp.closed_state_unavailable",
+        summary: "gVisor's netlink serves NETLINK_ROUTE but not NETLINK_SOCK_DIAG, so what it holds for a connection whose fd is closed cannot be asked (state says n/a); Linux's sock_diag reports the orphan's state, TIME_WAIT, or gone",
+        evidence: "tcp-four-way-close-followed-to-the-end.cfz",
+    },
     Difference {
         name: "tcp.data_after_shutdown_aborts",
         summary: "gVisor answers data arriving after shutdown(rd) in FIN_WAIT with RST and ECONNABORTED as its own error, where Linux says ECONNRESET",

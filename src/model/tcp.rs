@@ -1110,6 +1110,55 @@ impl TcpModel {
         e.shut_wr |= wr;
     }
 
+    /// A step on `x` after its fd was closed: no call, except `state`, which reports
+    /// what the kernel still holds for the connection (the executor asks sock_diag):
+    /// the orphan's state, TIME_WAIT for the mini-socket, or `gone`. Where a timer
+    /// may or may not have ended it by now (the orphan's FIN_WAIT2 timeout, the end of
+    /// TIME_WAIT), both.
+    pub fn call_closed(&mut self, x: End, op: Op) -> StepResult {
+        if op != Op::State {
+            return super::common::closed_result();
+        }
+        if self.profile.tcp.closed_state_unavailable {
+            return StepResult::plain(Outcome::NotApplicable);
+        }
+        StepResult::plain(self.closed_state(x))
+    }
+
+    fn closed_state(&self, x: End) -> Outcome {
+        let e = &self.ends[x.index()];
+        let or_gone = |o: Outcome| Outcome::Either(Box::new(o), Box::new(Outcome::Gone));
+        match e.conn {
+            Conn::Gone => Outcome::Gone,
+            // inet_twsk_diag_fill reports the mini-socket's substate; the FIN_WAIT2
+            // substate is modelled as a live orphan in FIN_WAIT2.
+            Conn::TimeWait => {
+                let tw = Outcome::State(TcpState::TimeWait.into());
+                if e.time_wait_ms.unwrap_or(0) + 1000 >= TIME_WAIT_GONE_MS {
+                    or_gone(tw)
+                } else {
+                    tw
+                }
+            }
+            Conn::Live if e.state == TcpState::Close => Outcome::Gone,
+            Conn::Live => {
+                let set = self.state_view(x);
+                let s = Outcome::State(set);
+                // The FIN_WAIT2 timer may have fired from FIN_WAIT2_TIMEOUT_MS on, and
+                // certainly has at FIN_WAIT2_GONE_MS (then `advance` made it Gone).
+                let timing_out = e
+                    .orphan_fw2_ms
+                    .is_some_and(|t| t >= FIN_WAIT2_TIMEOUT_MS)
+                    && set.contains(TcpState::FinWait2);
+                if timing_out {
+                    or_gone(s)
+                } else {
+                    s
+                }
+            }
+        }
+    }
+
     /// An unaccepted child whose listener stops: inet_csk_listen_stop ->
     /// inet_child_forget -> tcp_disconnect, which sends RST where tcp_need_reset says
     /// the client still expects data or a FIN (an unaccepted child can only be

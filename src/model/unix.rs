@@ -764,6 +764,12 @@ impl UnixModel {
         Outcome::Ok
     }
 
+    /// A step on a closed descriptor: no call is made (Unix sockets have no state to
+    /// ask for afterwards).
+    pub fn call_closed(&mut self, _x: End, _op: Op) -> StepResult {
+        super::common::closed_result()
+    }
+
     /// An unaccepted server side whose listener closes: unix_release_sock(embryo, 1)
     /// gives the client SHUTDOWN_MASK and, because it is an embryo, ECONNRESET
     /// whatever was queued (where the profile says so; gVisor's

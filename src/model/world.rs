@@ -314,6 +314,15 @@ impl Model {
             return self.accept(sock);
         }
         match self.slots[sock.index()] {
+            // A closed listener or never-connected socket holds no connection (the
+            // listener's queued children were reset with it): `state` finds nothing.
+            Slot::Closed if op == Op::State && self.transport.is_tcp() => {
+                StepResult::plain(if self.profile.tcp.closed_state_unavailable {
+                    Outcome::NotApplicable
+                } else {
+                    Outcome::Gone
+                })
+            }
             Slot::Absent | Slot::Closed => super::common::closed_result(),
             Slot::Conn { conn, end } => self.conn_call(sock, conn, end, op, wire),
             Slot::Loose => self.loose_call(sock, op, wire),
