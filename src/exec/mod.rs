@@ -473,23 +473,23 @@ impl Sockets {
 
     fn connect_to_listener(&self, fd: RawFd) -> Outcome {
         match &self.addr {
-                // Under `start connected` the listener is gone; connect to an address
-                // nobody listens on, as the model assumes, by making one up the same
-                // way: a fresh listener's address, closed at once.
-                None => match sys::listener(self.transport, 1) {
-                    Ok((l, addr)) => {
-                        drop(l);
-                        match addr.connect(fd) {
-                            Ok(()) => Outcome::Ok,
-                            Err(e) => errno_of(e),
-                        }
+            // Under `start connected` the listener is gone; connect to an address
+            // nobody listens on, as the model assumes, by making one up the same
+            // way: a fresh listener's address, closed at once.
+            None => match sys::listener(self.transport, 1) {
+                Ok((l, addr)) => {
+                    drop(l);
+                    match addr.connect(fd) {
+                        Ok(()) => Outcome::Ok,
+                        Err(e) => errno_of(e),
                     }
-                    Err(e) => errno_of(e),
-                },
-                Some(addr) => match addr.connect(fd) {
-                    Ok(()) => Outcome::Ok,
-                    Err(e) => errno_of(e),
-                },
+                }
+                Err(e) => errno_of(e),
+            },
+            Some(addr) => match addr.connect(fd) {
+                Ok(()) => Outcome::Ok,
+                Err(e) => errno_of(e),
+            },
         }
     }
 

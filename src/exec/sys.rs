@@ -536,8 +536,7 @@ pub fn parse_diag_reply(buf: &[u8], t: &Tuple, seq: u32) -> DiagReading {
 /// so a platform answers the same whatever the socket did.
 #[cfg(target_os = "linux")]
 pub fn closed_tcp_state(t: Option<&Tuple>) -> DiagReading {
-    let fd = match cloexec_socket_with(libc::AF_NETLINK, libc::SOCK_DGRAM, nl::NETLINK_SOCK_DIAG)
-    {
+    let fd = match cloexec_socket_with(libc::AF_NETLINK, libc::SOCK_DGRAM, nl::NETLINK_SOCK_DIAG) {
         Ok(fd) => fd,
         Err(e) => {
             return match e.raw_os_error() {
@@ -608,4 +607,164 @@ pub fn closed_tcp_state(t: Option<&Tuple>) -> DiagReading {
 #[cfg(not(target_os = "linux"))]
 pub fn closed_tcp_state(_t: Option<&Tuple>) -> DiagReading {
     DiagReading::Unavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuple4() -> Tuple {
+        Tuple {
+            local: "127.0.0.1:10001".parse().unwrap(),
+            peer: "127.0.0.1:40000".parse().unwrap(),
+        }
+    }
+
+    /// A reply as the kernel writes it: nlmsghdr, then inet_diag_msg (its sockid, and
+    /// the expires/queues/uid/inode words after it).
+    fn reply(ty: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let len = 16 + body.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        m
+    }
+
+    fn diag_msg(t: &Tuple, state: u8) -> Vec<u8> {
+        let mut b = vec![family_of(t), state, 0, 0];
+        let mut id = sockid(t);
+        // The kernel fills in the interface and its own cookie.
+        id[36..40].copy_from_slice(&1u32.to_ne_bytes());
+        id[40..48].copy_from_slice(&[7, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(&id);
+        b.extend_from_slice(&[0u8; 20]);
+        b
+    }
+
+    #[test]
+    fn request_is_exact_and_asks_every_state() {
+        let t = tuple4();
+        let r = diag_request(&t, 9);
+        assert_eq!(r.len(), 72);
+        assert_eq!(u32::from_ne_bytes(r[0..4].try_into().unwrap()), 72);
+        assert_eq!(u16::from_ne_bytes([r[4], r[5]]), 20);
+        // NLM_F_REQUEST only: an exact lookup, not a dump.
+        assert_eq!(u16::from_ne_bytes([r[6], r[7]]), 1);
+        assert_eq!(u32::from_ne_bytes(r[8..12].try_into().unwrap()), 9);
+        assert_eq!(
+            (r[16], r[17]),
+            (libc::AF_INET as u8, libc::IPPROTO_TCP as u8)
+        );
+        assert_eq!(&r[20..24], &[0xff; 4]);
+        // sport, dport big-endian; src then dst in network order; no cookie.
+        assert_eq!(&r[24..28], &[0x27, 0x11, 0x9c, 0x40]);
+        assert_eq!(&r[28..32], &[127, 0, 0, 1]);
+        assert_eq!(&r[44..48], &[127, 0, 0, 1]);
+        assert_eq!(&r[64..72], &[0xff; 8]);
+        let t6 = Tuple {
+            local: "[::1]:10001".parse().unwrap(),
+            peer: "[::1]:40000".parse().unwrap(),
+        };
+        let r = diag_request(&t6, 1);
+        assert_eq!(r[16], libc::AF_INET6 as u8);
+        assert_eq!(r[28 + 15], 1);
+        assert_eq!(r[44 + 15], 1);
+    }
+
+    #[test]
+    fn replies_give_the_state_or_gone() {
+        let t = tuple4();
+        // An orphan and a TIME_WAIT mini-socket (tw_substate).
+        for (n, s) in [
+            (4, TcpState::FinWait1),
+            (5, TcpState::FinWait2),
+            (6, TcpState::TimeWait),
+            (9, TcpState::LastAck),
+            (11, TcpState::Closing),
+        ] {
+            let r = reply(20, 3, &diag_msg(&t, n));
+            assert_eq!(parse_diag_reply(&r, &t, 3), DiagReading::State(s));
+        }
+        // ENOENT: nothing holds the connection.
+        let r = reply(2, 3, &(-libc::ENOENT).to_ne_bytes());
+        assert_eq!(parse_diag_reply(&r, &t, 3), DiagReading::Gone);
+        // The exact lookup's listener fallback: another tuple, or LISTEN, is not ours.
+        let other = Tuple {
+            peer: "127.0.0.1:40001".parse().unwrap(),
+            ..t
+        };
+        let r = reply(20, 3, &diag_msg(&other, 6));
+        assert_eq!(parse_diag_reply(&r, &t, 3), DiagReading::Gone);
+        let r = reply(20, 3, &diag_msg(&t, 10));
+        assert_eq!(parse_diag_reply(&r, &t, 3), DiagReading::Gone);
+        // A message of another request is skipped; an ack, then ours.
+        let mut r = reply(20, 2, &diag_msg(&t, 6));
+        r.extend(reply(2, 3, &0i32.to_ne_bytes()));
+        r.extend(reply(20, 3, &diag_msg(&t, 9)));
+        assert_eq!(
+            parse_diag_reply(&r, &t, 3),
+            DiagReading::State(TcpState::LastAck)
+        );
+        // Another error is reported as it is.
+        let r = reply(2, 3, &(-libc::EPERM).to_ne_bytes());
+        assert_eq!(
+            parse_diag_reply(&r, &t, 3),
+            DiagReading::Failed(Errno(libc::EPERM))
+        );
+    }
+
+    #[test]
+    fn odd_replies_are_errors_not_panics() {
+        let t = tuple4();
+        let bad = DiagReading::Failed(Errno(libc::EBADMSG));
+        let good = reply(20, 3, &diag_msg(&t, 6));
+        // Every truncation, a length past the buffer, a length below the header, a
+        // short body, an unknown state, and nothing at all.
+        for n in 0..good.len() {
+            let r = parse_diag_reply(&good[..n], &t, 3);
+            assert_eq!(r, bad, "truncated to {n}");
+        }
+        let mut long = good.clone();
+        long[0..4].copy_from_slice(&1000u32.to_ne_bytes());
+        assert_eq!(parse_diag_reply(&long, &t, 3), bad);
+        let mut tiny = good.clone();
+        tiny[0..4].copy_from_slice(&3u32.to_ne_bytes());
+        assert_eq!(parse_diag_reply(&tiny, &t, 3), bad);
+        assert_eq!(parse_diag_reply(&reply(20, 3, &[4, 6]), &t, 3), bad);
+        assert_eq!(parse_diag_reply(&reply(2, 3, &[1]), &t, 3), bad);
+        assert_eq!(
+            parse_diag_reply(&reply(20, 3, &diag_msg(&t, 99)), &t, 3),
+            bad
+        );
+        assert_eq!(parse_diag_reply(&[], &t, 3), bad);
+    }
+
+    /// On this machine's kernel: a connection's orphan, then nothing once it is gone,
+    /// as the executor sees them (in its private namespace).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_kernel_answers_for_a_closed_connection() {
+        use crate::step::{Op, Outcome, Sock, Start, Step};
+        let mut w = super::super::Sockets::start(Transport::Tcp4, Start::Connected).unwrap();
+        let step = |w: &mut super::super::Sockets, s, op| w.step(Step::call(s, op)).outcome;
+        assert_eq!(step(&mut w, Sock::A, Op::Close), Outcome::Ok);
+        match step(&mut w, Sock::A, Op::State) {
+            Outcome::State(s) => assert!(
+                s.contains(TcpState::FinWait1) || s.contains(TcpState::FinWait2),
+                "{s}"
+            ),
+            other => panic!("expected the orphan's state, got {other}"),
+        }
+        assert_eq!(step(&mut w, Sock::B, Op::Abort), Outcome::Ok);
+        // b's RST ended a's orphan, and b's abort left nothing.
+        assert_eq!(step(&mut w, Sock::A, Op::State), Outcome::Gone);
+        assert_eq!(step(&mut w, Sock::B, Op::State), Outcome::Gone);
+    }
 }

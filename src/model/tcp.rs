@@ -1146,9 +1146,7 @@ impl TcpModel {
                 let s = Outcome::State(set);
                 // The FIN_WAIT2 timer may have fired from FIN_WAIT2_TIMEOUT_MS on, and
                 // certainly has at FIN_WAIT2_GONE_MS (then `advance` made it Gone).
-                let timing_out = e
-                    .orphan_fw2_ms
-                    .is_some_and(|t| t >= FIN_WAIT2_TIMEOUT_MS)
+                let timing_out = e.orphan_fw2_ms.is_some_and(|t| t >= FIN_WAIT2_TIMEOUT_MS)
                     && set.contains(TcpState::FinWait2);
                 if timing_out {
                     or_gone(s)
@@ -1742,5 +1740,53 @@ mod tests {
             run(&mut m, B, Op::State).outcome,
             Outcome::State(TcpState::Close.into())
         );
+    }
+
+    /// `state` after close follows the four-way close in what the kernel still holds:
+    /// the orphan's FIN_WAIT1|FIN_WAIT2 (delayed ACK), FIN_WAIT2, the peer's close
+    /// giving TIME_WAIT here and nothing there; any other step stays `closed`.
+    #[test]
+    fn state_after_close_follows_the_close_to_the_end() {
+        let fw2 = || Outcome::State(TcpState::FinWait2.into());
+        let mut m = TcpModel::new();
+        run(&mut m, A, Op::Close);
+        assert_eq!(
+            run(&mut m, A, Op::State).outcome,
+            Outcome::State(StateSet::one(TcpState::FinWait1).with(TcpState::FinWait2))
+        );
+        m.advance(420);
+        assert_eq!(run(&mut m, A, Op::State).outcome, fw2());
+        assert_eq!(run(&mut m, A, Op::Write(1)).outcome, Outcome::Closed);
+        run(&mut m, B, Op::Close);
+        assert_eq!(
+            run(&mut m, A, Op::State).outcome,
+            Outcome::State(TcpState::TimeWait.into())
+        );
+        assert_eq!(run(&mut m, B, Op::State).outcome, Outcome::Gone);
+        // The view of a closed fd is unchanged.
+        assert_eq!(m.view_end(A), EndView::Closed);
+        // gVisor cannot be asked.
+        let mut g = TcpModel::with_profile(Profile::gvisor());
+        run(&mut g, A, Op::Close);
+        assert_eq!(run(&mut g, A, Op::State).outcome, Outcome::NotApplicable);
+    }
+
+    /// An orphan alone in FIN_WAIT2 may be gone from its FIN_WAIT2 timeout on, and is
+    /// gone once the timer has certainly fired: the model says both in between.
+    #[test]
+    fn state_after_close_leaves_the_fin_wait2_timeout_open() {
+        let fw2 = Outcome::State(TcpState::FinWait2.into());
+        let mut m = TcpModel::new();
+        run(&mut m, A, Op::Close);
+        m.advance(420);
+        m.advance(420);
+        assert_eq!(run(&mut m, A, Op::State).outcome, fw2);
+        m.advance((FIN_WAIT2_TIMEOUT_MS - 840) as u32);
+        assert_eq!(
+            run(&mut m, A, Op::State).outcome,
+            Outcome::Either(Box::new(fw2), Box::new(Outcome::Gone))
+        );
+        m.advance((FIN_WAIT2_GONE_MS - FIN_WAIT2_TIMEOUT_MS) as u32);
+        assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::Gone);
     }
 }
