@@ -23,7 +23,11 @@ use std::path::{Path, PathBuf};
 
 /// The version of the JSON layout of [`Matrix`] and [`Recording`]. 1 had errno numbers
 /// and bit encodings; 2 has names, provenance and expectations.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
+
+/// The oldest schema still read: 2 wrote read data as lists of numbers, which 3 reads
+/// too (see [`crate::step::data_text`]).
+pub const OLDEST_SCHEMA: u32 = 2;
 
 /// One column's identity, and where and when it was measured.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,10 +133,10 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T
     let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| format!("{}: not a closefuzz {what} (not JSON: {e})", e.line()))?;
     match v.get("schema").and_then(|s| s.as_u64()) {
-        Some(n) if n == SCHEMA as u64 => {}
+        Some(n) if (OLDEST_SCHEMA as u64..=SCHEMA as u64).contains(&n) => {}
         Some(n) => {
             return Err(format!(
-                "1: not a closefuzz {what} of schema {SCHEMA} (it says schema {n}): make it again with this closefuzz"
+                "1: not a closefuzz {what} of schema {OLDEST_SCHEMA} to {SCHEMA} (it says schema {n}): make it again with this closefuzz"
             ))
         }
         None => {

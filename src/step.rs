@@ -1132,6 +1132,133 @@ impl fmt::Display for PollSet {
     }
 }
 
+/// How read data is written in JSON: the bytes as text (`"ABC"`), and a run of one of
+/// the writers' alphabets longer than [`data_text::RUN_MIN`] as its first byte and
+/// length (`"K~4096"`: `K`, `L`, ... `Z`, `A`, ... 4,096 bytes), so that a 4 MiB read
+/// takes a few bytes. Bytes that are not printable ASCII are a list of numbers, the
+/// form recordings of schema 2 use, which is still read.
+pub mod data_text {
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    /// Runs at least this long are written as `first~length`.
+    pub const RUN_MIN: usize = 32;
+
+    fn next(b: u8) -> Option<u8> {
+        Some(match b {
+            b'Z' => b'A',
+            b'z' => b'a',
+            b'9' => b'0',
+            b'A'..=b'Y' | b'a'..=b'y' | b'0'..=b'8' => b + 1,
+            _ => return None,
+        })
+    }
+
+    /// The run of `len` bytes that starts with `first`.
+    pub fn run(first: u8, len: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(len);
+        let mut b = first;
+        for i in 0..len {
+            if i > 0 {
+                b = next(b)?;
+            }
+            out.push(b);
+        }
+        Some(out)
+    }
+
+    /// Writes `d` as described in the module docs.
+    pub fn serialize<S: Serializer>(d: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let is_run = d.len() >= RUN_MIN && d.windows(2).all(|w| next(w[0]) == Some(w[1]));
+        if is_run {
+            return s.serialize_str(&format!("{}~{}", d[0] as char, d.len()));
+        }
+        if d.iter().all(|b| b.is_ascii_graphic() && *b != b'~') {
+            return s.serialize_str(std::str::from_utf8(d).unwrap_or_default());
+        }
+        s.collect_seq(d)
+    }
+
+    struct DataVisitor;
+
+    impl<'de> Visitor<'de> for DataVisitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("read data: text, \"X~N\" for a run, or a list of byte values")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+            if let Some((first, len)) = v.split_once('~') {
+                let len: usize = len
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= crate::step::MAX_READ as usize)
+                    .ok_or_else(|| {
+                        E::custom(format!("'{v}': a run's length is a count up to 4 MiB"))
+                    })?;
+                let first = match first.as_bytes() {
+                    [b] => *b,
+                    _ => return Err(E::custom(format!("'{v}': a run starts with one byte"))),
+                };
+                return run(first, len)
+                    .ok_or_else(|| E::custom(format!("'{v}': a run is of A-Z, a-z or 0-9")));
+            }
+            Ok(v.as_bytes().to_vec())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(b) = seq.next_element::<u8>()? {
+                if out.len() >= crate::step::MAX_READ as usize {
+                    return Err(de::Error::custom("more read data than any read returns"));
+                }
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Reads what [`serialize`] writes, and schema 2's lists of numbers.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(DataVisitor)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use crate::step::Outcome;
+
+        #[test]
+        fn data_is_text_and_long_runs_are_short() {
+            let long = crate::step::pattern(crate::step::Sock::A, 10, 4096);
+            let j = serde_json::to_string(&Outcome::Data(long.clone())).unwrap();
+            assert_eq!(j, r#"{"Data":"K~4096"}"#);
+            assert_eq!(
+                serde_json::from_str::<Outcome>(&j).unwrap(),
+                Outcome::Data(long)
+            );
+            let short = Outcome::Data(b"abd".to_vec());
+            let j = serde_json::to_string(&short).unwrap();
+            assert_eq!(j, r#"{"Data":"abd"}"#);
+            assert_eq!(serde_json::from_str::<Outcome>(&j).unwrap(), short);
+            // A run broken by a skipped urgent byte stays text.
+            let broken: Vec<u8> = (b'A'..=b'Z').chain(b'B'..=b'Z').collect();
+            let j = serde_json::to_string(&Outcome::Data(broken.clone())).unwrap();
+            assert!(!j.contains('~'), "{j}");
+            assert_eq!(
+                serde_json::from_str::<Outcome>(&j).unwrap(),
+                Outcome::Data(broken)
+            );
+            // Schema 2's numbers, and bytes that are not text.
+            let old: Outcome = serde_json::from_str(r#"{"Data":[65,66,67]}"#).unwrap();
+            assert_eq!(old, Outcome::Data(b"ABC".to_vec()));
+            let odd = Outcome::Data(vec![0, 126, 200]);
+            let j = serde_json::to_string(&odd).unwrap();
+            assert_eq!(serde_json::from_str::<Outcome>(&j).unwrap(), odd);
+            assert!(serde_json::from_str::<Outcome>(r#"{"Data":"A~99999999"}"#).is_err());
+            assert!(serde_json::from_str::<Outcome>(r#"{"Data":"?~5"}"#).is_err());
+        }
+    }
+}
+
 /// What a step returned. The same type for model predictions and kernel observations.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Outcome {
@@ -1141,8 +1268,9 @@ pub enum Outcome {
     Wrote(usize),
     /// SIOCINQ: this many bytes wait to be read.
     Queued(usize),
-    /// A read returned these bytes (never empty: an empty read is `Eof`).
-    Data(Vec<u8>),
+    /// A read returned these bytes (empty only for a zero-length read; an empty
+    /// read of N > 0 bytes is `Eof`). In JSON as text (see [`data_text`]).
+    Data(#[serde(with = "data_text")] Vec<u8>),
     /// A read returned 0.
     Eof,
     /// The call failed with this errno.

@@ -154,7 +154,7 @@ fn numbers_and_old_schemas_are_refused_with_a_reason() {
     v["schema"] = json!(1);
     let e = Recording::from_json(&v.to_string()).unwrap_err();
     assert!(
-        e.contains("says schema 1") && e.contains(&format!("of schema {SCHEMA}")),
+        e.contains("says schema 1") && e.contains(&format!("to {SCHEMA}")),
         "{e}"
     );
     // A wrong field names its line.

@@ -953,25 +953,16 @@ pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, profile: &Profile) -> StepR
         Op::Write(0) | Op::WriteNoSignal(0) if !profile.unix.zero_length_send_reaches_socket => {
             r(Outcome::Wrote(0))
         }
-        // unix_stream_sendmsg: MSG_OOB with no byte is EOPNOTSUPP before anything else.
-        Op::WriteOob(0) if kind == Kind::Stream => r(Outcome::Err(Errno::EOPNOTSUPP)),
+        Op::WriteOob(0) if kind == Kind::Stream => peerless_call(kind, op, profile),
+        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) | Op::Outq | Op::RcvBuf(_) | Op::SndBuf(_) => {
+            peerless_call(kind, op, profile)
+        }
         Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => match kind {
             // unix_stream_sendmsg: no unix_peer is ENOTCONN, before the shutdown check.
             Kind::Stream => r(Outcome::Err(Errno::ENOTCONN)),
             // unix_seqpacket_sendmsg: sock_error, then "not ESTABLISHED" is ENOTCONN.
             Kind::Seqpacket => r(Outcome::Err(l.err.take().unwrap_or(Errno::ENOTCONN))),
         },
-        // gVisor: an empty receive returns 0 before the socket is looked at.
-        Op::Read(0) | Op::Peek(0) if profile.unix.zero_length_recv_returns_zero => r(Outcome::Eof),
-        // unix_stream_read_generic checks the state before MSG_OOB (EINVAL);
-        // unix_seqpacket_recvmsg says ENOTCONN.
-        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => {
-            r(Outcome::Err(unconnected_read_error(kind, profile)))
-        }
-        // unix_outq_len: nothing of ours is queued anywhere (gVisor: no peer, ENOTCONN).
-        Op::Outq if profile.unix.unconnected_inq_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
-        Op::Outq => r(Outcome::Queued(0)),
-        Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         // unix_shutdown ORs the bits in and succeeds, peer or not (gVisor: ENOTCONN).
         Op::Shutdown(how) => {
             if profile.unix.shutdown_needs_connection {
@@ -989,6 +980,30 @@ pub fn loose_call(l: &mut Loose, kind: Kind, op: Op, profile: &Profile) -> StepR
         Op::State => r(Outcome::NotApplicable),
         Op::Linger(_) => r(Outcome::Ok),
         Op::Close | Op::Abort | Op::Connect | Op::Accept => r(Outcome::Ok),
+    }
+}
+
+/// The rules a never-connected socket and the listener share, having no peer (for
+/// reads, `outq`, buffer sizes and an empty `write oob`; other calls are each one's
+/// own).
+fn peerless_call(kind: Kind, op: Op, profile: &Profile) -> StepResult {
+    let r = StepResult::plain;
+    match op {
+        // unix_stream_sendmsg: MSG_OOB with no byte is EOPNOTSUPP before anything else.
+        Op::WriteOob(0) if kind == Kind::Stream => r(Outcome::Err(Errno::EOPNOTSUPP)),
+        // gVisor: an empty receive returns 0 before the socket is looked at.
+        Op::Read(0) | Op::Peek(0) if profile.unix.zero_length_recv_returns_zero => r(Outcome::Eof),
+        // unix_stream_read_generic checks the state before MSG_OOB (EINVAL);
+        // unix_seqpacket_recvmsg says ENOTCONN.
+        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => {
+            r(Outcome::Err(unconnected_read_error(kind, profile)))
+        }
+        // unix_outq_len: nothing of ours is queued anywhere (gVisor: no peer, ENOTCONN).
+        Op::Outq if profile.unix.unconnected_inq_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
+        Op::Outq => r(Outcome::Queued(0)),
+        // Kept by the world until a connect.
+        Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
+        _ => r(Outcome::NotApplicable),
     }
 }
 
@@ -1033,17 +1048,12 @@ pub fn listener_call(
         Op::Write(0) | Op::WriteNoSignal(0) if !profile.unix.zero_length_send_reaches_socket => {
             r(Outcome::Wrote(0))
         }
-        Op::WriteOob(0) if kind == Kind::Stream => r(Outcome::Err(Errno::EOPNOTSUPP)),
+        Op::WriteOob(0) if kind == Kind::Stream => peerless_call(kind, op, profile),
+        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) | Op::Outq | Op::RcvBuf(_) | Op::SndBuf(_) => {
+            peerless_call(kind, op, profile)
+        }
         // No peer: ENOTCONN on both send paths.
         Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => r(Outcome::Err(Errno::ENOTCONN)),
-        Op::Read(0) | Op::Peek(0) if profile.unix.zero_length_recv_returns_zero => r(Outcome::Eof),
-        Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => {
-            r(Outcome::Err(unconnected_read_error(kind, profile)))
-        }
-        // unix_outq_len of a listener: nothing (gVisor: no peer, ENOTCONN).
-        Op::Outq if profile.unix.unconnected_inq_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
-        Op::Outq => r(Outcome::Queued(0)),
-        Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         Op::Poll => r(Outcome::Poll(listener_poll(lst, queued, profile))),
         // unix_inq_len: "if (sk->sk_state == TCP_LISTEN) return -EINVAL" (gVisor: no
         // peer, ENOTCONN).
