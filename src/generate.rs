@@ -46,9 +46,6 @@ pub const BIG_WRITES: [u32; 5] = [8192, 65_536, 212_000, 1_000_000, 4 << 20];
 pub const BIG_READS: [u32; 2] = [65_536, 4 << 20];
 /// The sizes `rcvbuf N` and `sndbuf N` are drawn from (the kernel doubles them).
 pub const BUFFER_SIZES: [u32; 3] = [4096, 16_384, 65_536];
-/// Of the steps drawn for a closed TCP socket, one in this many is a `state` (the
-/// others are dropped).
-const CLOSED_STATE_SPAN: u8 = 8;
 /// The long sleep, in ms.
 /// Multiples of it never end in the window where an orphan's FIN_WAIT2 timeout may or
 /// may not have fired ([`crate::model::tcp::FIN_WAIT2_TIMEOUT_MS`] to
@@ -152,26 +149,22 @@ fn op_for(mut pick: u8, size: u16) -> Op {
 
 /// Which sockets exist as the steps go by, so that each drawn step is one that can be
 /// made: accepts for names not yet taken, connects for clients not yet connected, no
-/// steps on a closed socket (they would make no call, and only waste cases), except
-/// now and then a `state` on a closed TCP socket, which asks what the kernel still
-/// holds for its connection.
+/// steps on a closed socket (they would make no call, and only waste cases).
 struct Tracker {
     start: Start,
-    tcp: bool,
     made: [bool; 5],
     connect_tried: [bool; 5],
     closed: [bool; 5],
 }
 
 impl Tracker {
-    fn new(start: Start, tcp: bool) -> Tracker {
+    fn new(start: Start) -> Tracker {
         let mut made = [false; 5];
         for s in start.initial() {
             made[s.index()] = true;
         }
         Tracker {
             start,
-            tcp,
             made,
             connect_tried: [start == Start::Connected; 5],
             closed: [false; 5],
@@ -206,14 +199,7 @@ impl Tracker {
         };
         let i = sock.index();
         if self.closed[i] {
-            // One pick in CLOSED_STATE_SPAN of a closed TCP socket is kept, as a
-            // `state`; the rest are dropped (they would make no call).
-            return (self.tcp && op_pick % CLOSED_STATE_SPAN == CLOSED_STATE_SPAN - 1).then_some(
-                Step::Call {
-                    sock,
-                    op: Op::State,
-                },
-            );
+            return None;
         }
         let op = if !self.made[i] {
             // An accepted name not yet taken: accept it.
@@ -259,8 +245,8 @@ fn big(op: Op, size: u16) -> Op {
 }
 
 /// Maps raw draws to steps for a world that starts as `start`.
-fn steps_for(start: Start, tcp: bool, raw: &[RawStep]) -> Vec<Step> {
-    let mut t = Tracker::new(start, tcp);
+fn steps_for(start: Start, raw: &[RawStep]) -> Vec<Step> {
+    let mut t = Tracker::new(start);
     raw.iter().filter_map(|r| t.map(*r)).collect()
 }
 
@@ -277,7 +263,7 @@ pub fn cases(
     )
         .prop_map(move |(s, raw)| {
             let start = starts.get(s).copied().unwrap_or_default();
-            Case::new(transport, start, steps_for(start, transport.is_tcp(), &raw))
+            Case::new(transport, start, steps_for(start, &raw))
         })
 }
 
@@ -328,7 +314,7 @@ mod tests {
     #[test]
     fn listening_worlds_accept_before_using_a_name_and_connect_first() {
         let raw: Vec<RawStep> = vec![(0, 0, 5, 50_000), (1, 0, 5, 50_000), (1, 4, 5, 50_000)];
-        let steps = steps_for(Start::Listening, true, &raw);
+        let steps = steps_for(Start::Listening, &raw);
         assert_eq!(
             steps,
             vec![
@@ -337,7 +323,7 @@ mod tests {
                 Step::call(Sock::B, Op::Read(5)),
             ]
         );
-        let steps = steps_for(Start::Connected, true, &raw);
+        let steps = steps_for(Start::Connected, &raw);
         assert_eq!(steps[0], Step::call(Sock::A, Op::Write(3)));
     }
 
@@ -348,58 +334,37 @@ mod tests {
         let top = RARE_SPAN - 1;
         let at = |offset: u32| top - offset;
         let sizes = RARE_LONG_SLEEP + RARE_SHORT_SLEEP + RARE_LINGER;
-        let mut t = Tracker::new(Start::Connected, true);
+        let mut t = Tracker::new(Start::Connected);
         assert_eq!(
             t.map((0, 0, 1, at(sizes))),
             Some(Step::call(Sock::A, Op::RcvBuf(16_384)))
         );
-        let mut t = Tracker::new(Start::Connected, true);
+        let mut t = Tracker::new(Start::Connected);
         assert_eq!(
             t.map((0, 0, 4, at(sizes + RARE_BUFFER))),
             Some(Step::call(Sock::A, Op::Write(4 << 20)))
         );
-        let mut t = Tracker::new(Start::Connected, true);
+        let mut t = Tracker::new(Start::Connected);
         assert_eq!(
             t.map((0, 4, 1, at(sizes + RARE_BUFFER))),
             Some(Step::call(Sock::A, Op::Read(4 << 20)))
         );
-        let mut t = Tracker::new(Start::Connected, true);
+        let mut t = Tracker::new(Start::Connected);
         assert_eq!(
             t.map((0, 0, 3, at(sizes + RARE_BUFFER + RARE_BIG))),
             Some(Step::call(Sock::A, Op::Write(1)))
         );
     }
 
-    /// A closed TCP socket gets an occasional `state` (sock_diag's answer) and nothing
-    /// else; a closed Unix socket gets nothing.
-    #[test]
-    fn closed_tcp_sockets_draw_state_only() {
-        let close = (0..OP_WEIGHT_TOTAL)
-            .find(|p| op_for(*p, 0) == Op::Close)
-            .unwrap();
-        for tcp in [true, false] {
-            let mut raw = vec![(0, close, 0, 50_000)];
-            raw.extend((0..OP_WEIGHT_TOTAL).map(|p| (0, p, 0, 50_000)));
-            let steps = steps_for(Start::Connected, tcp, &raw);
-            assert_eq!(steps[0], Step::call(Sock::A, Op::Close));
-            let n = if tcp {
-                usize::from(OP_WEIGHT_TOTAL / CLOSED_STATE_SPAN)
-            } else {
-                0
-            };
-            assert_eq!(steps[1..], vec![Step::call(Sock::A, Op::State); n][..]);
-        }
-    }
-
     /// Shrinking moves every number towards 0: there a step must be a plain call, so a
     /// shrunk case loses its sleeps and lingers instead of gaining them.
     #[test]
     fn the_shrink_target_is_a_plain_call() {
-        let mut t = Tracker::new(Start::Connected, true);
+        let mut t = Tracker::new(Start::Connected);
         assert_eq!(t.map((0, 0, 0, 0)), Some(Step::call(Sock::A, Op::Write(0))));
         let top = RARE_SPAN - 1;
         assert_eq!(
-            Tracker::new(Start::Connected, true).map((0, 0, 0, top)),
+            Tracker::new(Start::Connected).map((0, 0, 0, top)),
             Some(Step::Sleep { ms: LONG_SLEEP_MS })
         );
     }
