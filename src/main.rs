@@ -16,6 +16,36 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// `println!`, except that when standard output's reader has gone (a pipe into `head`)
+/// the process ends quietly with 141, as a program killed by SIGPIPE would, instead of
+/// panicking: SIGPIPE is blocked here (see `main`), so the write fails with EPIPE.
+macro_rules! outln {
+    () => {
+        emit(format_args!("\n"))
+    };
+    ($($t:tt)*) => {
+        emit(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!`, as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {
+        emit(format_args!($($t)*))
+    };
+}
+
+fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("closefuzz: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "closefuzz",
@@ -235,16 +265,16 @@ fn replay(
         reports.push(replay_report(sc, &run, platform));
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&reports).expect("serialising a report")
         );
     } else {
         for r in &reports {
-            print!("{}", replay_text(r));
+            out!("{}", replay_text(r));
         }
         let passed = reports.iter().filter(|r| r.pass).count();
-        println!("{passed} passed, {} failed", reports.len() - passed);
+        outln!("{passed} passed, {} failed", reports.len() - passed);
     }
     Ok(if reports.iter().all(|r| r.pass) {
         ExitCode::SUCCESS
@@ -337,10 +367,10 @@ fn report_finding(f: &Finding, c: &Campaign, repro: &str, file_stem: &str, out: 
         f.thread
     );
     text.push_str(&f.script);
-    println!("MISMATCH: model and kernel disagree.\n\n{text}");
+    outln!("MISMATCH: model and kernel disagree.\n\n{text}");
     let path = out.join(format!("{file_stem}-seed{}-t{}.cfz", c.seed, f.thread));
     match std::fs::write(&path, &text) {
-        Ok(()) => println!("written to {}", path.display()),
+        Ok(()) => outln!("written to {}", path.display()),
         Err(e) => eprintln!(
             "closefuzz: {}: cannot write: {e} (the script is printed above)",
             path.display()
@@ -374,7 +404,7 @@ fn fuzz(
         repro.push_str(&format!(" --mutation {m}"));
         file_stem.push_str(&format!("-{m}"));
     }
-    println!("{repro}");
+    outln!("{repro}");
     catch_sigint();
     let bar = ProgressBar::new(c.cases);
     bar.set_style(
@@ -400,7 +430,7 @@ fn fuzz(
     let secs = start.elapsed().as_secs_f64();
     let unstable_note = |unstable: u64| {
         if unstable > 0 {
-            println!("{unstable} cases disagreed once and agreed when run again (a delivery outlasted the settle bound)");
+            outln!("{unstable} cases disagreed once and agreed when run again (a delivery outlasted the settle bound)");
         }
     };
     let found = matches!(
@@ -422,8 +452,8 @@ fn fuzz(
             coverage,
         } => {
             unstable_note(unstable);
-            println!("{coverage}");
-            println!(
+            outln!("{coverage}");
+            outln!(
                 "{cases} cases, 0 mismatches, {secs:.1} s ({:.0} cases/s)",
                 cases as f64 / secs
             );
@@ -442,12 +472,12 @@ fn fuzz(
                 report_finding(f, &c, &repro, &file_stem, out);
             }
             unstable_note(unstable);
-            println!(
+            outln!(
                 "interrupted: {cases} of {} cases run, {} mismatches, {secs:.1} s",
                 c.cases,
                 u8::from(finding.is_some())
             );
-            println!("to run these cases again: {repro}");
+            outln!("to run these cases again: {repro}");
             Ok(ExitCode::from(130))
         }
         Verdict::Error(e) => Err(BadInput(e)),
@@ -469,7 +499,7 @@ fn explain(
         &case,
     )
     .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
-    print!("{}", explain_text(&sc, &run, platform));
+    out!("{}", explain_text(&sc, &run, platform));
     if let Some(path) = svg {
         let kernel: Vec<_> = run.steps.iter().map(|r| r.kernel.clone()).collect();
         std::fs::write(path, closefuzz::svg::ladder(&sc, t, platform, &kernel))
@@ -517,16 +547,16 @@ fn bench(
             executor_for(stack_of(platform), &worker)
         })
         .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
-        print!("{}", r.to_text());
+        out!("{}", r.to_text());
         reports.push(r);
     }
     let missed: Vec<String> = reports.iter().flat_map(|r| r.missed()).collect();
     let mismatches: usize = reports.iter().map(|r| r.mismatches).sum();
     let reproduced: usize = reports.iter().map(|r| r.mismatches_reproduced).sum();
     if missed.is_empty() {
-        println!("targets: all met");
+        outln!("targets: all met");
     } else {
-        println!("targets missed: {}", missed.join("; "));
+        outln!("targets missed: {}", missed.join("; "));
     }
     if json {
         let line = if reports.len() == 1 {
@@ -543,7 +573,7 @@ fn bench(
                 .collect();
             serde_json::to_string(&map)
         };
-        println!("{}", line.expect("serialising the report"));
+        outln!("{}", line.expect("serialising the report"));
     }
     // A disagreement that shows again is a finding, as in fuzz; missed targets and
     // one-off disagreements depend on the machine's load, so only --strict fails on them.
@@ -662,7 +692,7 @@ fn matrix(
             .map_err(|e| BadInput(format!("{}: cannot write: {e}", p.display())))?;
     }
     write_ladders(out, &m.ladders(&scenarios))?;
-    println!(
+    outln!(
         "{} scenarios x {} columns written to {}/behavior.md and {}/behavior.json",
         m.scenarios.len(),
         m.columns.len(),
@@ -725,12 +755,12 @@ fn record(scenario_dir: &Path, out: Option<PathBuf>) -> Result<ExitCode, BadInpu
     let text = serde_json::to_string_pretty(&rec).expect("serialising the recording") + "\n";
     std::fs::write(&out, text)
         .map_err(|e| BadInput(format!("{}: cannot write: {e}", out.display())))?;
-    println!(
+    outln!(
         "recorded {} scenarios on {os} {release} to {}",
         files.len(),
         out.display()
     );
-    println!(
+    outln!(
         "bring it to a closefuzz checkout and run: closefuzz matrix --add {}",
         out.display()
     );

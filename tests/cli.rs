@@ -778,3 +778,28 @@ fn a_sigpipe_header_tells_what_the_process_experienced() {
     let (_, out, _) = closefuzz(&["replay", "scenarios/tcp-motivating-case.cfz"]);
     assert!(!out.contains("killed"), "{out}");
 }
+
+/// A reader that goes away (`closefuzz replay ... | head -1`) ends the process as
+/// SIGPIPE would (exit 141), with no panic message: closefuzz blocks SIGPIPE, so its
+/// write fails with EPIPE instead.
+#[test]
+fn a_closed_standard_output_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_closefuzz"))
+        .args(["replay", "scenarios/ported"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains(".cfz"), "{first}");
+    // The reader is dropped here: the next writes meet a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
