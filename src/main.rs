@@ -776,7 +776,28 @@ fn main() -> ExitCode {
     // sent to the process, and must then stay pending rather than reach a thread that
     // would ignore it unseen.
     closefuzz::exec::signals::block_sigpipe_in_this_thread();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // Bad input is one line that says what was wrong (clap's first line).
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!(
+                "closefuzz: {} (see closefuzz --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Replay {
             files,

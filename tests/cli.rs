@@ -803,3 +803,23 @@ fn a_closed_standard_output_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
 }
+
+/// Arguments clap refuses are one line too, naming what was wrong, exit 2; help still
+/// prints whole.
+#[test]
+fn refused_arguments_are_one_line() {
+    for (args, expected) in [
+        (&["fuzz", "--bogus"][..], "'--bogus'"),
+        (&["fuzz", "--cases", "abc"][..], "'abc'"),
+        (&["frob"][..], "'frob'"),
+        (&["replay", "--platform", "bsd", "x.cfz"][..], "bsd"),
+    ] {
+        let (code, _, err) = closefuzz(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let (code, out, _) = closefuzz(&["fuzz", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--cases"), "{out}");
+}
