@@ -601,9 +601,23 @@ fn load_scenarios(dir: &Path) -> Result<(Vec<PathBuf>, Vec<Scenario>), BadInput>
     Ok((files, scenarios))
 }
 
+/// The largest recording `matrix --add` reads (one machine's results for every
+/// scenario take about 2 MB).
+const MAX_RECORDING_BYTES: u64 = 64 << 20;
+
 fn read_recording(path: &Path) -> Result<Recording, BadInput> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| BadInput(format!("{}: cannot read recording: {e}", path.display())))?;
+    let bytes = closefuzz::script::read_regular(
+        path,
+        MAX_RECORDING_BYTES,
+        "the JSON `closefuzz record` writes",
+    )
+    .map_err(|e| BadInput(format!("{}: cannot read recording: {e}", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        BadInput(format!(
+            "{}: not UTF-8: expected the JSON `closefuzz record` writes",
+            path.display()
+        ))
+    })?;
     Recording::from_json(&text).map_err(|e| {
         BadInput(format!(
             "{}:{e}; expected the JSON `closefuzz record` writes",

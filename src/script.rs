@@ -319,9 +319,17 @@ impl Scenario {
             message,
         };
         let bytes = if stdin {
-            read_capped(std::io::stdin().lock())
+            read_capped(
+                std::io::stdin().lock(),
+                MAX_SCRIPT_BYTES,
+                "a scenario script",
+            )
         } else {
-            open_regular(path).and_then(read_capped)
+            read_regular(
+                path,
+                MAX_SCRIPT_BYTES,
+                "a scenario file, or - for standard input",
+            )
         }
         .map_err(|e| fail(format!("cannot read scenario: {e}")))?;
         let text = String::from_utf8(bytes)
@@ -568,10 +576,16 @@ pub const ECHO_CHARS: usize = 80;
 /// The most characters in a load error's message (its quotes already cut).
 const MAX_MESSAGE_CHARS: usize = 400;
 
+/// Reads `path`, a regular file of at most `max` bytes; `expected` (what it should be)
+/// goes into the error otherwise. For every file a user names: scripts, recordings.
+pub fn read_regular(path: &Path, max: u64, expected: &str) -> std::io::Result<Vec<u8>> {
+    open_regular(path, expected).and_then(|f| read_capped(f, max, expected))
+}
+
 /// Opens `path` only if it is a regular file. Checked before opening, since opening a
 /// FIFO with no writer blocks; and opened non-blocking, so that a FIFO swapped in
 /// between the check and the open cannot block either.
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+fn open_regular(path: &Path, expected: &str) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let kind = |m: &std::fs::Metadata| {
         let t = m.file_type();
@@ -585,7 +599,7 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     };
     if let Some(what) = kind(&std::fs::metadata(path)?) {
         return Err(std::io::Error::other(format!(
-            "{what}: expected a scenario file, or - for standard input"
+            "{what}: expected {expected}"
         )));
     }
     let f = std::fs::OpenOptions::new()
@@ -594,21 +608,21 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)?;
     if let Some(what) = kind(&f.metadata()?) {
         return Err(std::io::Error::other(format!(
-            "{what}: expected a scenario file, or - for standard input"
+            "{what}: expected {expected}"
         )));
     }
     Ok(f)
 }
 
-/// Reads at most [`MAX_SCRIPT_BYTES`], and says so if there is more.
-fn read_capped(r: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+/// Reads at most `max` bytes, and says so if there is more.
+fn read_capped(r: impl std::io::Read, max: u64, expected: &str) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = vec![];
-    r.take(MAX_SCRIPT_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+    r.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
         return Err(std::io::Error::other(format!(
-            "larger than {} MiB: expected a scenario script",
-            MAX_SCRIPT_BYTES >> 20
+            "larger than {} MiB: expected {expected}",
+            max >> 20
         )));
     }
     Ok(bytes)

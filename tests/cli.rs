@@ -633,6 +633,21 @@ fn record_then_matrix_add_gives_that_machine_a_column() {
         err.contains("bad.json:1: not a closefuzz recording"),
         "{err}"
     );
+    // A device or a file past 64 MiB is refused before it is read whole.
+    let start = Instant::now();
+    let (code, _, err) = matrix(&["--add", "/dev/zero"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a regular file"), "{err}");
+    let big = dir.join("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    let (code, _, err) = matrix(&["--add", big.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("larger than 64 MiB"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
 }
 
 /// A folder under `dir` with a few of the committed scenarios (a connected pair, a
