@@ -296,7 +296,7 @@ pub fn interference() -> Option<String> {
     let now = overflowed()?;
     (now > base).then(|| {
         format!(
-            "the TIME_WAIT table overflowed {} times in this network namespace ({}), so sockets that should linger were destroyed; no verdict",
+            "the kernel destroyed {} sockets that should have lingered in this network namespace ({}): a full TIME_WAIT table, or orphans killed by tcp_check_oom (TcpExt TCPTimeWaitOverflow, TCPAbortOnMemory); no verdict",
             now - base,
             match isolation() {
                 Isolation::Private => "a private one",
@@ -306,8 +306,11 @@ pub fn interference() -> Option<String> {
     })
 }
 
-/// How many times this thread's namespace refused a TIME_WAIT socket because its table
-/// was full (`TcpExtTCPTimeWaitOverflow`), or `None` if it cannot be read.
+/// How many sockets this thread's namespace destroyed that should have lingered: TIME_WAIT
+/// sockets refused because the table was full (`TcpExtTCPTimeWaitOverflow`), and
+/// orphans reset at close because there were too many orphans, or too little memory,
+/// in the whole system (`TcpExtTCPAbortOnMemory`, tcp_check_oom: a campaign's orphans,
+/// in namespaces it left, count too). `None` if it cannot be read.
 pub fn overflowed() -> Option<u64> {
     #[cfg(target_os = "linux")]
     let path = HELPER
@@ -316,17 +319,34 @@ pub fn overflowed() -> Option<u64> {
     #[cfg(not(target_os = "linux"))]
     let path = "/proc/thread-self/net/netstat";
     let text = std::fs::read_to_string(path).ok()?;
-    let mut lines = text.lines();
+    lingering_destroyed(&text)
+}
+
+/// TCPTimeWaitOverflow plus TCPAbortOnMemory from the text of /proc/net/netstat (pairs
+/// of lines: names, then values).
+fn lingering_destroyed(netstat: &str) -> Option<u64> {
+    let mut lines = netstat.lines();
     while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
         if !names.starts_with("TcpExt:") {
             continue;
         }
-        let i = names
-            .split_whitespace()
-            .position(|n| n == "TCPTimeWaitOverflow")?;
-        return values.split_whitespace().nth(i)?.parse().ok();
+        let count = |name: &str| -> Option<u64> {
+            let i = names.split_whitespace().position(|n| n == name)?;
+            values.split_whitespace().nth(i)?.parse().ok()
+        };
+        return Some(count("TCPTimeWaitOverflow")? + count("TCPAbortOnMemory")?);
     }
     None
+}
+
+#[cfg(test)]
+mod lingering_tests {
+    #[test]
+    fn both_counters_are_read_from_tcpext() {
+        let text = "TcpExt: SyncookiesSent TCPAbortOnMemory TCPTimeWaitOverflow\nTcpExt: 9 2 3\nIpExt: InNoRoutes\nIpExt: 7\n";
+        assert_eq!(super::lingering_destroyed(text), Some(5));
+        assert_eq!(super::lingering_destroyed("IpExt: A\nIpExt: 1\n"), None);
+    }
 }
 
 /// The helper process of a thread that cannot unshare a network namespace itself (see
