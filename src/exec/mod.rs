@@ -14,7 +14,7 @@
 pub mod gvisor;
 pub mod netns;
 pub mod signals;
-mod sys;
+pub mod sys;
 pub mod worker;
 
 use crate::step::{
