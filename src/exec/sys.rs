@@ -12,6 +12,7 @@ use super::cvt;
 /// The events the executor asks poll for. POLLRDHUP exists on Linux only.
 #[cfg(target_os = "linux")]
 pub const POLL_ASK: libc::c_short = libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP;
+/// The events the executor asks poll for. POLLRDHUP exists on Linux only.
 #[cfg(not(target_os = "linux"))]
 pub const POLL_ASK: libc::c_short = libc::POLLIN | libc::POLLOUT;
 
