@@ -155,12 +155,8 @@ pub fn predict_given(
     results: &[StepResult],
 ) -> Vec<crate::model::Prediction> {
     let unseen = [crate::step::EndView::Absent; 5];
-    let mut m = model.clone();
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| m.step_seen(s, results.get(i).map(|r| (r, &unseen))))
-        .collect()
+    let kernel: Vec<_> = results.iter().map(|r| (r.clone(), unseen)).collect();
+    predict_seen(model, steps, &kernel)
 }
 
 /// Runs `steps` through `model` beside the kernel's results for them: where the model

@@ -224,7 +224,7 @@ impl Connection for TcpAlternatives {
         }
         let merged = merge_results(results);
         // What the kernel answered settles which alternatives go on.
-        if let Some(got) = self.hint.as_ref().and_then(|h| h.result.clone()) {
+        if let Some(got) = self.hint.as_ref().map(|h| h.result.clone()) {
             if kept.iter().any(|(r, _)| r.admits(&got)) {
                 kept.retain(|(r, _)| r.admits(&got));
             }

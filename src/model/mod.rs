@@ -87,31 +87,31 @@ pub struct Prediction {
 /// from there (as loom records each nondeterministic choice so a run replays exactly).
 /// A choice is taken only within the range the model predicted: an answer outside it
 /// is a disagreement all the same, and the model then goes on from its own choice.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hint {
-    /// The count the call returned: bytes written (0 for EAGAIN), bytes read, or an
-    /// ioctl's value.
-    pub count: Option<usize>,
     /// The connection's two sides after the step, as the kernel showed them.
     pub after: [Option<EndView>; 2],
-    /// The call's whole result.
-    pub result: Option<std::sync::Arc<StepResult>>,
+    /// The call's result.
+    pub result: std::sync::Arc<StepResult>,
 }
 
 impl Hint {
     /// The hint a kernel result gives, with the sides' views filled in by the caller.
     pub fn of(result: &StepResult) -> Hint {
-        let outcome = &result.outcome;
-        let count = match outcome {
+        Hint {
+            after: [None, None],
+            result: std::sync::Arc::new(result.clone()),
+        }
+    }
+
+    /// The count the call returned: bytes written (0 for EAGAIN), bytes read, or an
+    /// ioctl's value.
+    pub fn count(&self) -> Option<usize> {
+        match &self.result.outcome {
             Outcome::Wrote(n) | Outcome::Queued(n) => Some(*n),
             Outcome::Data(d) => Some(d.len()),
             Outcome::Err(e) if *e == crate::step::Errno::EAGAIN => Some(0),
             _ => None,
-        };
-        Hint {
-            count,
-            after: [None, None],
-            result: Some(std::sync::Arc::new(result.clone())),
         }
     }
 }

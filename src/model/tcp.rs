@@ -326,7 +326,7 @@ impl TcpModel {
 
     fn call(&mut self, x: End, op: Op) -> StepResult {
         let r = self.call_op(x, op);
-        self.release_fins_seen();
+        self.fork_departures();
         r
     }
 
@@ -448,7 +448,7 @@ impl TcpModel {
                 } else {
                     accepted.saturating_sub(unread).min(n)
                 };
-                let k = match self.hint.as_ref().and_then(|h| h.count) {
+                let k = match self.hint.as_ref().and_then(|h| h.count()) {
                     Some(c) if c >= lo && c <= n => c,
                     _ => lo,
                 };
@@ -485,9 +485,8 @@ impl TcpModel {
                 let mut sent = self.clone();
                 sent.send(x, seg, note);
                 sent.deliver_all();
-                let mut held = self.clone();
-                held.hold(x, k);
-                *self = self.pick(held, sent);
+                self.hold(x, k);
+                self.fork(sent);
             } else {
                 self.send(x, seg, note);
             }
@@ -517,15 +516,11 @@ impl TcpModel {
         }
     }
 
-    /// The step may have gone either way: the model goes on as `one`, and keeps
-    /// `other` as an alternative (see [`super::alternatives`]).
-    fn pick(&mut self, one: TcpModel, mut other: TcpModel) -> TcpModel {
-        self.forks.append(&mut other.forks);
+    /// The step may also have gone as `other`: kept as an alternative (see
+    /// [`super::alternatives`], which also drops the copies of earlier ones it carries).
+    fn fork(&mut self, mut other: TcpModel) {
+        self.forks.extend(other.take_forks());
         self.forks.push(other);
-        let mut one = one;
-        self.forks.append(&mut one.forks);
-        one.forks = std::mem::take(&mut self.forks);
-        one
     }
 
     /// Takes the alternatives the last step left.
@@ -632,9 +627,8 @@ impl TcpModel {
 
     /// Data (and a FIN behind it) waiting in a pressed sender's queue may have left
     /// during this step, as the window opened: kept as alternatives.
-    fn release_fins_seen(&mut self) {
+    fn fork_departures(&mut self) {
         for x in End::BOTH {
-            let y = x.peer();
             if !self.ends[x.index()].pressed || self.ends[x.index()].conn != Conn::Live {
                 continue;
             }
@@ -659,13 +653,12 @@ impl TcpModel {
                 );
                 with_fin.deliver_all();
             }
-            let _ = y;
             *self = keep;
             if arrives != *self {
-                self.forks.push(arrives);
+                self.fork(arrives);
             }
             if fin {
-                self.forks.push(with_fin);
+                self.fork(with_fin);
             }
         }
     }
@@ -696,12 +689,12 @@ impl TcpModel {
             },
             other => other.clone(),
         };
-        match self.hint.as_ref().map(|h| h.count) {
+        match self.hint.as_ref().map(|h| h.count()) {
             Some(Some(k)) if k >= 1 => {
                 self.read_exact(x, k.min(n), peek);
             }
             Some(_) => {
-                let got = self.hint.as_ref().and_then(|h| h.result.clone());
+                let got = self.hint.as_ref().map(|h| h.result.clone());
                 // EAGAIN, or end of file from our own shutdown(rd) (no window update
                 // goes out then, tcp_cleanup_rbuf): the rest is still on its way. An
                 // error is the reset that threw it away.
@@ -775,7 +768,7 @@ impl TcpModel {
             } else {
                 Outcome::Err(Errno::EAGAIN)
             };
-            let arrived = match self.hint.as_ref().and_then(|h| h.result.clone()) {
+            let arrived = match self.hint.as_ref().map(|h| h.result.clone()) {
                 Some(r) => matches!(r.outcome, Outcome::Data(_)),
                 None => true,
             };
@@ -954,16 +947,17 @@ impl TcpModel {
             let mut sent = self.clone();
             sent.send(x, Seg::Fin, why);
             sent.deliver_all();
-            let mut held = self.clone();
-            held.end(x).fin_held = true;
-            if self.profile.tcp.queued_fin_keeps_state {
+            let keeps_state = self.profile.tcp.queued_fin_keeps_state;
+            let e = self.end(x);
+            e.fin_held = true;
+            if keeps_state {
                 // gVisor changes state when the FIN is sent, not when it is queued.
-                held.end(x).state = match next {
+                e.state = match next {
                     TcpState::FinWait1 => TcpState::Established,
                     _ => TcpState::CloseWait,
                 };
             }
-            *self = self.pick(held, sent);
+            self.fork(sent);
             return;
         }
         self.send(x, Seg::Fin, why);
