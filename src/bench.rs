@@ -5,7 +5,7 @@ use crate::exec::{Case, Executor};
 use crate::generate;
 use crate::model::Model;
 use crate::run::{run_case_with, CaseRun};
-use crate::step::Start;
+use crate::step::{Start, Surface};
 use crate::transport::Transport;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -80,6 +80,7 @@ pub fn max_rss_kib() -> u64 {
 pub fn sequences(
     transport: Transport,
     starts: &'static [Start],
+    surface: Surface,
     n: usize,
     max_steps: usize,
     seed: u8,
@@ -88,7 +89,7 @@ pub fn sequences(
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
     );
-    let strategy = generate::cases(transport, starts, max_steps);
+    let strategy = generate::cases_on(transport, starts, max_steps, surface);
     (0..n)
         .map(|_| {
             strategy
@@ -157,6 +158,7 @@ fn per_s(n: usize, d: Duration) -> f64 {
 pub fn bench<F>(
     transport: Transport,
     starts: &'static [Start],
+    surface: Surface,
     model_of: ModelOf,
     cases: usize,
     make_exec: F,
@@ -164,10 +166,10 @@ pub fn bench<F>(
 where
     F: Fn() -> std::io::Result<Box<dyn Executor + Send>> + Sync,
 {
-    let seqs = sequences(transport, starts, cases, 24, 42);
+    let seqs = sequences(transport, starts, surface, cases, 24, 42);
     let halves = [
-        sequences(transport, starts, cases / 2, 24, 42),
-        sequences(transport, starts, cases / 2, 24, 43),
+        sequences(transport, starts, surface, cases / 2, 24, 42),
+        sequences(transport, starts, surface, cases / 2, 24, 43),
     ];
     let mean_steps = seqs.iter().map(|s| s.steps.len()).sum::<usize>() as f64 / cases.max(1) as f64;
     let mut exec = make_exec()?;

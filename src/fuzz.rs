@@ -5,7 +5,7 @@ use crate::exec::{Case, Executor};
 use crate::generate;
 use crate::model::Model;
 use crate::run::{run_case_with, CaseRun};
-use crate::step::{EndView, Errno, Outcome, PollSet, Start, Step};
+use crate::step::{EndView, Errno, Outcome, PollSet, Start, Step, Surface};
 use crate::transport::Transport;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +35,8 @@ pub struct Campaign {
     pub transport: Transport,
     /// The starts cases are drawn from.
     pub starts: &'static [Start],
+    /// What the stack can be asked: nothing else is drawn.
+    pub surface: Surface,
 }
 
 /// A shrunk disagreement.
@@ -168,8 +170,29 @@ impl Campaign {
                 self.threads
             ));
         }
+        if !self.surface.runs(self.transport) {
+            return Err(format!(
+                "transport {}: this stack does not run it (it runs {})",
+                self.transport,
+                names(self.surface.transports.iter())
+            ));
+        }
+        if let Some(s) = self
+            .starts
+            .iter()
+            .find(|s| !self.surface.starts.contains(s))
+        {
+            return Err(format!(
+                "start {s}: this stack cannot set it up (it starts {})",
+                names(self.surface.starts.iter())
+            ));
+        }
         Ok(())
     }
+}
+
+fn names<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    items.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The 32-byte generator seed for one thread (splitmix64 of the campaign seed).
@@ -259,7 +282,7 @@ where
                 let mine = std::cell::RefCell::new(Coverage::default());
                 let mut runner = TestRunner::new_with_rng(config, rng);
                 let shrinking = std::cell::Cell::new(false);
-                let strategy = generate::cases(c.transport, c.starts, c.max_steps);
+                let strategy = generate::cases_on(c.transport, c.starts, c.max_steps, c.surface);
                 let outcome = runner.run(&strategy, |case| {
                     if interrupted.load(Ordering::Relaxed) {
                         // While shrinking, Ok means "this simpler case passes": the

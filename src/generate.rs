@@ -7,7 +7,7 @@
 //! reads), towards smaller byte counts, and away from sleeps.
 
 use crate::exec::Case;
-use crate::step::{Op, Shut, Sock, Start, Step};
+use crate::step::{Op, Shut, Sock, Start, Step, Surface};
 use crate::transport::Transport;
 use proptest::prelude::*;
 
@@ -152,19 +152,21 @@ fn op_for(mut pick: u8, size: u16) -> Op {
 /// steps on a closed socket (they would make no call, and only waste cases).
 struct Tracker {
     start: Start,
+    surface: Surface,
     made: [bool; 5],
     connect_tried: [bool; 5],
     closed: [bool; 5],
 }
 
 impl Tracker {
-    fn new(start: Start) -> Tracker {
+    fn new(start: Start, surface: Surface) -> Tracker {
         let mut made = [false; 5];
         for s in start.initial() {
             made[s.index()] = true;
         }
         Tracker {
             start,
+            surface,
             made,
             connect_tried: [start == Start::Connected; 5],
             closed: [false; 5],
@@ -203,10 +205,8 @@ impl Tracker {
         }
         let op = if !self.made[i] {
             // An accepted name not yet taken: accept it.
-            self.made[i] = true;
             Op::Accept
         } else if matches!(sock, Sock::A | Sock::C) && !self.connect_tried[i] && op_pick % 3 != 2 {
-            self.connect_tried[i] = true;
             Op::Connect
         } else if rare < RARE_LONG_SLEEP + RARE_SHORT_SLEEP + RARE_LINGER {
             // SO_LINGER {on, 0} (a later close is abortive) or {on, 1 s}.
@@ -223,8 +223,15 @@ impl Tracker {
         } else {
             op_for(op_pick, size)
         };
-        if op.closes() {
-            self.closed[i] = true;
+        // Only what the stack can be asked: a call it cannot make is no step at all.
+        if !self.surface.can_ask(op) {
+            return None;
+        }
+        match op {
+            Op::Accept => self.made[i] = true,
+            Op::Connect => self.connect_tried[i] = true,
+            op if op.closes() => self.closed[i] = true,
+            _ => {}
         }
         Some(Step::Call { sock, op })
     }
@@ -244,18 +251,30 @@ fn big(op: Op, size: u16) -> Op {
     }
 }
 
-/// Maps raw draws to steps for a world that starts as `start`.
-fn steps_for(start: Start, raw: &[RawStep]) -> Vec<Step> {
-    let mut t = Tracker::new(start);
+/// Maps raw draws to steps for a world that starts as `start`, on a stack that can be
+/// asked `surface`.
+fn steps_for(start: Start, surface: Surface, raw: &[RawStep]) -> Vec<Step> {
+    let mut t = Tracker::new(start, surface);
     raw.iter().filter_map(|r| t.map(*r)).collect()
 }
 
 /// Cases over `transport` of `1..=max_steps` drawn steps, starting as one of `starts`
-/// (each equally likely).
+/// (each equally likely), for a stack that can be asked everything (Linux).
 pub fn cases(
     transport: Transport,
     starts: &'static [Start],
     max_steps: usize,
+) -> impl Strategy<Value = Case> {
+    cases_on(transport, starts, max_steps, Surface::ALL)
+}
+
+/// [`cases`] for a stack that can be asked `surface`: no step it cannot make is drawn
+/// (a world whose steps all fall away is a case of no steps).
+pub fn cases_on(
+    transport: Transport,
+    starts: &'static [Start],
+    max_steps: usize,
+    surface: Surface,
 ) -> impl Strategy<Value = Case> {
     (
         0..starts.len().max(1),
@@ -263,7 +282,7 @@ pub fn cases(
     )
         .prop_map(move |(s, raw)| {
             let start = starts.get(s).copied().unwrap_or_default();
-            Case::new(transport, start, steps_for(start, &raw))
+            Case::new(transport, start, steps_for(start, surface, &raw))
         })
 }
 
@@ -314,7 +333,7 @@ mod tests {
     #[test]
     fn listening_worlds_accept_before_using_a_name_and_connect_first() {
         let raw: Vec<RawStep> = vec![(0, 0, 5, 50_000), (1, 0, 5, 50_000), (1, 4, 5, 50_000)];
-        let steps = steps_for(Start::Listening, &raw);
+        let steps = steps_for(Start::Listening, Surface::ALL, &raw);
         assert_eq!(
             steps,
             vec![
@@ -323,8 +342,38 @@ mod tests {
                 Step::call(Sock::B, Op::Read(5)),
             ]
         );
-        let steps = steps_for(Start::Connected, &raw);
+        let steps = steps_for(Start::Connected, Surface::ALL, &raw);
         assert_eq!(steps[0], Step::call(Sock::A, Op::Write(3)));
+    }
+
+    /// A stack that cannot be asked a call never gets it, and the calls it can be
+    /// asked are drawn as before.
+    #[test]
+    fn only_what_the_stack_can_be_asked_is_drawn() {
+        let surface = Surface {
+            cannot_call: &[
+                crate::step::CallKind::State,
+                crate::step::CallKind::WriteOob,
+            ],
+            cannot_shut: &[Shut::Rd],
+            ..Surface::ALL
+        };
+        let raw: Vec<RawStep> = (0..=255u8)
+            .flat_map(|p| [(0, p, 5, 50_000), (1, p, 5, 50_000)])
+            .collect();
+        let all = steps_for(Start::Connected, Surface::ALL, &raw);
+        let some = steps_for(Start::Connected, surface, &raw);
+        let unasked = |s: &Step| {
+            matches!(
+                s.as_call(),
+                Some((_, Op::State | Op::WriteOob(_) | Op::Shutdown(Shut::Rd)))
+            )
+        };
+        assert!(all.iter().any(unasked), "the draw reaches them");
+        assert!(!some.iter().any(unasked), "{some:?}");
+        assert!(some
+            .iter()
+            .any(|s| matches!(s.as_call(), Some((_, Op::Shutdown(Shut::Wr))))));
     }
 
     /// Large writes and reads and buffer sizes come from the rare part of the draw,
@@ -334,22 +383,22 @@ mod tests {
         let top = RARE_SPAN - 1;
         let at = |offset: u32| top - offset;
         let sizes = RARE_LONG_SLEEP + RARE_SHORT_SLEEP + RARE_LINGER;
-        let mut t = Tracker::new(Start::Connected);
+        let mut t = Tracker::new(Start::Connected, Surface::ALL);
         assert_eq!(
             t.map((0, 0, 1, at(sizes))),
             Some(Step::call(Sock::A, Op::RcvBuf(16_384)))
         );
-        let mut t = Tracker::new(Start::Connected);
+        let mut t = Tracker::new(Start::Connected, Surface::ALL);
         assert_eq!(
             t.map((0, 0, 4, at(sizes + RARE_BUFFER))),
             Some(Step::call(Sock::A, Op::Write(4 << 20)))
         );
-        let mut t = Tracker::new(Start::Connected);
+        let mut t = Tracker::new(Start::Connected, Surface::ALL);
         assert_eq!(
             t.map((0, 4, 1, at(sizes + RARE_BUFFER))),
             Some(Step::call(Sock::A, Op::Read(4 << 20)))
         );
-        let mut t = Tracker::new(Start::Connected);
+        let mut t = Tracker::new(Start::Connected, Surface::ALL);
         assert_eq!(
             t.map((0, 0, 3, at(sizes + RARE_BUFFER + RARE_BIG))),
             Some(Step::call(Sock::A, Op::Write(1)))
@@ -360,11 +409,11 @@ mod tests {
     /// shrunk case loses its sleeps and lingers instead of gaining them.
     #[test]
     fn the_shrink_target_is_a_plain_call() {
-        let mut t = Tracker::new(Start::Connected);
+        let mut t = Tracker::new(Start::Connected, Surface::ALL);
         assert_eq!(t.map((0, 0, 0, 0)), Some(Step::call(Sock::A, Op::Write(0))));
         let top = RARE_SPAN - 1;
         assert_eq!(
-            Tracker::new(Start::Connected).map((0, 0, 0, top)),
+            Tracker::new(Start::Connected, Surface::ALL).map((0, 0, 0, top)),
             Some(Step::Sleep { ms: LONG_SLEEP_MS })
         );
     }

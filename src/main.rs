@@ -527,8 +527,9 @@ fn bench(
             "--cases {cases}: expected 2 to {MAX_CASES}"
         )));
     }
+    let surface = closefuzz::model::profile::Profile::of(platform).surface;
     let transports: Vec<Transport> = if transport == "all" {
-        Transport::ALL.to_vec()
+        surface.transports.to_vec()
     } else {
         vec![transport
             .parse::<Transport>()
@@ -539,11 +540,12 @@ fn bench(
     for (t, starts) in transports.iter().flat_map(|t| {
         [&[Start::Connected][..], &[Start::Listening][..]]
             .into_iter()
+            .filter(|s| surface.starts.contains(&s[0]))
             .map(move |s| (*t, s))
     }) {
         let (model, _) = model_for(t, platform, mutation)?;
         let worker = worker_command();
-        let r = closefuzz::bench::bench(t, starts, &*model, cases, || {
+        let r = closefuzz::bench::bench(t, starts, surface, &*model, cases, || {
             executor_for(stack_of(platform), &worker)
         })
         .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
@@ -831,7 +833,12 @@ fn main() -> ExitCode {
             start,
         } => {
             let starts: &'static [Start] = match start.as_str() {
-                "both" => &Start::ALL,
+                // Both, where the stack can set both up.
+                "both" => {
+                    closefuzz::model::profile::Profile::of(platform)
+                        .surface
+                        .starts
+                }
                 "connected" => &[Start::Connected],
                 "listening" => &[Start::Listening],
                 other => {
@@ -853,6 +860,7 @@ fn main() -> ExitCode {
                     threads,
                     transport,
                     starts,
+                    surface: closefuzz::model::profile::Profile::of(platform).surface,
                 },
                 &out,
                 mutation.as_deref(),

@@ -172,7 +172,7 @@ pub enum Op {
 }
 
 /// Which kind of call an [`Op`] is, without its argument: the key of [`CALLS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[allow(missing_docs)]
 pub enum CallKind {
     Write,
@@ -453,6 +453,63 @@ pub const MAX_READ: u32 = 4 << 20;
 pub const MAX_BUF: u32 = 16 << 20;
 /// The longest `linger N`, in seconds: a close that lingers is bounded by it.
 pub const MAX_LINGER_S: u32 = 5;
+
+/// What a stack can be asked: its transports, its starts and its calls. A stack that
+/// cannot make a call (smoltcp has no `shutdown rd`, lwIP no TCP_INFO) answers it `n/a`,
+/// the model predicts `n/a` for it, and the generator never draws it: the generator
+/// avoids only what a stack cannot be asked, never what it answers differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Surface {
+    /// The transports it runs.
+    pub transports: &'static [crate::transport::Transport],
+    /// The starts it can set up.
+    pub starts: &'static [Start],
+    /// The calls it cannot make (a shutdown by direction: `cannot_shut`).
+    pub cannot_call: &'static [CallKind],
+    /// The shutdown directions it cannot make.
+    pub cannot_shut: &'static [Shut],
+}
+
+impl Surface {
+    /// Everything: every transport, start and call (Linux's surface).
+    pub const ALL: Surface = Surface {
+        transports: &crate::transport::Transport::ALL,
+        starts: &Start::ALL,
+        cannot_call: &[],
+        cannot_shut: &[],
+    };
+
+    /// Whether `op` can be asked.
+    pub fn can_ask(&self, op: Op) -> bool {
+        match op {
+            Op::Shutdown(how) => {
+                !self.cannot_call.contains(&CallKind::Shutdown) && !self.cannot_shut.contains(&how)
+            }
+            op => !self.cannot_call.contains(&op.kind()),
+        }
+    }
+
+    /// Whether `transport` runs here.
+    pub fn runs(&self, transport: crate::transport::Transport) -> bool {
+        self.transports.contains(&transport)
+    }
+
+    /// The calls that cannot be asked, as scripts write them (`shutdown rd`, `state`),
+    /// for tables and error messages.
+    pub fn unasked(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .cannot_call
+            .iter()
+            .map(|k| CallSpec::of(*k).usage())
+            .collect();
+        out.extend(
+            self.cannot_shut
+                .iter()
+                .map(|s| format!("shutdown {}", s.name())),
+        );
+        out
+    }
+}
 
 impl CallSpec {
     /// The spec of `kind`.

@@ -72,6 +72,7 @@ fn a_campaigns_finding_has_no_removable_step() {
         threads: 1,
         transport: Transport::Tcp4,
         starts: &Start::ALL,
+        surface: closefuzz::step::Surface::ALL,
     };
     let f = match run_campaign(&c, &model_of, || Ok(Local), &|_| ()) {
         Verdict::Mismatch(f) => f,

@@ -290,6 +290,11 @@ impl Model {
                 }
                 StepResult::plain(Outcome::Ok)
             }
+            // A call the stack cannot be asked is not made there (its executor answers
+            // n/a), so nothing changes.
+            Step::Call { op, .. } if !self.profile.surface.can_ask(op) => {
+                StepResult::plain(Outcome::NotApplicable)
+            }
             Step::Call { sock, op } => {
                 let op = if self.profile.oob_ignored {
                     op.without_oob()
@@ -799,6 +804,30 @@ mod tests {
         // A name already taken makes no call.
         assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::NotApplicable);
         assert!(m.describe(Sock::L).starts_with("listening, 0 queued"));
+    }
+
+    /// A call the stack cannot be asked is n/a and changes nothing: the shutdown that
+    /// would have sent a FIN leaves the peer reading no EOF.
+    #[test]
+    fn a_call_the_stack_cannot_be_asked_is_not_made() {
+        let profile = Profile {
+            surface: crate::step::Surface {
+                cannot_shut: &[Shut::Wr],
+                ..crate::step::Surface::ALL
+            },
+            ..Profile::linux()
+        };
+        let mut m = Model::new(Transport::Tcp4, profile);
+        assert_eq!(
+            run(&mut m, Sock::A, Op::Shutdown(Shut::Wr)),
+            Outcome::NotApplicable
+        );
+        assert_eq!(
+            run(&mut m, Sock::B, Op::Read(1)),
+            Outcome::Err(Errno::EAGAIN)
+        );
+        assert_eq!(run(&mut m, Sock::A, Op::Close), Outcome::Ok);
+        assert_eq!(run(&mut m, Sock::B, Op::Read(1)), Outcome::Eof);
     }
 
     #[test]

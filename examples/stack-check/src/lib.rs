@@ -62,6 +62,7 @@ pub fn check<E: Executor>(
         threads: 1,
         transport,
         starts: &Start::ALL,
+        surface: profile.surface,
     };
     let model_for = move |case: &Case| {
         Model::with_start(case.transport, profile, case.start).with_bufs(case.bufs)
