@@ -257,8 +257,20 @@ fn replay(
     }
     let mut exec = executor(platform)?;
     let mut reports = vec![];
+    let surface = closefuzz::model::profile::Profile::of(platform).surface;
+    let mut skipped = vec![];
     for (sc, t) in &loaded {
         let case = sc.case(*t);
+        // What the stack cannot set up is not run, and said (never counted as passed).
+        if !surface.runs(*t) || !surface.starts.contains(&case.start) {
+            let what = if surface.runs(*t) {
+                format!("start {}", case.start)
+            } else {
+                format!("transport {t}")
+            };
+            skipped.push(format!("{}: {platform} does not run {what}", sc.name));
+            continue;
+        }
         let model = closefuzz::run::model_for(&case, platform);
         let run = run_case_with(&mut exec, &model, &case)
             .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
@@ -273,8 +285,19 @@ fn replay(
         for r in &reports {
             out!("{}", replay_text(r));
         }
+        for s in &skipped {
+            outln!("skipped {s}");
+        }
         let passed = reports.iter().filter(|r| r.pass).count();
-        outln!("{passed} passed, {} failed", reports.len() - passed);
+        if skipped.is_empty() {
+            outln!("{passed} passed, {} failed", reports.len() - passed);
+        } else {
+            outln!(
+                "{passed} passed, {} failed, {} skipped",
+                reports.len() - passed,
+                skipped.len()
+            );
+        }
     }
     Ok(if reports.iter().all(|r| r.pass) {
         ExitCode::SUCCESS
@@ -670,7 +693,8 @@ fn matrix(
             Err(e) => return Err(BadInput(format!("platform {platform}: {e}"))),
         };
         let (stack, version, kernel) = closefuzz::matrix::live_provenance(platform);
-        for t in Transport::ALL {
+        let surface = closefuzz::model::profile::Profile::of(platform).surface;
+        for t in Transport::ALL.into_iter().filter(|t| surface.runs(*t)) {
             columns.push(Column {
                 name: format!("{platform}/{t}"),
                 platform: platform.name().into(),

@@ -15,7 +15,7 @@
 use crate::exec::Executor;
 use crate::model::{Model, Platform, SegmentKind};
 use crate::script::{Scenario, ScriptStep};
-use crate::step::{Sock, StepResult};
+use crate::step::{Sock, Start, StepResult};
 use crate::transport::Transport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -457,6 +457,19 @@ pub fn run_all(
             let case = sc.case(transport);
             let case = crate::exec::Case { transport, ..case };
             match platform {
+                // A start the stack cannot set up: nothing of the case can be asked.
+                Some(p)
+                    if !crate::model::profile::Profile::of(p)
+                        .surface
+                        .starts
+                        .contains(&case.start) =>
+                {
+                    Ok(case
+                        .steps
+                        .iter()
+                        .map(|_| StepResult::plain(crate::step::Outcome::NotApplicable))
+                        .collect())
+                }
                 Some(p) => {
                     let m = crate::run::model_for(&case, p);
                     let run = crate::run::run_case_with(exec, &m, &case)
@@ -560,6 +573,41 @@ fn platform_title(p: &str) -> String {
 }
 
 impl Matrix {
+    /// The table of stacks closefuzz runs: what each is, how it is run, and what it
+    /// cannot be asked (`n/a` in its columns, never generated for it).
+    fn stacks_markdown(&self, out: &mut String) {
+        out.push_str("\n## Stacks\n\n");
+        out.push_str("The stacks `--platform` selects. A call a stack cannot be asked is `n/a` in its columns and\n");
+        out.push_str("is never generated for it; a transport it does not run has no column.\n\n");
+        out.push_str(
+            "| platform | stack | version | how it is run | transports | cannot be asked |\n",
+        );
+        out.push_str("|---|---|---|---|---|---|\n");
+        for p in crate::model::Platform::ALL {
+            let surface = crate::model::profile::Profile::of(p).surface;
+            let column = self.columns.iter().find(|c| c.platform == p.name());
+            let transports: Vec<&str> = surface.transports.iter().map(|t| t.name()).collect();
+            let mut unasked = surface.unasked();
+            if surface.starts.len() < Start::ALL.len() {
+                let starts: Vec<&str> = surface.starts.iter().map(|s| s.name()).collect();
+                unasked.push(format!("start other than {}", starts.join(", ")));
+            }
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | {} |\n",
+                p.name(),
+                cell(&column.map_or(platform_title(p.name()), |c| c.stack.clone())),
+                cell(column.map_or("not measured here", |c| &c.version)),
+                cell(crate::run::stack_of(p).how_run()),
+                transports.join(", "),
+                if unasked.is_empty() {
+                    "(nothing)".to_string()
+                } else {
+                    cell(&unasked.join(", "))
+                }
+            ));
+        }
+    }
+
     /// Adds a recorded machine's columns (one per transport it recorded).
     pub fn add_recording(&mut self, rec: &Recording, source: &str) {
         let platform = format!(
@@ -724,6 +772,7 @@ impl Matrix {
                 out.push_str(&format!("- [{h}](#{})\n", anchor(&h)));
             }
         }
+        out.push_str("- [Stacks](#stacks)\n");
         out.push_str("- [Transport differences](#transport-differences)\n");
         out.push_str("- [Platform profiles](#platform-profiles)\n");
         out.push_str("- [Scenarios by topic](#scenarios-by-topic)\n");
@@ -837,6 +886,7 @@ impl Matrix {
                 out.push_str("(none)\n");
             }
         }
+        self.stacks_markdown(&mut out);
         out.push_str("\n## Platform profiles\n\n");
         out.push_str("How the model's profiles depart from Linux (`src/model/profile.rs`); each entry names the\nscenario whose table shows it.\n\n");
         for p in crate::model::Platform::ALL {

@@ -729,6 +729,18 @@ pub enum Stack {
     Gvisor,
 }
 
+impl Stack {
+    /// How the stack is run, in a phrase for the tables.
+    pub fn how_run(self) -> &'static str {
+        match self {
+            Stack::Host => "the host's kernel, sockets made in the closefuzz process",
+            Stack::Gvisor => {
+                "`runsc --network=none do closefuzz worker`: the worker inside a gVisor sandbox, one case per JSON line over its stdin and stdout"
+            }
+        }
+    }
+}
+
 /// The executor for `stack`. `worker` is the command that serves cases inside a
 /// sandbox (`closefuzz worker`), used by sandboxed stacks only.
 pub fn executor_for(
