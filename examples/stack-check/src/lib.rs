@@ -15,7 +15,7 @@ use closefuzz::exec::{Case, Executor, KernelRun};
 use closefuzz::fuzz::{Campaign, Verdict, run_campaign};
 use closefuzz::model::Model;
 use closefuzz::model::profile::Profile;
-use closefuzz::step::{Errno, Outcome, Start};
+use closefuzz::step::{Errno, Outcome};
 use closefuzz::transport::Transport;
 use std::io;
 
@@ -46,8 +46,39 @@ impl<E: Executor> Executor for Misreporting<E> {
     }
 }
 
-/// Runs `cases` generated cases over `transport` (both starts, one thread, `seed`) on
-/// the stack `make` makes, against the model as `profile` describes the stack.
+/// A stack that cannot be asked some calls: it answers `n/a` for any step whose call
+/// `unasked` says it cannot make, and counts how many such steps it was given (a
+/// campaign whose profile lists those calls in its `surface` gives it none).
+#[derive(Debug)]
+pub struct Unasking<E> {
+    /// The stack that runs everything else.
+    pub inner: E,
+    /// Whether the stack cannot make this call.
+    pub unasked: fn(&closefuzz::step::Op) -> bool,
+    /// Steps it was given that it cannot make.
+    pub given: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<E: Executor> Executor for Unasking<E> {
+    fn run(&mut self, case: &Case) -> io::Result<KernelRun> {
+        let mut run = self.inner.run(case)?;
+        for (step, (result, _)) in case.steps.iter().zip(&mut run.steps) {
+            if let Some((_, op)) = step.as_call() {
+                if (self.unasked)(&op) {
+                    self.given
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    result.outcome = Outcome::NotApplicable;
+                }
+            }
+        }
+        Ok(run)
+    }
+}
+
+/// Runs `cases` generated cases over `transport` (every start the profile's surface
+/// can set up, one thread, `seed`) on the stack `make` makes, against the model as
+/// `profile` describes the stack; only what the surface says the stack can be asked
+/// is generated.
 pub fn check<E: Executor>(
     make: impl Fn() -> io::Result<E> + Sync,
     profile: Profile,
@@ -61,7 +92,7 @@ pub fn check<E: Executor>(
         seed,
         threads: 1,
         transport,
-        starts: &Start::ALL,
+        starts: profile.surface.starts,
         surface: profile.surface,
     };
     let model_for = move |case: &Case| {
