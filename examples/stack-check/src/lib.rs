@@ -63,12 +63,12 @@ impl<E: Executor> Executor for Unasking<E> {
     fn run(&mut self, case: &Case) -> io::Result<KernelRun> {
         let mut run = self.inner.run(case)?;
         for (step, (result, _)) in case.steps.iter().zip(&mut run.steps) {
-            if let Some((_, op)) = step.as_call() {
-                if (self.unasked)(&op) {
-                    self.given
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    result.outcome = Outcome::NotApplicable;
-                }
+            if let Some((_, op)) = step.as_call()
+                && (self.unasked)(&op)
+            {
+                self.given
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                result.outcome = Outcome::NotApplicable;
             }
         }
         Ok(run)
