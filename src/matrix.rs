@@ -344,12 +344,20 @@ fn civil_date(days: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The smoltcp crate closefuzz links (Cargo.toml).
+const SMOLTCP_VERSION: &str = "0.14.0";
+
 /// Where and what a live column on `platform` measures: (stack, version, kernel).
 pub fn live_provenance(platform: Platform) -> (String, String, String) {
     let u = uname();
     let kernel = format!("{} {} ({})", u.sysname, u.release, u.machine);
     match platform {
         Platform::Linux => ("Linux".into(), u.release, kernel),
+        Platform::Smoltcp => (
+            "smoltcp (in process, loopback interface, clock advanced by sleep)".into(),
+            SMOLTCP_VERSION.into(),
+            format!("host {kernel}"),
+        ),
         Platform::Gvisor => (
             "gVisor netstack (runsc)".into(),
             runsc_version().unwrap_or_else(|| "unknown".into()),

@@ -14,6 +14,7 @@
 pub mod gvisor;
 pub mod netns;
 pub mod signals;
+pub mod smoltcp;
 pub mod sys;
 pub mod worker;
 
@@ -727,6 +728,8 @@ pub enum Stack {
     Host,
     /// gVisor's netstack, in a `runsc` sandbox running `closefuzz worker`.
     Gvisor,
+    /// The smoltcp crate, in this process (see [`smoltcp`]).
+    Smoltcp,
 }
 
 /// The executor for `stack`. `worker` is the command that serves cases inside a
@@ -738,6 +741,7 @@ pub fn executor_for(
     Ok(match stack {
         Stack::Host => Box::new(Local),
         Stack::Gvisor => Box::new(gvisor::Gvisor::with_worker(worker.to_vec())?),
+        Stack::Smoltcp => Box::new(smoltcp::Smoltcp::new()),
     })
 }
 

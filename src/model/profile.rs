@@ -146,7 +146,37 @@ impl TcpProfile {
         unconnected_poll_hup_only: true,
         unconnected_shutdown_deferred: true,
     };
+    const SMOLTCP: TcpProfile = TcpProfile {
+        closed_state_unavailable: true,
+        delayed_fin_ack: false,
+        time_wait_on_open_fd: true,
+        ..TcpProfile::LINUX
+    };
 }
+
+/// What smoltcp can be asked: its API has no SO_ERROR, no urgent data, no SO_LINGER, no
+/// buffer sizes after the socket is made, no way to close the receive half, no accept
+/// queue (so no `start listening`, and `connect` and `accept` belong to it), and no
+/// Unix sockets (see the mapping in [`crate::exec::smoltcp`]).
+const SMOLTCP_SURFACE: Surface = {
+    use crate::step::{CallKind, Shut, Start};
+    use crate::transport::Transport;
+    Surface {
+        transports: &[Transport::Tcp4, Transport::Tcp6],
+        starts: &[Start::Connected],
+        cannot_call: &[
+            CallKind::Error,
+            CallKind::Connect,
+            CallKind::Accept,
+            CallKind::Linger,
+            CallKind::WriteOob,
+            CallKind::ReadOob,
+            CallKind::RcvBuf,
+            CallKind::SndBuf,
+        ],
+        cannot_shut: &[Shut::Rd, Shut::RdWr],
+    }
+};
 
 /// Unix-socket-only differences (named in [`differences`] as `unix.FIELD`). Fields are
 /// in alphabetical order, the order in which the profile's JSON lists them.
@@ -275,11 +305,26 @@ impl Profile {
         }
     }
 
+    /// The smoltcp crate's TCP (see [`crate::exec::smoltcp`]): `start connected` over
+    /// tcp4 and tcp6, and the calls its API has a counterpart for.
+    pub const fn smoltcp() -> Profile {
+        Profile {
+            platform: Platform::Smoltcp,
+            surface: SMOLTCP_SURFACE,
+            oob_ignored: false,
+            poll_rdhup: true,
+            sigpipe_on_epipe: false,
+            tcp: TcpProfile::SMOLTCP,
+            unix: UnixProfile::LINUX,
+        }
+    }
+
     /// The profile of a platform.
     pub fn of(p: Platform) -> Profile {
         match p {
             Platform::Linux => Profile::linux(),
             Platform::Gvisor => Profile::gvisor(),
+            Platform::Smoltcp => Profile::smoltcp(),
         }
     }
 
