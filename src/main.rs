@@ -257,7 +257,17 @@ fn replay(
     }
     let mut exec = executor(platform)?;
     let mut reports = vec![];
+    let surface = closefuzz::model::profile::Profile::of(platform).surface;
+    let mut skipped = 0;
     for (sc, t) in &loaded {
+        // What the stack cannot run is n/a there, not a failure.
+        if let Some(why) = sc.unrunnable_on(&surface, *t) {
+            if !json {
+                outln!("{} ({t} on {platform}): skipped, n/a: {why}", sc.name);
+            }
+            skipped += 1;
+            continue;
+        }
         let case = sc.case(*t);
         let model = closefuzz::run::model_for(&case, platform);
         let run = run_case_with(&mut exec, &model, &case)
@@ -274,7 +284,15 @@ fn replay(
             out!("{}", replay_text(r));
         }
         let passed = reports.iter().filter(|r| r.pass).count();
-        outln!("{passed} passed, {} failed", reports.len() - passed);
+        outln!(
+            "{passed} passed, {} failed{}",
+            reports.len() - passed,
+            if skipped > 0 {
+                format!(", {skipped} skipped (n/a on {platform})")
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(if reports.iter().all(|r| r.pass) {
         ExitCode::SUCCESS

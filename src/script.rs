@@ -555,6 +555,31 @@ impl Scenario {
         )
         .with_bufs(self.bufs)
     }
+
+    /// Why a stack that can be asked `surface` cannot run this scenario over
+    /// `transport` (its transport, start or buffer headers, or a step with a written
+    /// expectation that the stack cannot be asked); `None` when it can.
+    pub fn unrunnable_on(
+        &self,
+        surface: &crate::step::Surface,
+        transport: Transport,
+    ) -> Option<String> {
+        if !surface.runs(transport) {
+            return Some(format!("transport {transport} does not run there"));
+        }
+        if !surface.starts.contains(&self.start) {
+            return Some(format!("start {} does not run there", self.start));
+        }
+        if !self.bufs.is_default() && !surface.can_ask(Op::RcvBuf(1)) {
+            return Some("buffer sizes cannot be set there".into());
+        }
+        self.steps.iter().find_map(|s| match s.step.as_call() {
+            Some((_, op)) if s.expect.is_some() && !surface.can_ask(op) => {
+                Some(format!("line {}: {op} cannot be asked there", s.line))
+            }
+            _ => None,
+        })
+    }
 }
 
 /// The calls as a help text lists them: `write N, read N, …`.
