@@ -51,8 +51,8 @@
 
 use super::{Case, Executor, KernelRun};
 use crate::step::{
-    pattern, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Sock, Start, StateSet,
-    Step, StepResult, TcpState,
+    pattern, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Sock, Start, StateSet, Step,
+    StepResult, TcpState,
 };
 use crate::transport::Transport;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
