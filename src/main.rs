@@ -258,19 +258,17 @@ fn replay(
     let mut exec = executor(platform)?;
     let mut reports = vec![];
     let surface = closefuzz::model::profile::Profile::of(platform).surface;
-    let mut skipped = vec![];
+    let mut skipped = 0;
     for (sc, t) in &loaded {
-        let case = sc.case(*t);
-        // What the stack cannot set up is not run, and said (never counted as passed).
-        if !surface.runs(*t) || !surface.starts.contains(&case.start) {
-            let what = if surface.runs(*t) {
-                format!("start {}", case.start)
-            } else {
-                format!("transport {t}")
-            };
-            skipped.push(format!("{}: {platform} does not run {what}", sc.name));
+        // What the stack cannot run is n/a there, not a failure.
+        if let Some(why) = sc.unrunnable_on(&surface, *t) {
+            if !json {
+                outln!("{} ({t} on {platform}): skipped, n/a: {why}", sc.name);
+            }
+            skipped += 1;
             continue;
         }
+        let case = sc.case(*t);
         let model = closefuzz::run::model_for(&case, platform);
         let run = run_case_with(&mut exec, &model, &case)
             .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
@@ -285,19 +283,16 @@ fn replay(
         for r in &reports {
             out!("{}", replay_text(r));
         }
-        for s in &skipped {
-            outln!("skipped {s}");
-        }
         let passed = reports.iter().filter(|r| r.pass).count();
-        if skipped.is_empty() {
-            outln!("{passed} passed, {} failed", reports.len() - passed);
-        } else {
-            outln!(
-                "{passed} passed, {} failed, {} skipped",
-                reports.len() - passed,
-                skipped.len()
-            );
-        }
+        outln!(
+            "{passed} passed, {} failed{}",
+            reports.len() - passed,
+            if skipped > 0 {
+                format!(", {skipped} skipped (n/a on {platform})")
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(if reports.iter().all(|r| r.pass) {
         ExitCode::SUCCESS

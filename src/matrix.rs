@@ -344,12 +344,20 @@ fn civil_date(days: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The smoltcp crate closefuzz links (Cargo.toml).
+const SMOLTCP_VERSION: &str = "0.14.0";
+
 /// Where and what a live column on `platform` measures: (stack, version, kernel).
 pub fn live_provenance(platform: Platform) -> (String, String, String) {
     let u = uname();
     let kernel = format!("{} {} ({})", u.sysname, u.release, u.machine);
     match platform {
         Platform::Linux => ("Linux".into(), u.release, kernel),
+        Platform::Smoltcp => (
+            "smoltcp (in process, loopback interface, clock advanced by sleep)".into(),
+            SMOLTCP_VERSION.into(),
+            format!("host {kernel}"),
+        ),
         Platform::Gvisor => (
             "gVisor netstack (runsc)".into(),
             runsc_version().unwrap_or_else(|| "unknown".into()),
@@ -457,12 +465,15 @@ pub fn run_all(
             let case = sc.case(transport);
             let case = crate::exec::Case { transport, ..case };
             match platform {
-                // A start the stack cannot set up: nothing of the case can be asked.
+                // A world the stack cannot set up (its start, its buffer headers), or
+                // an expectation it cannot be asked: n/a there.
                 Some(p)
-                    if !crate::model::profile::Profile::of(p)
-                        .surface
-                        .starts
-                        .contains(&case.start) =>
+                    if sc
+                        .world_unrunnable_on(
+                            &crate::model::profile::Profile::of(p).surface,
+                            transport,
+                        )
+                        .is_some() =>
                 {
                     Ok(case
                         .steps

@@ -555,6 +555,45 @@ impl Scenario {
         )
         .with_bufs(self.bufs)
     }
+
+    /// Why a stack that can be asked `surface` cannot set up this scenario's world over
+    /// `transport` (its transport, start or buffer headers); `None` when it can. Its
+    /// steps then run, and those the stack cannot be asked answer `n/a`.
+    pub fn world_unrunnable_on(
+        &self,
+        surface: &crate::step::Surface,
+        transport: Transport,
+    ) -> Option<String> {
+        if !surface.runs(transport) {
+            return Some(format!("transport {transport} does not run there"));
+        }
+        if !surface.starts.contains(&self.start) {
+            return Some(format!("start {} does not run there", self.start));
+        }
+        if !self.bufs.is_default() && !surface.can_ask(Op::RcvBuf(1)) {
+            return Some("buffer sizes cannot be set there".into());
+        }
+        None
+    }
+
+    /// Why a stack that can be asked `surface` cannot run this scenario over
+    /// `transport` (its transport, start or buffer headers, or a step with a written
+    /// expectation that the stack cannot be asked); `None` when it can.
+    pub fn unrunnable_on(
+        &self,
+        surface: &crate::step::Surface,
+        transport: Transport,
+    ) -> Option<String> {
+        if let Some(why) = self.world_unrunnable_on(surface, transport) {
+            return Some(why);
+        }
+        self.steps.iter().find_map(|s| match s.step.as_call() {
+            Some((_, op)) if s.expect.is_some() && !surface.can_ask(op) => {
+                Some(format!("line {}: {op} cannot be asked there", s.line))
+            }
+            _ => None,
+        })
+    }
 }
 
 /// The calls as a help text lists them: `write N, read N, …`.
@@ -798,7 +837,14 @@ pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
                 "a second override for {platform}: expected one per platform"
             ));
         }
-        overrides.push((platform, parse_expect(text.trim(), op)?));
+        // A stack whose zero-length read reports EOF may say so in its own override.
+        let eof_after_zero_read = crate::model::profile::Profile::of(platform)
+            .tcp
+            .zero_length_read_at_once;
+        overrides.push((
+            platform,
+            parse_expect_on(text.trim(), op, eof_after_zero_read)?,
+        ));
     }
     Ok(Expectation { default, overrides })
 }
@@ -811,6 +857,12 @@ fn clip_echo(s: &str) -> String {
 /// Parses one expectation (the text after `=>`, or after `PLATFORM =>`) for a step
 /// doing `op`.
 pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
+    parse_expect_on(s, op, false)
+}
+
+/// [`parse_expect`] for a platform whose zero-length read may report EOF
+/// (`eof_after_zero_read`: the profile's `tcp.zero_length_read_at_once`).
+fn parse_expect_on(s: &str, op: Op, eof_after_zero_read: bool) -> Result<Expect, String> {
     let mut words: Vec<&str> = s.split_whitespace().collect();
     let sigpipe = match words.last() {
         Some(&"sigpipe") => Sigpipe::Raised,
@@ -870,7 +922,7 @@ pub fn parse_expect(s: &str, op: Op) -> Result<Expect, String> {
             }
             ExpectOutcome::Data(n)
         }
-        ["eof"] if zero_read => {
+        ["eof"] if zero_read && !eof_after_zero_read => {
             return Err(
                 "'eof' after a zero-length read: it returns 'data 0' whatever the socket holds"
                     .into(),

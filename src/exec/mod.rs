@@ -14,6 +14,7 @@
 pub mod gvisor;
 pub mod netns;
 pub mod signals;
+pub mod smoltcp;
 pub mod sys;
 pub mod worker;
 
@@ -727,6 +728,8 @@ pub enum Stack {
     Host,
     /// gVisor's netstack, in a `runsc` sandbox running `closefuzz worker`.
     Gvisor,
+    /// The smoltcp crate, in this process (see [`smoltcp`]).
+    Smoltcp,
 }
 
 impl Stack {
@@ -736,6 +739,9 @@ impl Stack {
             Stack::Host => "the host's kernel, sockets made in the closefuzz process",
             Stack::Gvisor => {
                 "`runsc --network=none do closefuzz worker`: the worker inside a gVisor sandbox, one case per JSON line over its stdin and stdout"
+            }
+            Stack::Smoltcp => {
+                "the smoltcp crate in the closefuzz process: one interface on its Loopback device, polled after every step until nothing moves, time advanced only by sleep steps"
             }
         }
     }
@@ -750,6 +756,7 @@ pub fn executor_for(
     Ok(match stack {
         Stack::Host => Box::new(Local),
         Stack::Gvisor => Box::new(gvisor::Gvisor::with_worker(worker.to_vec())?),
+        Stack::Smoltcp => Box::new(smoltcp::Smoltcp::new()),
     })
 }
 

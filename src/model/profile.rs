@@ -49,6 +49,12 @@ pub struct Profile {
 /// are kept in alphabetical order: the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct TcpProfile {
+    /// `close` closes the sending half only (smoltcp's close(): a FIN even with unread
+    /// data; the receive half stays open and takes what arrives, into a buffer no one
+    /// reads; no FIN_WAIT2 timeout), and `abort` sends an RST in every state but CLOSE
+    /// (Linux: close shuts both halves, RST for unread or later data, an orphan's
+    /// FIN_WAIT2 ends after tcp_fin_time).
+    pub close_is_half_close: bool,
     /// `state` on a closed TCP socket cannot be asked (no NETLINK_SOCK_DIAG) and says
     /// `n/a` (Linux: sock_diag reports the orphan's state, TIME_WAIT, or `gone`).
     pub closed_state_unavailable: bool,
@@ -58,6 +64,11 @@ pub struct TcpProfile {
     /// A FIN arriving in ESTABLISHED is ACKed later (Linux's delayed ACK), so its sender
     /// may still be in FIN_WAIT1; without it the ACK leaves at once (FIN_WAIT2).
     pub delayed_fin_ack: bool,
+    /// Every socket's send and receive buffer holds exactly this many bytes, fixed when
+    /// it is made: a write takes what the send buffer has free at the call, and the
+    /// peer's window is its free receive buffer (smoltcp, as the executor makes its
+    /// sockets). `None`: Linux's buffers, autotuned and charged by memory.
+    pub fixed_buffers: Option<u32>,
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
     pub failed_write_clears_error: bool,
@@ -84,6 +95,10 @@ pub struct TcpProfile {
     /// After a reset, a read returns the pending error before EOF even when the peer's
     /// FIN had arrived (Linux: EOF first, the error stays for SO_ERROR).
     pub read_error_before_eof: bool,
+    /// A read on a connection that ended without the peer's FIN (a reset), with nothing
+    /// queued, fails with ENOTCONN every time (smoltcp: RecvError::InvalidState; Linux:
+    /// the error once, then EOF).
+    pub read_without_fin_enotconn: bool,
     /// A refused connect leaves its error twice (gVisor's handshakeFailed sets both
     /// hardError and lastError): a write, a read or SO_ERROR takes one, and SO_ERROR
     /// still finds the other. Linux: sk_err, once.
@@ -92,6 +107,12 @@ pub struct TcpProfile {
     /// was taken) and the socket stays failed; otherwise (Linux) the connect after the
     /// failed one starts afresh (__inet_stream_connect's disconnect).
     pub refused_connect_no_retry: bool,
+    /// A reset leaves no pending error: writes say EPIPE, poll never says ERR (smoltcp
+    /// keeps no error; Linux: ECONNRESET, or EPIPE in CLOSE_WAIT, for the next call).
+    pub reset_leaves_no_error: bool,
+    /// A shutdown never fails: on a CLOSE or TIME_WAIT connection it is `ok` and does
+    /// nothing (smoltcp's close() has no result; Linux: ENOTCONN).
+    pub shutdown_never_fails: bool,
     /// A shutdown that leaves both directions shut while unread data is queued aborts
     /// the connection with RST and ECONNABORTED (Linux: a FIN, the data stays).
     pub shutdown_with_unread_resets: bool,
@@ -105,13 +126,20 @@ pub struct TcpProfile {
     /// every direction ever asked for); Linux's inet_shutdown ORs the bits in at once,
     /// so a later poll says IN|RDHUP, a read EOF, and a later connection keeps them.
     pub unconnected_shutdown_deferred: bool,
+    /// A zero-length read looks at the state only, never waits for data: 0 bytes while
+    /// the receive half is open (Linux: EAGAIN, tcp_recvmsg waits for data first) and
+    /// EOF, reported as such, once the peer's FIN is read (smoltcp's recv_slice runs
+    /// recv_error_check before it looks at the length; Linux returns 0).
+    pub zero_length_read_at_once: bool,
 }
 
 impl TcpProfile {
     const LINUX: TcpProfile = TcpProfile {
+        close_is_half_close: false,
         closed_state_unavailable: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
+        fixed_buffers: None,
         failed_write_clears_error: true,
         linger_not_inherited: false,
         listener_shutdown_keeps_listen: false,
@@ -120,18 +148,24 @@ impl TcpProfile {
         poll_hup_when_shut_both_ways: true,
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
+        read_without_fin_enotconn: false,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
+        reset_leaves_no_error: false,
+        shutdown_never_fails: false,
         shutdown_with_unread_resets: false,
         time_wait_on_open_fd: false,
         unconnected_poll_hup_only: false,
         unconnected_shutdown_deferred: false,
+        zero_length_read_at_once: false,
     };
     const GVISOR: TcpProfile = TcpProfile {
+        close_is_half_close: false,
         closed_state_unavailable: true,
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         failed_write_clears_error: false,
+        fixed_buffers: None,
         linger_not_inherited: true,
         listener_shutdown_keeps_listen: true,
         outq_unsupported: true,
@@ -139,14 +173,54 @@ impl TcpProfile {
         poll_hup_when_shut_both_ways: false,
         queued_fin_keeps_state: true,
         read_error_before_eof: true,
+        read_without_fin_enotconn: false,
         refused_connect_error_twice: true,
         refused_connect_no_retry: true,
+        reset_leaves_no_error: false,
+        shutdown_never_fails: false,
         shutdown_with_unread_resets: true,
         time_wait_on_open_fd: true,
         unconnected_poll_hup_only: true,
         unconnected_shutdown_deferred: true,
+        zero_length_read_at_once: false,
+    };
+    const SMOLTCP: TcpProfile = TcpProfile {
+        close_is_half_close: true,
+        closed_state_unavailable: true,
+        delayed_fin_ack: false,
+        fixed_buffers: Some(crate::exec::smoltcp::BUF as u32),
+        read_without_fin_enotconn: true,
+        reset_leaves_no_error: true,
+        shutdown_never_fails: true,
+        time_wait_on_open_fd: true,
+        zero_length_read_at_once: true,
+        ..TcpProfile::LINUX
     };
 }
+
+/// What smoltcp can be asked: its API has no SO_ERROR, no urgent data, no SO_LINGER, no
+/// buffer sizes after the socket is made, no way to close the receive half, no accept
+/// queue (so no `start listening`, and `connect` and `accept` belong to it), and no
+/// Unix sockets (see the mapping in [`crate::exec::smoltcp`]).
+const SMOLTCP_SURFACE: Surface = {
+    use crate::step::{CallKind, Shut, Start};
+    use crate::transport::Transport;
+    Surface {
+        transports: &[Transport::Tcp4, Transport::Tcp6],
+        starts: &[Start::Connected],
+        cannot_call: &[
+            CallKind::Error,
+            CallKind::Connect,
+            CallKind::Accept,
+            CallKind::Linger,
+            CallKind::WriteOob,
+            CallKind::ReadOob,
+            CallKind::RcvBuf,
+            CallKind::SndBuf,
+        ],
+        cannot_shut: &[Shut::Rd, Shut::RdWr],
+    }
+};
 
 /// Unix-socket-only differences (named in [`differences`] as `unix.FIELD`). Fields are
 /// in alphabetical order, the order in which the profile's JSON lists them.
@@ -275,11 +349,26 @@ impl Profile {
         }
     }
 
+    /// The smoltcp crate's TCP (see [`crate::exec::smoltcp`]): `start connected` over
+    /// tcp4 and tcp6, and the calls its API has a counterpart for.
+    pub const fn smoltcp() -> Profile {
+        Profile {
+            platform: Platform::Smoltcp,
+            surface: SMOLTCP_SURFACE,
+            oob_ignored: false,
+            poll_rdhup: true,
+            sigpipe_on_epipe: false,
+            tcp: TcpProfile::SMOLTCP,
+            unix: UnixProfile::LINUX,
+        }
+    }
+
     /// The profile of a platform.
     pub fn of(p: Platform) -> Profile {
         match p {
             Platform::Linux => Profile::linux(),
             Platform::Gvisor => Profile::gvisor(),
+            Platform::Smoltcp => Profile::smoltcp(),
         }
     }
 
@@ -307,6 +396,11 @@ pub fn differences() -> impl Iterator<Item = &'static Difference> {
 /// Differences in TCP only: fields of [`TcpProfile`], named `tcp.FIELD`, in field order.
 pub const TCP_DIFFERENCES: &[Difference] = &[
     Difference {
+        name: "tcp.close_is_half_close",
+        summary: "smoltcp's close() only closes the sending half: a FIN even with unread data, and the closed socket goes on taking data, so a peer's writes after it succeed and it reads EOF; Linux resets the connection for unread or later data",
+        evidence: "tcp-smoltcp-close-is-half-close.cfz",
+    },
+    Difference {
         name: "tcp.closed_state_unavailable",
         summary: "gVisor's netlink serves NETLINK_ROUTE but not NETLINK_SOCK_DIAG, so what it holds for a connection whose fd is closed cannot be asked (state says n/a); Linux's sock_diag reports the orphan's state, TIME_WAIT, or gone",
         evidence: "tcp-four-way-close-followed-to-the-end.cfz",
@@ -325,6 +419,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.failed_write_clears_error",
         summary: "on gVisor a write that fails on a connection closed without error (RST in CLOSE_WAIT) returns EPIPE and leaves the pending EPIPE for SO_ERROR; Linux's write takes it",
         evidence: "tcp-failed-write-keeps-no-error.cfz",
+    },
+    Difference {
+        name: "tcp.fixed_buffers",
+        summary: "smoltcp's buffers are fixed (64 KiB each way here): a write takes at most what the send buffer has free when it is called (ok 65536 of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
+        evidence: "tcp-smoltcp-close-is-half-close.cfz",
     },
     Difference {
         name: "tcp.linger_not_inherited",
@@ -362,6 +461,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-shutdown-rdwr-with-unread-data.cfz",
     },
     Difference {
+        name: "tcp.read_without_fin_enotconn",
+        summary: "after the peer's abort, a read with nothing queued fails with ENOTCONN on smoltcp every time (RecvError::InvalidState); Linux returns ECONNRESET once, then EOF",
+        evidence: "tcp-smoltcp-abort-leaves-no-error.cfz",
+    },
+    Difference {
         name: "tcp.refused_connect_error_twice",
         summary: "gVisor keeps a refused connect's ECONNREFUSED twice (hardError and lastError): after a write, a read or SO_ERROR took it, SO_ERROR reports it once more; Linux reports it once",
         evidence: "tcp-connect-refused-error-twice.cfz",
@@ -370,6 +474,16 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.refused_connect_no_retry",
         summary: "after a refused connect, gVisor's later connects all fail (ECONNABORTED) and a read says EOF; Linux's connect after the failed one tries again (EINPROGRESS, refused again)",
         evidence: "tcp-connect-refused.cfz",
+    },
+    Difference {
+        name: "tcp.reset_leaves_no_error",
+        summary: "smoltcp keeps no socket error: after the peer's RST a write says EPIPE and poll never says ERR; Linux's next call gets ECONNRESET (EPIPE in CLOSE_WAIT) and poll says ERR until then",
+        evidence: "tcp-smoltcp-abort-leaves-no-error.cfz",
+    },
+    Difference {
+        name: "tcp.shutdown_never_fails",
+        summary: "shutdown(wr), smoltcp's close(), returns nothing and so never fails: after a reset or in TIME_WAIT it is ok and does nothing; Linux says ENOTCONN",
+        evidence: "tcp-smoltcp-abort-leaves-no-error.cfz",
     },
     Difference {
         name: "tcp.shutdown_with_unread_resets",
@@ -390,6 +504,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.unconnected_shutdown_deferred",
         summary: "Linux applies a failed (ENOTCONN) shutdown of a never-connected TCP socket at once: poll then says IN|RDHUP, a read EOF, and a later connection reads a false EOF; gVisor applies it only at the next shutdown after connecting (a FIN then, even for shutdown rd)",
         evidence: "tcp-stale-shutdown-rd-false-eof.cfz",
+    },
+    Difference {
+        name: "tcp.zero_length_read_at_once",
+        summary: "a zero-length read on smoltcp looks at the state only: 0 bytes at once while the receive half is open (Linux: EAGAIN with nothing queued) and EOF once the peer's FIN is read (Linux: 0)",
+        evidence: "tcp-smoltcp-zero-length-read.cfz",
     },
 ];
 

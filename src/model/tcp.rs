@@ -540,6 +540,13 @@ impl TcpModel {
     /// 4,096-byte writes, with SO_RCVBUF 4096 set after connecting).
     fn sure_bytes(&self, x: End) -> usize {
         let (w, r) = (&self.ends[x.index()], &self.ends[x.peer().index()]);
+        if let Some(b) = self.profile.tcp.fixed_buffers {
+            // smoltcp advertises its free receive buffer (rounded down to the window
+            // scale, a byte here) but sends a window update only once the window has
+            // doubled (Socket::window_to_update): up to half a buffer read since the
+            // last ACK may be unknown to the writer.
+            return b as usize / 2 - 1;
+        }
         let mut sure = SURE_BYTES;
         if let Some(rb) = r.bufs.rcvbuf {
             sure = sure.min(rb as usize / 2);
@@ -565,6 +572,11 @@ impl TcpModel {
                 TcpState::FinWait1 | TcpState::FinWait2 => !r.rcv_shut,
                 _ => false,
             };
+        if let Some(b) = self.profile.tcp.fixed_buffers {
+            // smoltcp's send_slice takes what its send buffer has free; the segments
+            // leave at the next poll, after the call.
+            return b as usize;
+        }
         match w.bufs.sndbuf {
             None if peer_takes => SURE_ACCEPTED,
             None => SURE_BYTES,
@@ -807,7 +819,22 @@ impl TcpModel {
         let writer = self.names[x.peer().index()];
         let error_first = self.mutated(Mutation::ErrorBeforeEof);
         let errored_first = self.profile.tcp.read_error_before_eof;
+        let no_fin_enotconn = self.profile.tcp.read_without_fin_enotconn;
+        let zero_at_once = self.profile.tcp.zero_length_read_at_once;
         let e = self.end(x);
+        // smoltcp's recv_slice: recv_error_check (may_recv: ESTABLISHED or FIN_WAIT, or
+        // data queued) comes before the length, so a zero-length read of an open
+        // receive half is 0 bytes at once; otherwise it falls through to the FIN
+        // (Finished) and the rest below.
+        if n == 0
+            && zero_at_once
+            && matches!(
+                e.state,
+                TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+            )
+        {
+            return Outcome::Data(Vec::new());
+        }
         // tcp_recvmsg_locked copies queued data first, whatever the state: data that
         // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
         // write queue). An urgent mark stops a read that has copied anything before it;
@@ -866,6 +893,11 @@ impl TcpModel {
             Outcome::Eof
         } else if let Some(err) = e.err.take() {
             Outcome::Err(err)
+        } else if no_fin_enotconn && e.state == TcpState::Close {
+            // smoltcp's recv_error_check: not ESTABLISHED or FIN_WAIT and nothing
+            // queued is Finished only if a FIN came (rx_fin_received), else
+            // InvalidState, which the executor reports as ENOTCONN.
+            Outcome::Err(Errno::ENOTCONN)
         } else if e.rcv_shut {
             Outcome::Eof
         } else if e.state == TcpState::Close {
@@ -917,7 +949,9 @@ impl TcpModel {
         }
         // A TIME_WAIT socket (seen only where TCP_INFO shows it, see fin_arrives) has
         // sent its FIN: gVisor's shutdownLocked says ErrNotConnected, as Linux does.
-        if closed {
+        // smoltcp's close(), which `shutdown wr` is there, returns nothing: in CLOSED
+        // and TIME_WAIT it does nothing (Socket::close).
+        if closed && !self.profile.tcp.shutdown_never_fails {
             return Outcome::Err(Errno::ENOTCONN);
         }
         // tcp_shutdown sends a FIN only for SEND_SHUTDOWN, and only once: from
@@ -983,6 +1017,28 @@ impl TcpModel {
 
     fn close_now(&mut self, x: End) -> Outcome {
         let fin_instead_of_rst = self.mutated(Mutation::CloseWithUnreadDataSendsFin);
+        if self.profile.tcp.close_is_half_close {
+            // smoltcp's close() (socket/tcp.rs, Socket::close) only closes the transmit
+            // half: a FIN from ESTABLISHED or CLOSE_WAIT, unread data or not; the
+            // receive half stays open and the socket, no orphan with a timer, goes on
+            // taking data into a buffer no one reads. An abort is abort(): an RST in
+            // every state but CLOSED (Socket::abort, then dispatch in CLOSED).
+            let e = self.end(x);
+            e.fd_open = false;
+            if e.linger_zero {
+                if e.state != TcpState::Close {
+                    e.err = None;
+                    Self::done(e, Conn::Gone);
+                    self.send(x, Seg::Rst, "abort(): smoltcp Socket::abort");
+                }
+                return Outcome::Ok;
+            }
+            if matches!(e.state, TcpState::Close | TcpState::TimeWait) {
+                return Outcome::Ok;
+            }
+            self.send_fin_from_open_state(x, "close() is a half close: smoltcp Socket::close");
+            return Outcome::Ok;
+        }
         let e = self.end(x);
         e.fd_open = false;
         // __tcp_close: sk_shutdown = SHUTDOWN_MASK, then the receive queue is purged.
@@ -1245,11 +1301,12 @@ impl TcpModel {
     /// as BSD does, ECONNRESET otherwise; RFC 9293 3.10.7.4), then tcp_done closes.
     fn reset(&mut self, y: End) {
         let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset);
+        let no_error = self.profile.tcp.reset_leaves_no_error;
         let e = self.end(y);
         if e.state == TcpState::Close {
             return;
         }
-        e.err = Some(if e.state == TcpState::CloseWait && !always_econnreset {
+        e.err = (!no_error).then_some(if e.state == TcpState::CloseWait && !always_econnreset {
             Errno::EPIPE
         } else {
             Errno::ECONNRESET

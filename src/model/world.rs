@@ -265,12 +265,17 @@ impl Model {
     ) -> Prediction {
         let mut prediction = self.step_inner(step, seen);
         // A zero-length read that returns 0 says nothing about end of file: the
-        // executor reports it as 0 bytes of data, whatever made it return.
+        // executor reports it as 0 bytes of data, whatever made it return (a stack
+        // whose zero-length read reports EOF as such says so in its profile).
+        let eof_reported = self.transport.is_tcp() && self.profile.tcp.zero_length_read_at_once;
         if let Step::Call {
             op: Op::Read(0) | Op::Peek(0) | Op::ReadOob(0),
             ..
         } = step
         {
+            if eof_reported {
+                return prediction;
+            }
             if prediction.result.outcome == Outcome::Eof {
                 prediction.result.outcome = Outcome::Data(Vec::new());
             }

@@ -1,0 +1,405 @@
+//! The smoltcp executor: the [smoltcp](https://crates.io/crates/smoltcp) crate's TCP,
+//! in this process, on a clock of its own (`--platform smoltcp`).
+//!
+//! **How it runs.** One [`Interface`] (medium IP) on smoltcp's own [`Loopback`] device,
+//! holding 127.0.0.1/8 and ::1/128: the two ends of a case are two sockets of one host,
+//! as on Linux loopback, so one interface with one address per family is the faithful
+//! picture (two interfaces joined by queues would add a route between two hosts that
+//! the Linux cases do not have). Nothing moves until the interface is polled: after
+//! every step it is polled until a poll changes nothing (at most [`MAX_POLLS`] polls).
+//! Time is a number, not a clock: it starts at 0 and only `sleep MS` advances it, by
+//! polling at every timer smoltcp asks for on the way ([`Interface::poll_delay`]) and
+//! at the end. No threads, no real clock: a case runs the same way every time.
+//!
+//! **What it runs.** `start connected` over `tcp4` and `tcp6`: `b` listens on port
+//! [`PORT`], `a` connects from [`CLIENT_PORT`], and the handshake is polled through; `b`
+//! is then the connection (smoltcp's listening socket becomes the connection it
+//! accepts, so there is no listener left to close). Every socket has a receive and a
+//! send buffer of [`BUF`] bytes, Nagle off and no delayed ACK (as closefuzz sets
+//! TCP_NODELAY on Linux: every write leaves at once, and an ACK does not wait for a
+//! timer that only a `sleep` would run). `start listening` is not run: smoltcp has no
+//! accept queue (a listening socket turns into the one connection it accepts), and
+//! standing a pool of listening sockets in for Linux's backlog would test the pool,
+//! not smoltcp. Unix transports do not exist in smoltcp.
+//!
+//! **How each call is made** (the model predicts `n/a` for the calls marked so, and
+//! they are never made):
+//!
+//! | closefuzz call | smoltcp | result |
+//! | --- | --- | --- |
+//! | `write N`, `write N nosignal` | `send_slice` | `Ok(k)`, k > 0: `ok k`; `Ok(0)` for N > 0 (the send buffer is full): EAGAIN; `Ok(0)` for N = 0: `ok 0`; `Err(InvalidState)` (not ESTABLISHED or CLOSE_WAIT): EPIPE; never SIGPIPE |
+//! | `read N` | `recv_slice` | `Ok(k)`, k > 0: `data k`; `Ok(0)` for N > 0: EAGAIN; `Ok(0)` for N = 0: `data 0`; `Err(Finished)` (the peer's FIN, all read): `eof`; `Err(InvalidState)` (closed without a FIN: a reset): ENOTCONN |
+//! | `read N peek` | `peek(0)` for the error, then `peek_slice` | as `read N`, leaving the data queued |
+//! | `shutdown wr` | `close()` (smoltcp's close is a half close: a FIN) | `ok` |
+//! | `shutdown rd`, `shutdown rdwr` | n/a: smoltcp cannot close its receive half | |
+//! | `close` | `close()`; the test never uses the handle again (smoltcp keeps the socket, and what it does with what arrives later is smoltcp's behaviour) | `ok` |
+//! | `abort` | `abort()` (an RST), handle given up | `ok` |
+//! | `poll` | `IN`: `can_recv() \|\| !may_recv()` (a read would not wait); `OUT`: `can_send() \|\| !may_send()` (a write would not wait); `RDHUP`: the receive half is closed (CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT, CLOSED); `HUP`: both halves are (LAST_ACK, CLOSING, TIME_WAIT, CLOSED); never `ERR` (smoltcp keeps no error) | `poll FLAGS` |
+//! | `state` | `state()`, by the same names | the state; n/a once the handle is given up |
+//! | `inq` | `recv_queue()` | `ok N` |
+//! | `outq` | `send_queue()` (written and not yet acknowledged) | `ok N` |
+//! | `error` | n/a: smoltcp has no SO_ERROR | |
+//! | `write N oob`, `read N oob` | n/a: smoltcp has no urgent data | |
+//! | `linger N` | n/a: smoltcp's close never waits | |
+//! | `rcvbuf N`, `sndbuf N` | n/a: buffers are fixed when the socket is made | |
+//! | `connect`, `accept` | n/a: only `start connected` runs, whose pair is made before the first step | |
+//!
+//! What `network held` (issue 11: deliver and drop segments as steps) would need here:
+//! a device of our own instead of [`Loopback`] whose queue the test reads, so that a
+//! step can deliver, drop or reorder the segment at its head, and a poll after each
+//! call that only sends ([`Interface::poll_egress`]) until the script delivers.
+
+use super::{Case, Executor, KernelRun};
+use crate::step::{
+    pattern, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Sock, Start, StateSet, Step,
+    StepResult, TcpState,
+};
+use crate::transport::Transport;
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::{Loopback, Medium};
+use smoltcp::socket::tcp::{self, RecvError, State};
+use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Each socket's receive and send buffer, in bytes.
+pub const BUF: usize = 65_536;
+/// The port `b` listens on.
+pub const PORT: u16 = 7000;
+/// The port `a` connects from.
+pub const CLIENT_PORT: u16 = 49_152;
+/// The most polls after one step: far more than any case's segments need (a 4 MiB write
+/// is 64 segments of 64 KiB); past it the stack is called busy.
+pub const MAX_POLLS: usize = 10_000;
+/// The most timer wake-ups one `sleep` runs.
+const MAX_TIMER_POLLS: usize = 10_000;
+
+/// smoltcp in this process. Holds the four socket buffers, reused by every case so
+/// that a case allocates none.
+pub struct Smoltcp {
+    mem: Vec<u8>,
+}
+
+impl Default for Smoltcp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Smoltcp {
+    /// An executor with its buffers.
+    pub fn new() -> Smoltcp {
+        Smoltcp {
+            mem: vec![0; 4 * BUF],
+        }
+    }
+}
+
+impl Executor for Smoltcp {
+    fn run(&mut self, case: &Case) -> io::Result<KernelRun> {
+        let began = Instant::now();
+        let mut w = World::start(case, &mut self.mem)?;
+        let mut steps = Vec::with_capacity(case.steps.len());
+        for &s in &case.steps {
+            let r = w.step(s)?;
+            steps.push((r, w.observe()));
+        }
+        Ok(KernelRun {
+            steps,
+            elapsed: began.elapsed(),
+            // Time here is the stack's own: a sleep costs no wall time.
+            slept: Duration::ZERO,
+            settle: Duration::ZERO,
+        })
+    }
+
+    fn run_raw(&mut self, case: &Case) -> io::Result<()> {
+        let mut w = World::start(case, &mut self.mem)?;
+        for &s in &case.steps {
+            w.step(s)?;
+        }
+        Ok(())
+    }
+}
+
+/// One case's stack: the interface, its device, its sockets and its clock.
+struct World<'a> {
+    iface: Interface,
+    dev: Loopback,
+    set: SocketSet<'a>,
+    /// The handle of `a` and `b` while the test still holds them.
+    handles: [Option<SocketHandle>; 2],
+    /// Bytes each end has written so far: where its pattern continues.
+    sent: [u64; 2],
+    now: SmolInstant,
+}
+
+fn unsupported(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, what)
+}
+
+fn side(sock: Sock) -> Option<usize> {
+    match sock {
+        Sock::A => Some(0),
+        Sock::B => Some(1),
+        _ => None,
+    }
+}
+
+impl<'a> World<'a> {
+    fn start(case: &Case, mem: &'a mut [u8]) -> io::Result<World<'a>> {
+        if case.start != Start::Connected {
+            return Err(unsupported(format!(
+                "smoltcp runs start connected only, not start {}",
+                case.start
+            )));
+        }
+        let server: IpAddress = match case.transport {
+            Transport::Tcp4 => Ipv4Address::new(127, 0, 0, 1).into(),
+            Transport::Tcp6 => Ipv6Address::LOCALHOST.into(),
+            t => {
+                return Err(unsupported(format!(
+                    "smoltcp runs tcp4 and tcp6 only, not {t}"
+                )))
+            }
+        };
+        if !case.bufs.is_default() {
+            return Err(unsupported(
+                "smoltcp's buffers are fixed (64 KiB): rcvbuf and sndbuf headers cannot be set"
+                    .into(),
+            ));
+        }
+        let now = SmolInstant::from_millis(0);
+        let mut dev = Loopback::new(Medium::Ip);
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(Ipv4Address::new(127, 0, 0, 1).into(), 8));
+            let _ = a.push(IpCidr::new(Ipv6Address::LOCALHOST.into(), 128));
+        });
+        let storage: Vec<SocketStorage<'a>> = vec![SocketStorage::EMPTY, SocketStorage::EMPTY];
+        let mut set = SocketSet::new(storage);
+        let mut bufs = mem.chunks_mut(BUF);
+        let mut sock = || {
+            let rx = tcp::SocketBuffer::new(bufs.next().expect("four buffers"));
+            let tx = tcp::SocketBuffer::new(bufs.next().expect("four buffers"));
+            let mut s = tcp::Socket::new(rx, tx);
+            s.set_nagle_enabled(false);
+            s.set_ack_delay(None);
+            s
+        };
+        let (mut a, mut b) = (sock(), sock());
+        b.listen(PORT)
+            .map_err(|e| io::Error::other(format!("smoltcp listen: {e}")))?;
+        a.connect(iface.context(), (server, PORT), CLIENT_PORT)
+            .map_err(|e| io::Error::other(format!("smoltcp connect: {e}")))?;
+        let ha = set.add(a);
+        let hb = set.add(b);
+        let mut w = World {
+            iface,
+            dev,
+            set,
+            handles: [Some(ha), Some(hb)],
+            sent: [0; 2],
+            now,
+        };
+        w.settle()?;
+        let established = |h| w.set.get::<tcp::Socket>(h).state() == State::Established;
+        if !established(ha) || !established(hb) {
+            return Err(io::Error::other(
+                "smoltcp: the handshake did not complete on the loopback interface",
+            ));
+        }
+        Ok(w)
+    }
+
+    /// Polls until a poll changes nothing.
+    fn settle(&mut self) -> io::Result<()> {
+        let mut quiet = 0;
+        for _ in 0..MAX_POLLS {
+            match self.iface.poll(self.now, &mut self.dev, &mut self.set) {
+                // A poll that changed nothing may still have queued a segment on the
+                // loopback for the next one: two quiet polls in a row end it.
+                PollResult::None => {
+                    quiet += 1;
+                    if quiet == 2 {
+                        return Ok(());
+                    }
+                }
+                PollResult::SocketStateChanged => quiet = 0,
+            }
+        }
+        Err(io::Error::other(format!(
+            "smoltcp still busy after {MAX_POLLS} polls"
+        )))
+    }
+
+    /// Lets `ms` of the stack's time pass, running every timer that falls due.
+    fn sleep(&mut self, ms: u32) -> io::Result<()> {
+        let end = self.now + SmolDuration::from_millis(u64::from(ms));
+        for _ in 0..MAX_TIMER_POLLS {
+            let next = match self.iface.poll_delay(self.now, &self.set) {
+                Some(d) => self.now + d,
+                None => end,
+            };
+            if next >= end {
+                break;
+            }
+            // A timer due now has been run by the last settle; step past it.
+            self.now = if next > self.now {
+                next
+            } else {
+                self.now + SmolDuration::from_millis(1)
+            };
+            self.settle()?;
+        }
+        self.now = end;
+        self.settle()
+    }
+
+    fn socket(&mut self, i: usize) -> Option<&mut tcp::Socket<'a>> {
+        let h = self.handles[i]?;
+        Some(self.set.get_mut::<tcp::Socket>(h))
+    }
+
+    fn step(&mut self, step: Step) -> io::Result<StepResult> {
+        let outcome = match step {
+            Step::Sleep { ms } => {
+                self.sleep(ms)?;
+                Outcome::Ok
+            }
+            Step::Call { sock, op } => {
+                let o = self.call(sock, op);
+                self.settle()?;
+                o
+            }
+        };
+        Ok(StepResult::plain(outcome))
+    }
+
+    fn call(&mut self, sock: Sock, op: Op) -> Outcome {
+        let profile = crate::model::profile::Profile::smoltcp();
+        if !profile.surface.can_ask(op) {
+            return Outcome::NotApplicable;
+        }
+        let Some(i) = side(sock) else {
+            // No listener, no second pair: those sockets never exist here.
+            return Outcome::Closed;
+        };
+        let offset = self.sent[i];
+        let Some(s) = self.socket(i) else {
+            if op == Op::State {
+                // The handle was given up at close; the test asks it nothing more.
+                return Outcome::NotApplicable;
+            }
+            return Outcome::Closed;
+        };
+        let out = match op {
+            Op::Write(n) | Op::WriteNoSignal(n) => {
+                let buf = pattern(sock, offset, n as usize);
+                match s.send_slice(&buf) {
+                    Ok(0) if n > 0 => Outcome::Err(Errno::EAGAIN),
+                    Ok(k) => {
+                        self.sent[i] += k as u64;
+                        Outcome::Wrote(k)
+                    }
+                    Err(tcp::SendError::InvalidState) => Outcome::Err(Errno::EPIPE),
+                }
+            }
+            Op::Read(n) => {
+                let mut buf = vec![0; n as usize];
+                recv_outcome(s.recv_slice(&mut buf), buf, n)
+            }
+            Op::Peek(n) => match s.peek(0) {
+                Err(e) => recv_outcome(Err(e), vec![], n),
+                Ok(_) => {
+                    let mut buf = vec![0; n as usize];
+                    let k = s.peek_slice(&mut buf);
+                    recv_outcome(k.map_err(|_| RecvError::InvalidState), buf, n)
+                }
+            },
+            Op::Shutdown(Shut::Wr) => {
+                s.close();
+                Outcome::Ok
+            }
+            Op::Close => {
+                s.close();
+                self.handles[i] = None;
+                Outcome::Ok
+            }
+            Op::Abort => {
+                s.abort();
+                self.handles[i] = None;
+                Outcome::Ok
+            }
+            Op::Poll => Outcome::Poll(poll_of(s)),
+            Op::State => Outcome::State(StateSet::one(state_of(s.state()))),
+            Op::Inq => Outcome::Queued(s.recv_queue()),
+            Op::Outq => Outcome::Queued(s.send_queue()),
+            // The surface has ruled the rest out above.
+            _ => Outcome::NotApplicable,
+        };
+        out
+    }
+
+    fn observe(&mut self) -> Observation {
+        let mut obs = [EndView::Absent; 5];
+        for (i, sock) in [Sock::A, Sock::B].into_iter().enumerate() {
+            obs[sock.index()] = match self.socket(i) {
+                None => EndView::Closed,
+                Some(s) => EndView::Open {
+                    state: Some(StateSet::one(state_of(s.state()))),
+                    poll: poll_of(s),
+                },
+            };
+        }
+        obs
+    }
+}
+
+/// A receive's result as closefuzz reports it (see the module's table).
+fn recv_outcome(r: Result<usize, RecvError>, mut buf: Vec<u8>, n: u32) -> Outcome {
+    match r {
+        Ok(0) if n > 0 => Outcome::Err(Errno::EAGAIN),
+        Ok(k) => {
+            buf.truncate(k);
+            Outcome::Data(buf)
+        }
+        Err(RecvError::Finished) => Outcome::Eof,
+        Err(RecvError::InvalidState) => Outcome::Err(Errno::ENOTCONN),
+    }
+}
+
+/// smoltcp's state by Linux's name.
+fn state_of(s: State) -> TcpState {
+    match s {
+        State::Closed => TcpState::Close,
+        State::Listen => TcpState::Listen,
+        State::SynSent => TcpState::SynSent,
+        State::SynReceived => TcpState::SynRecv,
+        State::Established => TcpState::Established,
+        State::FinWait1 => TcpState::FinWait1,
+        State::FinWait2 => TcpState::FinWait2,
+        State::CloseWait => TcpState::CloseWait,
+        State::Closing => TcpState::Closing,
+        State::LastAck => TcpState::LastAck,
+        State::TimeWait => TcpState::TimeWait,
+    }
+}
+
+/// poll's flags from smoltcp's predicates (see the module's table).
+fn poll_of(s: &tcp::Socket) -> PollSet {
+    let rx_closed = matches!(
+        s.state(),
+        State::CloseWait | State::LastAck | State::Closing | State::TimeWait | State::Closed
+    );
+    let both_closed = matches!(
+        s.state(),
+        State::LastAck | State::Closing | State::TimeWait | State::Closed
+    );
+    PollSet::NONE
+        .with_if(PollSet::IN, s.can_recv() || !s.may_recv())
+        .with_if(PollSet::OUT, s.can_send() || !s.may_send())
+        .with_if(PollSet::RDHUP, rx_closed)
+        .with_if(PollSet::HUP, both_closed)
+}

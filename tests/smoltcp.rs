@@ -1,0 +1,111 @@
+//! `--platform smoltcp`: the smoltcp crate in process, checked against its profile.
+
+use closefuzz::exec::smoltcp::Smoltcp;
+use closefuzz::exec::Executor;
+use closefuzz::model::{profile::Profile, Platform};
+use closefuzz::run::{model_for, run_case_with};
+use closefuzz::script::Scenario;
+use closefuzz::step::{Errno, Outcome, Start};
+use closefuzz::transport::Transport;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, TestRunner};
+use std::path::Path;
+
+fn replay(name: &str, t: Transport) -> closefuzz::run::CaseRun {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name);
+    let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let case = sc.case(t);
+    let case = closefuzz::exec::Case {
+        transport: t,
+        ..case
+    };
+    let run = run_case_with(
+        &mut Smoltcp::new(),
+        &model_for(&case, Platform::Smoltcp),
+        &case,
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (ss, r) in sc.steps.iter().zip(&run.steps) {
+        assert!(
+            r.agrees(),
+            "{name} line {}: model {} kernel {}",
+            ss.line,
+            r.model,
+            r.kernel
+        );
+        if let Some(e) = ss.expect_on(Platform::Smoltcp) {
+            assert!(
+                e.matches(&r.kernel),
+                "{name} line {}: {}",
+                ss.line,
+                r.kernel
+            );
+        }
+    }
+    run
+}
+
+#[test]
+fn the_article_case_on_smoltcp_both_writes_succeed_and_the_read_is_eof() {
+    for t in [Transport::Tcp4, Transport::Tcp6] {
+        let run = replay("tcp-motivating-case.cfz", t);
+        let k: Vec<_> = run.steps.iter().map(|s| s.kernel.outcome.clone()).collect();
+        // b's close is a half close: b keeps taking data, so no RST, no EPIPE.
+        assert_eq!(k[4], Outcome::Wrote(5));
+        assert_eq!(k[6], Outcome::Wrote(5));
+        assert_eq!(k[7], Outcome::Eof);
+        assert!(run.steps.iter().all(|s| !s.kernel.sigpipe));
+    }
+}
+
+#[test]
+fn evidence_scenarios_replay_on_both_transports() {
+    for name in [
+        "tcp-smoltcp-close-is-half-close.cfz",
+        "tcp-smoltcp-abort-leaves-no-error.cfz",
+        "tcp-smoltcp-fixed-buffers.cfz",
+        "tcp-half-close-data-still-flows.cfz",
+        "tcp-both-shutdown-wr.cfz",
+    ] {
+        for t in [Transport::Tcp4, Transport::Tcp6] {
+            replay(name, t);
+        }
+    }
+    let run = replay("tcp-smoltcp-abort-leaves-no-error.cfz", Transport::Tcp4);
+    assert_eq!(
+        run.steps[4].kernel.outcome,
+        Outcome::Err(Errno::ENOTCONN),
+        "a read after the peer's RST is InvalidState"
+    );
+}
+
+#[test]
+fn what_smoltcp_cannot_run_is_refused_not_faked() {
+    let mut exec = Smoltcp::new();
+    let unix = closefuzz::exec::Case::new(Transport::Unix, Start::Connected, vec![]);
+    assert!(exec.run(&unix).is_err());
+    let listening = closefuzz::exec::Case::new(Transport::Tcp4, Start::Listening, vec![]);
+    assert!(exec.run(&listening).is_err());
+}
+
+#[test]
+fn a_short_campaign_is_clean() {
+    let surface = Profile::smoltcp().surface;
+    let mut exec = Smoltcp::new();
+    for t in [Transport::Tcp4, Transport::Tcp6] {
+        let strategy = closefuzz::generate::cases_on(t, &[Start::Connected], 24, surface);
+        let mut runner = TestRunner::new(Config::default());
+        for _ in 0..2000 {
+            let case = strategy.new_tree(&mut runner).unwrap().current();
+            let run = run_case_with(&mut exec, &model_for(&case, Platform::Smoltcp), &case)
+                .expect("runs");
+            assert!(
+                run.first_mismatch().is_none(),
+                "{}",
+                run.to_script(&["smoltcp campaign".into()])
+            );
+        }
+    }
+}
