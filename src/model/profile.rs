@@ -601,7 +601,7 @@ pub const COMMON_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "sigpipe_on_epipe",
-        summary: "gVisor raises no SIGPIPE when a send fails with EPIPE (blocked, handled or default alike)",
+        summary: "no SIGPIPE when a send fails with EPIPE: gVisor raises none (blocked, handled or default alike), and smoltcp and lwIP are libraries that raise no signals",
         evidence: "tcp-motivating-case.cfz",
     },
 ];
