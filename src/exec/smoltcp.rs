@@ -296,7 +296,10 @@ impl<'a> World<'a> {
         };
         let out = match op {
             Op::Write(n) | Op::WriteNoSignal(n) => {
-                let buf = pattern(sock, offset, n as usize);
+                // send_slice takes at most what the send buffer has room for: make no
+                // more of the pattern than that (a 4 MiB write would cost 4 MiB).
+                let room = s.send_capacity() - s.send_queue();
+                let buf = pattern(sock, offset, (n as usize).min(room.max(1)));
                 match s.send_slice(&buf) {
                     Ok(0) if n > 0 => Outcome::Err(Errno::EAGAIN),
                     Ok(k) => {
