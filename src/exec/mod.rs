@@ -12,6 +12,7 @@
 //! whether it did.
 
 pub mod gvisor;
+pub mod lwip;
 pub mod netns;
 pub mod signals;
 pub mod sys;
@@ -727,6 +728,8 @@ pub enum Stack {
     Host,
     /// gVisor's netstack, in a `runsc` sandbox running `closefuzz worker`.
     Gvisor,
+    /// lwIP, in this process ([`lwip`]).
+    Lwip,
 }
 
 /// The executor for `stack`. `worker` is the command that serves cases inside a
@@ -738,6 +741,7 @@ pub fn executor_for(
     Ok(match stack {
         Stack::Host => Box::new(Local),
         Stack::Gvisor => Box::new(gvisor::Gvisor::with_worker(worker.to_vec())?),
+        Stack::Lwip => Box::new(lwip::Lwip::new()?),
     })
 }
 

@@ -124,6 +124,8 @@ pub enum Platform {
     Linux,
     /// gVisor's user-space netstack, run with `runsc --network=none do`.
     Gvisor,
+    /// lwIP 2.1.3 (Debian's liblwip), in-process.
+    Lwip,
 }
 
 impl Platform {
@@ -132,11 +134,12 @@ impl Platform {
         match self {
             Platform::Linux => "linux",
             Platform::Gvisor => "gvisor",
+            Platform::Lwip => "lwip",
         }
     }
 
     /// Every platform.
-    pub const ALL: [Platform; 2] = [Platform::Linux, Platform::Gvisor];
+    pub const ALL: [Platform; 3] = [Platform::Linux, Platform::Gvisor, Platform::Lwip];
 
     /// Looks a platform up by name.
     pub fn from_name(s: &str) -> Option<Platform> {
@@ -148,7 +151,7 @@ impl std::str::FromStr for Platform {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Platform::from_name(s)
-            .ok_or_else(|| format!("unknown platform '{s}': expected linux or gvisor"))
+            .ok_or_else(|| format!("unknown platform '{s}': expected linux, gvisor or lwip"))
     }
 }
 

@@ -7,7 +7,8 @@
 
 use super::memory::UnixMemory;
 use super::Platform;
-use crate::step::Surface;
+use crate::step::{Start, Surface};
+use crate::transport::Transport;
 use serde::Serialize;
 
 /// One way a platform departs from Linux.
@@ -146,6 +147,25 @@ impl TcpProfile {
         unconnected_poll_hup_only: true,
         unconnected_shutdown_deferred: true,
     };
+    const LWIP: TcpProfile = TcpProfile {
+        closed_state_unavailable: false,
+        data_after_shutdown_aborts: false,
+        delayed_fin_ack: true,
+        failed_write_clears_error: true,
+        linger_not_inherited: false,
+        listener_shutdown_keeps_listen: false,
+        outq_unsupported: false,
+        poll_err_when_closed: false,
+        poll_hup_when_shut_both_ways: true,
+        queued_fin_keeps_state: false,
+        read_error_before_eof: false,
+        refused_connect_error_twice: false,
+        refused_connect_no_retry: false,
+        shutdown_with_unread_resets: false,
+        time_wait_on_open_fd: false,
+        unconnected_poll_hup_only: false,
+        unconnected_shutdown_deferred: false,
+    };
 }
 
 /// Unix-socket-only differences (named in [`differences`] as `unix.FIELD`). Fields are
@@ -275,11 +295,30 @@ impl Profile {
         }
     }
 
+    /// lwIP 2.1.3 (Debian's liblwip-dev), in-process: TCP only.
+    pub const fn lwip() -> Profile {
+        Profile {
+            platform: Platform::Lwip,
+            surface: Surface {
+                transports: &[Transport::Tcp4, Transport::Tcp6],
+                starts: &Start::ALL,
+                cannot_call: &[],
+                cannot_shut: &[],
+            },
+            oob_ignored: false,
+            poll_rdhup: false,
+            sigpipe_on_epipe: false,
+            tcp: TcpProfile::LWIP,
+            unix: UnixProfile::LINUX,
+        }
+    }
+
     /// The profile of a platform.
     pub fn of(p: Platform) -> Profile {
         match p {
             Platform::Linux => Profile::linux(),
             Platform::Gvisor => Profile::gvisor(),
+            Platform::Lwip => Profile::lwip(),
         }
     }
 
