@@ -313,7 +313,12 @@ mod imp {
                 Start::Listening => {
                     let (l, port) = self.listener(BACKLOG)?;
                     self.put(Sock::L, l);
-                    setup(l, &self.bufs)?;
+                    // No TCP_NODELAY: a listen pcb has no such flag (EINVAL), and lwIP's
+                    // accepted pcbs start without it whatever the listener had: each
+                    // accepted socket gets it at accept.
+                    // SAFETY: a plain call on the listener.
+                    check("fcntl O_NONBLOCK", unsafe { ffi::cf_nonblocking(l) })?;
+                    apply_bufs(l, &self.bufs);
                     self.port = Some(port);
                     for s in [Sock::A, Sock::C] {
                         let fd = self.socket()?;
