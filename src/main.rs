@@ -264,7 +264,12 @@ fn replay(
         let case = sc.case(*t);
         if !surface.runs(case.transport) || !surface.starts.contains(&case.start) {
             if !json {
-                outln!("{}: skipped, n/a on {platform} ({} {})", sc.name, case.transport, case.start);
+                outln!(
+                    "{}: skipped, n/a on {platform} ({} {})",
+                    sc.name,
+                    case.transport,
+                    case.start
+                );
             }
             skipped += 1;
             continue;

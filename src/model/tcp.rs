@@ -100,6 +100,23 @@ struct TcpEnd {
     fin_held: bool,
     /// The peer was pressed: this receive queue may hold fewer than `rq.len` bytes.
     rq_open: bool,
+    /// The mailbox reads of `tcp.reads_from_mailbox` (lwIP's recvmbox): what is left
+    /// in it after the data.
+    mbox: Mailbox,
+}
+
+/// lwIP's receive mailbox after the data (api_msg.c recv_tcp and err_tcp post, and
+/// api_lib.c netconn_recv_data_tcp takes), and its sticky error event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Mailbox {
+    /// The FIN's marker was read: the mailbox is gone (netconn_close_shutdown RD).
+    fin_taken: bool,
+    /// A reset's marker (lwip_netconn_err_to_msg(ERR_RST)) waits behind the rest.
+    rst_marker: bool,
+    /// The connection was reset (err_tcp: the netconn has no pcb any more).
+    reset: bool,
+    /// The socket's errevent: set by err_tcp or a full close, never cleared.
+    err_event: bool,
 }
 
 /// An urgent mark on a receive stream (SO_OOBINLINE off).
@@ -144,6 +161,7 @@ impl TcpEnd {
             strained: false,
             fin_held: false,
             rq_open: false,
+            mbox: Mailbox::default(),
         }
     }
 }
@@ -348,6 +366,10 @@ impl TcpModel {
             // tcp_ioctl SIOCOUTQ: write_seq - snd_una, the bytes (and FIN) not yet
             // acknowledged; whether the peer's delayed ACK has left is not tracked, so
             // anything from 0 to what may be unacknowledged.
+            // lwIP's lwip_ioctl knows FIONREAD and FIONBIO only.
+            Op::Outq if self.profile.tcp.outq_enosys => {
+                StepResult::plain(Outcome::Err(Errno::ENOSYS))
+            }
             Op::Outq if self.profile.tcp.outq_unsupported => {
                 StepResult::plain(Outcome::Err(Errno::ENOPROTOOPT))
             }
@@ -413,10 +435,15 @@ impl TcpModel {
             // after an RST in CLOSE_WAIT) fails with ErrClosedForSend, EPIPE, and leaves
             // the error for SO_ERROR.
             let takes = e.errored || clears_error;
-            let err = takes
-                .then(|| e.err.take())
-                .flatten()
-                .unwrap_or(Errno::EPIPE);
+            // lwIP's tcp_write (tcp_out.c tcp_write_checks) refuses every state but
+            // ESTABLISHED, CLOSE_WAIT and the handshake with ERR_CONN: ENOTCONN.
+            let closed = if self.profile.tcp.closed_write_enotconn {
+                Errno::ENOTCONN
+            } else {
+                Errno::EPIPE
+            };
+            let e = self.end(x);
+            let err = takes.then(|| e.err.take()).flatten().unwrap_or(closed);
             return StepResult {
                 outcome: Outcome::Err(err),
                 sigpipe: err == Errno::EPIPE && !no_sigpipe,
@@ -807,6 +834,7 @@ impl TcpModel {
         let writer = self.names[x.peer().index()];
         let error_first = self.mutated(Mutation::ErrorBeforeEof);
         let errored_first = self.profile.tcp.read_error_before_eof;
+        let mailbox = self.profile.tcp.reads_from_mailbox;
         let e = self.end(x);
         // tcp_recvmsg_locked copies queued data first, whatever the state: data that
         // arrived before a FIN or even an RST stays readable (tcp_reset purges only the
@@ -849,6 +877,9 @@ impl TcpModel {
             }
         }
         let e = self.end(x);
+        if mailbox {
+            return Self::read_mailbox(e);
+        }
         // Then, in this order: SOCK_DONE (FIN seen) gives EOF even with an error
         // pending; a pending error is returned and cleared; RCV_SHUTDOWN gives EOF;
         // CLOSE without any of those is ENOTCONN; otherwise there is nothing yet.
@@ -875,10 +906,66 @@ impl TcpModel {
         }
     }
 
+    /// A read with no data left, from lwIP's mailbox (`tcp.reads_from_mailbox`):
+    /// netconn_recv_data_tcp and netconn_recv_data (api_lib.c).
+    fn read_mailbox(e: &mut TcpEnd) -> Outcome {
+        if e.mbox.fin_taken {
+            // The mailbox is gone: "calling this function more than once *after*
+            // receiving FIN" is ERR_CONN, whatever error is pending.
+            return Outcome::Err(Errno::ENOTCONN);
+        }
+        if e.fin_received {
+            // The FIN's marker (handle_fin): when a reset has taken the pcb since, the
+            // pending error, else ERR_RST; EOF otherwise. Either way the read side is
+            // shut and the mailbox gone.
+            e.mbox.fin_taken = true;
+            e.mbox.rst_marker = false;
+            if e.mbox.reset {
+                return Outcome::Err(e.err.take().unwrap_or(Errno::ECONNRESET));
+            }
+            return Outcome::Eof;
+        }
+        if e.mbox.rst_marker {
+            e.mbox.rst_marker = false;
+            return Outcome::Err(Errno::ECONNRESET);
+        }
+        if e.mbox.reset {
+            // MBOXCLOSED and empty: the pending error once, then ERR_CONN.
+            return Outcome::Err(e.err.take().unwrap_or(Errno::ENOTCONN));
+        }
+        Outcome::Err(Errno::EAGAIN)
+    }
+
     fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
         let unread_resets = self.profile.tcp.shutdown_with_unread_resets;
         let deferred = self.profile.tcp.unconnected_shutdown_deferred;
+        let tcp = self.profile.tcp;
         let e = self.end(x);
+        // lwIP's lwip_netconn_do_close_internal (api_msg.c): a connection whose
+        // netconn has no pcb any more (reset, or closed by an earlier full shutdown)
+        // is ERR_CONN; so is shutdown(wr) after the FIN (tcp_shutdown: only SYN_RCVD,
+        // ESTABLISHED and CLOSE_WAIT can still send one).
+        if tcp.shutdown_wr_after_fin_enotconn
+            && (e.mbox.reset
+                || (e.shut_rd && e.shut_wr)
+                || (how.writes()
+                    && !matches!(e.state, TcpState::Established | TcpState::CloseWait)))
+        {
+            return Outcome::Err(Errno::ENOTCONN);
+        }
+        if tcp.shutdown_rd_drops_data && how.reads() {
+            // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED).
+            e.mbox.fin_taken = true;
+            e.rq.discard();
+            e.segs.clear();
+            e.urg = None;
+            e.rq_open = false;
+        }
+        // A shutdown that leaves both directions shut is a close for lwIP's netconn
+        // (shut_close): it raises the socket's error event.
+        if tcp.poll_err_sticky && (e.shut_rd || how.reads()) && (e.shut_wr || how.writes()) {
+            e.mbox.err_event = true;
+        }
         e.shut_rd |= how.reads();
         e.shut_wr |= how.writes();
         // inet_shutdown ORs the flags in whatever the state, but reports ENOTCONN on a
@@ -1244,11 +1331,18 @@ impl TcpModel {
     /// tcp_reset: the error depends on the state the RST finds (EPIPE in CLOSE_WAIT,
     /// as BSD does, ECONNRESET otherwise; RFC 9293 3.10.7.4), then tcp_done closes.
     fn reset(&mut self, y: End) {
-        let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset);
+        let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset)
+            || self.profile.tcp.reset_always_econnreset;
         let e = self.end(y);
         if e.state == TcpState::Close {
             return;
         }
+        // lwIP's err_tcp (api_msg.c): the pending error is ERR_RST in every state, an
+        // error message is posted behind whatever the mailbox holds (unless the FIN
+        // was read and the mailbox is gone), and the error event is raised.
+        e.mbox.reset = true;
+        e.mbox.rst_marker = !e.mbox.fin_taken;
+        e.mbox.err_event = true;
         e.err = Some(if e.state == TcpState::CloseWait && !always_econnreset {
             Errno::EPIPE
         } else {
@@ -1305,7 +1399,32 @@ impl TcpModel {
 
     fn data_arrives(&mut self, y: End, offset: u64, len: usize, urgent: bool) {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
+        let rx_closed_aborts = self.profile.tcp.shutdown_rd_drops_data;
         let e = self.end(y);
+        if rx_closed_aborts
+            && e.shut_rd
+            && matches!(
+                e.state,
+                TcpState::Established
+                    | TcpState::CloseWait
+                    | TcpState::FinWait1
+                    | TcpState::FinWait2
+            )
+        {
+            // lwIP's tcp_input: "received data although already closed -> abort (send
+            // RST)" for a pcb with TF_RXCLOSED; tcp_abort tells the netconn ERR_ABRT.
+            e.err = Some(Errno::ECONNABORTED);
+            e.errored = true;
+            e.mbox.reset = true;
+            e.mbox.err_event = true;
+            Self::done(e, Conn::Gone);
+            self.send(
+                y,
+                Seg::Rst,
+                "data after shutdown(rd): lwIP tcp_input aborts",
+            );
+            return;
+        }
         // tcp_urg runs before the segment's text is processed (RFC 9293 3.10.7.4,
         // "sixth, check the URG bit"), so the mark is set even where the text then
         // draws an RST. The urgent pointer is one mark (tcp_check_urg): an old urgent
@@ -1446,9 +1565,14 @@ impl TcpModel {
         // gVisor's Readiness (tcp/endpoint.go) answers every event for StateClose,
         // StateError and StateTimeWait, and only IN/OUT for a connected endpoint.
         let closed = matches!(e.state, TcpState::Close | TcpState::TimeWait);
-        let hup = closed || (tcp.poll_hup_when_shut_both_ways && e.rcv_shut && e.snd_shut);
+        // lwip_pollscan (sockets.c) knows IN, OUT and ERR only; its ERR is the
+        // socket's errevent, which event_callback sets and nothing clears.
+        let hup = !tcp.poll_no_hup
+            && (closed || (tcp.poll_hup_when_shut_both_ways && e.rcv_shut && e.snd_shut));
         let err = if tcp.poll_err_when_closed {
             closed
+        } else if tcp.poll_err_sticky {
+            e.mbox.err_event
         } else {
             e.err.is_some()
         };
@@ -1535,6 +1659,8 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // SYN_SENT/SYN_RECV; sk_stream_error raises SIGPIPE for EPIPE only.
         Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => match l.err.take() {
             Some(e) => r(Outcome::Err(e)),
+            // lwIP's tcp_write_checks: a CLOSED pcb is ERR_CONN.
+            None if profile.tcp.unconnected_write_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
             None => StepResult {
                 outcome: Outcome::Err(Errno::EPIPE),
                 sigpipe: profile.sigpipe_on_epipe && !matches!(op, Op::WriteNoSignal(_)),
@@ -1543,6 +1669,7 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // tcp_recv_urg: no urgent data was ever received.
         Op::ReadOob(_) => r(Outcome::Err(Errno::EINVAL)),
         // tcp_ioctl SIOCOUTQ on a CLOSE socket: write_seq - snd_una (see Loose::outq).
+        Op::Outq if profile.tcp.outq_enosys => r(Outcome::Err(Errno::ENOSYS)),
         Op::Outq if profile.tcp.outq_unsupported => r(Outcome::Err(Errno::ENOPROTOOPT)),
         Op::Outq => r(Outcome::Queued(l.outq)),
         // The world keeps them until the socket connects.
@@ -1551,6 +1678,8 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         Op::Read(_) | Op::Peek(_) => r(match l.err.take() {
             Some(e) => Outcome::Err(e),
             None if l.rcv_shut => Outcome::Eof,
+            // lwIP's netconn_recv_data: a never-connected netconn has an empty mailbox.
+            None if profile.tcp.unconnected_read_eagain => Outcome::Err(Errno::EAGAIN),
             None => Outcome::Err(Errno::ENOTCONN),
         }),
         // inet_shutdown on TCP_CLOSE: ENOTCONN, but the bits are ORed in anyway ("hack
@@ -1593,6 +1722,11 @@ fn loose_tcp_poll(l: &Loose, profile: &Profile) -> PollSet {
     if !l.connecting && profile.tcp.unconnected_poll_hup_only {
         return PollSet::HUP;
     }
+    // lwIP's alloc_socket: a TCP socket not yet connected has no sendevent, and no
+    // other event has happened to it.
+    if !l.connecting && profile.tcp.unconnected_poll_empty {
+        return PollSet::NONE;
+    }
     let p = super::world::loose_poll(l, true, true, profile.poll_rdhup);
     p.with_if(
         PollSet::ERR,
@@ -1622,6 +1756,7 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
         // before it looks at MSG_OOB; a stopped listener is CLOSE: ENOTCONN too.
         Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => r(Outcome::Err(Errno::ENOTCONN)),
         // tcp_ioctl: SIOCOUTQ on a listener is EINVAL, as SIOCINQ.
+        Op::Outq if profile.tcp.outq_enosys => r(Outcome::Err(Errno::ENOSYS)),
         Op::Outq if profile.tcp.outq_unsupported => r(Outcome::Err(Errno::ENOPROTOOPT)),
         Op::Outq => r(Outcome::Err(Errno::EINVAL)),
         Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
