@@ -690,7 +690,8 @@ fn matrix(
             Err(e) => return Err(BadInput(format!("platform {platform}: {e}"))),
         };
         let (stack, version, kernel) = closefuzz::matrix::live_provenance(platform);
-        for t in Transport::ALL {
+        let surface = closefuzz::model::profile::Profile::of(platform).surface;
+        for t in Transport::ALL.into_iter().filter(|&t| surface.runs(t)) {
             columns.push(Column {
                 name: format!("{platform}/{t}"),
                 platform: platform.name().into(),
