@@ -63,7 +63,7 @@ impl Executor for Lwip {
 
 /// lwIP's errno, as the shim codes it, by name (the shim's `cf_code` table).
 #[cfg_attr(not(closefuzz_lwip), allow(dead_code))]
-fn errno_of(code: i64) -> crate::step::Errno {
+fn errno_of(code: std::ffi::c_long) -> crate::step::Errno {
     use crate::step::Errno;
     match code {
         2 => Errno::EPIPE,
@@ -181,14 +181,14 @@ mod imp {
     /// A result: the count, or lwIP's errno.
     fn res(r: std::ffi::c_long) -> Result<usize, Outcome> {
         if r < 0 {
-            Err(Outcome::Err(errno_of(-i64::from(r))))
+            Err(Outcome::Err(errno_of(-r)))
         } else {
             Ok(r as usize)
         }
     }
 
     fn io_err(what: &str, r: std::ffi::c_long) -> io::Error {
-        io::Error::other(format!("lwIP {what}: {}", errno_of(-i64::from(r)).name()))
+        io::Error::other(format!("lwIP {what}: {}", errno_of(-r).name()))
     }
 
     fn check(what: &str, r: std::ffi::c_long) -> io::Result<std::ffi::c_long> {
@@ -294,7 +294,7 @@ mod imp {
                     setup(a, &self.bufs)?;
                     // SAFETY: plain calls on lwIP's descriptors.
                     let r = unsafe { ffi::cf_connect(a, self.v6, port) };
-                    if r < 0 && errno_of(-i64::from(r)) != crate::step::Errno::EINPROGRESS {
+                    if r < 0 && errno_of(-r) != crate::step::Errno::EINPROGRESS {
                         return Err(io_err("connect", r));
                     }
                     settle()?;
@@ -439,7 +439,7 @@ mod imp {
                     match res(unsafe { ffi::cf_so_error(fd, &mut code) }) {
                         Err(e) => e,
                         Ok(_) if code == 0 => Outcome::SockError(None),
-                        Ok(_) => Outcome::SockError(Some(errno_of(i64::from(code)))),
+                        Ok(_) => Outcome::SockError(Some(errno_of(std::ffi::c_long::from(code)))),
                     }
                 }
                 Op::State => match self.state_of(sock, fd) {
