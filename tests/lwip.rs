@@ -87,6 +87,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
     let Some(mut exec) = lwip() else { return };
     let mut failures = vec![];
     for file in [
+        "tcp-abort-with-everything-acknowledged.cfz",
         "tcp-fin-ack-is-delayed.cfz",
         "tcp-never-connected-write-read.cfz",
         "tcp-outq-after-write.cfz",

@@ -50,6 +50,11 @@ pub struct Profile {
 /// are kept in alphabetical order: the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct TcpProfile {
+    /// SO_LINGER {on, 0} makes close send RST only while data of ours is unsent or
+    /// unacknowledged (lwIP's lwip_netconn_do_close_internal calls tcp_abort then);
+    /// otherwise the close is graceful (Linux: RST whenever the peer still expects
+    /// data or a FIN, tcp_need_reset).
+    pub abort_needs_unacked_data: bool,
     /// `state` on a closed TCP socket cannot be asked (no NETLINK_SOCK_DIAG) and says
     /// `n/a` (Linux: sock_diag reports the orphan's state, TIME_WAIT, or `gone`).
     pub closed_state_unavailable: bool,
@@ -144,6 +149,7 @@ pub struct TcpProfile {
 
 impl TcpProfile {
     const LINUX: TcpProfile = TcpProfile {
+        abort_needs_unacked_data: false,
         closed_state_unavailable: false,
         closed_write_enotconn: false,
         data_after_shutdown_aborts: false,
@@ -174,6 +180,7 @@ impl TcpProfile {
         unconnected_write_enotconn: false,
     };
     const GVISOR: TcpProfile = TcpProfile {
+        abort_needs_unacked_data: false,
         closed_state_unavailable: true,
         closed_write_enotconn: false,
         data_after_shutdown_aborts: true,
@@ -204,6 +211,7 @@ impl TcpProfile {
         unconnected_write_enotconn: false,
     };
     const LWIP: TcpProfile = TcpProfile {
+        abort_needs_unacked_data: true,
         closed_state_unavailable: false,
         closed_write_enotconn: true,
         data_after_shutdown_aborts: false,
@@ -412,6 +420,11 @@ pub fn differences() -> impl Iterator<Item = &'static Difference> {
 
 /// Differences in TCP only: fields of [`TcpProfile`], named `tcp.FIELD`, in field order.
 pub const TCP_DIFFERENCES: &[Difference] = &[
+    Difference {
+        name: "tcp.abort_needs_unacked_data",
+        summary: "on lwIP an abort (SO_LINGER {on, 0}, then close) sends RST only while data of its own is unsent or unacknowledged; with everything acknowledged it is a graceful close (FIN), where Linux resets",
+        evidence: "tcp-abort-with-everything-acknowledged.cfz",
+    },
     Difference {
         name: "tcp.closed_state_unavailable",
         summary: "gVisor's netlink serves NETLINK_ROUTE but not NETLINK_SOCK_DIAG, so what it holds for a connection whose fd is closed cannot be asked (state says n/a); Linux's sock_diag reports the orphan's state, TIME_WAIT, or gone",

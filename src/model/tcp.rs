@@ -100,6 +100,10 @@ struct TcpEnd {
     fin_held: bool,
     /// The peer was pressed: this receive queue may hold fewer than `rq.len` bytes.
     rq_open: bool,
+    /// lwIP owes the peer an ACK for data (TF_ACK_DELAY: tcp_in.c acks every second
+    /// segment, the rest on its 250 ms timer, which fires only in a `sleep`); read by
+    /// `tcp.abort_needs_unacked_data`.
+    ack_owed: bool,
     /// The mailbox reads of `tcp.reads_from_mailbox` (lwIP's recvmbox): what is left
     /// in it after the data.
     mbox: Mailbox,
@@ -161,6 +165,7 @@ impl TcpEnd {
             strained: false,
             fin_held: false,
             rq_open: false,
+            ack_owed: false,
             mbox: Mailbox::default(),
         }
     }
@@ -322,6 +327,7 @@ impl TcpModel {
 
     fn send(&mut self, from: End, seg: Seg, note: &'static str) {
         let acks_fin = self.ends[from.index()].fin_received;
+        self.ends[from.index()].ack_owed = false;
         let kind = match seg {
             Seg::Data { len, .. } => SegmentKind::Data(len),
             Seg::Fin => SegmentKind::Fin,
@@ -1070,6 +1076,13 @@ impl TcpModel {
 
     fn close_now(&mut self, x: End) -> Outcome {
         let fin_instead_of_rst = self.mutated(Mutation::CloseWithUnreadDataSendsFin);
+        // lwIP's lwip_netconn_do_close_internal: linger 0 aborts only "if there is
+        // untransmitted data left" (unsent, or unacked: the peer owes its ACK, or our
+        // data waits for the window).
+        let lwip_abort = self.profile.tcp.abort_needs_unacked_data;
+        let unacked = self.ends[x.peer().index()].ack_owed
+            || self.ends[x.index()].pressed
+            || self.ends[x.index()].fin_held;
         let e = self.end(x);
         e.fd_open = false;
         // __tcp_close: sk_shutdown = SHUTDOWN_MASK, then the receive queue is purged.
@@ -1096,7 +1109,7 @@ impl TcpModel {
             e.state = TcpState::Close;
             e.conn = Conn::Gone;
             self.send(x, Seg::Rst, "close with unread data: RFC 2525 2.17");
-        } else if e.linger_zero {
+        } else if e.linger_zero && (unacked || !lwip_abort) {
             // SO_LINGER {on, 0}: tcp_disconnect, the ABORT of RFC 9293 3.10.5. An RST
             // only where tcp_need_reset says the peer still expects data or a FIN.
             e.state = TcpState::Close;
@@ -1401,6 +1414,11 @@ impl TcpModel {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
         let rx_closed_aborts = self.profile.tcp.shutdown_rd_drops_data;
         let e = self.end(y);
+        // lwIP's tcp_ack (tcp_priv.h): the second segment of a pair is ACKed at once,
+        // the first waits for the delayed-ACK timer. Segments are TCP_MSS (1460) long.
+        let segments = len.div_ceil(1460);
+        let owed = (usize::from(e.ack_owed) + segments) % 2 == 1;
+        let acks_now = usize::from(e.ack_owed) + segments >= 2;
         if rx_closed_aborts
             && e.shut_rd
             && matches!(
@@ -1425,6 +1443,15 @@ impl TcpModel {
             );
             return;
         }
+        if self.profile.tcp.abort_needs_unacked_data {
+            if acks_now {
+                // The ACK goes out at once (tcp_ack_now): it is all lwIP's abort looks
+                // at, so it is not put on the model's wire.
+                self.ends[y.index()].ack_owed = false;
+            }
+            self.ends[y.index()].ack_owed = owed;
+        }
+        let e = self.end(y);
         // tcp_urg runs before the segment's text is processed (RFC 9293 3.10.7.4,
         // "sixth, check the URG bit"), so the mark is set even where the text then
         // draws an RST. The urgent pointer is one mark (tcp_check_urg): an old urgent
