@@ -269,8 +269,32 @@ long cf_shutdown(int fd, int rd, int wr)
     return cf_ret(lwip_shutdown(fd, how));
 }
 
+/* lwIP 2.1.3's lwip_netconn_do_close_internal reads pcb->unsent and pcb->unacked of a
+ * listening netconn with SO_LINGER set, fields a struct tcp_pcb_listen does not have:
+ * a read past the end of its allocation, which can make it tcp_abort the listen pcb
+ * ("don't call tcp_abort/tcp_abandon for listen-pcbs", found by a campaign). SO_LINGER
+ * does nothing else on an lwIP listener (an accepted netconn starts with linger off),
+ * so it is switched off before a listener is closed. */
+static int live(struct tcp_pcb *pcb);
+
+static void unlinger_listener(int fd)
+{
+    int listening = 0;
+    LOCK_TCPIP_CORE();
+    struct lwip_sock *sock = lwip_socket_dbg_get_socket(fd);
+    if (sock != NULL && sock->conn != NULL && sock->conn->pcb.tcp != NULL &&
+        live(sock->conn->pcb.tcp))
+        listening = sock->conn->pcb.tcp->state == LISTEN;
+    UNLOCK_TCPIP_CORE();
+    if (listening) {
+        struct linger off = {0, 0};
+        lwip_setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+    }
+}
+
 long cf_close(int fd)
 {
+    unlinger_listener(fd);
     return cf_ret(lwip_close(fd));
 }
 
