@@ -108,6 +108,8 @@ pub struct TcpProfile {
     /// ECONNRESET, if a reset has come since), after which every read is ENOTCONN; the
     /// reset's marker reads as ECONNRESET, after which a read takes the pending error
     /// or says ENOTCONN (Linux: EOF for good once the FIN is in, a reset's error once).
+    /// The end of LAST_ACK, while the socket still reads, is told as a reset is, with
+    /// ERR_CLSD: SO_ERROR says ENOTCONN, a read takes it as EOF.
     pub reads_from_mailbox: bool,
     /// A refused connect leaves its error twice (gVisor's handshakeFailed sets both
     /// hardError and lastError): a write, a read or SO_ERROR takes one, and SO_ERROR
@@ -502,7 +504,7 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "tcp.reads_from_mailbox",
-        summary: "lwIP's reads take data, then the FIN's marker, then a reset's marker from the netconn's mailbox: after a reset a read says ECONNRESET even where the FIN had arrived first (Linux: EOF), a second read takes the pending error, and once EOF was read every read says ENOTCONN (Linux: EOF again)",
+        summary: "lwIP's reads take data, then the FIN's marker, then a reset's marker from the netconn's mailbox: after a reset a read says ECONNRESET even where the FIN had arrived first (Linux: EOF), a second read takes the pending error, and once EOF was read every read says ENOTCONN (Linux: EOF again); the end of LAST_ACK is told the same way (ERR_CLSD: SO_ERROR ENOTCONN)",
         evidence: "tcp-motivating-case.cfz",
     },
     Difference {

@@ -113,14 +113,20 @@ struct TcpEnd {
 /// api_lib.c netconn_recv_data_tcp takes), and its sticky error event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Mailbox {
-    /// The FIN's marker was read: the mailbox is gone (netconn_close_shutdown RD).
+    /// The FIN's marker was read and the read side closed: the mailbox is gone
+    /// (netconn_close_shutdown RD, or shutdown(rd)).
     fin_taken: bool,
+    /// The FIN's marker was taken out of the mailbox.
+    fin_marker_read: bool,
     /// A reset's marker (lwip_netconn_err_to_msg(ERR_RST)) waits behind the rest.
     rst_marker: bool,
     /// The connection was reset (err_tcp: the netconn has no pcb any more).
     reset: bool,
     /// The socket's errevent: set by err_tcp or a full close, never cleared.
     err_event: bool,
+    /// The connection ended in LAST_ACK with the netconn still reading: err_tcp got
+    /// ERR_CLSD, whose pending error SO_ERROR reports as ENOTCONN and a read as EOF.
+    clsd: bool,
 }
 
 /// An urgent mark on a receive stream (SO_OOBINLINE off).
@@ -920,26 +926,40 @@ impl TcpModel {
             // receiving FIN" is ERR_CONN, whatever error is pending.
             return Outcome::Err(Errno::ENOTCONN);
         }
-        if e.fin_received {
+        if e.fin_received && !e.mbox.fin_marker_read {
             // The FIN's marker (handle_fin): when a reset has taken the pcb since, the
-            // pending error, else ERR_RST; EOF otherwise. Either way the read side is
-            // shut and the mailbox gone.
-            e.mbox.fin_taken = true;
-            e.mbox.rst_marker = false;
+            // pending error, else ERR_RST, and the mailbox stays; EOF otherwise, and the
+            // read side is shut and the mailbox gone.
+            e.mbox.fin_marker_read = true;
             if e.mbox.reset {
-                return Outcome::Err(e.err.take().unwrap_or(Errno::ECONNRESET));
+                return Self::pending_or(e, Errno::ECONNRESET);
             }
+            e.mbox.fin_taken = true;
             return Outcome::Eof;
         }
         if e.mbox.rst_marker {
             e.mbox.rst_marker = false;
+            // A close message goes through handle_fin as the FIN's marker does.
+            if e.mbox.clsd {
+                return Self::pending_or(e, Errno::ECONNRESET);
+            }
             return Outcome::Err(Errno::ECONNRESET);
         }
         if e.mbox.reset {
             // MBOXCLOSED and empty: the pending error once, then ERR_CONN.
-            return Outcome::Err(e.err.take().unwrap_or(Errno::ENOTCONN));
+            return Self::pending_or(e, Errno::ENOTCONN);
         }
         Outcome::Err(Errno::EAGAIN)
+    }
+
+    /// The pending error a read takes (netconn_err), else `otherwise`; ERR_CLSD
+    /// (ENOTCONN from an ended LAST_ACK) reads as EOF (lwip_recv_tcp returns 0).
+    fn pending_or(e: &mut TcpEnd, otherwise: Errno) -> Outcome {
+        match e.err.take() {
+            Some(Errno::ENOTCONN) if e.mbox.clsd => Outcome::Eof,
+            Some(err) => Outcome::Err(err),
+            None => Outcome::Err(otherwise),
+        }
     }
 
     fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
@@ -953,8 +973,8 @@ impl TcpModel {
         // ESTABLISHED and CLOSE_WAIT can still send one).
         if tcp.shutdown_wr_after_fin_enotconn
             && (e.mbox.reset
-                || (e.shut_rd && e.shut_wr)
-                || (how.writes()
+                || ((e.shut_rd || e.mbox.fin_taken) && e.shut_wr)
+                || (how == Shut::Wr
                     && !matches!(e.state, TcpState::Established | TcpState::CloseWait)))
         {
             return Outcome::Err(Errno::ENOTCONN);
@@ -969,7 +989,11 @@ impl TcpModel {
         }
         // A shutdown that leaves both directions shut is a close for lwIP's netconn
         // (shut_close): it raises the socket's error event.
-        if tcp.poll_err_sticky && (e.shut_rd || how.reads()) && (e.shut_wr || how.writes()) {
+        // (lwIP's read side is also closed once EOF was read: TF_RXCLOSED.)
+        if tcp.poll_err_sticky
+            && (e.shut_rd || e.mbox.fin_taken || how.reads())
+            && (e.shut_wr || how.writes())
+        {
             e.mbox.err_event = true;
         }
         e.shut_rd |= how.reads();
@@ -1386,12 +1410,27 @@ impl TcpModel {
     /// The ACK of our FIN arrived (RFC 9293 3.10.7.4, "ACK bit" for FIN-WAIT-1,
     /// CLOSING and LAST-ACK).
     fn fin_acked(&mut self, y: End) {
+        let (mailbox, sticky) = (
+            self.profile.tcp.reads_from_mailbox,
+            self.profile.tcp.poll_err_sticky,
+        );
         let e = self.end(y);
         e.fin_ack_uncertain = false;
         match e.state {
             TcpState::FinWait1 => e.state = TcpState::FinWait2,
             // LAST_ACK -> CLOSED: the connection is over (tcp_done).
-            TcpState::LastAck => Self::done(e, Conn::Gone),
+            TcpState::LastAck => {
+                // lwIP's tcp_input tells a netconn that still reads (no TF_RXCLOSED)
+                // with TCP_EVENT_ERR(ERR_CLSD): err_tcp as for a reset, with ERR_CLSD.
+                if mailbox && !(e.mbox.fin_taken || e.shut_rd) {
+                    e.mbox.reset = true;
+                    e.mbox.rst_marker = true;
+                    e.mbox.clsd = true;
+                    e.mbox.err_event |= sticky;
+                    e.err.get_or_insert(Errno::ENOTCONN);
+                }
+                Self::done(e, Conn::Gone)
+            }
             // CLOSING -> TIME_WAIT: tcp_time_wait hands the connection to a TIME_WAIT
             // mini-socket and tcp_done()s the full socket, so TCP_INFO says CLOSE.
             TcpState::Closing => {
