@@ -269,6 +269,18 @@ fn replay(
             continue;
         }
         let case = sc.case(*t);
+        if !surface.runs(case.transport) || !surface.starts.contains(&case.start) {
+            if !json {
+                outln!(
+                    "{}: skipped, n/a on {platform} ({} {})",
+                    sc.name,
+                    case.transport,
+                    case.start
+                );
+            }
+            skipped += 1;
+            continue;
+        }
         let model = closefuzz::run::model_for(&case, platform);
         let run = run_case_with(&mut exec, &model, &case)
             .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
@@ -284,15 +296,12 @@ fn replay(
             out!("{}", replay_text(r));
         }
         let passed = reports.iter().filter(|r| r.pass).count();
-        outln!(
-            "{passed} passed, {} failed{}",
-            reports.len() - passed,
-            if skipped > 0 {
-                format!(", {skipped} skipped (n/a on {platform})")
-            } else {
-                String::new()
-            }
-        );
+        let failed = reports.len() - passed;
+        if skipped > 0 {
+            outln!("{passed} passed, {failed} failed, {skipped} skipped (n/a on {platform})");
+        } else {
+            outln!("{passed} passed, {failed} failed");
+        }
     }
     Ok(if reports.iter().all(|r| r.pass) {
         ExitCode::SUCCESS

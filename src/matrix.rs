@@ -363,6 +363,11 @@ pub fn live_provenance(platform: Platform) -> (String, String, String) {
             runsc_version().unwrap_or_else(|| "unknown".into()),
             format!("host {kernel}"),
         ),
+        Platform::Lwip => (
+            "lwIP (liblwip, in-process)".into(),
+            "2.1.3".into(),
+            format!("host {kernel}"),
+        ),
     }
 }
 

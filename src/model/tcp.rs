@@ -100,6 +100,33 @@ struct TcpEnd {
     fin_held: bool,
     /// The peer was pressed: this receive queue may hold fewer than `rq.len` bytes.
     rq_open: bool,
+    /// lwIP owes the peer an ACK for data (TF_ACK_DELAY: tcp_in.c acks every second
+    /// segment, the rest on its 250 ms timer, which fires only in a `sleep`); read by
+    /// `tcp.abort_needs_unacked_data`.
+    ack_owed: bool,
+    /// The mailbox reads of `tcp.reads_from_mailbox` (lwIP's recvmbox): what is left
+    /// in it after the data.
+    mbox: Mailbox,
+}
+
+/// lwIP's receive mailbox after the data (api_msg.c recv_tcp and err_tcp post, and
+/// api_lib.c netconn_recv_data_tcp takes), and its sticky error event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Mailbox {
+    /// The FIN's marker was read and the read side closed: the mailbox is gone
+    /// (netconn_close_shutdown RD, or shutdown(rd)).
+    fin_taken: bool,
+    /// The FIN's marker was taken out of the mailbox.
+    fin_marker_read: bool,
+    /// A reset's marker (lwip_netconn_err_to_msg(ERR_RST)) waits behind the rest.
+    rst_marker: bool,
+    /// The connection was reset (err_tcp: the netconn has no pcb any more).
+    reset: bool,
+    /// The socket's errevent: set by err_tcp or a full close, never cleared.
+    err_event: bool,
+    /// The connection ended in LAST_ACK with the netconn still reading: err_tcp got
+    /// ERR_CLSD, whose pending error SO_ERROR reports as ENOTCONN and a read as EOF.
+    clsd: bool,
 }
 
 /// An urgent mark on a receive stream (SO_OOBINLINE off).
@@ -144,6 +171,8 @@ impl TcpEnd {
             strained: false,
             fin_held: false,
             rq_open: false,
+            ack_owed: false,
+            mbox: Mailbox::default(),
         }
     }
 }
@@ -304,6 +333,7 @@ impl TcpModel {
 
     fn send(&mut self, from: End, seg: Seg, note: &'static str) {
         let acks_fin = self.ends[from.index()].fin_received;
+        self.ends[from.index()].ack_owed = false;
         let kind = match seg {
             Seg::Data { len, .. } => SegmentKind::Data(len),
             Seg::Fin => SegmentKind::Fin,
@@ -348,6 +378,10 @@ impl TcpModel {
             // tcp_ioctl SIOCOUTQ: write_seq - snd_una, the bytes (and FIN) not yet
             // acknowledged; whether the peer's delayed ACK has left is not tracked, so
             // anything from 0 to what may be unacknowledged.
+            // lwIP's lwip_ioctl knows FIONREAD and FIONBIO only.
+            Op::Outq if self.profile.tcp.outq_enosys => {
+                StepResult::plain(Outcome::Err(Errno::ENOSYS))
+            }
             Op::Outq if self.profile.tcp.outq_unsupported => {
                 StepResult::plain(Outcome::Err(Errno::ENOPROTOOPT))
             }
@@ -413,10 +447,15 @@ impl TcpModel {
             // after an RST in CLOSE_WAIT) fails with ErrClosedForSend, EPIPE, and leaves
             // the error for SO_ERROR.
             let takes = e.errored || clears_error;
-            let err = takes
-                .then(|| e.err.take())
-                .flatten()
-                .unwrap_or(Errno::EPIPE);
+            // lwIP's tcp_write (tcp_out.c tcp_write_checks) refuses every state but
+            // ESTABLISHED, CLOSE_WAIT and the handshake with ERR_CONN: ENOTCONN.
+            let closed = if self.profile.tcp.closed_write_enotconn {
+                Errno::ENOTCONN
+            } else {
+                Errno::EPIPE
+            };
+            let e = self.end(x);
+            let err = takes.then(|| e.err.take()).flatten().unwrap_or(closed);
             return StepResult {
                 outcome: Outcome::Err(err),
                 sigpipe: err == Errno::EPIPE && !no_sigpipe,
@@ -821,6 +860,7 @@ impl TcpModel {
         let errored_first = self.profile.tcp.read_error_before_eof;
         let no_fin_enotconn = self.profile.tcp.read_without_fin_enotconn;
         let zero_at_once = self.profile.tcp.zero_length_read_at_once;
+        let mailbox = self.profile.tcp.reads_from_mailbox;
         let e = self.end(x);
         // smoltcp's recv_slice: recv_error_check (may_recv: ESTABLISHED or FIN_WAIT, or
         // data queued) comes before the length, so a zero-length read of an open
@@ -876,6 +916,9 @@ impl TcpModel {
             }
         }
         let e = self.end(x);
+        if mailbox {
+            return Self::read_mailbox(e);
+        }
         // Then, in this order: SOCK_DONE (FIN seen) gives EOF even with an error
         // pending; a pending error is returned and cleared; RCV_SHUTDOWN gives EOF;
         // CLOSE without any of those is ENOTCONN; otherwise there is nothing yet.
@@ -907,10 +950,84 @@ impl TcpModel {
         }
     }
 
+    /// A read with no data left, from lwIP's mailbox (`tcp.reads_from_mailbox`):
+    /// netconn_recv_data_tcp and netconn_recv_data (api_lib.c).
+    fn read_mailbox(e: &mut TcpEnd) -> Outcome {
+        if e.mbox.fin_taken {
+            // The mailbox is gone: "calling this function more than once *after*
+            // receiving FIN" is ERR_CONN, whatever error is pending.
+            return Outcome::Err(Errno::ENOTCONN);
+        }
+        if e.fin_received && !e.mbox.fin_marker_read {
+            // The FIN's marker (handle_fin): when a reset has taken the pcb since, the
+            // pending error, else ERR_RST, and the mailbox stays; EOF otherwise, and the
+            // read side is shut and the mailbox gone.
+            e.mbox.fin_marker_read = true;
+            if e.mbox.reset {
+                return Self::pending_or(e, Errno::ECONNRESET);
+            }
+            e.mbox.fin_taken = true;
+            return Outcome::Eof;
+        }
+        if e.mbox.rst_marker {
+            e.mbox.rst_marker = false;
+            // A close message goes through handle_fin as the FIN's marker does.
+            if e.mbox.clsd {
+                return Self::pending_or(e, Errno::ECONNRESET);
+            }
+            return Outcome::Err(Errno::ECONNRESET);
+        }
+        if e.mbox.reset {
+            // MBOXCLOSED and empty: the pending error once, then ERR_CONN.
+            return Self::pending_or(e, Errno::ENOTCONN);
+        }
+        Outcome::Err(Errno::EAGAIN)
+    }
+
+    /// The pending error a read takes (netconn_err), else `otherwise`; ERR_CLSD
+    /// (ENOTCONN from an ended LAST_ACK) reads as EOF (lwip_recv_tcp returns 0).
+    fn pending_or(e: &mut TcpEnd, otherwise: Errno) -> Outcome {
+        match e.err.take() {
+            Some(Errno::ENOTCONN) if e.mbox.clsd => Outcome::Eof,
+            Some(err) => Outcome::Err(err),
+            None => Outcome::Err(otherwise),
+        }
+    }
+
     fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
         let unread_resets = self.profile.tcp.shutdown_with_unread_resets;
         let deferred = self.profile.tcp.unconnected_shutdown_deferred;
+        let tcp = self.profile.tcp;
         let e = self.end(x);
+        // lwIP's lwip_netconn_do_close_internal (api_msg.c): a connection whose
+        // netconn has no pcb any more (reset, or closed by an earlier full shutdown)
+        // is ERR_CONN; so is shutdown(wr) after the FIN (tcp_shutdown: only SYN_RCVD,
+        // ESTABLISHED and CLOSE_WAIT can still send one).
+        if tcp.shutdown_wr_after_fin_enotconn
+            && (e.mbox.reset
+                || ((e.shut_rd || e.mbox.fin_taken) && e.shut_wr)
+                || (how == Shut::Wr
+                    && !matches!(e.state, TcpState::Established | TcpState::CloseWait)))
+        {
+            return Outcome::Err(Errno::ENOTCONN);
+        }
+        if tcp.shutdown_rd_drops_data && how.reads() {
+            // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED).
+            e.mbox.fin_taken = true;
+            e.rq.discard();
+            e.segs.clear();
+            e.urg = None;
+            e.rq_open = false;
+        }
+        // A shutdown that leaves both directions shut is a close for lwIP's netconn
+        // (shut_close): it raises the socket's error event.
+        // (lwIP's read side is also closed once EOF was read: TF_RXCLOSED.)
+        if tcp.poll_err_sticky
+            && (e.shut_rd || e.mbox.fin_taken || how.reads())
+            && (e.shut_wr || how.writes())
+        {
+            e.mbox.err_event = true;
+        }
         e.shut_rd |= how.reads();
         e.shut_wr |= how.writes();
         // inet_shutdown ORs the flags in whatever the state, but reports ENOTCONN on a
@@ -1039,6 +1156,13 @@ impl TcpModel {
             self.send_fin_from_open_state(x, "close() is a half close: smoltcp Socket::close");
             return Outcome::Ok;
         }
+        // lwIP's lwip_netconn_do_close_internal: linger 0 aborts only "if there is
+        // untransmitted data left" (unsent, or unacked: the peer owes its ACK, or our
+        // data waits for the window).
+        let lwip_abort = self.profile.tcp.abort_needs_unacked_data;
+        let unacked = self.ends[x.peer().index()].ack_owed
+            || self.ends[x.index()].pressed
+            || self.ends[x.index()].fin_held;
         let e = self.end(x);
         e.fd_open = false;
         // __tcp_close: sk_shutdown = SHUTDOWN_MASK, then the receive queue is purged.
@@ -1065,7 +1189,7 @@ impl TcpModel {
             e.state = TcpState::Close;
             e.conn = Conn::Gone;
             self.send(x, Seg::Rst, "close with unread data: RFC 2525 2.17");
-        } else if e.linger_zero {
+        } else if e.linger_zero && (unacked || !lwip_abort) {
             // SO_LINGER {on, 0}: tcp_disconnect, the ABORT of RFC 9293 3.10.5. An RST
             // only where tcp_need_reset says the peer still expects data or a FIN.
             e.state = TcpState::Close;
@@ -1300,12 +1424,19 @@ impl TcpModel {
     /// tcp_reset: the error depends on the state the RST finds (EPIPE in CLOSE_WAIT,
     /// as BSD does, ECONNRESET otherwise; RFC 9293 3.10.7.4), then tcp_done closes.
     fn reset(&mut self, y: End) {
-        let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset);
+        let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset)
+            || self.profile.tcp.reset_always_econnreset;
         let no_error = self.profile.tcp.reset_leaves_no_error;
         let e = self.end(y);
         if e.state == TcpState::Close {
             return;
         }
+        // lwIP's err_tcp (api_msg.c): the pending error is ERR_RST in every state, an
+        // error message is posted behind whatever the mailbox holds (unless the FIN
+        // was read and the mailbox is gone), and the error event is raised.
+        e.mbox.reset = true;
+        e.mbox.rst_marker = !e.mbox.fin_taken;
+        e.mbox.err_event = true;
         e.err = (!no_error).then_some(if e.state == TcpState::CloseWait && !always_econnreset {
             Errno::EPIPE
         } else {
@@ -1336,12 +1467,27 @@ impl TcpModel {
     /// The ACK of our FIN arrived (RFC 9293 3.10.7.4, "ACK bit" for FIN-WAIT-1,
     /// CLOSING and LAST-ACK).
     fn fin_acked(&mut self, y: End) {
+        let (mailbox, sticky) = (
+            self.profile.tcp.reads_from_mailbox,
+            self.profile.tcp.poll_err_sticky,
+        );
         let e = self.end(y);
         e.fin_ack_uncertain = false;
         match e.state {
             TcpState::FinWait1 => e.state = TcpState::FinWait2,
             // LAST_ACK -> CLOSED: the connection is over (tcp_done).
-            TcpState::LastAck => Self::done(e, Conn::Gone),
+            TcpState::LastAck => {
+                // lwIP's tcp_input tells a netconn that still reads (no TF_RXCLOSED)
+                // with TCP_EVENT_ERR(ERR_CLSD): err_tcp as for a reset, with ERR_CLSD.
+                if mailbox && !(e.mbox.fin_taken || e.shut_rd) {
+                    e.mbox.reset = true;
+                    e.mbox.rst_marker = true;
+                    e.mbox.clsd = true;
+                    e.mbox.err_event |= sticky;
+                    e.err.get_or_insert(Errno::ENOTCONN);
+                }
+                Self::done(e, Conn::Gone)
+            }
             // CLOSING -> TIME_WAIT: tcp_time_wait hands the connection to a TIME_WAIT
             // mini-socket and tcp_done()s the full socket, so TCP_INFO says CLOSE.
             TcpState::Closing => {
@@ -1362,6 +1508,45 @@ impl TcpModel {
 
     fn data_arrives(&mut self, y: End, offset: u64, len: usize, urgent: bool) {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
+        let rx_closed_aborts = self.profile.tcp.shutdown_rd_drops_data;
+        let e = self.end(y);
+        // lwIP's tcp_ack (tcp_priv.h): the second segment of a pair is ACKed at once,
+        // the first waits for the delayed-ACK timer. Segments are TCP_MSS (1460) long.
+        let segments = len.div_ceil(1460);
+        let owed = (usize::from(e.ack_owed) + segments) % 2 == 1;
+        let acks_now = usize::from(e.ack_owed) + segments >= 2;
+        if rx_closed_aborts
+            && e.shut_rd
+            && matches!(
+                e.state,
+                TcpState::Established
+                    | TcpState::CloseWait
+                    | TcpState::FinWait1
+                    | TcpState::FinWait2
+            )
+        {
+            // lwIP's tcp_input: "received data although already closed -> abort (send
+            // RST)" for a pcb with TF_RXCLOSED; tcp_abort tells the netconn ERR_ABRT.
+            e.err = Some(Errno::ECONNABORTED);
+            e.errored = true;
+            e.mbox.reset = true;
+            e.mbox.err_event = true;
+            Self::done(e, Conn::Gone);
+            self.send(
+                y,
+                Seg::Rst,
+                "data after shutdown(rd): lwIP tcp_input aborts",
+            );
+            return;
+        }
+        if self.profile.tcp.abort_needs_unacked_data {
+            if acks_now {
+                // The ACK goes out at once (tcp_ack_now): it is all lwIP's abort looks
+                // at, so it is not put on the model's wire.
+                self.ends[y.index()].ack_owed = false;
+            }
+            self.ends[y.index()].ack_owed = owed;
+        }
         let e = self.end(y);
         // tcp_urg runs before the segment's text is processed (RFC 9293 3.10.7.4,
         // "sixth, check the URG bit"), so the mark is set even where the text then
@@ -1503,9 +1688,14 @@ impl TcpModel {
         // gVisor's Readiness (tcp/endpoint.go) answers every event for StateClose,
         // StateError and StateTimeWait, and only IN/OUT for a connected endpoint.
         let closed = matches!(e.state, TcpState::Close | TcpState::TimeWait);
-        let hup = closed || (tcp.poll_hup_when_shut_both_ways && e.rcv_shut && e.snd_shut);
+        // lwip_pollscan (sockets.c) knows IN, OUT and ERR only; its ERR is the
+        // socket's errevent, which event_callback sets and nothing clears.
+        let hup = !tcp.poll_no_hup
+            && (closed || (tcp.poll_hup_when_shut_both_ways && e.rcv_shut && e.snd_shut));
         let err = if tcp.poll_err_when_closed {
             closed
+        } else if tcp.poll_err_sticky {
+            e.mbox.err_event
         } else {
             e.err.is_some()
         };
@@ -1592,6 +1782,8 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // SYN_SENT/SYN_RECV; sk_stream_error raises SIGPIPE for EPIPE only.
         Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => match l.err.take() {
             Some(e) => r(Outcome::Err(e)),
+            // lwIP's tcp_write_checks: a CLOSED pcb is ERR_CONN.
+            None if profile.tcp.unconnected_write_enotconn => r(Outcome::Err(Errno::ENOTCONN)),
             None => StepResult {
                 outcome: Outcome::Err(Errno::EPIPE),
                 sigpipe: profile.sigpipe_on_epipe && !matches!(op, Op::WriteNoSignal(_)),
@@ -1600,6 +1792,7 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // tcp_recv_urg: no urgent data was ever received.
         Op::ReadOob(_) => r(Outcome::Err(Errno::EINVAL)),
         // tcp_ioctl SIOCOUTQ on a CLOSE socket: write_seq - snd_una (see Loose::outq).
+        Op::Outq if profile.tcp.outq_enosys => r(Outcome::Err(Errno::ENOSYS)),
         Op::Outq if profile.tcp.outq_unsupported => r(Outcome::Err(Errno::ENOPROTOOPT)),
         Op::Outq => r(Outcome::Queued(l.outq)),
         // The world keeps them until the socket connects.
@@ -1608,6 +1801,8 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         Op::Read(_) | Op::Peek(_) => r(match l.err.take() {
             Some(e) => Outcome::Err(e),
             None if l.rcv_shut => Outcome::Eof,
+            // lwIP's netconn_recv_data: a never-connected netconn has an empty mailbox.
+            None if profile.tcp.unconnected_read_eagain => Outcome::Err(Errno::EAGAIN),
             None => Outcome::Err(Errno::ENOTCONN),
         }),
         // inet_shutdown on TCP_CLOSE: ENOTCONN, but the bits are ORed in anyway ("hack
@@ -1650,6 +1845,11 @@ fn loose_tcp_poll(l: &Loose, profile: &Profile) -> PollSet {
     if !l.connecting && profile.tcp.unconnected_poll_hup_only {
         return PollSet::HUP;
     }
+    // lwIP's alloc_socket: a TCP socket not yet connected has no sendevent, and no
+    // other event has happened to it.
+    if !l.connecting && profile.tcp.unconnected_poll_empty {
+        return PollSet::NONE;
+    }
     let p = super::world::loose_poll(l, true, true, profile.poll_rdhup);
     p.with_if(
         PollSet::ERR,
@@ -1679,6 +1879,7 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
         // before it looks at MSG_OOB; a stopped listener is CLOSE: ENOTCONN too.
         Op::Read(_) | Op::Peek(_) | Op::ReadOob(_) => r(Outcome::Err(Errno::ENOTCONN)),
         // tcp_ioctl: SIOCOUTQ on a listener is EINVAL, as SIOCINQ.
+        Op::Outq if profile.tcp.outq_enosys => r(Outcome::Err(Errno::ENOSYS)),
         Op::Outq if profile.tcp.outq_unsupported => r(Outcome::Err(Errno::ENOPROTOOPT)),
         Op::Outq => r(Outcome::Err(Errno::EINVAL)),
         Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
