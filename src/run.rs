@@ -269,6 +269,7 @@ pub fn stack_of(platform: Platform) -> Stack {
     match platform {
         Platform::Linux => Stack::Host,
         Platform::Gvisor => Stack::Gvisor,
+        Platform::Linux61 => Stack::Uml,
     }
 }
 

@@ -13,8 +13,10 @@
 
 pub mod gvisor;
 pub mod netns;
+pub(crate) mod remote;
 pub mod signals;
 pub mod sys;
+pub mod uml;
 pub mod worker;
 
 use crate::step::{
@@ -727,6 +729,8 @@ pub enum Stack {
     Host,
     /// gVisor's netstack, in a `runsc` sandbox running `closefuzz worker`.
     Gvisor,
+    /// Linux 6.1 as User-mode Linux, running `closefuzz worker` as its init.
+    Uml,
 }
 
 /// The executor for `stack`. `worker` is the command that serves cases inside a
@@ -738,6 +742,7 @@ pub fn executor_for(
     Ok(match stack {
         Stack::Host => Box::new(Local),
         Stack::Gvisor => Box::new(gvisor::Gvisor::with_worker(worker.to_vec())?),
+        Stack::Uml => Box::new(uml::Uml::with_worker(worker.to_vec())?),
     })
 }
 

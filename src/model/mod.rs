@@ -124,6 +124,8 @@ pub enum Platform {
     Linux,
     /// gVisor's user-space netstack, run with `runsc --network=none do`.
     Gvisor,
+    /// Linux 6.1 (Debian's User-mode Linux build, `linux.uml`).
+    Linux61,
 }
 
 impl Platform {
@@ -132,11 +134,12 @@ impl Platform {
         match self {
             Platform::Linux => "linux",
             Platform::Gvisor => "gvisor",
+            Platform::Linux61 => "linux-6.1",
         }
     }
 
     /// Every platform.
-    pub const ALL: [Platform; 2] = [Platform::Linux, Platform::Gvisor];
+    pub const ALL: [Platform; 3] = [Platform::Linux, Platform::Gvisor, Platform::Linux61];
 
     /// Looks a platform up by name.
     pub fn from_name(s: &str) -> Option<Platform> {
@@ -147,8 +150,10 @@ impl Platform {
 impl std::str::FromStr for Platform {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Platform::from_name(s)
-            .ok_or_else(|| format!("unknown platform '{s}': expected linux or gvisor"))
+        Platform::from_name(s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown platform '{s}': expected {}", names.join(", "))
+        })
     }
 }
 

@@ -269,11 +269,20 @@ impl Profile {
         }
     }
 
+    /// Linux 6.1 (Debian's User-mode Linux, 6.1.176): Linux's profile, no named
+    /// difference found (see `linux_6_1`'s test).
+    pub const fn linux_6_1() -> Profile {
+        let mut p = Profile::linux();
+        p.platform = Platform::Linux61;
+        p
+    }
+
     /// The profile of a platform.
     pub fn of(p: Platform) -> Profile {
         match p {
             Platform::Linux => Profile::linux(),
             Platform::Gvisor => Profile::gvisor(),
+            Platform::Linux61 => Profile::linux_6_1(),
         }
     }
 
