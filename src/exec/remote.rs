@@ -207,14 +207,11 @@ impl Process {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(Failure::Exited(format!("reading its answer failed: {e}"))),
             Err(RecvTimeoutError::Timeout) => Err(Failure::Timeout(timeout)),
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.try_wait().ok().flatten();
-                let how = status.map(|s| format!(" ({s})")).unwrap_or_default();
-                Err(Failure::Exited(format!(
-                    "the sandbox exited{how}: {}",
-                    self.last_stderr()
-                )))
-            }
+            // Not reaped here: stop() sweeps its process group first (see wait_for).
+            Err(RecvTimeoutError::Disconnected) => Err(Failure::Exited(format!(
+                "the sandbox closed its output: {}",
+                self.last_stderr()
+            ))),
         }
     }
 
@@ -236,11 +233,29 @@ impl Process {
         }
     }
 
-    /// Waits up to `d` for the child to exit; whether it did (and was reaped).
+    /// Waits up to `d` for the child to exit; whether it did. An exited child is
+    /// reaped only after the rest of its process group is killed: while it is a
+    /// zombie its pid, and so the group's id, cannot be reused by another process.
+    /// (User-mode Linux leaves its host processes behind when it dies abruptly.)
     fn wait_for(&mut self, d: Duration) -> bool {
         let until = Instant::now() + d;
+        let pid = self.child.id() as libc::pid_t;
         loop {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            // SAFETY: siginfo_t is plain data; WNOWAIT leaves the child unreaped.
+            let exited = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                ) == 0
+                    && info.si_pid() != 0
+            };
+            if exited {
+                // SAFETY: the group our unreaped child leads (process_group(0)).
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let _ = self.child.wait();
                 return true;
             }
             if Instant::now() >= until {
@@ -265,10 +280,8 @@ impl Process {
         if self.wait_for(Duration::from_secs(2)) {
             return;
         }
-        // SAFETY: the group our child leads (process_group(0) at spawn); while the
-        // child is unreaped its pid, and so the group's id, cannot be reused.
+        // SAFETY: as above, the group of our unreaped child.
         unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }

@@ -84,7 +84,7 @@ impl UmlConfig {
         Ok(UmlConfig {
             linux: find_linux_uml()?,
             worker,
-            mem_mib: 256,
+            mem_mib: 4096,
             answer_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(30),
         })
@@ -187,6 +187,7 @@ impl Launch for UmlConfig {
             // The guest's log on stderr; the worker's line on stdin and stdout.
             .args(["con0=null,fd:2", "con1=fd:0,fd:1", "con=null", "ssl=null"])
             .arg(format!("uml_dir={}", cmdline_word(dir.0.as_os_str())?))
+            .arg(format!("{SYSCTLS_ENV}={}", host_sysctls()))
             .arg(format!("init={}", cmdline_word(program)?))
             .arg("--");
         for a in args {
@@ -199,7 +200,7 @@ impl Launch for UmlConfig {
         // SAFETY: the closure makes only async-signal-safe calls (prctl, seccomp).
         unsafe {
             use std::os::unix::process::CommandExt;
-            c.pre_exec(|| fp_state_fallback());
+            c.pre_exec(fp_state_fallback);
         }
         Ok((c, Some(Box::new(dir))))
     }
@@ -379,6 +380,14 @@ fn guest_serve() -> io::Result<()> {
             std::ptr::null(),
         )
     };
+    // The host's settings, from the kernel command line (see SYSCTLS).
+    let host = std::env::var(SYSCTLS_ENV).unwrap_or_default();
+    for kv in host.split(';').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once(':').unwrap_or((kv, ""));
+        if let Err(e) = std::fs::write(Path::new("/proc/sys").join(k), v.replace(',', " ")) {
+            eprintln!("closefuzz uml init: cannot set {k}: {e}");
+        }
+    }
     load_ipv6();
     if !super::netns::loopback_up() {
         return Err(io::Error::other("cannot bring lo up"));
@@ -418,6 +427,40 @@ fn guest_serve() -> io::Result<()> {
     }
     let input = io::BufReader::new(std::fs::File::from(fd));
     super::worker::serve(input, out)
+}
+
+/// The host's settings that shape socket buffers, copied into the guest so that the
+/// two kernels are compared under one configuration: the guest's defaults scale with
+/// its memory, and a host may have raised them (here `rmem_max` and `tcp_rmem` were:
+/// a 4 MiB write took 3 MB on the host and 1.9 MB in a guest with its defaults). A new
+/// network namespace copies `tcp_rmem` and `tcp_wmem` from the initial one, on both.
+/// They travel on the guest's command line, which the kernel hands to init as the
+/// environment variable [`SYSCTLS_ENV`]: `KEY:V1,V2;KEY:V` (no spaces allowed there).
+const SYSCTLS: [&str; 6] = [
+    "net/core/rmem_default",
+    "net/core/rmem_max",
+    "net/core/wmem_default",
+    "net/core/wmem_max",
+    "net/ipv4/tcp_rmem",
+    "net/ipv4/tcp_wmem",
+];
+
+/// See [`SYSCTLS`].
+const SYSCTLS_ENV: &str = "CLOSEFUZZ_SYSCTLS";
+
+/// The host's [`SYSCTLS`] as the value of [`SYSCTLS_ENV`]; those it cannot read are
+/// left out (the guest keeps its default).
+fn host_sysctls() -> String {
+    let mut out = vec![];
+    for k in SYSCTLS {
+        if let Ok(v) = std::fs::read_to_string(Path::new("/proc/sys").join(k)) {
+            let v: Vec<&str> = v.split_whitespace().collect();
+            if !v.is_empty() && v.iter().all(|w| w.bytes().all(|b| b.is_ascii_digit())) {
+                out.push(format!("{k}:{}", v.join(",")));
+            }
+        }
+    }
+    out.join(";")
 }
 
 /// Loads the guest's IPv6 module and the one it needs, from the guest's module tree
