@@ -72,7 +72,8 @@ enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
-        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        /// Where the kernel side runs: linux (the host), gvisor (runsc) or linux-6.1
+        /// (User-mode Linux).
         #[arg(long, default_value = "linux")]
         platform: Platform,
     },
@@ -105,7 +106,8 @@ enum Command {
         /// show a campaign catching and shrinking it.
         #[arg(long, hide = true)]
         mutation: Option<String>,
-        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        /// Where the kernel side runs: linux (the host), gvisor (runsc) or linux-6.1
+        /// (User-mode Linux).
         #[arg(long, default_value = "linux")]
         platform: Platform,
         /// How each case's world starts: connected, listening, or both (drawn per case).
@@ -120,7 +122,8 @@ enum Command {
         /// Transport for a file without a `transport` header.
         #[arg(long)]
         transport: Option<Transport>,
-        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        /// Where the kernel side runs: linux (the host), gvisor (runsc) or linux-6.1
+        /// (User-mode Linux).
         #[arg(long, default_value = "linux")]
         platform: Platform,
         /// Also draw the ladder as an SVG picture into this file.
@@ -174,7 +177,8 @@ enum Command {
         /// Print one JSON object as the last line (keyed by transport with `all`).
         #[arg(long)]
         json: bool,
-        /// Where the kernel side runs: linux (the host) or gvisor (runsc).
+        /// Where the kernel side runs: linux (the host), gvisor (runsc) or linux-6.1
+        /// (User-mode Linux).
         #[arg(long, default_value = "linux")]
         platform: Platform,
         /// Exit 1 when a target is missed or any case disagreed, even once.
@@ -820,6 +824,9 @@ fn main() -> ExitCode {
     // sent to the process, and must then stay pending rather than reach a thread that
     // would ignore it unseen.
     closefuzz::exec::signals::block_sigpipe_in_this_thread();
+    if closefuzz::exec::uml::is_guest() {
+        closefuzz::exec::uml::guest_main();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

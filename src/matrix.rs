@@ -368,43 +368,28 @@ pub fn live_provenance(platform: Platform) -> (String, String, String) {
             "2.1.3".into(),
             format!("host {kernel}"),
         ),
+        // The guest's release as `linux.uml --version` reports it (its uname -r).
+        Platform::Linux61 => (
+            "Linux".into(),
+            crate::exec::uml::find_linux_uml()
+                .ok()
+                .and_then(|l| crate::exec::uml::release(&l))
+                .unwrap_or_else(|| "unknown".into()),
+            format!("User-mode Linux on host {kernel}"),
+        ),
     }
 }
 
 /// The first line of `runsc --version`, without its "runsc version " prefix; waits at
 /// most 10 s.
 fn runsc_version() -> Option<String> {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
     let runsc = crate::exec::gvisor::find_runsc().ok()?;
-    let mut child = Command::new(runsc)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    let mut out = String::new();
-    child.stdout.take()?.read_to_string(&mut out).ok()?;
-    let first = out.lines().next()?.trim();
+    let first =
+        crate::exec::remote::first_line_of(std::process::Command::new(runsc).arg("--version"))?;
     Some(
         first
             .strip_prefix("runsc version ")
-            .unwrap_or(first)
+            .unwrap_or(&first)
             .to_string(),
     )
 }

@@ -271,6 +271,7 @@ pub fn stack_of(platform: Platform) -> Stack {
         Platform::Gvisor => Stack::Gvisor,
         Platform::Smoltcp => Stack::Smoltcp,
         Platform::Lwip => Stack::Lwip,
+        Platform::Linux61 => Stack::Uml,
     }
 }
 

@@ -14,9 +14,11 @@
 pub mod gvisor;
 pub mod lwip;
 pub mod netns;
+pub(crate) mod remote;
 pub mod signals;
 pub mod smoltcp;
 pub mod sys;
+pub mod uml;
 pub mod worker;
 
 use crate::step::{
@@ -733,6 +735,8 @@ pub enum Stack {
     Smoltcp,
     /// lwIP, in this process ([`lwip`]).
     Lwip,
+    /// Linux 6.1 as User-mode Linux, running `closefuzz worker` as its init.
+    Uml,
 }
 
 impl Stack {
@@ -745,6 +749,9 @@ impl Stack {
             }
             Stack::Smoltcp => {
                 "the smoltcp crate in the closefuzz process: one interface on its Loopback device, polled after every step until nothing moves, time advanced only by sleep steps"
+            }
+            Stack::Uml => {
+                "Debian's user-mode-linux (Linux 6.1 as an ordinary process, no KVM) booted with the host's root read-only and closefuzz as its init, serving one case per JSON line over its console"
             }
             Stack::Lwip => {
                 "Debian's liblwip in the closefuzz process through a C shim: one netif looping back its own addresses, polled until its loop queue is empty after every step, lwIP's clock advanced only by sleep steps"
@@ -764,6 +771,7 @@ pub fn executor_for(
         Stack::Gvisor => Box::new(gvisor::Gvisor::with_worker(worker.to_vec())?),
         Stack::Smoltcp => Box::new(smoltcp::Smoltcp::new()),
         Stack::Lwip => Box::new(lwip::Lwip::new()?),
+        Stack::Uml => Box::new(uml::Uml::with_worker(worker.to_vec())?),
     })
 }
 

@@ -268,7 +268,7 @@ fn enter_fresh_namespace() -> bool {
 
 /// A new namespace's loopback is down: bring it up (SIOCSIFFLAGS on "lo").
 #[cfg(target_os = "linux")]
-fn loopback_up() -> bool {
+pub(crate) fn loopback_up() -> bool {
     // SAFETY: a plain datagram socket used only for the ioctls, closed below; the ifreq
     // is zeroed and its name is a NUL-terminated "lo".
     unsafe {

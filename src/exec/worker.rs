@@ -217,11 +217,31 @@ pub fn answer(line: &str) -> Response {
     }
 }
 
-/// Serves requests from `input` until it ends, one answer line per request line.
-/// Blank lines are skipped. Returns when the input ends or the output breaks.
+/// A request line that starts with this is the first part of a longer request, to be
+/// continued by the next line: the worker answers it with this character alone on a
+/// line, so the sender can wait before sending more. (A channel with a small buffer
+/// needs it: a User-mode Linux console line loses what arrives beyond about 4 KiB
+/// ahead of its reader.) A request line proper starts with `{`.
+pub const CONTINUED: char = '+';
+
+/// Serves requests from `input` until it ends, one answer line per request line
+/// (parts of a request sent as [`CONTINUED`] lines each get a `+` line). Blank lines
+/// are skipped. Returns when the input ends or the output breaks.
 pub fn serve(input: impl BufRead, mut output: impl Write) -> io::Result<()> {
+    let mut pending = String::new();
     for line in input.lines() {
         let line = line?;
+        if let Some(part) = line.strip_prefix(CONTINUED) {
+            pending.push_str(part);
+            output.write_all(b"+\n")?;
+            output.flush()?;
+            continue;
+        }
+        let line = if pending.is_empty() {
+            line
+        } else {
+            std::mem::take(&mut pending) + &line
+        };
         if line.trim().is_empty() {
             continue;
         }

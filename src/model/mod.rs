@@ -128,6 +128,8 @@ pub enum Platform {
     Smoltcp,
     /// lwIP 2.1.3 (Debian's liblwip), in-process.
     Lwip,
+    /// Linux 6.1 (Debian's User-mode Linux build, `linux.uml`).
+    Linux61,
 }
 
 impl Platform {
@@ -138,13 +140,15 @@ impl Platform {
             Platform::Gvisor => "gvisor",
             Platform::Smoltcp => "smoltcp",
             Platform::Lwip => "lwip",
+            Platform::Linux61 => "linux-6.1",
         }
     }
 
     /// Every platform.
-    pub const ALL: [Platform; 4] = [
+    pub const ALL: [Platform; 5] = [
         Platform::Linux,
         Platform::Gvisor,
+        Platform::Linux61,
         Platform::Smoltcp,
         Platform::Lwip,
     ];
@@ -159,7 +163,8 @@ impl std::str::FromStr for Platform {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Platform::from_name(s).ok_or_else(|| {
-            format!("unknown platform '{s}': expected linux, gvisor, smoltcp or lwip")
+            let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown platform '{s}': expected {}", names.join(", "))
         })
     }
 }

@@ -484,6 +484,14 @@ impl Profile {
         }
     }
 
+    /// Linux 6.1 (Debian's User-mode Linux, 6.1.176): Linux's profile, no named
+    /// difference found (see `linux_6_1`'s test).
+    pub const fn linux_6_1() -> Profile {
+        let mut p = Profile::linux();
+        p.platform = Platform::Linux61;
+        p
+    }
+
     /// The profile of a platform.
     pub fn of(p: Platform) -> Profile {
         match p {
@@ -491,6 +499,7 @@ impl Profile {
             Platform::Gvisor => Profile::gvisor(),
             Platform::Smoltcp => Profile::smoltcp(),
             Platform::Lwip => Profile::lwip(),
+            Platform::Linux61 => Profile::linux_6_1(),
         }
     }
 
