@@ -107,6 +107,10 @@ struct TcpEnd {
     /// The mailbox reads of `tcp.reads_from_mailbox` (lwIP's recvmbox): what is left
     /// in it after the data.
     mbox: Mailbox,
+    /// Bytes that arrived here were thrown away unread (shutdown(rd)'s drain): lwIP
+    /// never gives that window back (no tcp_recved), which
+    /// `tcp.full_close_resets_unread_when_open` looks at.
+    unread_dropped: bool,
 }
 
 /// lwIP's receive mailbox after the data (api_msg.c recv_tcp and err_tcp post, and
@@ -173,6 +177,7 @@ impl TcpEnd {
             rq_open: false,
             ack_owed: false,
             mbox: Mailbox::default(),
+            unread_dropped: false,
         }
     }
 }
@@ -1014,6 +1019,7 @@ impl TcpModel {
         if tcp.shutdown_rd_drops_data && how.reads() {
             // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED).
             e.mbox.fin_taken = true;
+            e.unread_dropped |= !e.rq.is_empty();
             e.rq.discard();
             e.segs.clear();
             e.urg = None;
@@ -1027,6 +1033,31 @@ impl TcpModel {
             && (e.shut_wr || how.writes())
         {
             e.mbox.err_event = true;
+        }
+        // lwIP's lwip_netconn_do_close_internal: a shutdown that leaves both directions
+        // shut is tcp_close, and tcp_close_shutdown resets in ESTABLISHED or CLOSE_WAIT
+        // when not all that arrived was read (rcv_wnd != TCP_WND_MAX).
+        let full_close =
+            (e.shut_rd || e.mbox.fin_taken || how.reads()) && (e.shut_wr || how.writes());
+        if tcp.full_close_resets_unread_when_open
+            && full_close
+            && matches!(e.state, TcpState::Established | TcpState::CloseWait)
+            && (e.unread_dropped || !e.rq.is_empty())
+        {
+            e.shut_rd |= how.reads();
+            e.shut_wr |= how.writes();
+            e.rq.discard();
+            e.segs.clear();
+            e.urg = None;
+            e.rq_open = false;
+            e.fin_ack_uncertain = false;
+            Self::done(e, Conn::Gone);
+            self.send(
+                x,
+                Seg::Rst,
+                "full shutdown with unread data: lwIP tcp_close_shutdown",
+            );
+            return Outcome::Ok;
         }
         e.shut_rd |= how.reads();
         e.shut_wr |= how.writes();
@@ -1160,6 +1191,7 @@ impl TcpModel {
         // untransmitted data left" (unsent, or unacked: the peer owes its ACK, or our
         // data waits for the window).
         let lwip_abort = self.profile.tcp.abort_needs_unacked_data;
+        let open_only = self.profile.tcp.full_close_resets_unread_when_open;
         let unacked = self.ends[x.peer().index()].ack_owed
             || self.ends[x.index()].pressed
             || self.ends[x.index()].fin_held;
@@ -1183,7 +1215,15 @@ impl TcpModel {
             TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::FinWait2
         ) || (matches!(e.state, TcpState::Closing | TcpState::LastAck)
             && e.fin_held);
-        if unread > 0 && !fin_instead_of_rst {
+        // lwIP's tcp_close_shutdown resets for unread data (rcv_wnd != TCP_WND_MAX, so
+        // data shutdown(rd) dropped counts) in ESTABLISHED and CLOSE_WAIT only.
+        let unread_resets = if open_only {
+            (unread > 0 || e.unread_dropped)
+                && matches!(e.state, TcpState::Established | TcpState::CloseWait)
+        } else {
+            unread > 0
+        };
+        if unread_resets && !fin_instead_of_rst {
             // RFC 2525 2.17 and RFC 9293 3.10.4: closing with unread data loses it, so
             // the connection is reset rather than closed (__tcp_close, data_was_unread).
             e.state = TcpState::Close;
