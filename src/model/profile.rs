@@ -94,10 +94,16 @@ pub struct TcpProfile {
     /// nothing (lwIP's lwip_netconn_do_close: "LISTEN doesn't support half shutdown");
     /// Linux ignores shutdown(wr) there and shutdown(rd) stops the listener.
     pub listener_half_shutdown_enotconn: bool,
+    /// FIONREAD (SIOCINQ) on a TCP listener says 0 (lwIP's lwip_ioctl reads recv_avail
+    /// whatever the socket is); Linux's tcp_ioctl says EINVAL.
+    pub listener_inq_zero: bool,
     /// A `shutdown rd` of a TCP listener resets its queue and makes accept EINVAL, and
     /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
     /// (Linux: tcp_disconnect).
     pub listener_shutdown_keeps_listen: bool,
+    /// A write on a TCP listener fails with EINPROGRESS (lwIP's lwip_netconn_do_write:
+    /// the netconn is not idle); Linux: EPIPE (sk_stream_wait_connect).
+    pub listener_write_einprogress: bool,
     /// `ioctl(SIOCOUTQ)` on a TCP socket is an unknown request: ENOSYS (Linux: write_seq
     /// - snd_una, what the peer has not acknowledged).
     pub outq_enosys: bool,
@@ -160,7 +166,9 @@ pub struct TcpProfile {
     /// ECONNABORTED here). Linux keeps the data readable and goes on queueing.
     pub shutdown_rd_drops_data: bool,
     /// shutdown(wr) once the FIN has been sent (FIN_WAIT, CLOSING, LAST_ACK) fails
-    /// with ENOTCONN (Linux: success, nothing to do).
+    /// with ENOTCONN (Linux: success, nothing to do); so does every shutdown once the
+    /// netconn let its pcb go (a reset, the end of the connection, an earlier full
+    /// close), and only then: a TIME_WAIT pcb still held takes shutdown(rd).
     pub shutdown_wr_after_fin_enotconn: bool,
     /// SO_SNDBUF is an unknown option: setting it fails with ENOPROTOOPT and the send
     /// buffer stays as it was, so a `sndbuf` header asks for nothing (lwIP's
@@ -206,7 +214,9 @@ impl TcpProfile {
         full_close_resets_unread_when_open: false,
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: false,
+        listener_inq_zero: false,
         listener_shutdown_keeps_listen: false,
+        listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: false,
         poll_err_sticky: false,
@@ -247,7 +257,9 @@ impl TcpProfile {
         fixed_buffers: None,
         linger_not_inherited: true,
         listener_half_shutdown_enotconn: false,
+        listener_inq_zero: false,
         listener_shutdown_keeps_listen: true,
+        listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: true,
         poll_err_sticky: false,
@@ -300,7 +312,9 @@ impl TcpProfile {
         fixed_buffers: None,
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: true,
+        listener_inq_zero: true,
         listener_shutdown_keeps_listen: false,
+        listener_write_einprogress: true,
         outq_enosys: true,
         outq_unsupported: false,
         poll_err_sticky: true,
@@ -603,9 +617,19 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-listener-shutdown-rd.cfz",
     },
     Difference {
+        name: "tcp.listener_inq_zero",
+        summary: "FIONREAD on a TCP listener says 0 on lwIP (lwip_ioctl reads the netconn's recv_avail whatever it is); Linux says EINVAL",
+        evidence: "tcp-listener-read-write.cfz",
+    },
+    Difference {
         name: "tcp.listener_shutdown_keeps_listen",
         summary: "shutdown(rd) of a TCP listener resets its queued connections and makes accept EINVAL on both, but gVisor's listener stays LISTEN (poll -) where Linux's becomes a plain CLOSE socket (poll OUT|HUP)",
         evidence: "tcp-listener-shutdown-rdwr-queued.cfz",
+    },
+    Difference {
+        name: "tcp.listener_write_einprogress",
+        summary: "a write on a TCP listener fails with EINPROGRESS on lwIP (lwip_netconn_do_write: the netconn is not idle); Linux says EPIPE",
+        evidence: "tcp-listener-read-write.cfz",
     },
     Difference {
         name: "tcp.outq_enosys",

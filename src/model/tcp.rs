@@ -122,6 +122,9 @@ struct Mailbox {
     fin_taken: bool,
     /// The FIN's marker was taken out of the mailbox.
     fin_marker_read: bool,
+    /// A full close of the netconn (shut_close in lwip_netconn_do_close_internal) let
+    /// its pcb go: every later shutdown is ERR_CONN.
+    pcb_released: bool,
     /// A reset's marker (lwip_netconn_err_to_msg(ERR_RST)) waits behind the rest.
     rst_marker: bool,
     /// The connection was reset (err_tcp: the netconn has no pcb any more).
@@ -972,6 +975,11 @@ impl TcpModel {
                 return Self::pending_or(e, Errno::ECONNRESET);
             }
             e.mbox.fin_taken = true;
+            // netconn_close_shutdown(SHUT_RD) closes the netconn in CLOSING (shut_close).
+            if e.state == TcpState::Closing {
+                e.mbox.pcb_released = true;
+                e.mbox.err_event = true;
+            }
             return Outcome::Eof;
         }
         if e.mbox.rst_marker {
@@ -1008,10 +1016,15 @@ impl TcpModel {
         // netconn has no pcb any more (reset, or closed by an earlier full shutdown)
         // is ERR_CONN; so is shutdown(wr) after the FIN (tcp_shutdown: only SYN_RCVD,
         // ESTABLISHED and CLOSE_WAIT can still send one).
+        // A pcb in TIME_WAIT (or LAST_ACK) that the netconn still holds takes a
+        // shutdown(rd) (tcp_shutdown only sets TF_RXCLOSED), and then a shutdown(wr),
+        // which is a full close (tcp_close) in every state.
         if tcp.shutdown_wr_after_fin_enotconn
             && (e.mbox.reset
-                || ((e.shut_rd || e.mbox.fin_taken) && e.shut_wr)
+                || e.mbox.pcb_released
+                || e.state == TcpState::Close
                 || (how == Shut::Wr
+                    && !(e.shut_rd || e.mbox.fin_taken)
                     && !matches!(e.state, TcpState::Established | TcpState::CloseWait)))
         {
             return Outcome::Err(Errno::ENOTCONN);
@@ -1028,11 +1041,18 @@ impl TcpModel {
         // A shutdown that leaves both directions shut is a close for lwIP's netconn
         // (shut_close): it raises the socket's error event.
         // (lwIP's read side is also closed once EOF was read: TF_RXCLOSED.)
-        if tcp.poll_err_sticky
-            && (e.shut_rd || e.mbox.fin_taken || how.reads())
-            && (e.shut_wr || how.writes())
-        {
-            e.mbox.err_event = true;
+        // shut_close: both directions at once, the read side in FIN_WAIT_1, FIN_WAIT_2
+        // or CLOSING, or the write side once TF_RXCLOSED is set.
+        let shut_close = how == Shut::RdWr
+            || (how.reads()
+                && matches!(
+                    e.state,
+                    TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
+                ))
+            || (how.writes() && (e.shut_rd || e.mbox.fin_taken));
+        if shut_close {
+            e.mbox.pcb_released = true;
+            e.mbox.err_event |= tcp.poll_err_sticky;
         }
         // lwIP's lwip_netconn_do_close_internal: a shutdown that leaves both directions
         // shut is tcp_close, and tcp_close_shutdown resets in ESTABLISHED or CLOSE_WAIT
@@ -1099,7 +1119,8 @@ impl TcpModel {
         // sent its FIN: gVisor's shutdownLocked says ErrNotConnected, as Linux does.
         // smoltcp's close(), which `shutdown wr` is there, returns nothing: in CLOSED
         // and TIME_WAIT it does nothing (Socket::close).
-        if closed && !self.profile.tcp.shutdown_never_fails {
+        // (lwIP's answer depends on the netconn's pcb alone, decided above.)
+        if closed && !self.profile.tcp.shutdown_never_fails && !tcp.shutdown_wr_after_fin_enotconn {
             return Outcome::Err(Errno::ENOTCONN);
         }
         // tcp_shutdown sends a FIN only for SEND_SHUTDOWN, and only once: from
@@ -1910,6 +1931,13 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
     let keeps_listen = profile.tcp.listener_shutdown_keeps_listen;
     let r = |o| StepResult::plain(o);
     match op {
+        // lwIP's lwip_netconn_do_write: a netconn not in NETCONN_NONE (a listener is
+        // NETCONN_LISTEN) is "connecting, closing or in blocking write".
+        Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_)
+            if profile.tcp.listener_write_einprogress =>
+        {
+            r(Outcome::Err(Errno::EINPROGRESS))
+        }
         // sk_stream_wait_connect: LISTEN (or the CLOSE left by shutdown) is EPIPE.
         Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
@@ -1928,6 +1956,8 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
         Op::State => r(Outcome::State(listener_state(lst, keeps_listen).into())),
         // __inet_stream_connect, SS_UNCONNECTED but not CLOSE: EISCONN.
         Op::Connect => r(Outcome::Err(Errno::EISCONN)),
+        // lwIP's lwip_ioctl FIONREAD: recv_avail, in every state (0 here).
+        Op::Inq if profile.tcp.listener_inq_zero => r(Outcome::Queued(0)),
         // tcp_ioctl: SIOCINQ on a listener is EINVAL.
         Op::Inq => r(Outcome::Err(Errno::EINVAL)),
         Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Accept => r(Outcome::Ok),
