@@ -1587,11 +1587,14 @@ impl TcpModel {
             )
         {
             // lwIP's tcp_input: "received data although already closed -> abort (send
-            // RST)" for a pcb with TF_RXCLOSED; tcp_abort tells the netconn ERR_ABRT.
-            e.err = Some(Errno::ECONNABORTED);
-            e.errored = true;
-            e.mbox.reset = true;
-            e.mbox.err_event = true;
+            // RST)" for a pcb with TF_RXCLOSED; tcp_abort tells the netconn ERR_ABRT,
+            // unless a full close let the pcb go (tcp_err(NULL)): then no one hears.
+            if !e.mbox.pcb_released {
+                e.err = Some(Errno::ECONNABORTED);
+                e.errored = true;
+                e.mbox.reset = true;
+                e.mbox.err_event = true;
+            }
             Self::done(e, Conn::Gone);
             self.send(
                 y,
