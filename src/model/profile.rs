@@ -81,13 +81,29 @@ pub struct TcpProfile {
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
     pub failed_write_clears_error: bool,
+    /// A full close (close, or a shutdown that leaves both directions shut) resets the
+    /// connection only in ESTABLISHED or CLOSE_WAIT, and there whenever bytes that
+    /// arrived were never read, shutdown(rd)'s drain counting as unread (lwIP's
+    /// tcp_close_shutdown: rcv_wnd short of its maximum). Linux: close resets with
+    /// unread data in any open state, and a shutdown never resets.
+    pub full_close_resets_unread_when_open: bool,
     /// An accepted socket does not inherit the listener's SO_LINGER; Linux's child
     /// starts as a copy of the listener (sk_clone_lock), SO_LINGER included.
     pub linger_not_inherited: bool,
+    /// `shutdown rd` or `shutdown wr` of a TCP listener fails with ENOTCONN and changes
+    /// nothing (lwIP's lwip_netconn_do_close: "LISTEN doesn't support half shutdown");
+    /// Linux ignores shutdown(wr) there and shutdown(rd) stops the listener.
+    pub listener_half_shutdown_enotconn: bool,
+    /// FIONREAD (SIOCINQ) on a TCP listener says 0 (lwIP's lwip_ioctl reads recv_avail
+    /// whatever the socket is); Linux's tcp_ioctl says EINVAL.
+    pub listener_inq_zero: bool,
     /// A `shutdown rd` of a TCP listener resets its queue and makes accept EINVAL, and
     /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
     /// (Linux: tcp_disconnect).
     pub listener_shutdown_keeps_listen: bool,
+    /// A write on a TCP listener fails with EINPROGRESS (lwIP's lwip_netconn_do_write:
+    /// the netconn is not idle); Linux: EPIPE (sk_stream_wait_connect).
+    pub listener_write_einprogress: bool,
     /// `ioctl(SIOCOUTQ)` on a TCP socket is an unknown request: ENOSYS (Linux: write_seq
     /// - snd_una, what the peer has not acknowledged).
     pub outq_enosys: bool,
@@ -150,8 +166,14 @@ pub struct TcpProfile {
     /// ECONNABORTED here). Linux keeps the data readable and goes on queueing.
     pub shutdown_rd_drops_data: bool,
     /// shutdown(wr) once the FIN has been sent (FIN_WAIT, CLOSING, LAST_ACK) fails
-    /// with ENOTCONN (Linux: success, nothing to do).
+    /// with ENOTCONN (Linux: success, nothing to do); so does every shutdown once the
+    /// netconn let its pcb go (a reset, the end of the connection, an earlier full
+    /// close), and only then: a TIME_WAIT pcb still held takes shutdown(rd).
     pub shutdown_wr_after_fin_enotconn: bool,
+    /// SO_SNDBUF is an unknown option: setting it fails with ENOPROTOOPT and the send
+    /// buffer stays as it was, so a `sndbuf` header asks for nothing (lwIP's
+    /// lwip_setsockopt_impl has no SO_SNDBUF case; Linux takes it).
+    pub sndbuf_enoprotoopt: bool,
     /// TCP_INFO on an open fd whose connection went to TIME_WAIT reports TIME_WAIT
     /// (Linux: CLOSE, since a mini-socket holds TIME_WAIT and the fd's socket is done).
     pub time_wait_on_open_fd: bool,
@@ -173,6 +195,10 @@ pub struct TcpProfile {
     /// EOF, reported as such, once the peer's FIN is read (smoltcp's recv_slice runs
     /// recv_error_check before it looks at the length; Linux returns 0).
     pub zero_length_read_at_once: bool,
+    /// A zero-length write returns 0 on every socket, in every state, before the
+    /// connection is looked at (lwIP's netconn_write_vectors_partly: size 0 is ERR_OK);
+    /// Linux's tcp_sendmsg checks the state first (EPIPE once shut, ENOTCONN...).
+    pub zero_length_write_returns_zero: bool,
 }
 
 impl TcpProfile {
@@ -185,8 +211,12 @@ impl TcpProfile {
         delayed_fin_ack: true,
         fixed_buffers: None,
         failed_write_clears_error: true,
+        full_close_resets_unread_when_open: false,
         linger_not_inherited: false,
+        listener_half_shutdown_enotconn: false,
+        listener_inq_zero: false,
         listener_shutdown_keeps_listen: false,
+        listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: false,
         poll_err_sticky: false,
@@ -205,6 +235,7 @@ impl TcpProfile {
         shutdown_with_unread_resets: false,
         shutdown_rd_drops_data: false,
         shutdown_wr_after_fin_enotconn: false,
+        sndbuf_enoprotoopt: false,
         time_wait_on_open_fd: false,
         unconnected_poll_empty: false,
         unconnected_poll_hup_only: false,
@@ -212,6 +243,7 @@ impl TcpProfile {
         unconnected_shutdown_deferred: false,
         unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
+        zero_length_write_returns_zero: false,
     };
     const GVISOR: TcpProfile = TcpProfile {
         abort_needs_unacked_data: false,
@@ -221,9 +253,13 @@ impl TcpProfile {
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         failed_write_clears_error: false,
+        full_close_resets_unread_when_open: false,
         fixed_buffers: None,
         linger_not_inherited: true,
+        listener_half_shutdown_enotconn: false,
+        listener_inq_zero: false,
         listener_shutdown_keeps_listen: true,
+        listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: true,
         poll_err_sticky: false,
@@ -242,6 +278,7 @@ impl TcpProfile {
         shutdown_with_unread_resets: true,
         shutdown_rd_drops_data: false,
         shutdown_wr_after_fin_enotconn: false,
+        sndbuf_enoprotoopt: false,
         time_wait_on_open_fd: true,
         unconnected_poll_empty: false,
         unconnected_poll_hup_only: true,
@@ -249,6 +286,7 @@ impl TcpProfile {
         unconnected_shutdown_deferred: true,
         unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
+        zero_length_write_returns_zero: false,
     };
     const SMOLTCP: TcpProfile = TcpProfile {
         close_is_half_close: true,
@@ -270,9 +308,13 @@ impl TcpProfile {
         data_after_shutdown_aborts: false,
         delayed_fin_ack: false,
         failed_write_clears_error: true,
+        full_close_resets_unread_when_open: true,
         fixed_buffers: None,
         linger_not_inherited: false,
+        listener_half_shutdown_enotconn: true,
+        listener_inq_zero: true,
         listener_shutdown_keeps_listen: false,
+        listener_write_einprogress: true,
         outq_enosys: true,
         outq_unsupported: false,
         poll_err_sticky: true,
@@ -291,6 +333,7 @@ impl TcpProfile {
         shutdown_rd_drops_data: true,
         shutdown_with_unread_resets: false,
         shutdown_wr_after_fin_enotconn: true,
+        sndbuf_enoprotoopt: true,
         time_wait_on_open_fd: true,
         unconnected_poll_empty: true,
         unconnected_poll_hup_only: false,
@@ -298,6 +341,7 @@ impl TcpProfile {
         unconnected_shutdown_deferred: false,
         unconnected_write_enotconn: true,
         zero_length_read_at_once: false,
+        zero_length_write_returns_zero: true,
     };
 }
 
@@ -567,14 +611,34 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-smoltcp-close-is-half-close.cfz",
     },
     Difference {
+        name: "tcp.full_close_resets_unread_when_open",
+        summary: "lwIP resets on a full close (close, or a shutdown leaving both directions shut) only in ESTABLISHED or CLOSE_WAIT, and there also for data shutdown(rd) threw away (tcp_close_shutdown: rcv_wnd short of its maximum); Linux's close resets with unread data in any open state, its shutdown never",
+        evidence: "tcp-shutdown-rd-then-wr-with-unread-data.cfz",
+    },
+    Difference {
         name: "tcp.linger_not_inherited",
         summary: "a socket accepted from a listener with SO_LINGER {on, 0} closes with RST on Linux (the child copies the listener's options) and with a FIN on gVisor, which does not pass SO_LINGER on",
         evidence: "tcp-listener-linger-zero-is-inherited.cfz",
     },
     Difference {
+        name: "tcp.listener_half_shutdown_enotconn",
+        summary: "shutdown(rd) or shutdown(wr) of a TCP listener fails with ENOTCONN on lwIP and the listener goes on listening (lwip_netconn_do_close: no half shutdown in LISTEN); Linux ignores shutdown(wr) and stops the listener on shutdown(rd)",
+        evidence: "tcp-listener-shutdown-rd.cfz",
+    },
+    Difference {
+        name: "tcp.listener_inq_zero",
+        summary: "FIONREAD on a TCP listener says 0 on lwIP (lwip_ioctl reads the netconn's recv_avail whatever it is); Linux says EINVAL",
+        evidence: "tcp-listener-read-write.cfz",
+    },
+    Difference {
         name: "tcp.listener_shutdown_keeps_listen",
         summary: "shutdown(rd) of a TCP listener resets its queued connections and makes accept EINVAL on both, but gVisor's listener stays LISTEN (poll -) where Linux's becomes a plain CLOSE socket (poll OUT|HUP)",
         evidence: "tcp-listener-shutdown-rdwr-queued.cfz",
+    },
+    Difference {
+        name: "tcp.listener_write_einprogress",
+        summary: "a write on a TCP listener fails with EINPROGRESS on lwIP (lwip_netconn_do_write: the netconn is not idle); Linux says EPIPE",
+        evidence: "tcp-listener-read-write.cfz",
     },
     Difference {
         name: "tcp.outq_enosys",
@@ -667,6 +731,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-write-after-own-shutdown-wr.cfz",
     },
     Difference {
+        name: "tcp.sndbuf_enoprotoopt",
+        summary: "lwIP has no SO_SNDBUF (lwip_setsockopt_impl: ENOPROTOOPT; its send buffer is TCP_SND_BUF, 65,535 bytes here); Linux sets the send buffer",
+        evidence: "tcp-sndbuf-is-unknown.cfz",
+    },
+    Difference {
         name: "tcp.time_wait_on_open_fd",
         summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, CLOSE on Linux",
         evidence: "tcp-time-wait-state-on-open-fd.cfz",
@@ -700,6 +769,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.zero_length_read_at_once",
         summary: "a zero-length read on smoltcp looks at the state only: 0 bytes at once while the receive half is open (Linux: EAGAIN with nothing queued) and EOF once the peer's FIN is read (Linux: 0)",
         evidence: "tcp-smoltcp-zero-length-read.cfz",
+    },
+    Difference {
+        name: "tcp.zero_length_write_returns_zero",
+        summary: "a zero-length write returns 0 on lwIP in every state, a listener's and a shut socket's too (netconn_write_vectors_partly returns before the connection is looked at); Linux checks the state first (EPIPE once shut for writing)",
+        evidence: "tcp-zero-length-write-after-shutdown.cfz",
     },
 ];
 

@@ -107,6 +107,10 @@ struct TcpEnd {
     /// The mailbox reads of `tcp.reads_from_mailbox` (lwIP's recvmbox): what is left
     /// in it after the data.
     mbox: Mailbox,
+    /// Bytes that arrived here were thrown away unread (shutdown(rd)'s drain): lwIP
+    /// never gives that window back (no tcp_recved), which
+    /// `tcp.full_close_resets_unread_when_open` looks at.
+    unread_dropped: bool,
 }
 
 /// lwIP's receive mailbox after the data (api_msg.c recv_tcp and err_tcp post, and
@@ -118,6 +122,9 @@ struct Mailbox {
     fin_taken: bool,
     /// The FIN's marker was taken out of the mailbox.
     fin_marker_read: bool,
+    /// A full close of the netconn (shut_close in lwip_netconn_do_close_internal) let
+    /// its pcb go: every later shutdown is ERR_CONN.
+    pcb_released: bool,
     /// A reset's marker (lwip_netconn_err_to_msg(ERR_RST)) waits behind the rest.
     rst_marker: bool,
     /// The connection was reset (err_tcp: the netconn has no pcb any more).
@@ -173,6 +180,7 @@ impl TcpEnd {
             rq_open: false,
             ack_owed: false,
             mbox: Mailbox::default(),
+            unread_dropped: false,
         }
     }
 }
@@ -967,6 +975,11 @@ impl TcpModel {
                 return Self::pending_or(e, Errno::ECONNRESET);
             }
             e.mbox.fin_taken = true;
+            // netconn_close_shutdown(SHUT_RD) closes the netconn in CLOSING (shut_close).
+            if e.state == TcpState::Closing {
+                e.mbox.pcb_released = true;
+                e.mbox.err_event = true;
+            }
             return Outcome::Eof;
         }
         if e.mbox.rst_marker {
@@ -1003,10 +1016,15 @@ impl TcpModel {
         // netconn has no pcb any more (reset, or closed by an earlier full shutdown)
         // is ERR_CONN; so is shutdown(wr) after the FIN (tcp_shutdown: only SYN_RCVD,
         // ESTABLISHED and CLOSE_WAIT can still send one).
+        // A pcb in TIME_WAIT (or LAST_ACK) that the netconn still holds takes a
+        // shutdown(rd) (tcp_shutdown only sets TF_RXCLOSED), and then a shutdown(wr),
+        // which is a full close (tcp_close) in every state.
         if tcp.shutdown_wr_after_fin_enotconn
             && (e.mbox.reset
-                || ((e.shut_rd || e.mbox.fin_taken) && e.shut_wr)
+                || e.mbox.pcb_released
+                || e.state == TcpState::Close
                 || (how == Shut::Wr
+                    && !(e.shut_rd || e.mbox.fin_taken)
                     && !matches!(e.state, TcpState::Established | TcpState::CloseWait)))
         {
             return Outcome::Err(Errno::ENOTCONN);
@@ -1014,6 +1032,7 @@ impl TcpModel {
         if tcp.shutdown_rd_drops_data && how.reads() {
             // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED).
             e.mbox.fin_taken = true;
+            e.unread_dropped |= !e.rq.is_empty();
             e.rq.discard();
             e.segs.clear();
             e.urg = None;
@@ -1022,11 +1041,43 @@ impl TcpModel {
         // A shutdown that leaves both directions shut is a close for lwIP's netconn
         // (shut_close): it raises the socket's error event.
         // (lwIP's read side is also closed once EOF was read: TF_RXCLOSED.)
-        if tcp.poll_err_sticky
-            && (e.shut_rd || e.mbox.fin_taken || how.reads())
-            && (e.shut_wr || how.writes())
+        // shut_close: both directions at once, the read side in FIN_WAIT_1, FIN_WAIT_2
+        // or CLOSING, or the write side once TF_RXCLOSED is set.
+        let shut_close = how == Shut::RdWr
+            || (how.reads()
+                && matches!(
+                    e.state,
+                    TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
+                ))
+            || (how.writes() && (e.shut_rd || e.mbox.fin_taken));
+        if shut_close {
+            e.mbox.pcb_released = true;
+            e.mbox.err_event |= tcp.poll_err_sticky;
+        }
+        // lwIP's lwip_netconn_do_close_internal: a shutdown that leaves both directions
+        // shut is tcp_close, and tcp_close_shutdown resets in ESTABLISHED or CLOSE_WAIT
+        // when not all that arrived was read (rcv_wnd != TCP_WND_MAX).
+        let full_close =
+            (e.shut_rd || e.mbox.fin_taken || how.reads()) && (e.shut_wr || how.writes());
+        if tcp.full_close_resets_unread_when_open
+            && full_close
+            && matches!(e.state, TcpState::Established | TcpState::CloseWait)
+            && (e.unread_dropped || !e.rq.is_empty())
         {
-            e.mbox.err_event = true;
+            e.shut_rd |= how.reads();
+            e.shut_wr |= how.writes();
+            e.rq.discard();
+            e.segs.clear();
+            e.urg = None;
+            e.rq_open = false;
+            e.fin_ack_uncertain = false;
+            Self::done(e, Conn::Gone);
+            self.send(
+                x,
+                Seg::Rst,
+                "full shutdown with unread data: lwIP tcp_close_shutdown",
+            );
+            return Outcome::Ok;
         }
         e.shut_rd |= how.reads();
         e.shut_wr |= how.writes();
@@ -1068,7 +1119,8 @@ impl TcpModel {
         // sent its FIN: gVisor's shutdownLocked says ErrNotConnected, as Linux does.
         // smoltcp's close(), which `shutdown wr` is there, returns nothing: in CLOSED
         // and TIME_WAIT it does nothing (Socket::close).
-        if closed && !self.profile.tcp.shutdown_never_fails {
+        // (lwIP's answer depends on the netconn's pcb alone, decided above.)
+        if closed && !self.profile.tcp.shutdown_never_fails && !tcp.shutdown_wr_after_fin_enotconn {
             return Outcome::Err(Errno::ENOTCONN);
         }
         // tcp_shutdown sends a FIN only for SEND_SHUTDOWN, and only once: from
@@ -1160,6 +1212,7 @@ impl TcpModel {
         // untransmitted data left" (unsent, or unacked: the peer owes its ACK, or our
         // data waits for the window).
         let lwip_abort = self.profile.tcp.abort_needs_unacked_data;
+        let open_only = self.profile.tcp.full_close_resets_unread_when_open;
         let unacked = self.ends[x.peer().index()].ack_owed
             || self.ends[x.index()].pressed
             || self.ends[x.index()].fin_held;
@@ -1183,7 +1236,15 @@ impl TcpModel {
             TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::FinWait2
         ) || (matches!(e.state, TcpState::Closing | TcpState::LastAck)
             && e.fin_held);
-        if unread > 0 && !fin_instead_of_rst {
+        // lwIP's tcp_close_shutdown resets for unread data (rcv_wnd != TCP_WND_MAX, so
+        // data shutdown(rd) dropped counts) in ESTABLISHED and CLOSE_WAIT only.
+        let unread_resets = if open_only {
+            (unread > 0 || e.unread_dropped)
+                && matches!(e.state, TcpState::Established | TcpState::CloseWait)
+        } else {
+            unread > 0
+        };
+        if unread_resets && !fin_instead_of_rst {
             // RFC 2525 2.17 and RFC 9293 3.10.4: closing with unread data loses it, so
             // the connection is reset rather than closed (__tcp_close, data_was_unread).
             e.state = TcpState::Close;
@@ -1526,11 +1587,14 @@ impl TcpModel {
             )
         {
             // lwIP's tcp_input: "received data although already closed -> abort (send
-            // RST)" for a pcb with TF_RXCLOSED; tcp_abort tells the netconn ERR_ABRT.
-            e.err = Some(Errno::ECONNABORTED);
-            e.errored = true;
-            e.mbox.reset = true;
-            e.mbox.err_event = true;
+            // RST)" for a pcb with TF_RXCLOSED; tcp_abort tells the netconn ERR_ABRT,
+            // unless a full close let the pcb go (tcp_err(NULL)): then no one hears.
+            if !e.mbox.pcb_released {
+                e.err = Some(Errno::ECONNABORTED);
+                e.errored = true;
+                e.mbox.reset = true;
+                e.mbox.err_event = true;
+            }
             Self::done(e, Conn::Gone);
             self.send(
                 y,
@@ -1870,6 +1934,13 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
     let keeps_listen = profile.tcp.listener_shutdown_keeps_listen;
     let r = |o| StepResult::plain(o);
     match op {
+        // lwIP's lwip_netconn_do_write: a netconn not in NETCONN_NONE (a listener is
+        // NETCONN_LISTEN) is "connecting, closing or in blocking write".
+        Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_)
+            if profile.tcp.listener_write_einprogress =>
+        {
+            r(Outcome::Err(Errno::EINPROGRESS))
+        }
         // sk_stream_wait_connect: LISTEN (or the CLOSE left by shutdown) is EPIPE.
         Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => StepResult {
             outcome: Outcome::Err(Errno::EPIPE),
@@ -1888,6 +1959,8 @@ pub fn listener_call(lst: &Listener, queued: bool, op: Op, profile: &Profile) ->
         Op::State => r(Outcome::State(listener_state(lst, keeps_listen).into())),
         // __inet_stream_connect, SS_UNCONNECTED but not CLOSE: EISCONN.
         Op::Connect => r(Outcome::Err(Errno::EISCONN)),
+        // lwIP's lwip_ioctl FIONREAD: recv_avail, in every state (0 here).
+        Op::Inq if profile.tcp.listener_inq_zero => r(Outcome::Queued(0)),
         // tcp_ioctl: SIOCINQ on a listener is EINVAL.
         Op::Inq => r(Outcome::Err(Errno::EINVAL)),
         Op::Linger(_) | Op::Shutdown(_) | Op::Close | Op::Abort | Op::Accept => r(Outcome::Ok),

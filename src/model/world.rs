@@ -237,7 +237,11 @@ impl Model {
 
     /// Buffer sizes set on every socket before it connects (the scenario's `rcvbuf N`
     /// and `sndbuf N` headers), as the executor sets them.
-    pub fn with_bufs(mut self, bufs: Bufs) -> Model {
+    pub fn with_bufs(mut self, mut bufs: Bufs) -> Model {
+        if self.transport.is_tcp() && self.profile.tcp.sndbuf_enoprotoopt {
+            // The executor's SO_SNDBUF is refused: the header sets nothing.
+            bufs.sndbuf = None;
+        }
         for l in &mut self.loose {
             l.bufs = bufs;
         }
@@ -323,6 +327,9 @@ impl Model {
         if op == Op::Accept {
             return self.accept(sock);
         }
+        if let Some(r) = self.answered_before_the_socket(sock, op) {
+            return r;
+        }
         match self.slots[sock.index()] {
             // A closed listener or never-connected socket holds no connection (the
             // listener's queued children were reset with it): `state` finds nothing.
@@ -337,6 +344,32 @@ impl Model {
             Slot::Conn { conn, end } => self.conn_call(sock, conn, end, op, wire),
             Slot::Loose => self.loose_call(sock, op, wire),
             Slot::Listener => self.listener_call(op, wire),
+        }
+    }
+
+    /// Calls a TCP stack answers from the descriptor alone, whatever the socket's
+    /// state: lwIP's netconn_write_vectors_partly returns ERR_OK for size 0 before it
+    /// looks at the connection, and lwip_setsockopt_impl has no SO_SNDBUF.
+    fn answered_before_the_socket(&mut self, sock: Sock, op: Op) -> Option<StepResult> {
+        let tcp = self.profile.tcp;
+        if !self.transport.is_tcp() {
+            return None;
+        }
+        let fd_open = match self.slots[sock.index()] {
+            Slot::Absent | Slot::Closed => false,
+            Slot::Conn { conn, end } => self.conns[conn].model().fd_open(end),
+            Slot::Loose | Slot::Listener => true,
+        };
+        match op {
+            Op::Write(0) | Op::WriteNoSignal(0) | Op::WriteOob(0)
+                if fd_open && tcp.zero_length_write_returns_zero =>
+            {
+                Some(StepResult::plain(Outcome::Wrote(0)))
+            }
+            Op::SndBuf(_) if fd_open && tcp.sndbuf_enoprotoopt => {
+                Some(StepResult::plain(Outcome::Err(Errno::ENOPROTOOPT)))
+            }
+            _ => None,
         }
     }
 
@@ -599,6 +632,15 @@ impl Model {
                 self.slots[Sock::L.index()] = Slot::Closed;
                 self.forget_queue(wire);
                 StepResult::plain(Outcome::Ok)
+            }
+            Op::Shutdown(how)
+                if tcp
+                    && how != crate::step::Shut::RdWr
+                    && self.profile.tcp.listener_half_shutdown_enotconn =>
+            {
+                // lwIP's lwip_netconn_do_close: "LISTEN doesn't support half
+                // shutdown": ERR_CONN, and the listener stays as it was.
+                StepResult::plain(Outcome::Err(Errno::ENOTCONN))
             }
             Op::Shutdown(how) => {
                 if tcp {
