@@ -292,7 +292,9 @@ pub fn drop_steps_after_close(steps: Vec<Step>) -> Vec<Step> {
     steps
         .into_iter()
         .filter(|s| match *s {
-            Step::Sleep { .. } => true,
+            Step::Sleep { .. } | Step::Deliver { .. } | Step::Drop { .. } | Step::Held { .. } => {
+                true
+            }
             Step::Call { sock, op } => {
                 let keep = !closed[sock.index()];
                 if op.closes() {

@@ -273,6 +273,7 @@ impl<'a> World<'a> {
                 self.settle()?;
                 o
             }
+            _ => return Err(unsupported(format!("{step}: network held is not run yet"))),
         };
         Ok(StepResult::plain(outcome))
     }

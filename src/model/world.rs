@@ -297,6 +297,9 @@ impl Model {
             }
             // A call the stack cannot be asked is not made there (its executor answers
             // n/a), so nothing changes.
+            Step::Deliver { .. } | Step::Drop { .. } | Step::Held { .. } => {
+                StepResult::plain(Outcome::NotApplicable)
+            }
             Step::Call { op, .. } if !self.profile.surface.can_ask(op) => {
                 StepResult::plain(Outcome::NotApplicable)
             }
