@@ -24,6 +24,8 @@ use crate::step::{
 };
 use std::collections::VecDeque;
 
+mod held;
+
 /// Whether the kernel still holds a connection for an end (with or without its fd).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Conn {
@@ -250,6 +252,9 @@ pub struct TcpModel {
     /// the send queue), for [`super::alternatives`] to keep until the kernel's answers
     /// tell them apart.
     forks: Vec<TcpModel>,
+    /// Under `network held`: the segments in flight and the sequence spaces (see
+    /// [`held`]); `None` under `network instant`.
+    held: Option<Box<held::HeldWire>>,
 }
 
 impl Default for TcpModel {
@@ -275,6 +280,7 @@ impl TcpModel {
             mutation: None,
             hint: None,
             forks: Vec::new(),
+            held: None,
         }
     }
 
@@ -303,6 +309,9 @@ impl TcpModel {
     }
 
     fn send(&mut self, from: End, seg: Seg, note: &'static str) {
+        if self.held.is_some() {
+            return self.hold_segment(from, seg, note);
+        }
         let acks_fin = self.ends[from.index()].fin_received;
         let kind = match seg {
             Seg::Data { len, .. } => SegmentKind::Data(len),
@@ -1232,6 +1241,10 @@ impl TcpModel {
 
     /// Delivers the oldest segment in flight; false if none was.
     pub fn deliver_one(&mut self) -> bool {
+        if self.held.is_some() {
+            // Held segments move only at `deliver` steps.
+            return false;
+        }
         let Some(f) = self.wire.pop_front() else {
             return false;
         };
