@@ -360,6 +360,10 @@ impl TcpModel {
             Op::Outq if self.profile.tcp.outq_unsupported => {
                 StepResult::plain(Outcome::Err(Errno::ENOPROTOOPT))
             }
+            // Held: every ACK is followed, so the count is exact.
+            Op::Outq if self.held.is_some() => {
+                StepResult::plain(Outcome::Queued(self.held_outq(x)))
+            }
             Op::Outq => StepResult::plain(match self.ends[x.index()].outq_hi {
                 0 => Outcome::Queued(0),
                 hi => Outcome::QueuedBetween { lo: 0, hi },

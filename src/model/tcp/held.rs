@@ -167,6 +167,15 @@ impl TcpModel {
         self.emit(y, h, note);
     }
 
+    /// smoltcp's `send_queue()`: data written and not yet acknowledged (the FIN is not
+    /// counted).
+    pub(super) fn held_outq(&self, x: End) -> usize {
+        self.held.as_ref().map_or(0, |w| {
+            let s = &w.seq[x.index()];
+            (s.fin_seq.unwrap_or(s.snd_nxt).saturating_sub(s.snd_una)) as usize
+        })
+    }
+
     /// `held`: what is in flight from `x`, oldest first.
     pub fn held_names(&self, x: End) -> Vec<SegName> {
         self.held.as_ref().map_or(vec![], |w| {
