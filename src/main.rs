@@ -418,9 +418,12 @@ fn fuzz(
     let made_out = check_out_dir(out)?;
     // Everything that selects the cases, so that the line reruns exactly these.
     let mut repro = format!(
-        "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {} --start {} --platform {platform} --network {}",
-        c.cases, c.max_steps, c.seed, c.threads, c.transport, start_name(c.starts), c.network
+        "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {} --start {} --platform {platform}",
+        c.cases, c.max_steps, c.seed, c.threads, c.transport, start_name(c.starts)
     );
+    if c.network == closefuzz::step::Network::Held {
+        repro.push_str(" --network held");
+    }
     let mut file_stem = format!("{}-{}-{platform}", c.transport, start_name(c.starts));
     if c.network == closefuzz::step::Network::Held {
         file_stem.push_str("-held");
