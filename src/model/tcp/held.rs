@@ -27,8 +27,10 @@
 //!
 //! A segment for a socket in CLOSED (reset, or LAST_ACK done) is answered by the
 //! interface with an RST whose sequence number is the segment's ACK (`rst_reply`).
-//! Three duplicate ACKs would start a fast retransmission, which is not modelled: the
-//! generator does not reorder enough to draw three (see [`crate::generate`]).
+//! Not modelled yet: the fast retransmission smoltcp starts on the third duplicate ACK
+//! (`Timer::set_for_fast_retransmit`, then `pending_fast_retransmit` in dispatch), which
+//! a drop followed by three later segments produces; a 100,000-case campaign finds it
+//! within 2,000 cases (the lost byte is resent and the hole fills).
 
 use super::{Conn, Seg, TcpModel};
 use crate::model::{SegmentKind, WireEvent};
