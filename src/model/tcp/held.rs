@@ -29,8 +29,9 @@
 //! interface with an RST whose sequence number is the segment's ACK (`rst_reply`).
 //! Not modelled yet: the fast retransmission smoltcp starts on the third duplicate ACK
 //! (`Timer::set_for_fast_retransmit`, then `pending_fast_retransmit` in dispatch), which
-//! a drop followed by three later segments produces; a 100,000-case campaign finds it
-//! within 2,000 cases (the lost byte is resent and the hole fills).
+//! a drop followed by three later segments produces; 100,000-case campaigns find it
+//! (the lost byte is resent, the hole fills and the reader's poll says IN where the
+//! model says nothing arrived).
 
 use super::{Conn, Seg, TcpModel};
 use crate::model::{SegmentKind, WireEvent};
