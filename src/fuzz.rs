@@ -37,6 +37,9 @@ pub struct Campaign {
     pub starts: &'static [Start],
     /// What the stack can be asked: nothing else is drawn.
     pub surface: Surface,
+    /// Whether segments wait for `deliver` steps (`--network held`: the generator draws
+    /// deliveries, drops and reorders).
+    pub network: crate::step::Network,
 }
 
 /// A shrunk disagreement.
@@ -282,7 +285,13 @@ where
                 let mine = std::cell::RefCell::new(Coverage::default());
                 let mut runner = TestRunner::new_with_rng(config, rng);
                 let shrinking = std::cell::Cell::new(false);
-                let strategy = generate::cases_on(c.transport, c.starts, c.max_steps, c.surface);
+                let strategy = generate::cases_net(
+                    c.transport,
+                    c.starts,
+                    c.max_steps,
+                    c.surface,
+                    c.network,
+                );
                 let outcome = runner.run(&strategy, |case| {
                     if interrupted.load(Ordering::Relaxed) {
                         // While shrinking, Ok means "this simpler case passes": the

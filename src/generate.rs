@@ -286,13 +286,107 @@ pub fn cases_on(
         })
 }
 
+/// [`cases_on`] under `network`: under `network held` (start connected only) the steps
+/// are interleaved with deliveries, drops, reorders and `held` observations, drawn only
+/// where the model has something in flight that way, and no sleeps (see
+/// [`crate::script`]: no retransmission timer is modelled) and no more than
+/// [`crate::script::HELD_MAX_BYTES_PER_END`] bytes written per socket.
+pub fn cases_net(
+    transport: Transport,
+    starts: &'static [Start],
+    max_steps: usize,
+    surface: Surface,
+    network: crate::step::Network,
+) -> BoxedStrategy<Case> {
+    if network == crate::step::Network::Instant {
+        return cases_on(transport, starts, max_steps, surface).boxed();
+    }
+    (
+        proptest::collection::vec(raw_step(), 1..=max_steps.max(1)),
+        proptest::collection::vec(0u8..100, max_steps.max(1)),
+    )
+        .prop_map(move |(raw, wire)| {
+            Case::new(
+                transport,
+                Start::Connected,
+                held_steps(transport, surface, &raw, &wire),
+            )
+            .with_network(crate::step::Network::Held)
+        })
+        .boxed()
+}
+
+/// Steps under `network held`: each raw draw is a call, or (by its `wire` number) a
+/// network step on a direction the model has segments in flight.
+fn held_steps(transport: Transport, surface: Surface, raw: &[RawStep], wire: &[u8]) -> Vec<Step> {
+    use crate::step::{Dir, Which};
+    let mut t = Tracker::new(Start::Connected, surface);
+    let mut model = crate::model::Model::of(transport, crate::model::Platform::Smoltcp)
+        .with_network(crate::step::Network::Held);
+    let mut written = [0u64; 2];
+    let mut out = vec![];
+    for (i, r) in raw.iter().enumerate() {
+        let w = wire.get(i).copied().unwrap_or(0);
+        let dir = Dir::PAIR[usize::from(r.0 % 2)];
+        let inflight = model.held_count(dir.from);
+        let step = if w < 45 && inflight > 0 {
+            Some(match w {
+                0..=24 => Step::Deliver {
+                    dir,
+                    which: Which::Nth(1),
+                },
+                25..=31 if inflight >= 2 => Step::Deliver {
+                    dir,
+                    which: Which::Nth(2),
+                },
+                32..=36 => Step::Deliver {
+                    dir,
+                    which: Which::All,
+                },
+                37..=40 => Step::Drop { dir },
+                _ => Step::Held { dir },
+            })
+        } else {
+            // No sleeps: shift the draw out of the rare sleeps' band.
+            let (s, p, size, rare) = *r;
+            let rare = rare.min(RARE_SPAN - 1 - RARE_LONG_SLEEP - RARE_SHORT_SLEEP);
+            t.map((s, p, size, rare)).map(|step| match step {
+                Step::Call { sock, op } => match op.write_len() {
+                    Some(n) => {
+                        let e = usize::from(sock == Sock::B);
+                        let room = crate::script::HELD_MAX_BYTES_PER_END - written[e];
+                        let n = u64::from(n).min(room);
+                        written[e] += n;
+                        let op = match op {
+                            Op::Write(_) => Op::Write(n as u32),
+                            Op::WriteNoSignal(_) => Op::WriteNoSignal(n as u32),
+                            Op::WriteOob(_) => Op::WriteOob(n as u32),
+                            op => op,
+                        };
+                        Step::Call { sock, op }
+                    }
+                    None => step,
+                },
+                s => s,
+            })
+        };
+        if let Some(s) = step {
+            model.step(s);
+            out.push(s);
+        }
+    }
+    out
+}
+
 /// Removes every step that an already-closed socket would make.
 pub fn drop_steps_after_close(steps: Vec<Step>) -> Vec<Step> {
     let mut closed = [false; 5];
     steps
         .into_iter()
         .filter(|s| match *s {
-            Step::Sleep { .. } => true,
+            Step::Sleep { .. } | Step::Deliver { .. } | Step::Drop { .. } | Step::Held { .. } => {
+                true
+            }
             Step::Call { sock, op } => {
                 let keep = !closed[sock.index()];
                 if op.closes() {
@@ -344,6 +438,57 @@ mod tests {
         );
         let steps = steps_for(Start::Connected, Surface::ALL, &raw);
         assert_eq!(steps[0], Step::call(Sock::A, Op::Write(3)));
+    }
+
+    /// Under network held the generator draws deliveries (reorders too), drops and
+    /// `held` observations only where the model has segments in flight, and no sleeps.
+    #[test]
+    fn held_draws_wire_steps_where_something_is_in_flight() {
+        use crate::step::{Network, Which};
+        let surface = crate::model::profile::Profile::smoltcp().surface;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strat = cases_net(
+            Transport::Tcp4,
+            &[Start::Connected],
+            24,
+            surface,
+            Network::Held,
+        );
+        let (mut delivered, mut reordered, mut dropped) = (0, 0, 0);
+        for _ in 0..300 {
+            let case = strat.new_tree(&mut runner).unwrap().current();
+            assert_eq!(case.network, Network::Held);
+            let mut m = crate::model::Model::of(Transport::Tcp4, crate::model::Platform::Smoltcp)
+                .with_network(Network::Held);
+            for s in &case.steps {
+                assert!(!matches!(s, Step::Sleep { .. }));
+                let (dir, k) = match *s {
+                    Step::Deliver {
+                        dir,
+                        which: Which::Nth(k),
+                    } => (dir, usize::from(k)),
+                    Step::Deliver { dir, .. } | Step::Drop { dir } => (dir, 1),
+                    _ => {
+                        m.step(*s);
+                        continue;
+                    }
+                };
+                assert!(
+                    m.held_count(dir.from) >= k,
+                    "{s} with nothing that far in flight"
+                );
+                match *s {
+                    Step::Drop { .. } => dropped += 1,
+                    _ if k == 2 => reordered += 1,
+                    _ => delivered += 1,
+                }
+                m.step(*s);
+            }
+        }
+        assert!(
+            delivered > 100 && reordered > 10 && dropped > 10,
+            "{delivered} {reordered} {dropped}"
+        );
     }
 
     /// A stack that cannot be asked a call never gets it, and the calls it can be

@@ -113,6 +113,10 @@ enum Command {
         /// How each case's world starts: connected, listening, or both (drawn per case).
         #[arg(long, default_value = "both")]
         start: String,
+        /// instant (every segment arrives at once) or held (deliveries, drops and
+        /// reorders drawn as steps; smoltcp only, start connected).
+        #[arg(long, default_value = "instant")]
+        network: closefuzz::step::Network,
     },
     /// Show a scenario as a ladder: each step, every socket's state, the segments on the
     /// wire, and the verdict replay gives (exit 0, 1 or 2 as replay).
@@ -430,7 +434,13 @@ fn fuzz(
         "closefuzz fuzz --cases {} --max-steps {} --seed {} --threads {} --transport {} --start {} --platform {platform}",
         c.cases, c.max_steps, c.seed, c.threads, c.transport, start_name(c.starts)
     );
+    if c.network == closefuzz::step::Network::Held {
+        repro.push_str(" --network held");
+    }
     let mut file_stem = format!("{}-{}-{platform}", c.transport, start_name(c.starts));
+    if c.network == closefuzz::step::Network::Held {
+        file_stem.push_str("-held");
+    }
     if let Some(m) = &mutation {
         repro.push_str(&format!(" --mutation {m}"));
         file_stem.push_str(&format!("-{m}"));
@@ -866,7 +876,18 @@ fn main() -> ExitCode {
             mutation,
             platform,
             start,
+            network,
         } => {
+            let surface = closefuzz::model::profile::Profile::of(platform).surface;
+            if !surface.networks.contains(&network) {
+                eprintln!("closefuzz: --network {network}: {platform} cannot hold segments (held runs on smoltcp)");
+                return ExitCode::from(2);
+            }
+            let start = if network == closefuzz::step::Network::Held {
+                "connected".to_string()
+            } else {
+                start
+            };
             let starts: &'static [Start] = match start.as_str() {
                 // Both, where the stack can set both up.
                 "both" => {
@@ -895,7 +916,8 @@ fn main() -> ExitCode {
                     threads,
                     transport,
                     starts,
-                    surface: closefuzz::model::profile::Profile::of(platform).surface,
+                    surface,
+                    network,
                 },
                 &out,
                 mutation.as_deref(),

@@ -2,7 +2,7 @@
 
 use crate::exec::{Case, Executor, Local, Stack};
 use crate::model::{Model, Platform, WireEvent};
-use crate::script::{render_with, Scenario};
+use crate::script::Scenario;
 use crate::step::{Observation, Sock, Start, Step, StepResult};
 use crate::transport::Transport;
 use serde::Serialize;
@@ -59,6 +59,8 @@ pub struct CaseRun {
     pub start: Start,
     /// Buffer sizes set before connecting.
     pub bufs: crate::step::Bufs,
+    /// Whether segments waited for `deliver` steps.
+    pub network: crate::step::Network,
     /// Each step.
     pub steps: Vec<StepRecord>,
     /// Wall time of the kernel side, from the connected pair to the last observation.
@@ -100,7 +102,14 @@ impl CaseRun {
                 (r.step, Some(r.kernel.clone()), note)
             })
             .collect();
-        render_with(self.transport, self.start, self.bufs, comments, &lines)
+        crate::script::render_on(
+            self.transport,
+            self.start,
+            self.bufs,
+            self.network,
+            comments,
+            &lines,
+        )
     }
 }
 
@@ -210,6 +219,7 @@ pub fn pair_up(
         transport: case.transport,
         start: case.start,
         bufs: case.bufs,
+        network: case.network,
         steps: records,
         // Sleeps and lingering closes are time the case asks for: only the rest counts
         // against the timer-free budget.
@@ -283,6 +293,7 @@ pub fn model_for(case: &Case, platform: Platform) -> Model {
         case.start,
     )
     .with_bufs(case.bufs)
+    .with_network(case.network)
 }
 
 /// Runs `case` on the host kernel against the Linux model (see [`run_case_with`]).

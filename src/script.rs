@@ -40,6 +40,39 @@
 //! a: write 5          => EPIPE sigpipe; gvisor => EPIPE
 //! ```
 //!
+//! # The network as steps (`network held`)
+//!
+//! ```text
+//! transport tcp4
+//! network held
+//! a: close            => ok
+//! b: close            => ok
+//! held a>b            => FIN
+//! deliver a>b         => ok
+//! deliver b>a all     => ok
+//! ```
+//!
+//! The header `network held` (TCP on a stack that can hold segments: smoltcp) makes
+//! every segment wait in flight until a step moves it; `network instant` (the default)
+//! delivers each inside the step that sent it. Under `start connected` the handshake is
+//! delivered before the first step. The steps, on lines of their own:
+//!
+//! - `deliver a>b`: the oldest segment held from `a` to `b` arrives; `deliver a>b K`
+//!   the K-th oldest (K from 1 to 64: a reordering); `deliver a>b all` every segment
+//!   held that way when the step begins, oldest first, each answered before the next.
+//!   `=> ok`, or `=> n/a` when fewer than K segments are held.
+//! - `drop a>b`: the oldest segment held from `a` to `b` is lost. `=> ok` or `=> n/a`.
+//! - `held a>b => NAMES`: what is in flight that way, oldest first, `-` for nothing. A
+//!   segment is named by what it carries: `DATA(n)` (n payload bytes), `FIN`,
+//!   `DATA(n)+FIN` (both on one segment), `RST`, `SYN`, `SYN-ACK`, and `ACK` for a
+//!   segment that carries nothing else (the ACK of data or of a FIN, a window update, a
+//!   duplicate ACK); the ACK flag the others carry is not named.
+//!
+//! A lost or held segment is resent only by the retransmission timer, which the model
+//! does not run: `sleep` is refused under `network held`, and so are writes past
+//! [`HELD_MAX_BYTES_PER_END`] bytes per socket (beyond them segment sizes and windows
+//! would decide what leaves, which the model does not follow).
+//!
 //! PLATFORM is a `--platform` name (`linux`, `gvisor`), at most one override each;
 //! the default applies to every platform without one. Each part is checked against
 //! the step like any expectation. An override states what that platform's kernel does
@@ -49,8 +82,8 @@
 use crate::exec::Case;
 use crate::model::Platform;
 use crate::step::{
-    Arg, Bufs, CallKind, CallSpec, Errno, Op, Outcome, PollSet, Returns, Shut, Sock, Start,
-    StateSet, Step, StepResult, CALLS, MAX_BUF, MAX_SLEEP_MS,
+    Arg, Bufs, CallKind, CallSpec, Dir, Errno, Network, Op, Outcome, PollSet, Returns, SegName,
+    Shut, Sock, Start, StateSet, Step, StepResult, Which, CALLS, MAX_BUF, MAX_NTH, MAX_SLEEP_MS,
 };
 use crate::transport::Transport;
 use std::fmt;
@@ -61,6 +94,12 @@ pub use crate::step::MAX_WRITE;
 /// [`crate::step::MAX_WRITE`]): a bound on the time a script can take, far past what
 /// any socket buffer holds.
 pub const MAX_BYTES_PER_END: u64 = 256 << 20;
+
+/// The most bytes one socket may write in all under `network held`: every write is then
+/// one segment (the loopback MSS is 65,475 bytes and more) and the peer's window never
+/// limits what leaves (smoltcp's 64 KiB receive buffer keeps 48 KiB free, and never
+/// doubles its window by a read, so it sends no window update).
+pub const HELD_MAX_BYTES_PER_END: u64 = 16384;
 
 /// What one expectation says a step must return.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,6 +266,8 @@ pub struct Scenario {
     pub transport: Option<Transport>,
     /// The `start` header (`connected` when absent).
     pub start: Start,
+    /// The `network` header (`instant` when absent).
+    pub network: Network,
     /// The `sigpipe` header: the SIGPIPE treatment the scenario's process is imagined
     /// with. The executor always blocks the signal and reports it, so the kernel's
     /// answers do not change; replay and explain say what such a process experienced.
@@ -347,6 +388,7 @@ impl Scenario {
             name: name.to_string(),
             transport: None,
             start: Start::Connected,
+            network: Network::Instant,
             sigpipe: None,
             description: Vec::new(),
             bufs: Bufs::default(),
@@ -359,6 +401,7 @@ impl Scenario {
         };
         let mut written = [0u64; 5];
         let mut start_seen = false;
+        let mut network_seen = false;
         let mut slept: u64 = 0;
         for (i, raw) in text.lines().enumerate() {
             let line_no = i + 1;
@@ -451,6 +494,28 @@ impl Scenario {
                     continue;
                 }
             }
+            if let Some(rest) = code.strip_prefix("network") {
+                if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                    if !sc.steps.is_empty() || network_seen {
+                        return Err(err(
+                            line_no,
+                            "the network header comes once, before the first step".into(),
+                        ));
+                    }
+                    let w = rest.trim();
+                    sc.network = Network::from_name(w).ok_or_else(|| {
+                        err(
+                            line_no,
+                            format!(
+                                "'{}': expected 'network instant' or 'network held'",
+                                clip_echo(w)
+                            ),
+                        )
+                    })?;
+                    network_seen = true;
+                    continue;
+                }
+            }
             if let Some(rest) = code.strip_prefix("start") {
                 if rest.is_empty() || rest.starts_with(char::is_whitespace) {
                     if !sc.steps.is_empty() {
@@ -487,6 +552,15 @@ impl Scenario {
             match step {
                 Step::Call { sock, op } if op.write_len().is_some() => {
                     written[sock.index()] += u64::from(op.write_len().unwrap_or(0));
+                    if sc.network == Network::Held && written[sock.index()] > HELD_MAX_BYTES_PER_END
+                    {
+                        return Err(err(
+                            line_no,
+                            format!(
+                                "socket {sock} writes more than {HELD_MAX_BYTES_PER_END} bytes in all under network held: expected less (the model follows one segment per write)"
+                            ),
+                        ));
+                    }
                     if written[sock.index()] > MAX_BYTES_PER_END {
                         return Err(err(
                             line_no,
@@ -495,6 +569,12 @@ impl Scenario {
                             ),
                         ));
                     }
+                }
+                Step::Sleep { .. } if sc.network == Network::Held => {
+                    return Err(err(
+                        line_no,
+                        "'sleep' under network held: a held or lost segment is resent only by the retransmission timer, which the model does not run: expected no sleep".into(),
+                    ));
                 }
                 Step::Sleep { ms } => {
                     slept += u64::from(ms);
@@ -506,6 +586,28 @@ impl Scenario {
                     }
                 }
                 _ => {}
+            }
+            if step.is_wire() && sc.network != Network::Held {
+                return Err(err(
+                    line_no,
+                    format!("'{step}' moves held segments: expected a 'network held' header before the first step"),
+                ));
+            }
+            if sc.network == Network::Held && sc.start != Start::Connected {
+                return Err(err(
+                    line_no,
+                    "network held runs start connected only (the handshake from SYN is not modelled): expected no 'start listening'".into(),
+                ));
+            }
+            if let Step::Deliver { dir, .. } | Step::Drop { dir } | Step::Held { dir } = step {
+                if !Dir::PAIR.contains(&dir) {
+                    return Err(err(
+                        line_no,
+                        format!(
+                            "'{dir}': expected a>b or b>a, the directions of the connected pair"
+                        ),
+                    ));
+                }
             }
             if sc.start == Start::Connected {
                 if let Step::Call { sock, .. } = step {
@@ -528,6 +630,9 @@ impl Scenario {
                 (Some(e), Step::Call { op, .. }) => {
                     Some(parse_expectation(e, op).map_err(|m| err(line_no, m))?)
                 }
+                (Some(e), wire) => Some(Expectation::everywhere(
+                    parse_wire_expect(e, wire).map_err(|m| err(line_no, m))?,
+                )),
             };
             sc.steps.push(ScriptStep {
                 step,
@@ -554,6 +659,7 @@ impl Scenario {
             self.step_list(),
         )
         .with_bufs(self.bufs)
+        .with_network(self.network)
     }
 
     /// Why a stack that can be asked `surface` cannot set up this scenario's world over
@@ -572,6 +678,12 @@ impl Scenario {
         }
         if !self.bufs.is_default() && !surface.can_ask(Op::RcvBuf(1)) {
             return Some("buffer sizes cannot be set there".into());
+        }
+        if !surface.networks.contains(&self.network) {
+            return Some(format!(
+                "network {} does not run there (its segments cannot be held)",
+                self.network
+            ));
         }
         None
     }
@@ -705,9 +817,90 @@ fn clip_echoes(message: &str) -> String {
     clip(&cut.join("'"), MAX_MESSAGE_CHARS)
 }
 
-/// Parses `a: write 5`, `b: accept`, `sleep 300` and the like.
+/// Parses `deliver a>b [K|all]`, `drop a>b` and `held a>b`; `None` when `words` is no
+/// network step.
+fn parse_wire_step(s: &str, words: &[&str]) -> Option<Result<Step, String>> {
+    let (verb, rest) = words.split_first()?;
+    if !matches!(*verb, "deliver" | "drop" | "held") {
+        return None;
+    }
+    let usage = match *verb {
+        "deliver" => "'deliver a>b', 'deliver a>b K' (K from 1 to 64) or 'deliver a>b all'",
+        "drop" => "'drop a>b'",
+        _ => "'held a>b'",
+    };
+    let bad = || {
+        format!(
+            "'{}': expected {usage}, with a direction of two different sockets among a, b, c, d, l",
+            clip_echo(s)
+        )
+    };
+    let Some(dir) = rest.first().and_then(|d| Dir::parse(d)) else {
+        return Some(Err(bad()));
+    };
+    Some(match (*verb, &rest[1..]) {
+        ("deliver", []) => Ok(Step::Deliver {
+            dir,
+            which: Which::Nth(1),
+        }),
+        ("deliver", ["all"]) => Ok(Step::Deliver {
+            dir,
+            which: Which::All,
+        }),
+        ("deliver", [k]) => match k.parse::<u8>() {
+            Ok(k) if (1..=MAX_NTH).contains(&k) => Ok(Step::Deliver {
+                dir,
+                which: Which::Nth(k),
+            }),
+            _ => Err(bad()),
+        },
+        ("drop", []) => Ok(Step::Drop { dir }),
+        ("held", []) => Ok(Step::Held { dir }),
+        _ => Err(bad()),
+    })
+}
+
+/// Parses the expectation of a network step: `ok` or `n/a` for `deliver` and `drop`,
+/// segment names oldest first (or `-`) for `held`.
+fn parse_wire_expect(s: &str, step: Step) -> Result<Expect, String> {
+    if s.contains(';') {
+        return Err(format!(
+            "'{}': a network step states one result for every stack that holds segments: expected no ';'",
+            clip_echo(s)
+        ));
+    }
+    let outcome = match (step, s.trim()) {
+        (Step::Held { .. }, names) => {
+            ExpectOutcome::Exact(Outcome::Segments(SegName::parse_list(names).ok_or_else(
+                || {
+                    format!(
+                        "'{}': expected segment names oldest first, among DATA(n), DATA(n)+FIN, FIN, RST, ACK, SYN, SYN-ACK (n > 0), or '-' for none",
+                        clip_echo(names)
+                    )
+                },
+            )?))
+        }
+        (_, "ok") => ExpectOutcome::Ok(None),
+        (_, "n/a") => ExpectOutcome::Exact(Outcome::NotApplicable),
+        (_, other) => {
+            return Err(format!(
+                "'{}': expected ok (the segment moved) or n/a (not that many held) after '{step}'",
+                clip_echo(other)
+            ))
+        }
+    };
+    Ok(Expect {
+        outcome,
+        sigpipe: Sigpipe::NotRaised,
+    })
+}
+
+/// Parses `a: write 5`, `b: accept`, `sleep 300`, `deliver a>b` and the like.
 pub fn parse_step(s: &str) -> Result<Step, String> {
     let words: Vec<&str> = s.split_whitespace().collect();
+    if let Some(wire) = parse_wire_step(s, &words) {
+        return wire;
+    }
     if let ["sleep", rest @ ..] = words.as_slice() {
         let ms = match rest {
             [n] => n.parse::<u32>().ok().filter(|ms| *ms <= MAX_SLEEP_MS),
@@ -722,7 +915,7 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
     }
     let (name, call) = s.split_once(':').ok_or_else(|| {
         format!(
-            "'{}': expected a step like 'a: write 5' (a socket, a colon, a call) or 'sleep MS'",
+            "'{}': expected a step like 'a: write 5' (a socket, a colon, a call), 'sleep MS', or under network held 'deliver a>b', 'drop a>b', 'held a>b'",
             clip_echo(s)
         )
     })?;
@@ -1044,6 +1237,18 @@ pub fn render_with(
     comments: &[String],
     lines: &[(Step, Option<StepResult>, Option<String>)],
 ) -> String {
+    render_on(transport, start, bufs, Network::Instant, comments, lines)
+}
+
+/// [`render_with`], with the network header.
+pub fn render_on(
+    transport: Transport,
+    start: Start,
+    bufs: Bufs,
+    network: Network,
+    comments: &[String],
+    lines: &[(Step, Option<StepResult>, Option<String>)],
+) -> String {
     let mut out = String::new();
     for c in comments {
         out.push_str(&format!("# {c}\n"));
@@ -1051,6 +1256,9 @@ pub fn render_with(
     out.push_str(&format!("transport {}\n", transport.name()));
     if start != Start::Connected {
         out.push_str(&format!("start {start}\n"));
+    }
+    if network != Network::Instant {
+        out.push_str(&format!("network {network}\n"));
     }
     if let Some(n) = bufs.rcvbuf {
         out.push_str(&format!("rcvbuf {n}\n"));
@@ -1061,8 +1269,8 @@ pub fn render_with(
     for (step, result, note) in lines {
         let s = step.to_string();
         match (result, step) {
-            (Some(r), Step::Call { .. }) => out.push_str(&format!("{s:<20}=> {}", expect_of(r))),
-            _ => out.push_str(&s),
+            (Some(_), Step::Sleep { .. }) | (None, _) => out.push_str(&s),
+            (Some(r), _) => out.push_str(&format!("{s:<20}=> {}", expect_of(r))),
         }
         if let Some(n) = note {
             out.push_str(&format!("   # {n}"));
@@ -1103,6 +1311,137 @@ mod tests {
         let again =
             Scenario::parse("r", &render(Transport::Tcp4, Start::Connected, &[], &lines)).unwrap();
         assert_eq!(again.step_list(), sc.step_list());
+    }
+
+    const HELD: &str = "transport tcp4\nnetwork held\na: write 5          => ok 5\nheld a>b            => DATA(5)\ndeliver a>b         => ok\nheld b>a            => ACK\ndeliver b>a 2       => n/a\ndeliver b>a all     => ok\ndrop a>b            => n/a\na: close            => ok\nheld a>b            => FIN\nheld b>a            => -\n";
+
+    /// The held-network header and steps parse as issue 11 spells them, and print back
+    /// to the same text.
+    #[test]
+    fn network_held_steps_parse_and_print_back() {
+        let sc = Scenario::parse("h", HELD).unwrap();
+        assert_eq!(sc.network, Network::Held);
+        assert_eq!(sc.case(Transport::Tcp4).network, Network::Held);
+        let ab = Dir {
+            from: Sock::A,
+            to: Sock::B,
+        };
+        let ba = Dir {
+            from: Sock::B,
+            to: Sock::A,
+        };
+        assert_eq!(sc.steps[1].step, Step::Held { dir: ab });
+        assert_eq!(
+            sc.steps[4].step,
+            Step::Deliver {
+                dir: ba,
+                which: Which::Nth(2)
+            }
+        );
+        assert_eq!(
+            sc.steps[5].step,
+            Step::Deliver {
+                dir: ba,
+                which: Which::All
+            }
+        );
+        assert_eq!(sc.steps[6].step, Step::Drop { dir: ab });
+        let held = |i: usize| sc.steps[i].expect.as_ref().unwrap().default.outcome.clone();
+        assert_eq!(
+            held(1),
+            ExpectOutcome::Exact(Outcome::Segments(vec![SegName::Data(5)]))
+        );
+        assert_eq!(held(9), ExpectOutcome::Exact(Outcome::Segments(vec![])));
+        let lines: Vec<_> = sc
+            .steps
+            .iter()
+            .map(|s| {
+                let r = match &s.expect.as_ref().unwrap().default.outcome {
+                    ExpectOutcome::Ok(None) => Outcome::Ok,
+                    ExpectOutcome::Ok(Some(n)) => Outcome::Wrote(*n),
+                    ExpectOutcome::Exact(o) => o.clone(),
+                    o => panic!("{o:?}"),
+                };
+                (s.step, Some(StepResult::plain(r)), None)
+            })
+            .collect();
+        let text = render_on(
+            Transport::Tcp4,
+            Start::Connected,
+            Bufs::default(),
+            Network::Held,
+            &[],
+            &lines,
+        );
+        assert_eq!(text, HELD);
+        assert_eq!(
+            SegName::parse_list("DATA(5)+FIN RST"),
+            Some(vec![SegName::DataFin(5), SegName::Rst])
+        );
+    }
+
+    /// Network steps outside `network held`, sleeps and big writes under it, bad
+    /// directions and bad names are one-line errors naming the line.
+    #[test]
+    fn network_held_errors_name_the_line() {
+        let cases = [
+            ("deliver a>b\n", 1, "expected a 'network held' header"),
+            ("network held\nsleep 10\n", 2, "'sleep' under network held"),
+            ("network held\ndeliver a>a\n", 2, "expected 'deliver a>b'"),
+            ("network held\ndeliver a>b 0\n", 2, "K from 1 to 64"),
+            ("network held\ndrop a>b 2\n", 2, "expected 'drop a>b'"),
+            ("network held\nheld c>d\n", 2, "expected a>b or b>a"),
+            (
+                "network held\nheld a>b => DATA(0)\n",
+                2,
+                "expected segment names",
+            ),
+            (
+                "network held\nheld a>b => FIN; smoltcp => -\n",
+                2,
+                "expected no ';'",
+            ),
+            ("network held\ndeliver a>b => eof\n", 2, "expected ok"),
+            (
+                "network slow\na: close\n",
+                1,
+                "expected 'network instant' or 'network held'",
+            ),
+            (
+                "a: close\nnetwork held\n",
+                2,
+                "comes once, before the first step",
+            ),
+            (
+                "network held\nstart listening\na: close\n",
+                3,
+                "start connected only",
+            ),
+            (
+                "network held\na: write 10000\na: write 10000\n",
+                3,
+                "more than 16384 bytes in all under network held",
+            ),
+        ];
+        for (text, line, want) in cases {
+            let e = Scenario::parse("f", text).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(e.to_string().contains(want), "{text}: {e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    /// Only a stack whose surface has held mode runs a held scenario.
+    #[test]
+    fn network_held_is_unrunnable_where_segments_cannot_be_held() {
+        let sc = Scenario::parse("h", HELD).unwrap();
+        let linux = crate::model::profile::Profile::linux().surface;
+        let smoltcp = crate::model::profile::Profile::smoltcp().surface;
+        assert!(sc
+            .world_unrunnable_on(&linux, Transport::Tcp4)
+            .unwrap()
+            .contains("network held does not run there"));
+        assert_eq!(sc.world_unrunnable_on(&smoltcp, Transport::Tcp4), None);
     }
 
     #[test]

@@ -468,15 +468,20 @@ pub struct Surface {
     pub cannot_call: &'static [CallKind],
     /// The shutdown directions it cannot make.
     pub cannot_shut: &'static [Shut],
+    /// The network modes it runs (`network held` needs a stack whose segments the test
+    /// can hold).
+    pub networks: &'static [Network],
 }
 
 impl Surface {
-    /// Everything: every transport, start and call (Linux's surface).
+    /// Every transport, start and call, on the instant network (Linux's surface: a
+    /// kernel's segments cannot be held yet).
     pub const ALL: Surface = Surface {
         transports: &crate::transport::Transport::ALL,
         starts: &Start::ALL,
         cannot_call: &[],
         cannot_shut: &[],
+        networks: &[Network::Instant],
     };
 
     /// Whether `op` can be asked.
@@ -645,7 +650,185 @@ impl fmt::Display for Op {
 /// 60 s, so that its end can be seen).
 pub const MAX_SLEEP_MS: u32 = 70_000;
 
-/// One line of a scenario: a call on a socket, or time passing.
+/// How segments travel between the ends of a case (the `network` header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Network {
+    /// Every segment arrives inside the step that sent it (loopback): today's behaviour.
+    #[default]
+    Instant,
+    /// Every segment waits in flight until a `deliver` or `drop` step moves it; the
+    /// handshake of `start connected` is delivered before the first step.
+    Held,
+}
+
+impl Network {
+    /// Both modes.
+    pub const ALL: [Network; 2] = [Network::Instant, Network::Held];
+
+    /// The header word (`network held`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Instant => "instant",
+            Network::Held => "held",
+        }
+    }
+
+    /// Looks a header word up.
+    pub fn from_name(s: &str) -> Option<Network> {
+        Self::ALL.into_iter().find(|n| n.name() == s)
+    }
+
+    /// Whether this is [`Network::Instant`] (for serde's skip).
+    pub fn is_instant(&self) -> bool {
+        *self == Network::Instant
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Network::from_name(s)
+            .ok_or_else(|| format!("unknown network '{s}': expected instant or held"))
+    }
+}
+
+/// One direction of the wire: the segments `from` sent to `to` (`a>b`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Dir {
+    /// The sender.
+    pub from: Sock,
+    /// The receiver.
+    pub to: Sock,
+}
+
+impl Dir {
+    /// `a>b` and `b>a`: the directions of a `start connected` pair.
+    pub const PAIR: [Dir; 2] = [
+        Dir {
+            from: Sock::A,
+            to: Sock::B,
+        },
+        Dir {
+            from: Sock::B,
+            to: Sock::A,
+        },
+    ];
+
+    /// Parses `a>b`.
+    pub fn parse(s: &str) -> Option<Dir> {
+        let (f, t) = s.split_once('>')?;
+        let (from, to) = (Sock::from_name(f)?, Sock::from_name(t)?);
+        (from != to).then_some(Dir { from, to })
+    }
+}
+
+impl fmt::Display for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}>{}", self.from, self.to)
+    }
+}
+
+/// Which held segments a `deliver` step moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Which {
+    /// The K-th oldest (1 is the oldest; 2 and on reorder).
+    Nth(u8),
+    /// Every segment in flight that way when the step begins, oldest first.
+    All,
+}
+
+/// The most a `deliver a>b K` may reach past the oldest segment.
+pub const MAX_NTH: u8 = 64;
+
+/// A segment as scripts and the model name it (`held a>b => DATA(5) FIN`), by what it
+/// carries: its payload and the flags that take sequence space, or RST; the ACK flag
+/// that every segment after the handshake carries is not named, so a segment with no
+/// payload, SYN, FIN or RST is `ACK` (the ACK of data or of a FIN, a window update, a
+/// duplicate ACK). Data with a FIN on the same segment is `DATA(n)+FIN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SegName {
+    /// SYN.
+    Syn,
+    /// SYN-ACK.
+    SynAck,
+    /// `DATA(n)`: n payload bytes.
+    Data(u32),
+    /// `DATA(n)+FIN`: n payload bytes and the FIN.
+    DataFin(u32),
+    /// FIN with no payload.
+    Fin,
+    /// RST (with or without ACK).
+    Rst,
+    /// Nothing but an acknowledgement (and a window).
+    Ack,
+}
+
+impl SegName {
+    /// Parses one name (`DATA(5)`, `FIN`, `DATA(5)+FIN`).
+    pub fn parse(s: &str) -> Option<SegName> {
+        let data = |d: &str| {
+            d.strip_prefix("DATA(")?
+                .strip_suffix(')')?
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+        };
+        Some(match s {
+            "SYN" => SegName::Syn,
+            "SYN-ACK" => SegName::SynAck,
+            "FIN" => SegName::Fin,
+            "RST" => SegName::Rst,
+            "ACK" => SegName::Ack,
+            s => match s.strip_suffix("+FIN") {
+                Some(d) => SegName::DataFin(data(d)?),
+                None => SegName::Data(data(s)?),
+            },
+        })
+    }
+
+    /// Parses a list, oldest first, separated by spaces; `-` is the empty list.
+    pub fn parse_list(s: &str) -> Option<Vec<SegName>> {
+        if s.trim() == "-" {
+            return Some(vec![]);
+        }
+        let v: Option<Vec<SegName>> = s.split_whitespace().map(SegName::parse).collect();
+        v.filter(|v| !v.is_empty())
+    }
+}
+
+impl fmt::Display for SegName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SegName::Syn => f.write_str("SYN"),
+            SegName::SynAck => f.write_str("SYN-ACK"),
+            SegName::Data(n) => write!(f, "DATA({n})"),
+            SegName::DataFin(n) => write!(f, "DATA({n})+FIN"),
+            SegName::Fin => f.write_str("FIN"),
+            SegName::Rst => f.write_str("RST"),
+            SegName::Ack => f.write_str("ACK"),
+        }
+    }
+}
+
+/// A list of segments as a script writes it: names oldest first, or `-`.
+pub fn seg_list(v: &[SegName]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One line of a scenario: a call on a socket, time passing, or (under `network held`)
+/// the network moving or showing segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Step {
     /// `SOCK: OP`.
@@ -660,6 +843,23 @@ pub enum Step {
         /// Milliseconds.
         ms: u32,
     },
+    /// `deliver a>b`, `deliver a>b K`, `deliver a>b all`: held segments arrive.
+    Deliver {
+        /// The direction.
+        dir: Dir,
+        /// Which of its segments.
+        which: Which,
+    },
+    /// `drop a>b`: the oldest segment held that way is lost.
+    Drop {
+        /// The direction.
+        dir: Dir,
+    },
+    /// `held a>b`: what is in flight that way, oldest first (an observation).
+    Held {
+        /// The direction.
+        dir: Dir,
+    },
 }
 
 impl Step {
@@ -672,8 +872,16 @@ impl Step {
     pub fn as_call(self) -> Option<(Sock, Op)> {
         match self {
             Step::Call { sock, op } => Some((sock, op)),
-            Step::Sleep { .. } => None,
+            _ => None,
         }
+    }
+
+    /// Whether the step acts on the network rather than on a socket or the clock.
+    pub fn is_wire(self) -> bool {
+        matches!(
+            self,
+            Step::Deliver { .. } | Step::Drop { .. } | Step::Held { .. }
+        )
     }
 }
 
@@ -682,6 +890,20 @@ impl fmt::Display for Step {
         match self {
             Step::Call { sock, op } => write!(f, "{sock}: {op}"),
             Step::Sleep { ms } => write!(f, "sleep {ms}"),
+            Step::Deliver {
+                dir,
+                which: Which::Nth(1),
+            } => write!(f, "deliver {dir}"),
+            Step::Deliver {
+                dir,
+                which: Which::Nth(k),
+            } => write!(f, "deliver {dir} {k}"),
+            Step::Deliver {
+                dir,
+                which: Which::All,
+            } => write!(f, "deliver {dir} all"),
+            Step::Drop { dir } => write!(f, "drop {dir}"),
+            Step::Held { dir } => write!(f, "held {dir}"),
         }
     }
 }
@@ -1378,6 +1600,8 @@ pub enum Outcome {
     /// `state` on a closed TCP socket: the kernel holds nothing for its connection any
     /// more (no orphan, no TIME_WAIT mini-socket; sock_diag finds none).
     Gone,
+    /// `held a>b`: the segments in flight that way, oldest first.
+    Segments(Vec<SegName>),
 }
 
 impl Outcome {
@@ -1491,6 +1715,7 @@ impl fmt::Display for Outcome {
             Outcome::NotApplicable => f.write_str("n/a"),
             Outcome::Closed => f.write_str("closed"),
             Outcome::Gone => f.write_str("gone"),
+            Outcome::Segments(v) => f.write_str(&seg_list(v)),
         }
     }
 }

@@ -166,6 +166,10 @@ pub fn ladder(
             Step::Call { sock, op } => (line_of(sock), op.to_string()),
             // Time passing belongs to neither end: drawn on the left line.
             Step::Sleep { .. } => (End::A, ss.step.to_string()),
+            // The network's steps belong to the sender's line.
+            Step::Deliver { dir, .. } | Step::Drop { dir } | Step::Held { dir } => {
+                (line_of(dir.from), ss.step.to_string())
+            }
         };
         let x = x_of(end);
         // Faint rule between steps, so each step's call, arrows and states read as one.

@@ -198,6 +198,8 @@ fn step_class(step: &Step) -> String {
     match step {
         Step::Call { sock, op } => format!("{sock}: {}", op_class(*op)),
         Step::Sleep { .. } => "sleep".into(),
+        // gVisor has no held mode: never drawn for it.
+        other => other.to_string(),
     }
 }
 

@@ -44,22 +44,28 @@
 //! | `rcvbuf N`, `sndbuf N` | n/a: buffers are fixed when the socket is made | |
 //! | `connect`, `accept` | n/a: only `start connected` runs, whose pair is made before the first step | |
 //!
-//! What `network held` (issue 11: deliver and drop segments as steps) would need here:
-//! a device of our own instead of [`Loopback`] whose queue the test reads, so that a
-//! step can deliver, drop or reorder the segment at its head, and a poll after each
-//! call that only sends ([`Interface::poll_egress`]) until the script delivers.
+//! **`network held`.** The interface's device is [`Wire`], one of our own: what the
+//! stack transmits is put in the device's receive queue at once under `network
+//! instant` (a loopback), and under `network held` is parsed and kept in one queue per
+//! direction (`a>b`: from [`CLIENT_PORT`], `b>a`: from [`PORT`]), where `deliver`
+//! hands the K-th oldest to the stack and polls until quiet (what it answers is held in
+//! turn), `drop` forgets the oldest, and `held` names what waits, as the model names
+//! segments ([`SegName`]). The handshake is delivered before the first step. Time
+//! does not pass without `sleep`, which held scripts do not have, so no retransmission
+//! timer fires.
 
 use super::{Case, Executor, KernelRun};
 use crate::step::{
-    pattern, EndView, Errno, Observation, Op, Outcome, PollSet, Shut, Sock, Start, StateSet, Step,
-    StepResult, TcpState,
+    pattern, Dir, EndView, Errno, Network, Observation, Op, Outcome, PollSet, SegName, Shut, Sock,
+    Start, StateSet, Step, StepResult, TcpState, Which,
 };
 use crate::transport::Transport;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
-use smoltcp::phy::{Loopback, Medium};
+use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, RecvError, State};
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -123,10 +129,127 @@ impl Executor for Smoltcp {
     }
 }
 
+/// The interface's device: frames the stack sent (`sent`) and frames it is to receive
+/// (`inbox`). Who moves them from one to the other is the executor's business: at once
+/// (a loopback), or when a step says (held).
+#[derive(Debug, Default)]
+pub struct Wire {
+    inbox: VecDeque<Vec<u8>>,
+    sent: VecDeque<Vec<u8>>,
+}
+
+/// The IP MTU of [`Wire`], as smoltcp's own loopback has.
+pub const MTU: usize = 65535;
+
+impl Device for Wire {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.max_transmission_unit = MTU;
+        caps.medium = Medium::Ip;
+        caps.checksum = ChecksumCapabilities::ignored();
+        caps
+    }
+
+    fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken, TxToken<'_>)> {
+        let buffer = self.inbox.pop_front()?;
+        Some((
+            RxToken { buffer },
+            TxToken {
+                out: &mut self.sent,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
+        Some(TxToken {
+            out: &mut self.sent,
+        })
+    }
+}
+
+/// A frame handed to the stack.
+#[doc(hidden)]
+pub struct RxToken {
+    buffer: Vec<u8>,
+}
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.buffer)
+    }
+}
+
+/// Room for a frame the stack sends.
+#[doc(hidden)]
+pub struct TxToken<'a> {
+    out: &'a mut VecDeque<Vec<u8>>,
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buffer = vec![0; len];
+        let r = f(&mut buffer);
+        self.out.push_back(buffer);
+        r
+    }
+}
+
+/// A TCP segment's name from its IP packet, and the direction it travels (0: `a>b`,
+/// from [`CLIENT_PORT`]; 1: `b>a`); `None` for anything that is not such a segment.
+pub fn segment_of(frame: &[u8]) -> Option<(usize, SegName)> {
+    let (ip_len, total) = match frame.first()? >> 4 {
+        4 => (
+            usize::from(frame[0] & 0x0f) * 4,
+            usize::from(u16::from_be_bytes([*frame.get(2)?, *frame.get(3)?])),
+        ),
+        6 => (
+            40,
+            40 + usize::from(u16::from_be_bytes([*frame.get(4)?, *frame.get(5)?])),
+        ),
+        _ => return None,
+    };
+    let tcp = frame.get(ip_len..total.min(frame.len()))?;
+    let src = u16::from_be_bytes([*tcp.first()?, *tcp.get(1)?]);
+    let hdr = usize::from(tcp.get(12)? >> 4) * 4;
+    let flags = *tcp.get(13)?;
+    let len = u32::try_from(tcp.len().checked_sub(hdr)?).ok()?;
+    let (fin, syn, rst, ack) = (
+        flags & 1 != 0,
+        flags & 2 != 0,
+        flags & 4 != 0,
+        flags & 16 != 0,
+    );
+    let name = match (syn, rst, fin, len) {
+        (true, _, _, _) if ack => SegName::SynAck,
+        (true, _, _, _) => SegName::Syn,
+        (_, true, _, _) => SegName::Rst,
+        (_, _, true, 0) => SegName::Fin,
+        (_, _, true, n) => SegName::DataFin(n),
+        (_, _, false, 0) => SegName::Ack,
+        (_, _, false, n) => SegName::Data(n),
+    };
+    let dir = match src {
+        CLIENT_PORT => 0,
+        PORT => 1,
+        _ => return None,
+    };
+    Some((dir, name))
+}
+
+fn dir_index(dir: Dir) -> Option<usize> {
+    Dir::PAIR.iter().position(|d| *d == dir)
+}
+
 /// One case's stack: the interface, its device, its sockets and its clock.
 struct World<'a> {
     iface: Interface,
-    dev: Loopback,
+    dev: Wire,
+    /// Under `network held`, the frames in flight each way (`a>b`, `b>a`), oldest
+    /// first; `None` under `network instant`.
+    held: Option<[VecDeque<Vec<u8>>; 2]>,
     set: SocketSet<'a>,
     /// The handle of `a` and `b` while the test still holds them.
     handles: [Option<SocketHandle>; 2],
@@ -171,7 +294,7 @@ impl<'a> World<'a> {
             ));
         }
         let now = SmolInstant::from_millis(0);
-        let mut dev = Loopback::new(Medium::Ip);
+        let mut dev = Wire::default();
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(Ipv4Address::new(127, 0, 0, 1).into(), 8));
@@ -198,6 +321,7 @@ impl<'a> World<'a> {
         let mut w = World {
             iface,
             dev,
+            held: None,
             set,
             handles: [Some(ha), Some(hb)],
             sent: [0; 2],
@@ -210,6 +334,9 @@ impl<'a> World<'a> {
                 "smoltcp: the handshake did not complete on the loopback interface",
             ));
         }
+        if case.network == Network::Held {
+            w.held = Some(Default::default());
+        }
         Ok(w)
     }
 
@@ -217,7 +344,19 @@ impl<'a> World<'a> {
     fn settle(&mut self) -> io::Result<()> {
         let mut quiet = 0;
         for _ in 0..MAX_POLLS {
-            match self.iface.poll(self.now, &mut self.dev, &mut self.set) {
+            let r = self.iface.poll(self.now, &mut self.dev, &mut self.set);
+            // What was sent arrives now (instant), or waits for a step (held).
+            match &mut self.held {
+                None => self.dev.inbox.append(&mut self.dev.sent),
+                Some(held) => {
+                    for f in self.dev.sent.drain(..) {
+                        if let Some((d, _)) = segment_of(&f) {
+                            held[d].push_back(f);
+                        }
+                    }
+                }
+            }
+            match r {
                 // A poll that changed nothing may still have queued a segment on the
                 // loopback for the next one: two quiet polls in a row end it.
                 PollResult::None => {
@@ -257,6 +396,37 @@ impl<'a> World<'a> {
         self.settle()
     }
 
+    fn held_mut(&mut self, dir: Dir) -> io::Result<&mut VecDeque<Vec<u8>>> {
+        let i = dir_index(dir)
+            .ok_or_else(|| unsupported(format!("smoltcp holds a>b and b>a only, not {dir}")))?;
+        match &mut self.held {
+            Some(h) => Ok(&mut h[i]),
+            None => Err(unsupported(format!(
+                "'{dir}' segments are held only under network held"
+            ))),
+        }
+    }
+
+    /// Hands held segments to the stack, each answered (polled until quiet) before
+    /// the next.
+    fn deliver(&mut self, dir: Dir, which: Which) -> io::Result<Outcome> {
+        let picks = match which {
+            Which::Nth(k) => {
+                let q = self.held_mut(dir)?;
+                match q.remove(usize::from(k) - 1) {
+                    Some(f) => vec![f],
+                    None => return Ok(Outcome::NotApplicable),
+                }
+            }
+            Which::All => self.held_mut(dir)?.drain(..).collect(),
+        };
+        for f in picks {
+            self.dev.inbox.push_back(f);
+            self.settle()?;
+        }
+        Ok(Outcome::Ok)
+    }
+
     fn socket(&mut self, i: usize) -> Option<&mut tcp::Socket<'a>> {
         let h = self.handles[i]?;
         Some(self.set.get_mut::<tcp::Socket>(h))
@@ -273,6 +443,17 @@ impl<'a> World<'a> {
                 self.settle()?;
                 o
             }
+            Step::Deliver { dir, which } => self.deliver(dir, which)?,
+            Step::Drop { dir } => match self.held_mut(dir)?.pop_front() {
+                Some(_) => Outcome::Ok,
+                None => Outcome::NotApplicable,
+            },
+            Step::Held { dir } => Outcome::Segments(
+                self.held_mut(dir)?
+                    .iter()
+                    .filter_map(|f| segment_of(f).map(|(_, n)| n))
+                    .collect(),
+            ),
         };
         Ok(StepResult::plain(outcome))
     }

@@ -166,6 +166,8 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
                 slept += t.elapsed();
                 (false, false)
             }
+            // Never run here (gVisor has no held mode): nothing moved.
+            Step::Deliver { .. } | Step::Drop { .. } | Step::Held { .. } => (false, false),
             Step::Call { op, .. } => match op.spec().effect {
                 Effect::Looks | Effect::Configures => (false, false),
                 Effect::Closes => (true, true),

@@ -58,6 +58,36 @@ impl TcpAlternatives {
         &self.alts[0]
     }
 
+    /// The same connection under `network held` (see [`TcpModel::held`]).
+    pub fn held(mut self) -> TcpAlternatives {
+        self.alts = self.alts.into_iter().map(TcpModel::held).collect();
+        self
+    }
+
+    /// A network step on the segments from `x` (`deliver`, `drop`, `held`), in every
+    /// alternative; the first's result and segments stand for all (a held connection
+    /// has one: it never fills a buffer, where alternatives come from).
+    pub fn wire_step(&mut self, x: End, step: crate::step::Step) -> Outcome {
+        use crate::step::Step;
+        let mut first = None;
+        for a in &mut self.alts {
+            a.wire_log().clear();
+            let r = match step {
+                Step::Deliver { which, .. } => a.deliver_held(x, which),
+                Step::Drop { .. } => a.drop_held(x),
+                _ => Outcome::Segments(a.held_names(x)),
+            };
+            first.get_or_insert(r);
+        }
+        self.log = self.alts[0].wire_log().clone();
+        first.unwrap_or(Outcome::NotApplicable)
+    }
+
+    /// How many segments are in flight from `x` (in the first alternative).
+    pub fn held_count(&self, x: End) -> usize {
+        self.first().held_count(x)
+    }
+
     /// Keeps the alternatives `keep` accepts, or all of them if it accepts none.
     fn retain(&mut self, keep: impl Fn(&TcpModel) -> bool) {
         if self.alts.iter().any(&keep) {

@@ -366,6 +366,8 @@ const SMOLTCP_SURFACE: Surface = {
             CallKind::SndBuf,
         ],
         cannot_shut: &[Shut::Rd, Shut::RdWr],
+        // smoltcp sends only when polled: its segments can wait for a step.
+        networks: &[crate::step::Network::Instant, crate::step::Network::Held],
     }
 };
 

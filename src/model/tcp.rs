@@ -24,6 +24,8 @@ use crate::step::{
 };
 use std::collections::VecDeque;
 
+mod held;
+
 /// Whether the kernel still holds a connection for an end (with or without its fd).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Conn {
@@ -287,6 +289,9 @@ pub struct TcpModel {
     /// the send queue), for [`super::alternatives`] to keep until the kernel's answers
     /// tell them apart.
     forks: Vec<TcpModel>,
+    /// Under `network held`: the segments in flight and the sequence spaces (see
+    /// [`held`]); `None` under `network instant`.
+    held: Option<Box<held::HeldWire>>,
 }
 
 impl Default for TcpModel {
@@ -312,6 +317,7 @@ impl TcpModel {
             mutation: None,
             hint: None,
             forks: Vec::new(),
+            held: None,
         }
     }
 
@@ -340,6 +346,9 @@ impl TcpModel {
     }
 
     fn send(&mut self, from: End, seg: Seg, note: &'static str) {
+        if self.held.is_some() {
+            return self.hold_segment(from, seg, note);
+        }
         let acks_fin = self.ends[from.index()].fin_received;
         self.ends[from.index()].ack_owed = false;
         let kind = match seg {
@@ -392,6 +401,10 @@ impl TcpModel {
             }
             Op::Outq if self.profile.tcp.outq_unsupported => {
                 StepResult::plain(Outcome::Err(Errno::ENOPROTOOPT))
+            }
+            // Held: every ACK is followed, so the count is exact.
+            Op::Outq if self.held.is_some() => {
+                StepResult::plain(Outcome::Queued(self.held_outq(x)))
             }
             Op::Outq => StepResult::plain(match self.ends[x.index()].outq_hi {
                 0 => Outcome::Queued(0),
@@ -1417,6 +1430,10 @@ impl TcpModel {
 
     /// Delivers the oldest segment in flight; false if none was.
     pub fn deliver_one(&mut self) -> bool {
+        if self.held.is_some() {
+            // Held segments move only at `deliver` steps.
+            return false;
+        }
         let Some(f) = self.wire.pop_front() else {
             return false;
         };

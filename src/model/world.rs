@@ -141,6 +141,8 @@ pub struct Model {
     header_bufs: Bufs,
     /// The kernel's answer to the step being run, if known.
     hint: Option<(Hint, Observation)>,
+    /// Whether segments wait for `deliver` steps.
+    network: crate::step::Network,
 }
 
 impl Model {
@@ -163,6 +165,7 @@ impl Model {
             tcp_template: None,
             header_bufs: Bufs::default(),
             hint: None,
+            network: crate::step::Network::Instant,
         };
         match start {
             Start::Connected => {
@@ -301,6 +304,9 @@ impl Model {
             }
             // A call the stack cannot be asked is not made there (its executor answers
             // n/a), so nothing changes.
+            Step::Deliver { dir, .. } | Step::Drop { dir } | Step::Held { dir } => {
+                StepResult::plain(self.wire_step(dir, step, &mut wire))
+            }
             Step::Call { op, .. } if !self.profile.surface.can_ask(op) => {
                 StepResult::plain(Outcome::NotApplicable)
             }
@@ -321,6 +327,52 @@ impl Model {
             after: self.view(),
             wire,
         }
+    }
+
+    /// A network step: on the connection `dir.from` is a side of, if held.
+    fn wire_step(
+        &mut self,
+        dir: crate::step::Dir,
+        step: Step,
+        wire: &mut Vec<WireEvent>,
+    ) -> Outcome {
+        let Slot::Conn { conn, end } = self.slots[dir.from.index()] else {
+            return Outcome::NotApplicable;
+        };
+        match &mut self.conns[conn] {
+            Conn::Tcp(m) if self.network == crate::step::Network::Held => {
+                let o = m.wire_step(end, step);
+                wire.append(m.wire_log());
+                o
+            }
+            _ => Outcome::NotApplicable,
+        }
+    }
+
+    /// Segments in flight from `sock` under `network held` (0 otherwise).
+    pub fn held_count(&self, sock: Sock) -> usize {
+        match (self.slots[sock.index()], self.network) {
+            (Slot::Conn { conn, end }, crate::step::Network::Held) => match &self.conns[conn] {
+                Conn::Tcp(m) => m.held_count(end),
+                Conn::Unix(_) => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    /// This world under `network` (held: TCP connections hold their segments).
+    pub fn with_network(mut self, network: crate::step::Network) -> Model {
+        self.network = network;
+        if network == crate::step::Network::Held {
+            self.conns = std::mem::take(&mut self.conns)
+                .into_iter()
+                .map(|c| match c {
+                    Conn::Tcp(m) => Conn::Tcp(m.held()),
+                    c => c,
+                })
+                .collect();
+        }
+        self
     }
 
     fn call(&mut self, sock: Sock, op: Op, wire: &mut Vec<WireEvent>) -> StepResult {

@@ -94,6 +94,7 @@ pub fn check<E: Executor>(
         transport,
         starts: profile.surface.starts,
         surface: profile.surface,
+        network: closefuzz::step::Network::Instant,
     };
     let model_for = move |case: &Case| {
         Model::with_start(case.transport, profile, case.start).with_bufs(case.bufs)

@@ -1,0 +1,347 @@
+//! `network held` for the TCP model: segments wait in flight, one queue per direction,
+//! until a step delivers or drops one, and every segment the stack sends is there,
+//! pure ACKs included.
+//!
+//! The socket rules stay in [`super`]: a segment that arrives in order does what it
+//! does under `network instant` (`data_arrives`, `fin_arrives`, `reset`, `fin_acked`).
+//! This layer adds what instant delivery never needed: sequence and acknowledgement
+//! numbers (relative: the first data byte is 0), which segments the receiver accepts,
+//! the ones it keeps out of order, and which ACKs it sends. The rules are smoltcp's
+//! (`socket/tcp.rs` of smoltcp 0.14, as the executor sets its sockets up: Nagle off, no
+//! delayed ACK, no congestion control), the only stack with held mode: in
+//! `Socket::process`,
+//!
+//! - a segment whose ACK is below what the receiver already had acknowledged
+//!   (`ack_number < ack_min`, "duplicate ACK") is dropped whole, its data too;
+//! - a segment outside the receive window is not processed: an RST is dropped, data
+//!   draws an ACK (`ack_reply`), anything else a challenge ACK, at most one a second
+//!   (`challenge_ack_reply`; time does not pass in held mode, so one per socket);
+//! - an RST in the window closes the socket, whatever the ACK;
+//! - a FIN behind a hole (`window_start < segment_start`) is ignored;
+//! - TIME_WAIT, and a FIN in CLOSE_WAIT, LAST_ACK or CLOSING, fall to "unexpected
+//!   packet": dropped with no answer;
+//! - data beyond a hole goes to the assembler, and while the assembler holds any (or
+//!   has just emptied) each data segment is answered at once by `ack_reply`; otherwise
+//!   the ACK is `Socket::dispatch`'s, sent when the poll after it finds
+//!   `ack_to_transmit` (new data or a FIN acknowledged), in every state but CLOSED.
+//!
+//! A segment for a socket in CLOSED (reset, or LAST_ACK done) is answered by the
+//! interface with an RST whose sequence number is the segment's ACK (`rst_reply`).
+//! Not modelled yet: the fast retransmission smoltcp starts on the third duplicate ACK
+//! (`Timer::set_for_fast_retransmit`, then `pending_fast_retransmit` in dispatch), which
+//! a drop followed by three later segments produces; 100,000-case campaigns find it
+//! (the lost byte is resent, the hole fills and the reader's poll says IN where the
+//! model says nothing arrived).
+
+use super::{Conn, Seg, TcpModel};
+use crate::model::{SegmentKind, WireEvent};
+use crate::step::{End, Outcome, SegName, TcpState, Which};
+use std::collections::VecDeque;
+
+/// The sequence space of one end, as the held wire sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct SeqSpace {
+    /// The next sequence number to send (data bytes, then 1 for the FIN).
+    snd_nxt: u64,
+    /// The oldest unacknowledged (smoltcp's `local_seq_no`).
+    snd_una: u64,
+    /// Our FIN's sequence number, once sent.
+    fin_seq: Option<u64>,
+    /// The next in-order sequence number expected (`remote_seq_no + rx_buffer.len()`).
+    rcv_nxt: u64,
+    /// Data received beyond a hole, as sequence ranges (smoltcp's assembler).
+    ooo: Vec<(u64, u64)>,
+    /// The ACK number last sent (`remote_last_ack`).
+    last_ack: u64,
+    /// A challenge ACK was sent (smoltcp allows one a second).
+    challenged: bool,
+}
+
+/// One segment in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct HeldSeg {
+    seq: u64,
+    ack: u64,
+    len: u64,
+    fin: bool,
+    rst: bool,
+}
+
+impl HeldSeg {
+    fn name(&self) -> SegName {
+        let n = u32::try_from(self.len).unwrap_or(u32::MAX);
+        match (self.rst, self.fin, n) {
+            (true, _, _) => SegName::Rst,
+            (_, true, 0) => SegName::Fin,
+            (_, true, n) => SegName::DataFin(n),
+            (_, false, 0) => SegName::Ack,
+            (_, false, n) => SegName::Data(n),
+        }
+    }
+}
+
+/// The held wire of one connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct HeldWire {
+    seq: [SeqSpace; 2],
+    /// In flight from end `i` to its peer, oldest first.
+    queue: [VecDeque<HeldSeg>; 2],
+}
+
+impl TcpModel {
+    /// This model under `network held`: the handshake done, nothing in flight.
+    pub fn held(mut self) -> TcpModel {
+        self.held = Some(Box::default());
+        self
+    }
+
+    fn wire_mut(&mut self) -> &mut HeldWire {
+        self.held.as_mut().expect("held mode")
+    }
+
+    /// A segment leaves `x`: it waits in flight. The model's own ACKs are not sent
+    /// here: the held rules decide every ACK (see the module docs).
+    pub(super) fn hold_segment(&mut self, x: End, seg: Seg, note: &'static str) {
+        let w = self.wire_mut();
+        let s = &mut w.seq[x.index()];
+        let ack = s.rcv_nxt;
+        let h = match seg {
+            Seg::Data { offset, len, .. } => {
+                s.snd_nxt = s.snd_nxt.max(offset + len as u64);
+                HeldSeg {
+                    seq: offset,
+                    ack,
+                    len: len as u64,
+                    fin: false,
+                    rst: false,
+                }
+            }
+            Seg::Fin => {
+                let seq = s.snd_nxt;
+                s.fin_seq = Some(seq);
+                s.snd_nxt += 1;
+                HeldSeg {
+                    seq,
+                    ack,
+                    len: 0,
+                    fin: true,
+                    rst: false,
+                }
+            }
+            Seg::Rst => HeldSeg {
+                seq: s.snd_nxt,
+                ack,
+                len: 0,
+                fin: false,
+                rst: true,
+            },
+            Seg::Ack | Seg::Held => return,
+        };
+        self.emit(x, h, note);
+    }
+
+    fn emit(&mut self, x: End, h: HeldSeg, note: &'static str) {
+        let kind = match h.name() {
+            SegName::Rst => SegmentKind::Rst,
+            SegName::Fin | SegName::DataFin(_) => SegmentKind::Fin,
+            SegName::Ack => SegmentKind::Ack,
+            _ => SegmentKind::Data(h.len as usize),
+        };
+        self.log.push(WireEvent {
+            from: self.names[x.index()],
+            to: self.names[x.peer().index()],
+            kind,
+            note,
+        });
+        self.wire_mut().queue[x.index()].push_back(h);
+    }
+
+    /// A pure ACK from `y` of all it has in order.
+    fn send_ack(&mut self, y: End, note: &'static str) {
+        let s = &mut self.wire_mut().seq[y.index()];
+        s.last_ack = s.rcv_nxt;
+        let h = HeldSeg {
+            seq: s.snd_nxt,
+            ack: s.rcv_nxt,
+            len: 0,
+            fin: false,
+            rst: false,
+        };
+        self.emit(y, h, note);
+    }
+
+    /// smoltcp's `send_queue()`: data written and not yet acknowledged (the FIN is not
+    /// counted).
+    pub(super) fn held_outq(&self, x: End) -> usize {
+        self.held.as_ref().map_or(0, |w| {
+            let s = &w.seq[x.index()];
+            (s.fin_seq.unwrap_or(s.snd_nxt).saturating_sub(s.snd_una)) as usize
+        })
+    }
+
+    /// `held`: what is in flight from `x`, oldest first.
+    pub fn held_names(&self, x: End) -> Vec<SegName> {
+        self.held.as_ref().map_or(vec![], |w| {
+            w.queue[x.index()].iter().map(HeldSeg::name).collect()
+        })
+    }
+
+    /// How many segments are in flight from `x`.
+    pub fn held_count(&self, x: End) -> usize {
+        self.held.as_ref().map_or(0, |w| w.queue[x.index()].len())
+    }
+
+    /// `drop`: the oldest segment from `x` is lost.
+    pub fn drop_held(&mut self, x: End) -> Outcome {
+        self.log.clear();
+        match self.wire_mut().queue[x.index()].pop_front() {
+            Some(_) => Outcome::Ok,
+            None => Outcome::NotApplicable,
+        }
+    }
+
+    /// `deliver`: segments from `x` arrive, each answered before the next.
+    pub fn deliver_held(&mut self, x: End, which: Which) -> Outcome {
+        self.log.clear();
+        let picks: Vec<HeldSeg> = match which {
+            Which::Nth(k) => match self.wire_mut().queue[x.index()].remove(usize::from(k) - 1) {
+                Some(h) => vec![h],
+                None => return Outcome::NotApplicable,
+            },
+            Which::All => self.wire_mut().queue[x.index()].drain(..).collect(),
+        };
+        for h in picks {
+            self.arrives(x.peer(), h);
+        }
+        Outcome::Ok
+    }
+
+    /// smoltcp's `Socket::process` and the poll after it, for segment `h` at `y`.
+    fn arrives(&mut self, y: End, h: HeldSeg) {
+        let state = self.ends[y.index()].state;
+        if state == TcpState::Close {
+            // The socket no longer accepts (Socket::accepts in CLOSED): the interface
+            // answers anything but an RST with one (rst_reply).
+            if !h.rst {
+                let r = HeldSeg {
+                    seq: h.ack,
+                    ack: h.seq + h.len + u64::from(h.fin),
+                    len: 0,
+                    fin: false,
+                    rst: true,
+                };
+                self.emit(y, r, "segment for a CLOSED socket: smoltcp rst_reply");
+            }
+            return;
+        }
+        let s = self.wire_mut().seq[y.index()].clone();
+        // Window: smoltcp's receive buffer keeps at least 48 KiB free here (held
+        // scripts write at most 16 KiB per end), so only its start matters.
+        let start = s.rcv_nxt;
+        let in_window = if h.len == 0 {
+            h.seq >= start
+        } else {
+            h.seq + h.len > start
+        };
+        if h.rst {
+            if in_window {
+                self.reset(y);
+            }
+            return;
+        }
+        if h.ack < s.snd_una {
+            // "duplicate ACK": dropped whole, before anything else is looked at.
+            return;
+        }
+        if !in_window {
+            if h.len > 0 {
+                self.send_ack(y, "segment outside the window: smoltcp ack_reply");
+            } else if !s.challenged {
+                self.wire_mut().seq[y.index()].challenged = true;
+                self.send_ack(y, "segment outside the window: smoltcp challenge_ack_reply");
+            }
+            return;
+        }
+        let ack_of_fin = s.fin_seq.is_some_and(|f| h.ack == f + 1);
+        let fin = h.fin && h.seq <= start;
+        match (state, fin) {
+            (TcpState::TimeWait, _)
+            | (TcpState::CloseWait | TcpState::LastAck | TcpState::Closing, true) => {
+                // "unexpected packet": dropped before its ACK is looked at.
+                return;
+            }
+            (TcpState::LastAck, false) if !ack_of_fin && h.ack == s.snd_una => {
+                if !s.challenged {
+                    self.wire_mut().seq[y.index()].challenged = true;
+                    self.send_ack(
+                        y,
+                        "LAST_ACK without the FIN's ACK: smoltcp challenge_ack_reply",
+                    );
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.wire_mut().seq[y.index()].snd_una = h.ack;
+        // Linux counts the FIN in SIOCOUTQ; smoltcp's send_queue() counts data only.
+        let data_unacked = s.fin_seq.unwrap_or(s.snd_nxt).saturating_sub(h.ack);
+        self.end(y).outq_hi = data_unacked as usize;
+        if ack_of_fin {
+            self.fin_acked(y);
+        }
+        // The payload: in order, or into the assembler.
+        let had_ooo = !s.ooo.is_empty();
+        if h.len > 0 {
+            let (lo, hi) = (h.seq.max(start), h.seq + h.len);
+            let mut ranges = s.ooo.clone();
+            ranges.push((lo, hi));
+            ranges.sort_unstable();
+            let mut nxt = start;
+            let mut rest = vec![];
+            for (a, b) in ranges {
+                if a <= nxt {
+                    nxt = nxt.max(b);
+                } else {
+                    rest.push((a, b));
+                }
+            }
+            let mut merged: Vec<(u64, u64)> = vec![];
+            for (a, b) in rest {
+                match merged.last_mut() {
+                    Some(m) if a <= m.1 => m.1 = m.1.max(b),
+                    _ => merged.push((a, b)),
+                }
+            }
+            let new = nxt - start;
+            self.wire_mut().seq[y.index()].ooo = merged;
+            if new > 0 {
+                self.wire_mut().seq[y.index()].rcv_nxt = nxt;
+                let offset = self.ends[y.index()].rq.start + self.ends[y.index()].rq.len as u64;
+                self.data_arrives(y, offset, new as usize, false);
+            }
+        }
+        let fin = fin && self.wire_mut().seq[y.index()].rcv_nxt == h.seq + h.len;
+        if fin {
+            self.wire_mut().seq[y.index()].rcv_nxt += 1;
+            let before = self.ends[y.index()].state;
+            self.fin_arrives(y);
+            if before == TcpState::FinWait1 && ack_of_fin {
+                // smoltcp: FIN_WAIT1 with the FIN's ACK and a FIN goes to TIME_WAIT.
+                let e = self.end(y);
+                if e.state == TcpState::Closing {
+                    Self::done(e, Conn::TimeWait);
+                    self.time_wait_shows(y);
+                }
+            }
+        }
+        if self.ends[y.index()].state == TcpState::Close {
+            return;
+        }
+        let s = &self.wire_mut().seq[y.index()];
+        if h.len > 0 && (had_ooo || !s.ooo.is_empty()) {
+            self.send_ack(y, "data around a hole: smoltcp ack_reply");
+        } else if s.rcv_nxt > s.last_ack {
+            self.send_ack(y, "ACK of what arrived: smoltcp dispatch, ack_to_transmit");
+        }
+    }
+}
