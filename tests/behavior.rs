@@ -78,7 +78,8 @@ fn the_model_predicts_every_live_cell() {
                 closefuzz::model::profile::Profile::of(platform),
                 parsed.start,
             )
-            .with_bufs(parsed.bufs);
+            .with_bufs(parsed.bufs)
+            .with_network(parsed.network);
             let cells: Vec<_> = sc.steps.iter().map(|r| r.cells[&c.name].clone()).collect();
             let predictions = predict_given(&model, &parsed.step_list(), &cells);
             for (row, p) in sc.steps.iter().zip(&predictions) {

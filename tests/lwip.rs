@@ -201,6 +201,7 @@ fn a_campaign_agrees_with_lwips_profile() {
             transport,
             starts: &Start::ALL,
             surface: profile.surface,
+            network: closefuzz::step::Network::Instant,
         };
         let model = move |case: &Case| {
             Model::with_start(case.transport, profile, case.start).with_bufs(case.bufs)

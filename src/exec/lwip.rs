@@ -385,6 +385,9 @@ mod imp {
                     Outcome::Ok
                 }
                 Step::Call { sock, op } => self.call(sock, op),
+                // lwIP's segments cannot be held here: cases under `network held` are
+                // refused before they run (Surface::networks).
+                _ => Outcome::NotApplicable,
             }
         }
 

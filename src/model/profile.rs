@@ -521,6 +521,7 @@ impl Profile {
                 starts: &Start::ALL,
                 cannot_call: &[],
                 cannot_shut: &[],
+                networks: &[crate::step::Network::Instant],
             },
             oob_ignored: true,
             poll_rdhup: false,
