@@ -375,6 +375,13 @@ pub fn guest_main() -> ! {
     std::process::exit(1)
 }
 
+/// User-mode Linux guests are Linux: elsewhere there is nothing to serve.
+#[cfg(not(target_os = "linux"))]
+pub fn guest_main() -> ! {
+    eprintln!("closefuzz uml init: only a Linux build can be a User-mode Linux guest's init");
+    std::process::exit(2)
+}
+
 #[cfg(target_os = "linux")]
 fn guest_serve() -> io::Result<()> {
     use std::ffi::CString;
