@@ -49,7 +49,7 @@
 
 use super::{Conn, Seg, TcpModel};
 use crate::model::{SegmentKind, WireEvent};
-use crate::step::{End, Outcome, SegName, TcpState, Which};
+use crate::step::{Dir, End, Outcome, SegName, TcpState, Which, WireSeg};
 use std::collections::VecDeque;
 
 /// The sequence space of one end, as the held wire sees it.
@@ -88,6 +88,8 @@ pub(super) struct HeldSeg {
     rst: bool,
     /// The window it advertises, in bytes (see the module docs).
     win: u32,
+    /// It has the ACK flag (all but `rst_reply`'s RST to a segment that had one).
+    ack_flag: bool,
 }
 
 /// Each socket's receive buffer in smoltcp's executor (`exec::smoltcp::BUF`): the
@@ -123,6 +125,8 @@ pub(super) struct HeldWire {
     seq: [SeqSpace; 2],
     /// In flight from end `i` to its peer, oldest first.
     queue: [VecDeque<HeldSeg>; 2],
+    /// Every segment sent since the step began, as the executor reports them.
+    sent: Vec<WireSeg>,
 }
 
 impl TcpModel {
@@ -168,6 +172,7 @@ impl TcpModel {
                     fin: false,
                     rst: false,
                     win: 0,
+                    ack_flag: true,
                 }
             }
             Seg::Fin => {
@@ -181,6 +186,7 @@ impl TcpModel {
                     fin: true,
                     rst: false,
                     win: 0,
+                    ack_flag: true,
                 }
             }
             Seg::Rst => HeldSeg {
@@ -190,6 +196,7 @@ impl TcpModel {
                 fin: false,
                 rst: true,
                 win: 0,
+                ack_flag: true,
             },
             Seg::Ack | Seg::Held => return,
         };
@@ -210,7 +217,25 @@ impl TcpModel {
             kind,
             note,
         });
-        self.wire_mut().queue[x.index()].push_back(h);
+        let seen = WireSeg {
+            dir: Dir {
+                from: self.names[x.index()],
+                to: self.names[x.peer().index()],
+            },
+            name: h.name(),
+            seq: h.seq,
+            ack: h.ack_flag.then_some(h.ack),
+        };
+        let w = self.wire_mut();
+        w.sent.push(seen);
+        w.queue[x.index()].push_back(h);
+    }
+
+    /// The segments sent since the last call (the step's, with their numbers).
+    pub fn take_segs(&mut self) -> Vec<WireSeg> {
+        self.held
+            .as_mut()
+            .map_or(vec![], |w| std::mem::take(&mut w.sent))
     }
 
     /// A pure ACK from `y` of all it has in order.
@@ -224,6 +249,7 @@ impl TcpModel {
             fin: false,
             rst: false,
             win: 0,
+            ack_flag: true,
         };
         self.emit(y, h, note);
     }
@@ -288,6 +314,7 @@ impl TcpModel {
                     fin: false,
                     rst: true,
                     win: 0,
+                    ack_flag: false,
                 };
                 self.emit(y, r, "segment for a CLOSED socket: smoltcp rst_reply");
             }
@@ -444,6 +471,7 @@ impl TcpModel {
                 ),
             rst: false,
             win: 0,
+            ack_flag: true,
         };
         self.emit(y, h, "third duplicate ACK: smoltcp fast retransmit");
         true
