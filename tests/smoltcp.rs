@@ -172,3 +172,27 @@ fn a_short_held_campaign_is_clean_segment_by_segment() {
     }
     assert!(compared > 10_000, "only {compared} segments compared");
 }
+
+#[test]
+fn explain_runs_its_model_under_the_cases_network() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/wire/fast-retransmit.cfz");
+    let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let case = sc.case(Transport::Tcp4);
+    let run = run_case_with(
+        &mut Smoltcp::new(),
+        &model_for(&case, Platform::Smoltcp),
+        &case,
+    )
+    .expect("runs");
+    let text = closefuzz::report::explain_text(&sc, &run, Platform::Smoltcp);
+    // The ladder's segments are the held model's: the resend and its reason.
+    assert!(
+        text.contains("third duplicate ACK: smoltcp fast retransmit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sent, kernel: b>a DATA(4) seq 0 ack 0"),
+        "{text}"
+    );
+    assert!(!text.contains("<-- differs"), "{text}");
+}
