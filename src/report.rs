@@ -30,6 +30,11 @@ pub struct ReplayStep {
     /// Under a `sigpipe` header, at a step that raised SIGPIPE: what a process with
     /// that treatment experienced, in words.
     pub process: Option<String>,
+    /// Under `network held`: every segment the stack sent during the step, with its
+    /// numbers (`a>b FIN seq 5 ack 0, ...`, or `-`); `None` under `network instant`.
+    pub kernel_sent: Option<String>,
+    /// The segments the model predicted, written the same way.
+    pub model_sent: Option<String>,
 }
 
 /// A replayed scenario, judged.
@@ -81,6 +86,8 @@ pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> Replay
             kernel_after: r.kernel_after.map(|v| v.to_string()),
             model_after: r.model_after.map(|v| v.to_string()),
             model_agrees: r.agrees(),
+            kernel_sent: r.segs.as_ref().map(|w| crate::step::wire_segs(&w.kernel)),
+            model_sent: r.segs.as_ref().map(|w| crate::step::wire_segs(&w.model)),
             expectation_met: ss.expect_on(platform).is_none_or(|e| e.matches(&r.kernel)),
         })
         .collect();
@@ -118,6 +125,18 @@ pub fn replay_text(r: &ReplayReport) -> String {
         ));
         if let Some(p) = &s.process {
             out.push_str(&format!("        {p}\n"));
+        }
+        if let (Some(k), Some(m)) = (&s.kernel_sent, &s.model_sent) {
+            if k != m {
+                out.push_str(&format!(
+                    "        sent: kernel {k}
+"
+                ));
+                out.push_str(&format!(
+                    "              model  {m}
+"
+                ));
+            }
         }
         if !s.model_agrees && (s.kernel_after != s.model_after) {
             for sock in Sock::ALL {
@@ -202,7 +221,8 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
         crate::model::profile::Profile::of(platform),
         run.start,
     )
-    .with_bufs(run.bufs);
+    .with_bufs(run.bufs)
+    .with_network(run.network);
     let mut out = String::new();
     out.push_str(&format!(
         "{} ({} on {})\n",
@@ -248,6 +268,18 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
         }
         if p.wire.is_empty() {
             out.push_str("  |  (nothing on the wire)\n");
+        }
+        if let Some(w) = &r.segs {
+            // Under held every segment is compared, numbers included.
+            out.push_str(&format!(
+                "    sent, kernel: {}\n",
+                crate::step::wire_segs(&w.kernel)
+            ));
+            out.push_str(&format!(
+                "    sent, model:  {}{}\n",
+                crate::step::wire_segs(&w.model),
+                if w.agree() { "" } else { "   <-- differs" }
+            ));
         }
         out.push_str(&ends_text(&model));
         let open_ended = p

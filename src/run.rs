@@ -36,6 +36,25 @@ pub struct StepRecord {
     pub model_after: Observation,
     /// Segments the model put on the wire for this step.
     pub wire: Vec<WireEvent>,
+    /// Under `network held`: the segments the stack sent during this step, with their
+    /// numbers, and the model's (`None` under `network instant`: not compared).
+    pub segs: Option<SegsSeen>,
+}
+
+/// The segments one step sent under `network held`, from both sides.
+#[derive(Clone, Debug, Serialize)]
+pub struct SegsSeen {
+    /// What the stack sent.
+    pub kernel: Vec<crate::step::WireSeg>,
+    /// What the model predicted.
+    pub model: Vec<crate::step::WireSeg>,
+}
+
+impl SegsSeen {
+    /// Whether every segment the stack sent was predicted, and no other.
+    pub fn agree(&self) -> bool {
+        self.kernel == self.model
+    }
 }
 
 impl StepRecord {
@@ -47,6 +66,7 @@ impl StepRecord {
                 .iter()
                 .zip(&self.kernel_after)
                 .all(|(m, k)| m.admits(k))
+            && self.segs.as_ref().is_none_or(SegsSeen::agree)
     }
 }
 
@@ -93,6 +113,13 @@ impl CaseRun {
                     if !m.admits(k) {
                         notes.push(format!("after: kernel {s} {k}, model {s} {m}"));
                     }
+                }
+                if let Some(w) = r.segs.as_ref().filter(|w| !w.agree()) {
+                    notes.push(format!(
+                        "sent: kernel {}; model {}",
+                        crate::step::wire_segs(&w.kernel),
+                        crate::step::wire_segs(&w.model)
+                    ));
                 }
                 let note = if notes.is_empty() {
                     None
@@ -201,18 +228,26 @@ pub fn pair_up(
     kernel: crate::exec::KernelRun,
     predictions: Vec<crate::model::Prediction>,
 ) -> CaseRun {
+    let mut kernel_wire = kernel.wire.into_iter();
     let records = case
         .steps
         .iter()
         .zip(kernel.steps)
         .zip(predictions)
-        .map(|((&step, (k, k_after)), p)| StepRecord {
-            step,
-            kernel: k,
-            kernel_after: k_after,
-            model: p.result,
-            model_after: p.after,
-            wire: p.wire,
+        .map(|((&step, (k, k_after)), p)| {
+            let seen = kernel_wire.next().unwrap_or_default();
+            StepRecord {
+                step,
+                kernel: k,
+                kernel_after: k_after,
+                model: p.result,
+                model_after: p.after,
+                wire: p.wire,
+                segs: p.segs.map(|model| SegsSeen {
+                    kernel: seen,
+                    model,
+                }),
+            }
         })
         .collect();
     CaseRun {

@@ -816,6 +816,44 @@ impl fmt::Display for SegName {
     }
 }
 
+/// One segment seen leaving an end under `network held`, as the model and the executor
+/// both report it so that every segment is compared: its direction, its name (flags and
+/// payload length), and its sequence and acknowledgement numbers relative to each end's
+/// first data byte (0; a FIN after n bytes is n). `ack` is `None` on a segment without
+/// the ACK flag (smoltcp's `rst_reply` to a segment that had one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WireSeg {
+    /// Who sent it, to whom.
+    pub dir: Dir,
+    /// What it carries.
+    pub name: SegName,
+    /// Its sequence number, relative.
+    pub seq: u64,
+    /// Its acknowledgement number, relative, if it has the ACK flag.
+    pub ack: Option<u64>,
+}
+
+impl fmt::Display for WireSeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} seq {}", self.dir, self.name, self.seq)?;
+        match self.ack {
+            Some(a) => write!(f, " ack {a}"),
+            None => f.write_str(" no ack"),
+        }
+    }
+}
+
+/// Segments as one line: `a>b FIN seq 5 ack 0, b>a ACK seq 0 ack 6`, or `-`.
+pub fn wire_segs(v: &[WireSeg]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A list of segments as a script writes it: names oldest first, or `-`.
 pub fn seg_list(v: &[SegName]) -> String {
     if v.is_empty() {

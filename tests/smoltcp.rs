@@ -109,3 +109,90 @@ fn a_short_campaign_is_clean() {
         }
     }
 }
+
+#[test]
+fn held_segments_are_compared_with_their_numbers() {
+    use closefuzz::step::{Dir, SegName, WireSeg};
+    let run = replay("wire/fast-retransmit.cfz", Transport::Tcp4);
+    // Line 24 delivers the third duplicate ACK: b resends all four bytes from 0.
+    let third = &run.steps[13];
+    let resent = WireSeg {
+        dir: Dir::PAIR[1],
+        name: SegName::Data(4),
+        seq: 0,
+        ack: Some(0),
+    };
+    let segs = third.segs.as_ref().expect("held: segments compared");
+    assert_eq!(segs.kernel, vec![resent]);
+    assert_eq!(segs.model, vec![resent]);
+    // A segment predicted with another number is a mismatch, shown in the script.
+    let mut wrong = run.clone();
+    wrong.steps[13].segs.as_mut().unwrap().model[0].seq = 1;
+    assert_eq!(wrong.first_mismatch(), Some(13));
+    let script = wrong.to_script(&[]);
+    assert!(
+        script.contains("sent: kernel b>a DATA(4) seq 0 ack 0; model b>a DATA(4) seq 1 ack 0"),
+        "{script}"
+    );
+    // One the stack sent and the model did not predict, too.
+    let mut missing = run.clone();
+    missing.steps[13].segs.as_mut().unwrap().model.clear();
+    assert_eq!(missing.first_mismatch(), Some(13));
+    // Under network instant nothing is compared segment by segment.
+    let instant = replay("tcp-motivating-case.cfz", Transport::Tcp4);
+    assert!(instant.steps.iter().all(|s| s.segs.is_none()));
+}
+
+#[test]
+fn a_short_held_campaign_is_clean_segment_by_segment() {
+    use closefuzz::step::Network;
+    let surface = Profile::smoltcp().surface;
+    let mut exec = Smoltcp::new();
+    let mut compared = 0;
+    for t in [Transport::Tcp4, Transport::Tcp6] {
+        let strategy =
+            closefuzz::generate::cases_net(t, &[Start::Connected], 24, surface, Network::Held);
+        let mut runner = TestRunner::deterministic();
+        for _ in 0..3000 {
+            let case = strategy.new_tree(&mut runner).unwrap().current();
+            let run = run_case_with(&mut exec, &model_for(&case, Platform::Smoltcp), &case)
+                .expect("runs");
+            compared += run
+                .steps
+                .iter()
+                .filter_map(|s| s.segs.as_ref())
+                .map(|w| w.kernel.len())
+                .sum::<usize>();
+            assert!(
+                run.first_mismatch().is_none(),
+                "{}",
+                run.to_script(&["smoltcp held campaign".into()])
+            );
+        }
+    }
+    assert!(compared > 10_000, "only {compared} segments compared");
+}
+
+#[test]
+fn explain_runs_its_model_under_the_cases_network() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/wire/fast-retransmit.cfz");
+    let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let case = sc.case(Transport::Tcp4);
+    let run = run_case_with(
+        &mut Smoltcp::new(),
+        &model_for(&case, Platform::Smoltcp),
+        &case,
+    )
+    .expect("runs");
+    let text = closefuzz::report::explain_text(&sc, &run, Platform::Smoltcp);
+    // The ladder's segments are the held model's: the resend and its reason.
+    assert!(
+        text.contains("third duplicate ACK: smoltcp fast retransmit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sent, kernel: b>a DATA(4) seq 0 ack 0"),
+        "{text}"
+    );
+    assert!(!text.contains("<-- differs"), "{text}");
+}

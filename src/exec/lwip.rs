@@ -639,6 +639,7 @@ mod imp {
                 elapsed: start.elapsed(),
                 slept,
                 settle: Duration::ZERO,
+                wire: vec![],
             }))
         });
         // Cleaned up whatever happened, so the next case starts from nothing.

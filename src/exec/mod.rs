@@ -696,6 +696,10 @@ pub struct KernelRun {
     /// step (zero where the executor does not settle: see [`worker::Settle`]).
     #[serde(default)]
     pub settle: Duration,
+    /// Per step, under `network held`: every segment the stack sent during it, in
+    /// order (empty where the executor does not capture segments).
+    #[serde(default)]
+    pub wire: Vec<Vec<crate::step::WireSeg>>,
 }
 
 /// The executor contract: something that can run a whole case on real sockets (the

@@ -50,14 +50,17 @@
 //! direction (`a>b`: from [`CLIENT_PORT`], `b>a`: from [`PORT`]), where `deliver`
 //! hands the K-th oldest to the stack and polls until quiet (what it answers is held in
 //! turn), `drop` forgets the oldest, and `held` names what waits, as the model names
-//! segments ([`SegName`]). The handshake is delivered before the first step. Time
+//! segments ([`SegName`]). Every segment the stack sends during a step is also
+//! reported ([`KernelRun::wire`]: direction, name, sequence and acknowledgement numbers
+//! relative to each end's first data byte, from the ISNs the handshake showed), and
+//! compared with the model's, one by one. The handshake is delivered before the first step. Time
 //! does not pass without `sleep`, which held scripts do not have, so no retransmission
 //! timer fires.
 
 use super::{Case, Executor, KernelRun};
 use crate::step::{
     pattern, Dir, EndView, Errno, Network, Observation, Op, Outcome, PollSet, SegName, Shut, Sock,
-    Start, StateSet, Step, StepResult, TcpState, Which,
+    Start, StateSet, Step, StepResult, TcpState, Which, WireSeg,
 };
 use crate::transport::Transport;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
@@ -107,12 +110,15 @@ impl Executor for Smoltcp {
         let began = Instant::now();
         let mut w = World::start(case, &mut self.mem)?;
         let mut steps = Vec::with_capacity(case.steps.len());
+        let mut wire = Vec::with_capacity(case.steps.len());
         for &s in &case.steps {
             let r = w.step(s)?;
             steps.push((r, w.observe()));
+            wire.push(std::mem::take(&mut w.seen));
         }
         Ok(KernelRun {
             steps,
+            wire,
             elapsed: began.elapsed(),
             // Time here is the stack's own: a sleep costs no wall time.
             slept: Duration::ZERO,
@@ -200,6 +206,20 @@ impl phy::TxToken for TxToken<'_> {
 /// A TCP segment's name from its IP packet, and the direction it travels (0: `a>b`,
 /// from [`CLIENT_PORT`]; 1: `b>a`); `None` for anything that is not such a segment.
 pub fn segment_of(frame: &[u8]) -> Option<(usize, SegName)> {
+    header_of(frame).map(|h| (h.dir, h.name))
+}
+
+/// What the executor reads of a TCP segment.
+struct Header {
+    /// 0: `a>b`, 1: `b>a`.
+    dir: usize,
+    name: SegName,
+    seq: u32,
+    /// The acknowledgement number, if the ACK flag is set.
+    ack: Option<u32>,
+}
+
+fn header_of(frame: &[u8]) -> Option<Header> {
     let (ip_len, total) = match frame.first()? >> 4 {
         4 => (
             usize::from(frame[0] & 0x0f) * 4,
@@ -215,6 +235,9 @@ pub fn segment_of(frame: &[u8]) -> Option<(usize, SegName)> {
     let src = u16::from_be_bytes([*tcp.first()?, *tcp.get(1)?]);
     let hdr = usize::from(tcp.get(12)? >> 4) * 4;
     let flags = *tcp.get(13)?;
+    let word =
+        |i: usize| -> Option<u32> { Some(u32::from_be_bytes(tcp.get(i..i + 4)?.try_into().ok()?)) };
+    let (seq, ack_no) = (word(4)?, word(8)?);
     let len = u32::try_from(tcp.len().checked_sub(hdr)?).ok()?;
     let (fin, syn, rst, ack) = (
         flags & 1 != 0,
@@ -236,7 +259,12 @@ pub fn segment_of(frame: &[u8]) -> Option<(usize, SegName)> {
         PORT => 1,
         _ => return None,
     };
-    Some((dir, name))
+    Some(Header {
+        dir,
+        name,
+        seq,
+        ack: ack.then_some(ack_no),
+    })
 }
 
 fn dir_index(dir: Dir) -> Option<usize> {
@@ -256,6 +284,11 @@ struct World<'a> {
     /// Bytes each end has written so far: where its pattern continues.
     sent: [u64; 2],
     now: SmolInstant,
+    /// Each end's initial sequence number, from the handshake: numbers are reported
+    /// relative to the first data byte (ISN + 1), as the model counts them.
+    isn: [Option<u32>; 2],
+    /// Under `network held`: the segments sent since the step began.
+    seen: Vec<WireSeg>,
 }
 
 fn unsupported(what: String) -> io::Error {
@@ -326,6 +359,8 @@ impl<'a> World<'a> {
             handles: [Some(ha), Some(hb)],
             sent: [0; 2],
             now,
+            isn: [None; 2],
+            seen: vec![],
         };
         w.settle()?;
         let established = |h| w.set.get::<tcp::Socket>(h).state() == State::Established;
@@ -347,11 +382,30 @@ impl<'a> World<'a> {
             let r = self.iface.poll(self.now, &mut self.dev, &mut self.set);
             // What was sent arrives now (instant), or waits for a step (held).
             match &mut self.held {
-                None => self.dev.inbox.append(&mut self.dev.sent),
+                None => {
+                    if self.isn.contains(&None) {
+                        for h in self.dev.sent.iter().filter_map(|f| header_of(f)) {
+                            if matches!(h.name, SegName::Syn | SegName::SynAck) {
+                                self.isn[h.dir] = Some(h.seq);
+                            }
+                        }
+                    }
+                    self.dev.inbox.append(&mut self.dev.sent);
+                }
                 Some(held) => {
                     for f in self.dev.sent.drain(..) {
-                        if let Some((d, _)) = segment_of(&f) {
-                            held[d].push_back(f);
+                        if let Some(h) = header_of(&f) {
+                            let rel = |n: u32, d: usize| {
+                                let first = self.isn[d].unwrap_or(0).wrapping_add(1);
+                                u64::from(n.wrapping_sub(first))
+                            };
+                            self.seen.push(WireSeg {
+                                dir: Dir::PAIR[h.dir],
+                                name: h.name,
+                                seq: rel(h.seq, h.dir),
+                                ack: h.ack.map(|a| rel(a, 1 - h.dir)),
+                            });
+                            held[h.dir].push_back(f);
                         }
                     }
                 }

@@ -196,6 +196,7 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
         elapsed,
         slept,
         settle: settle_time,
+        wire: vec![],
     })
 }
 
@@ -209,6 +210,7 @@ pub fn answer(line: &str) -> Response {
                 elapsed,
                 slept: Duration::ZERO,
                 settle: Duration::ZERO,
+                wire: vec![],
             }),
             Err(e) => Response::Err(format!("cannot create a connected pair: {e}")),
         },

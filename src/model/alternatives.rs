@@ -88,6 +88,17 @@ impl TcpAlternatives {
         self.first().held_count(x)
     }
 
+    /// The segments sent since the last call, with their numbers (the first
+    /// alternative's, as for [`Self::wire_step`]; every alternative's are taken).
+    pub fn take_segs(&mut self) -> Vec<crate::step::WireSeg> {
+        let mut first = None;
+        for a in &mut self.alts {
+            let s = a.take_segs();
+            first.get_or_insert(s);
+        }
+        first.unwrap_or_default()
+    }
+
     /// Keeps the alternatives `keep` accepts, or all of them if it accepts none.
     fn retain(&mut self, keep: impl Fn(&TcpModel) -> bool) {
         if self.alts.iter().any(&keep) {

@@ -80,6 +80,9 @@ pub struct Prediction {
     pub after: Observation,
     /// Segments the step put on the wire, in order.
     pub wire: Vec<WireEvent>,
+    /// Under `network held`: the same segments with their numbers, as the executor
+    /// reports them, to be compared one by one; `None` under `network instant`.
+    pub segs: Option<Vec<crate::step::WireSeg>>,
 }
 
 /// What the kernel did at a step, handed to a connection's model so that a choice the

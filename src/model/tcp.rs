@@ -54,6 +54,9 @@ struct TcpEnd {
     /// sk_err: the pending socket error.
     err: Option<Errno>,
     rq: StreamQueue,
+    /// Bytes read so far (not peeked, not discarded): under `network held` the
+    /// receive buffer's fill, and so the window each segment advertises, follows it.
+    taken: u64,
     /// Bytes written so far (where the pattern continues).
     sent: u64,
     /// Our FIN is out but the peer may still be delaying its ACK.
@@ -162,6 +165,7 @@ impl TcpEnd {
             fin_received: false,
             err: None,
             rq: StreamQueue::default(),
+            taken: 0,
             sent: 0,
             fin_ack_uncertain: false,
             fin_ack_waited_ms: 0,
@@ -803,6 +807,7 @@ impl TcpModel {
 
     /// Takes `k` bytes off the front of `x`'s queue, with its segment sizes.
     fn consume(e: &mut TcpEnd, k: usize) {
+        e.taken += k as u64;
         e.rq.start += k as u64;
         e.rq.len -= k;
         let mut left = k;

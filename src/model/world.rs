@@ -322,10 +322,20 @@ impl Model {
                 r
             }
         };
+        let segs = (self.network == crate::step::Network::Held).then(|| {
+            let mut v = vec![];
+            for c in &mut self.conns {
+                if let Conn::Tcp(m) = c {
+                    v.extend(m.take_segs());
+                }
+            }
+            v
+        });
         Prediction {
             result,
             after: self.view(),
             wire,
+            segs,
         }
     }
 

@@ -27,15 +27,29 @@
 //!
 //! A segment for a socket in CLOSED (reset, or LAST_ACK done) is answered by the
 //! interface with an RST whose sequence number is the segment's ACK (`rst_reply`).
-//! Not modelled yet: the fast retransmission smoltcp starts on the third duplicate ACK
-//! (`Timer::set_for_fast_retransmit`, then `pending_fast_retransmit` in dispatch), which
-//! a drop followed by three later segments produces; 100,000-case campaigns find it
-//! (the lost byte is resent, the hole fills and the reader's poll says IN where the
-//! model says nothing arrived).
+//!
+//! **Fast retransmission.** At the end of `Socket::process`, an accepted segment with
+//! no payload whose ACK equals the last one taken (`local_rx_last_ack`), below the
+//! highest sequence number sent (`remote_last_seq`), and whose window equals the last
+//! one seen (not `is_window_update`), is a duplicate ACK: `local_rx_dup_acks` counts
+//! it, and the third starts `Timer::set_for_fast_retransmit`. Any other accepted
+//! segment sets the count to 0 and takes its ACK as the last (a FIN counts as a
+//! duplicate: it has no payload). The poll after it runs `dispatch`, where
+//! `should_retransmit` sets `pending_fast_retransmit` and one segment goes out from
+//! `local_seq_no`: up to one MSS of the unacknowledged data (the loopback's MTU is
+//! 65,535 and held scripts write at most 16 KiB, so all of it), with the FIN when that
+//! is the end of the send buffer in FIN_WAIT1, CLOSING or LAST_ACK; it replaces the ACK
+//! dispatch would have sent. The window each segment carries is what the duplicate
+//! test compares: `scaled_window()`, the receive buffer's free room (64 KiB less what
+//! arrived in order and was not read) shifted right by the window scale (1, for
+//! 64 KiB: `remote_win_shift`), except the SYN-ACK's, which is not scaled. Not
+//! modelled: three duplicates when only the FIN is unacknowledged (the send buffer is
+//! empty, so `seq_to_transmit` sends nothing and the pending flag waits for the next
+//! segment); a campaign has not reached it.
 
 use super::{Conn, Seg, TcpModel};
 use crate::model::{SegmentKind, WireEvent};
-use crate::step::{End, Outcome, SegName, TcpState, Which};
+use crate::step::{Dir, End, Outcome, SegName, TcpState, Which, WireSeg};
 use std::collections::VecDeque;
 
 /// The sequence space of one end, as the held wire sees it.
@@ -55,6 +69,13 @@ pub(super) struct SeqSpace {
     last_ack: u64,
     /// A challenge ACK was sent (smoltcp allows one a second).
     challenged: bool,
+    /// The last ACK number taken as new (`local_rx_last_ack`; the handshake's is 0).
+    dup_last: u64,
+    /// Duplicate ACKs in a row (`local_rx_dup_acks`).
+    dups: u8,
+    /// The peer's window last seen, in bytes (`remote_win_len`); `None`: the SYN-ACK's
+    /// unscaled 65,535, which no scaled window equals.
+    win_seen: Option<u32>,
 }
 
 /// One segment in flight.
@@ -65,6 +86,24 @@ pub(super) struct HeldSeg {
     len: u64,
     fin: bool,
     rst: bool,
+    /// The window it advertises, in bytes (see the module docs).
+    win: u32,
+    /// It has the ACK flag (all but `rst_reply`'s RST to a segment that had one).
+    ack_flag: bool,
+}
+
+/// Each socket's receive buffer in smoltcp's executor (`exec::smoltcp::BUF`): the
+/// window is counted from it.
+pub(super) const RX_BUF: u64 = 65_536;
+/// smoltcp's window shift for that buffer (`remote_win_shift`: bits of the capacity
+/// above 16).
+const WIN_SHIFT: u32 = 1;
+
+/// The window, in bytes, of a receive buffer holding `fill` bytes: smoltcp's
+/// `scaled_window()` (at most `u16::MAX` once shifted), shifted back.
+fn window(fill: u64) -> u32 {
+    let scaled = (RX_BUF.saturating_sub(fill) >> WIN_SHIFT).min(u64::from(u16::MAX));
+    u32::try_from(scaled << WIN_SHIFT).unwrap_or(u32::MAX)
 }
 
 impl HeldSeg {
@@ -86,13 +125,31 @@ pub(super) struct HeldWire {
     seq: [SeqSpace; 2],
     /// In flight from end `i` to its peer, oldest first.
     queue: [VecDeque<HeldSeg>; 2],
+    /// Every segment sent since the step began, as the executor reports them.
+    sent: Vec<WireSeg>,
 }
 
 impl TcpModel {
     /// This model under `network held`: the handshake done, nothing in flight.
     pub fn held(mut self) -> TcpModel {
-        self.held = Some(Box::default());
+        let mut w = Box::<HeldWire>::default();
+        // b last saw a's window in the handshake's ACK, scaled; a, the SYN-ACK's.
+        w.seq[End::B.index()].win_seen = Some(window(0));
+        self.held = Some(w);
         self
+    }
+
+    /// The window `x` advertises now: its receive buffer's free room, scaled.
+    fn window_of(&self, x: End) -> u32 {
+        let w = self.held.as_ref().expect("held mode");
+        let s = &w.seq[x.index()];
+        let fin = u64::from(
+            w.seq[x.peer().index()]
+                .fin_seq
+                .is_some_and(|f| s.rcv_nxt > f),
+        );
+        let data_in = s.rcv_nxt.saturating_sub(fin);
+        window(data_in.saturating_sub(self.ends[x.index()].taken))
     }
 
     fn wire_mut(&mut self) -> &mut HeldWire {
@@ -114,6 +171,8 @@ impl TcpModel {
                     len: len as u64,
                     fin: false,
                     rst: false,
+                    win: 0,
+                    ack_flag: true,
                 }
             }
             Seg::Fin => {
@@ -126,6 +185,8 @@ impl TcpModel {
                     len: 0,
                     fin: true,
                     rst: false,
+                    win: 0,
+                    ack_flag: true,
                 }
             }
             Seg::Rst => HeldSeg {
@@ -134,13 +195,16 @@ impl TcpModel {
                 len: 0,
                 fin: false,
                 rst: true,
+                win: 0,
+                ack_flag: true,
             },
             Seg::Ack | Seg::Held => return,
         };
         self.emit(x, h, note);
     }
 
-    fn emit(&mut self, x: End, h: HeldSeg, note: &'static str) {
+    fn emit(&mut self, x: End, mut h: HeldSeg, note: &'static str) {
+        h.win = self.window_of(x);
         let kind = match h.name() {
             SegName::Rst => SegmentKind::Rst,
             SegName::Fin | SegName::DataFin(_) => SegmentKind::Fin,
@@ -153,7 +217,25 @@ impl TcpModel {
             kind,
             note,
         });
-        self.wire_mut().queue[x.index()].push_back(h);
+        let seen = WireSeg {
+            dir: Dir {
+                from: self.names[x.index()],
+                to: self.names[x.peer().index()],
+            },
+            name: h.name(),
+            seq: h.seq,
+            ack: h.ack_flag.then_some(h.ack),
+        };
+        let w = self.wire_mut();
+        w.sent.push(seen);
+        w.queue[x.index()].push_back(h);
+    }
+
+    /// The segments sent since the last call (the step's, with their numbers).
+    pub fn take_segs(&mut self) -> Vec<WireSeg> {
+        self.held
+            .as_mut()
+            .map_or(vec![], |w| std::mem::take(&mut w.sent))
     }
 
     /// A pure ACK from `y` of all it has in order.
@@ -166,6 +248,8 @@ impl TcpModel {
             len: 0,
             fin: false,
             rst: false,
+            win: 0,
+            ack_flag: true,
         };
         self.emit(y, h, note);
     }
@@ -229,6 +313,8 @@ impl TcpModel {
                     len: 0,
                     fin: false,
                     rst: true,
+                    win: 0,
+                    ack_flag: false,
                 };
                 self.emit(y, r, "segment for a CLOSED socket: smoltcp rst_reply");
             }
@@ -282,6 +368,21 @@ impl TcpModel {
             }
             _ => {}
         }
+        // Duplicate ACKs (process, after the state machine; see the module docs).
+        let fast_rexmit = {
+            let t = &mut self.wire_mut().seq[y.index()];
+            let dup = h.len == 0 && t.dup_last == h.ack && h.ack < t.snd_nxt;
+            let dup = dup && t.win_seen == Some(h.win);
+            t.win_seen = Some(h.win);
+            if dup {
+                t.dups = t.dups.saturating_add(1);
+                t.dups == 3
+            } else {
+                t.dups = 0;
+                t.dup_last = h.ack;
+                false
+            }
+        };
         self.wire_mut().seq[y.index()].snd_una = h.ack;
         // Linux counts the FIN in SIOCOUTQ; smoltcp's send_queue() counts data only.
         let data_unacked = s.fin_seq.unwrap_or(s.snd_nxt).saturating_sub(h.ack);
@@ -338,10 +439,41 @@ impl TcpModel {
             return;
         }
         let s = &self.wire_mut().seq[y.index()];
-        if h.len > 0 && (had_ooo || !s.ooo.is_empty()) {
+        let around_hole = h.len > 0 && (had_ooo || !s.ooo.is_empty());
+        let ack_due = s.rcv_nxt > s.last_ack;
+        if around_hole {
             self.send_ack(y, "data around a hole: smoltcp ack_reply");
-        } else if s.rcv_nxt > s.last_ack {
+        } else if !(fast_rexmit && self.fast_retransmit(y)) && ack_due {
             self.send_ack(y, "ACK of what arrived: smoltcp dispatch, ack_to_transmit");
         }
+    }
+
+    /// The third duplicate ACK has arrived at `y`: dispatch's `pending_fast_retransmit`
+    /// segment, all the unacknowledged data from `local_seq_no`, the FIN with it when
+    /// the send half is closed. `false` when no data is unacknowledged (not modelled:
+    /// see the module docs).
+    fn fast_retransmit(&mut self, y: End) -> bool {
+        let state = self.ends[y.index()].state;
+        let s = &mut self.wire_mut().seq[y.index()];
+        let len = s.fin_seq.unwrap_or(s.snd_nxt).saturating_sub(s.snd_una);
+        if len == 0 {
+            return false;
+        }
+        s.last_ack = s.rcv_nxt;
+        let h = HeldSeg {
+            seq: s.snd_una,
+            ack: s.rcv_nxt,
+            len,
+            fin: s.fin_seq.is_some()
+                && matches!(
+                    state,
+                    TcpState::FinWait1 | TcpState::Closing | TcpState::LastAck
+                ),
+            rst: false,
+            win: 0,
+            ack_flag: true,
+        };
+        self.emit(y, h, "third duplicate ACK: smoltcp fast retransmit");
+        true
     }
 }
