@@ -1393,4 +1393,67 @@ mod tests {
         );
         assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::NotApplicable);
     }
+
+    #[test]
+    fn linux_6_1_stops_reads_at_a_consumed_oob_byte_and_peeks_past_it() {
+        // msg_oob.c's ex_oob_break: "hell" "o", "wo" "r" (OOB), "ld"; the OOB byte is
+        // read; then 6.18 reads "ld", 6.1's read frees the empty skb and says EAGAIN.
+        // A peek before it: 6.18 stops at the empty skb (nothing: EAGAIN), 6.1 passes it.
+        let data = |n: usize| Outcome::Data(pattern(Sock::A, 8, n));
+        for (profile, peek, read) in [
+            (
+                Profile::linux(),
+                Outcome::Data(pattern(Sock::A, 8, 2)),
+                data(2),
+            ),
+            (Profile::linux_6_1(), data(2), Outcome::Err(Errno::EAGAIN)),
+        ] {
+            let mut m = UnixModel::with_profile(Kind::Stream, profile);
+            run(&mut m, A, Op::WriteOob(5));
+            run(&mut m, A, Op::WriteOob(3));
+            run(&mut m, A, Op::Write(2));
+            assert_eq!(
+                run(&mut m, B, Op::Read(10)).outcome,
+                Outcome::Data(pattern(Sock::A, 0, 7))
+            );
+            assert_eq!(
+                run(&mut m, B, Op::ReadOob(1)).outcome,
+                Outcome::Data(pattern(Sock::A, 7, 1))
+            );
+            let p = run(&mut m, B, Op::Peek(10)).outcome;
+            assert_eq!(p, peek, "{:?}", profile.platform);
+            assert_eq!(
+                run(&mut m, B, Op::Read(2)).outcome,
+                read,
+                "{:?}",
+                profile.platform
+            );
+            // SIOCINQ: both count the 2 bytes the 6.1 read left.
+            let left = if profile.unix.consumed_oob_ends_read {
+                2
+            } else {
+                0
+            };
+            assert_eq!(run(&mut m, B, Op::Inq).outcome, Outcome::Queued(left));
+        }
+    }
+
+    #[test]
+    fn linux_6_1_inq_counts_the_queue_after_a_dropped_oob_byte() {
+        for (profile, inq) in [(Profile::linux(), 1), (Profile::linux_6_1(), 0)] {
+            let mut m = UnixModel::with_profile(Kind::Stream, profile);
+            run(&mut m, A, Op::WriteOob(1));
+            run(&mut m, A, Op::Write(2));
+            assert_eq!(
+                run(&mut m, B, Op::Read(10)).outcome,
+                Outcome::Data(pattern(Sock::A, 1, 2))
+            );
+            assert_eq!(
+                run(&mut m, B, Op::Inq).outcome,
+                Outcome::Queued(inq),
+                "{:?}",
+                profile.platform
+            );
+        }
+    }
 }
