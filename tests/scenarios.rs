@@ -41,11 +41,10 @@ fn executor(platform: Platform) -> Option<Box<dyn Executor + Send>> {
         }
     }
     if platform == Platform::Linux61 {
-        // Three ports of Linux's af_unix MSG_OOB selftests disagree with the model on
-        // 6.1.176 (the OOB fixes of 6.9 to 6.16 it models are not all in 6.1): not yet
-        // named in linux-6.1's profile. tests/uml.rs replays the rest.
-        eprintln!("skipped {platform}: its unix MSG_OOB differences are not in its profile yet (see tests/uml.rs)");
-        return None;
+        if let Err(e) = closefuzz::exec::uml::find_linux_uml() {
+            eprintln!("skipped {platform}: linux.uml not available ({e})");
+            return None;
+        }
     }
     Some(
         executor_for(stack_of(platform), &[WORKER.into()])

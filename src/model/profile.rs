@@ -375,6 +375,19 @@ const SMOLTCP_SURFACE: Surface = {
 /// in alphabetical order, the order in which the profile's JSON lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct UnixProfile {
+    /// A stream read (not MSG_PEEK) that finds a consumed OOB byte's empty skb at the
+    /// head of the queue frees it and ends there: with what it copied, or, if nothing,
+    /// as on an empty queue (EAGAIN), even with data or a newer OOB byte behind it.
+    /// Linux 6.1's manage_oob (before 6.10's 93c99f21db36 "af_unix: Don't stop
+    /// recv(MSG_DONTWAIT) if consumed OOB skb is at the head" and 36893ef0b661 "af_unix:
+    /// Don't stop recv() at consumed ex-OOB skb"): `!unix_skb_len(skb) && !(flags &
+    /// MSG_PEEK)` unlinks it and returns NULL.
+    pub consumed_oob_ends_read: bool,
+    /// SIOCINQ on a stream adds up the unread bytes of the skbs queued (Linux 6.1's
+    /// unix_inq_len); since 6.17 (f4e1fb04c123 "af_unix: Use cached value for
+    /// SOCK_STREAM in unix_inq_len()") it returns a cached count that a read dropping a
+    /// pending OOB byte does not lower.
+    pub inq_counts_queue: bool,
     /// Closing a listener with a connection still queued leaves ECONNRESET for that
     /// connection's client (Linux: unix_release_sock of the embryo); otherwise the
     /// client sees only its peer gone (EOF).
@@ -389,6 +402,12 @@ pub struct UnixProfile {
     /// fails with EPIPE (Linux: EMSGSIZE, since unix_dgram_sendmsg checks the length
     /// before the connection).
     pub oversize_record_after_shutdown_epipe: bool,
+    /// MSG_PEEK on a stream goes on past a consumed OOB byte's empty skb, and copies
+    /// the skb after it, a pending OOB byte included, as ordinary data (Linux 6.1:
+    /// unix_stream_read_generic's skip loop steps over the empty skb to the next without
+    /// manage_oob; 6.10's b94038d841a9 "af_unix: Stop recv(MSG_PEEK) at consumed OOB
+    /// skb" stops there). A consumed skb at the head is passed the same way.
+    pub peek_passes_consumed_oob: bool,
     /// MSG_PEEK on a stream socket returns at most what is left of the oldest queued
     /// write (gVisor); Linux's unix_stream_read_generic peeks across them, as a read
     /// reads across them.
@@ -438,10 +457,13 @@ pub enum UnixReset {
 
 impl UnixProfile {
     const LINUX: UnixProfile = UnixProfile {
+        consumed_oob_ends_read: false,
+        inq_counts_queue: false,
         listener_close_resets_queued: true,
         memory: UnixMemory::Truesize,
         outq_outlives_reader: false,
         oversize_record_after_shutdown_epipe: false,
+        peek_passes_consumed_oob: false,
         peek_stops_at_one_write: false,
         poll_hup: true,
         reset_on_unread_close: UnixReset::SockError,
@@ -454,10 +476,13 @@ impl UnixProfile {
         zero_length_send_reaches_socket: true,
     };
     const GVISOR: UnixProfile = UnixProfile {
+        consumed_oob_ends_read: false,
+        inq_counts_queue: false,
         listener_close_resets_queued: false,
         memory: UnixMemory::Bytes,
         outq_outlives_reader: true,
         oversize_record_after_shutdown_epipe: true,
+        peek_passes_consumed_oob: false,
         peek_stops_at_one_write: true,
         poll_hup: false,
         reset_on_unread_close: UnixReset::ReadQueue,
@@ -531,11 +556,14 @@ impl Profile {
         }
     }
 
-    /// Linux 6.1 (Debian's User-mode Linux, 6.1.176): Linux's profile, no named
-    /// difference found (see `linux_6_1`'s test).
+    /// Linux 6.1 (Debian's User-mode Linux, 6.1.176): Linux's profile but for the
+    /// af_unix MSG_OOB fixes of 6.10 and the cached SIOCINQ of 6.17, which 6.1 lacks.
     pub const fn linux_6_1() -> Profile {
         let mut p = Profile::linux();
         p.platform = Platform::Linux61;
+        p.unix.consumed_oob_ends_read = true;
+        p.unix.inq_counts_queue = true;
+        p.unix.peek_passes_consumed_oob = true;
         p
     }
 
@@ -784,6 +812,16 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
 /// field order.
 pub const UNIX_DIFFERENCES: &[Difference] = &[
     Difference {
+        name: "unix.consumed_oob_ends_read",
+        summary: "on Linux 6.1 a stream read that meets a consumed OOB byte's empty skb at the head of the queue frees it and stops: with what it copied, or with EAGAIN though data follows; since 6.10 it passes the skb when nothing was copied or a newer OOB byte is pending",
+        evidence: "ported/linux-af_unix-msg_oob-ex_oob_break.cfz",
+    },
+    Difference {
+        name: "unix.inq_counts_queue",
+        summary: "on Linux 6.1 SIOCINQ on a stream adds up the unread bytes queued; since 6.17 it is a cached count that a read dropping a pending OOB byte leaves one too high",
+        evidence: "unix-inq-after-a-read-drops-the-oob-byte.cfz",
+    },
+    Difference {
         name: "unix.listener_close_resets_queued",
         summary: "closing a Unix listener with a connection still queued gives that connection's client ECONNRESET on Linux; on gVisor it is an ordinary close of the server side: EOF, or a reset only if the client's data was unread (gVisor issue 12576)",
         evidence: "unix-listener-close-queued.cfz",
@@ -802,6 +840,11 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
         name: "unix.oversize_record_after_shutdown_epipe",
         summary: "a seqpacket write longer than the send buffer takes, after shutdown(wr), fails with EPIPE on gVisor and with EMSGSIZE on Linux (which checks the length first)",
         evidence: "seqpacket-oversize-record.cfz",
+    },
+    Difference {
+        name: "unix.peek_passes_consumed_oob",
+        summary: "on Linux 6.1 MSG_PEEK on a stream goes on past a consumed OOB byte's empty skb and copies a pending OOB byte behind it as ordinary data; since 6.10 a peek stops there as a read does",
+        evidence: "unix-peek-passes-a-consumed-oob-byte.cfz",
     },
     Difference {
         name: "unix.peek_stops_at_one_write",

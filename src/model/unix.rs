@@ -183,8 +183,15 @@ impl RecvQueue {
     /// it empties; `release_on_touch`: a unit's charge goes at its first byte read
     /// (gVisor dequeues the whole message then). Seqpacket: __unix_dgram_recvmsg returns
     /// one record, truncated to `n` (the rest is lost); an empty record gives
-    /// `Some(empty)`.
-    fn take(&mut self, writer: Sock, n: usize, release_on_touch: bool) -> Option<Vec<u8>> {
+    /// `Some(empty)`. `consumed_ends`: see
+    /// [`UnixProfile::consumed_oob_ends_read`](super::profile::UnixProfile::consumed_oob_ends_read).
+    fn take(
+        &mut self,
+        writer: Sock,
+        n: usize,
+        release_on_touch: bool,
+        consumed_ends: bool,
+    ) -> Option<Vec<u8>> {
         if self.units.is_empty() {
             return None;
         }
@@ -205,6 +212,12 @@ impl RecvQueue {
             // OOB byte, and before a taken one unless another is pending; one that has
             // not drops the pending byte (unlinked, unread) and passes a taken one.
             match u.oob {
+                // Linux 6.1's manage_oob: an empty skb at the head is unlinked and the
+                // read ends, copied or not.
+                Oob::Taken if consumed_ends => {
+                    self.units.pop_front();
+                    break;
+                }
                 Oob::Pending if !out.is_empty() => break,
                 Oob::Taken if !out.is_empty() && !pending => break,
                 Oob::Pending | Oob::Taken => {
@@ -231,7 +244,15 @@ impl RecvQueue {
     /// What [`RecvQueue::take`] would return, left queued (MSG_PEEK): the stream's
     /// first bytes (unix_stream_read_generic peeks across skbs; with `one_write`, only
     /// what is left of the oldest unit), or the oldest record truncated but kept whole.
-    fn peek(&self, writer: Sock, n: usize, one_write: bool) -> Option<Vec<u8>> {
+    /// `passes_consumed`: see
+    /// [`UnixProfile::peek_passes_consumed_oob`](super::profile::UnixProfile::peek_passes_consumed_oob).
+    fn peek(
+        &self,
+        writer: Sock,
+        n: usize,
+        one_write: bool,
+        passes_consumed: bool,
+    ) -> Option<Vec<u8>> {
         let first = self.units.front()?;
         if self.kind == Kind::Seqpacket || one_write {
             return Some(pattern(writer, first.offset, n.min(first.len)));
@@ -242,15 +263,30 @@ impl RecvQueue {
         // As a read, without taking or dropping anything.
         let pending = self.units.iter().any(|u| u.oob == Oob::Pending);
         let mut out = Vec::new();
+        // Linux 6.1: whether manage_oob looks at this skb. It does at the head and after
+        // a copied chunk, not at the skb its skip loop steps to past an empty one.
+        let mut checked = true;
         for u in &self.units {
             if out.len() >= n {
                 break;
             }
-            match u.oob {
-                Oob::Pending if !out.is_empty() => break,
-                Oob::Taken if !out.is_empty() && !pending => break,
-                Oob::Pending | Oob::Taken => continue,
-                Oob::No => {}
+            if passes_consumed {
+                match u.oob {
+                    Oob::Taken => {
+                        checked = false;
+                        continue;
+                    }
+                    Oob::Pending if checked && !out.is_empty() => break,
+                    Oob::Pending if checked => continue,
+                    Oob::Pending | Oob::No => checked = true,
+                }
+            } else {
+                match u.oob {
+                    Oob::Pending if !out.is_empty() => break,
+                    Oob::Taken if !out.is_empty() && !pending => break,
+                    Oob::Pending | Oob::Taken => continue,
+                    Oob::No => {}
+                }
             }
             let k = (n - out.len()).min(u.len);
             out.extend(pattern(writer, u.offset, k));
@@ -459,11 +495,11 @@ impl UnixModel {
             Op::Read(n) => StepResult::plain(self.read(x, n as usize, false)),
             Op::Peek(n) => StepResult::plain(self.read(x, n as usize, true)),
             Op::ReadOob(n) => StepResult::plain(self.read_oob(x, n as usize)),
-            // unix_ioctl SIOCINQ -> unix_inq_len: the stream's cached count, or the
-            // bytes of every queued record.
+            // unix_ioctl SIOCINQ -> unix_inq_len: the stream's cached count (or, on
+            // 6.1, the bytes of every queued skb), or the bytes of every queued record.
             Op::Inq => StepResult::plain(Outcome::Queued(match self.kind {
-                Kind::Stream => self.ends[x.index()].inq_len,
-                Kind::Seqpacket => self.ends[x.index()].rq.bytes(),
+                Kind::Stream if !self.profile.unix.inq_counts_queue => self.ends[x.index()].inq_len,
+                Kind::Stream | Kind::Seqpacket => self.ends[x.index()].rq.bytes(),
             })),
             // unix_outq_len: sk_wmem_alloc, what our skbs still unread by the peer are
             // charged (gVisor: the bytes of its write queue).
@@ -657,6 +693,8 @@ impl UnixModel {
             return Outcome::Eof;
         }
         let one_write_peek = self.profile.unix.peek_stops_at_one_write;
+        let passes_consumed = self.profile.unix.peek_passes_consumed_oob;
+        let consumed_ends = self.profile.unix.consumed_oob_ends_read;
         let release_on_touch = self.profile.unix.memory == UnixMemory::Bytes;
         let writer = self.names[x.peer().index()];
         let e = self.end(x);
@@ -677,9 +715,9 @@ impl UnixModel {
                     u.charge = 0;
                 }
             }
-            e.rq.peek(writer, n, one_write_peek)
+            e.rq.peek(writer, n, one_write_peek, passes_consumed)
         } else {
-            e.rq.take(writer, n, release_on_touch)
+            e.rq.take(writer, n, release_on_touch, consumed_ends)
         };
         if let (Some(d), false, Kind::Stream) = (&data, peek, kind) {
             e.inq_len = e.inq_len.saturating_sub(d.len());
@@ -1354,5 +1392,68 @@ mod tests {
             Outcome::Ok
         );
         assert_eq!(run(&mut m, A, Op::State).outcome, Outcome::NotApplicable);
+    }
+
+    #[test]
+    fn linux_6_1_stops_reads_at_a_consumed_oob_byte_and_peeks_past_it() {
+        // msg_oob.c's ex_oob_break: "hell" "o", "wo" "r" (OOB), "ld"; the OOB byte is
+        // read; then 6.18 reads "ld", 6.1's read frees the empty skb and says EAGAIN.
+        // A peek before it: 6.18 stops at the empty skb (nothing: EAGAIN), 6.1 passes it.
+        let data = |n: usize| Outcome::Data(pattern(Sock::A, 8, n));
+        for (profile, peek, read) in [
+            (
+                Profile::linux(),
+                Outcome::Data(pattern(Sock::A, 8, 2)),
+                data(2),
+            ),
+            (Profile::linux_6_1(), data(2), Outcome::Err(Errno::EAGAIN)),
+        ] {
+            let mut m = UnixModel::with_profile(Kind::Stream, profile);
+            run(&mut m, A, Op::WriteOob(5));
+            run(&mut m, A, Op::WriteOob(3));
+            run(&mut m, A, Op::Write(2));
+            assert_eq!(
+                run(&mut m, B, Op::Read(10)).outcome,
+                Outcome::Data(pattern(Sock::A, 0, 7))
+            );
+            assert_eq!(
+                run(&mut m, B, Op::ReadOob(1)).outcome,
+                Outcome::Data(pattern(Sock::A, 7, 1))
+            );
+            let p = run(&mut m, B, Op::Peek(10)).outcome;
+            assert_eq!(p, peek, "{:?}", profile.platform);
+            assert_eq!(
+                run(&mut m, B, Op::Read(2)).outcome,
+                read,
+                "{:?}",
+                profile.platform
+            );
+            // SIOCINQ: both count the 2 bytes the 6.1 read left.
+            let left = if profile.unix.consumed_oob_ends_read {
+                2
+            } else {
+                0
+            };
+            assert_eq!(run(&mut m, B, Op::Inq).outcome, Outcome::Queued(left));
+        }
+    }
+
+    #[test]
+    fn linux_6_1_inq_counts_the_queue_after_a_dropped_oob_byte() {
+        for (profile, inq) in [(Profile::linux(), 1), (Profile::linux_6_1(), 0)] {
+            let mut m = UnixModel::with_profile(Kind::Stream, profile);
+            run(&mut m, A, Op::WriteOob(1));
+            run(&mut m, A, Op::Write(2));
+            assert_eq!(
+                run(&mut m, B, Op::Read(10)).outcome,
+                Outcome::Data(pattern(Sock::A, 1, 2))
+            );
+            assert_eq!(
+                run(&mut m, B, Op::Inq).outcome,
+                Outcome::Queued(inq),
+                "{:?}",
+                profile.platform
+            );
+        }
     }
 }
