@@ -607,6 +607,11 @@ impl Matrix {
                 }
             ));
         }
+        for p in crate::model::Platform::ALL {
+            if let Some(table) = crate::run::stack_of(p).call_table() {
+                out.push_str(&format!("\n### How {} is asked\n\n{table}", p.name()));
+            }
+        }
     }
 
     /// Adds a recorded machine's columns (one per transport it recorded).

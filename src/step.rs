@@ -449,7 +449,7 @@ pub const MAX_WRITE: u32 = 4 << 20;
 /// The most bytes one `read` may ask for (4 MiB).
 pub const MAX_READ: u32 = 4 << 20;
 /// The largest `rcvbuf N` or `sndbuf N` (16 MiB; Linux caps the value at its
-/// net.core.[rw]mem_max anyway).
+/// `net.core.[rw]mem_max` anyway).
 pub const MAX_BUF: u32 = 16 << 20;
 /// The longest `linger N`, in seconds: a close that lingers is bounded by it.
 pub const MAX_LINGER_S: u32 = 5;

@@ -4,14 +4,14 @@
 //! and fd00::1, whose link drops everything: a connection to the interface's own
 //! address is looped back by lwIP itself (`netif_loop_output`). Sockets are lwIP's
 //! (`lwip_socket`, `lwip_send`, ...): its own descriptor space and its own errno, mapped
-//! name by name to closefuzz's [`Errno`] (the table in `lwip_shim.c` and [`errno_of`]).
+//! name by name to closefuzz's [`Errno`](crate::step::Errno) (the table in `lwip_shim.c` and `errno_of`).
 //! lwIP raises no signals, so no step raises SIGPIPE. The C side, `lwip_shim.c`, is
 //! built by build.rs against /usr/include/lwip; without it `--platform lwip` says
 //! "lwIP not found: apt-get install liblwip-dev".
 //!
 //! - Transports: tcp4 and tcp6 (the Debian build has IPv6); no Unix sockets.
 //! - Starts: connected (the listener is closed after accept) and listening (backlog
-//!   [`BACKLOG`]). Every socket is non-blocking and has TCP_NODELAY. lwIP has no
+//!   [`BACKLOG`](crate::step::BACKLOG)). Every socket is non-blocking and has TCP_NODELAY. lwIP has no
 //!   TCP_LINGER2: an orphan in FIN_WAIT_2 waits TCP_FIN_WAIT_TIMEOUT (20 s).
 //! - Every call is asked as a program written for Linux would ask it: SIOCOUTQ by
 //!   Linux's number (lwIP answers ENOSYS), MSG_OOB and MSG_NOSIGNAL as flags.

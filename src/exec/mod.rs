@@ -759,6 +759,15 @@ pub enum Stack {
 }
 
 impl Stack {
+    /// How each call is made, where the stack's API is not BSD sockets: a Markdown
+    /// table (smoltcp's).
+    pub fn call_table(self) -> Option<&'static str> {
+        match self {
+            Stack::Smoltcp => Some(smoltcp::CALL_TABLE),
+            _ => None,
+        }
+    }
+
     /// How the stack is run, in a phrase for the tables.
     pub fn how_run(self) -> &'static str {
         match self {

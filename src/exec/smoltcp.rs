@@ -1,7 +1,7 @@
 //! The smoltcp executor: the [smoltcp](https://crates.io/crates/smoltcp) crate's TCP,
 //! in this process, on a clock of its own (`--platform smoltcp`).
 //!
-//! **How it runs.** One [`Interface`] (medium IP) on smoltcp's own [`Loopback`] device,
+//! **How it runs.** One [`Interface`] (medium IP) on smoltcp's own [`Loopback`](smoltcp::phy::Loopback) device,
 //! holding 127.0.0.1/8 and ::1/128: the two ends of a case are two sockets of one host,
 //! as on Linux loopback, so one interface with one address per family is the faithful
 //! picture (two interfaces joined by queues would add a route between two hosts that
@@ -22,27 +22,7 @@
 //! standing a pool of listening sockets in for Linux's backlog would test the pool,
 //! not smoltcp. Unix transports do not exist in smoltcp.
 //!
-//! **How each call is made** (the model predicts `n/a` for the calls marked so, and
-//! they are never made):
-//!
-//! | closefuzz call | smoltcp | result |
-//! | --- | --- | --- |
-//! | `write N`, `write N nosignal` | `send_slice` | `Ok(k)`, k > 0: `ok k`; `Ok(0)` for N > 0 (the send buffer is full): EAGAIN; `Ok(0)` for N = 0: `ok 0`; `Err(InvalidState)` (not ESTABLISHED or CLOSE_WAIT): EPIPE; never SIGPIPE |
-//! | `read N` | `recv_slice` | `Ok(k)`, k > 0: `data k`; `Ok(0)` for N > 0: EAGAIN; `Ok(0)` for N = 0: `data 0`; `Err(Finished)` (the peer's FIN, all read): `eof`; `Err(InvalidState)` (closed without a FIN: a reset): ENOTCONN |
-//! | `read N peek` | `peek(0)` for the error, then `peek_slice` | as `read N`, leaving the data queued |
-//! | `shutdown wr` | `close()` (smoltcp's close is a half close: a FIN) | `ok` |
-//! | `shutdown rd`, `shutdown rdwr` | n/a: smoltcp cannot close its receive half | |
-//! | `close` | `close()`; the test never uses the handle again (smoltcp keeps the socket, and what it does with what arrives later is smoltcp's behaviour) | `ok` |
-//! | `abort` | `abort()` (an RST), handle given up | `ok` |
-//! | `poll` | `IN`: `can_recv() \|\| !may_recv()` (a read would not wait); `OUT`: `can_send() \|\| !may_send()` (a write would not wait); `RDHUP`: the receive half is closed (CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT, CLOSED); `HUP`: both halves are (LAST_ACK, CLOSING, TIME_WAIT, CLOSED); never `ERR` (smoltcp keeps no error) | `poll FLAGS` |
-//! | `state` | `state()`, by the same names | the state; n/a once the handle is given up |
-//! | `inq` | `recv_queue()` | `ok N` |
-//! | `outq` | `send_queue()` (written and not yet acknowledged) | `ok N` |
-//! | `error` | n/a: smoltcp has no SO_ERROR | |
-//! | `write N oob`, `read N oob` | n/a: smoltcp has no urgent data | |
-//! | `linger N` | n/a: smoltcp's close never waits | |
-//! | `rcvbuf N`, `sndbuf N` | n/a: buffers are fixed when the socket is made | |
-//! | `connect`, `accept` | n/a: only `start connected` runs, whose pair is made before the first step | |
+#![doc = include_str!("smoltcp-calls.md")]
 //!
 //! **`network held`.** The interface's device is [`Wire`], one of our own: what the
 //! stack transmits is put in the device's receive queue at once under `network
@@ -58,6 +38,10 @@
 //! timer fires.
 
 use super::{Case, Executor, KernelRun};
+
+/// How each closefuzz call is made on smoltcp: the table of this module's docs, which
+/// `closefuzz matrix` also puts in docs/behavior.md.
+pub const CALL_TABLE: &str = include_str!("smoltcp-calls.md");
 use crate::step::{
     pattern, Dir, EndView, Errno, Network, Observation, Op, Outcome, PollSet, SegName, Shut, Sock,
     Start, StateSet, Step, StepResult, TcpState, Which, WireSeg,
