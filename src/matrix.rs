@@ -581,25 +581,27 @@ impl Matrix {
         out.push_str("The stacks `--platform` selects. A call a stack cannot be asked is `n/a` in its columns and\n");
         out.push_str("is never generated for it; a transport it does not run has no column.\n\n");
         out.push_str(
-            "| platform | stack | version | how it is run | transports | cannot be asked |\n",
+            "| platform | stack | version | how it is run | transports | network | cannot be asked |\n",
         );
-        out.push_str("|---|---|---|---|---|---|\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
         for p in crate::model::Platform::ALL {
             let surface = crate::model::profile::Profile::of(p).surface;
             let column = self.columns.iter().find(|c| c.platform == p.name());
             let transports: Vec<&str> = surface.transports.iter().map(|t| t.name()).collect();
+            let networks: Vec<&str> = surface.networks.iter().map(|n| n.name()).collect();
             let mut unasked = surface.unasked();
             if surface.starts.len() < Start::ALL.len() {
                 let starts: Vec<&str> = surface.starts.iter().map(|s| s.name()).collect();
                 unasked.push(format!("start other than {}", starts.join(", ")));
             }
             out.push_str(&format!(
-                "| `{}` | {} | {} | {} | {} | {} |\n",
+                "| `{}` | {} | {} | {} | {} | {} | {} |\n",
                 p.name(),
                 cell(&column.map_or(platform_title(p.name()), |c| c.stack.clone())),
                 cell(column.map_or("not measured here", |c| &c.version)),
                 cell(crate::run::stack_of(p).how_run()),
                 transports.join(", "),
+                networks.join(", "),
                 if unasked.is_empty() {
                     "(nothing)".to_string()
                 } else {

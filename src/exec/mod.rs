@@ -776,7 +776,7 @@ impl Stack {
                 "`runsc --network=none do closefuzz worker`: the worker inside a gVisor sandbox, one case per JSON line over its stdin and stdout"
             }
             Stack::Smoltcp => {
-                "the smoltcp crate in the closefuzz process: one interface on its Loopback device, polled after every step until nothing moves, time advanced only by sleep steps"
+                "the smoltcp crate in the closefuzz process: one interface on a device of closefuzz's own (a loopback under network instant, one queue per direction that steps deliver from under network held), polled after every step until nothing moves, time advanced only by sleep steps"
             }
             Stack::Uml => {
                 "Debian's user-mode-linux (Linux 6.1 as an ordinary process, no KVM) booted with the host's root read-only and closefuzz as its init, serving one case per JSON line over its console"
