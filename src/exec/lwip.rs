@@ -34,6 +34,10 @@
 use super::{Case, Executor, KernelRun};
 use std::io;
 
+/// TCP_SND_BUF and TCP_WND of Debian's lwipopts.h (both 0xFFFF): what a socket's send
+/// buffer and its receive window hold.
+pub const TCP_SND_BUF: u32 = 0xFFFF;
+
 /// The one line `--platform lwip` prints where lwIP is not built in.
 pub const NOT_FOUND: &str = "lwIP not found: apt-get install liblwip-dev";
 

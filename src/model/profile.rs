@@ -67,6 +67,12 @@ pub struct TcpProfile {
     /// A write on a connection that cannot send any more (shut for writing, closed,
     /// reset) with no error pending fails with ENOTCONN (Linux: EPIPE).
     pub closed_write_enotconn: bool,
+    /// A connect on a connected socket asks its pcb (lwIP's lwip_netconn_do_connect):
+    /// EISCONN while the netconn holds one not CLOSED, also at the first connect after
+    /// a non-blocking one, and ENOTCONN (ERR_CLSD) once it let it go (a reset, the end
+    /// of the connection, a full close). Linux's __inet_stream_connect: 0 once after
+    /// EINPROGRESS, then EISCONN in every state.
+    pub connect_by_pcb: bool,
     /// New data for an end in FIN_WAIT that has shut its read side resets the
     /// connection with ECONNABORTED as the receiving end's error (Linux: ECONNRESET).
     pub data_after_shutdown_aborts: bool,
@@ -76,7 +82,8 @@ pub struct TcpProfile {
     /// Every socket's send and receive buffer holds exactly this many bytes, fixed when
     /// it is made: a write takes what the send buffer has free at the call, and the
     /// peer's window is its free receive buffer (smoltcp, as the executor makes its
-    /// sockets). `None`: Linux's buffers, autotuned and charged by memory.
+    /// sockets; lwIP's TCP_SND_BUF and TCP_WND, lwip_netconn_do_writemore taking at
+    /// most tcp_sndbuf). `None`: Linux's buffers, autotuned and charged by memory.
     pub fixed_buffers: Option<u32>,
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
@@ -101,6 +108,11 @@ pub struct TcpProfile {
     /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
     /// (Linux: tcp_disconnect).
     pub listener_shutdown_keeps_listen: bool,
+    /// `shutdown rdwr` of a TCP listener closes its pcb and fires every event (lwIP's
+    /// lwip_netconn_do_close_internal: tcp_close, then NETCONN_EVT_ERROR, RCVPLUS and
+    /// SENDPLUS): it polls IN|OUT|ERR for good and reads say ENOTCONN (Linux: a plain
+    /// CLOSE socket, OUT|HUP, reads ENOTCONN too but no ERR).
+    pub listener_shutdown_rdwr_fires_events: bool,
     /// A write on a TCP listener fails with EINPROGRESS (lwIP's lwip_netconn_do_write:
     /// the netconn is not idle); Linux: EPIPE (sk_stream_wait_connect).
     pub listener_write_einprogress: bool,
@@ -150,6 +162,12 @@ pub struct TcpProfile {
     /// was taken) and the socket stays failed; otherwise (Linux) the connect after the
     /// failed one starts afresh (__inet_stream_connect's disconnect).
     pub refused_connect_no_retry: bool,
+    /// A refused connect ends as a reset does (lwIP: the RST in SYN_SENT reaches
+    /// err_tcp as ERR_RST): ECONNRESET is pending and waits as a marker in the mailbox
+    /// (a read takes the marker, then the error), poll says IN|OUT|ERR for good, and the
+    /// netconn, without a pcb, answers later connects and reads with ENOTCONN. Linux:
+    /// ECONNREFUSED, once.
+    pub refused_connect_resets: bool,
     /// An RST leaves ECONNRESET in every state (Linux: EPIPE in CLOSE_WAIT).
     pub reset_always_econnreset: bool,
     /// A reset leaves no pending error: writes say EPIPE, poll never says ERR (smoltcp
@@ -207,6 +225,7 @@ impl TcpProfile {
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: false,
+        connect_by_pcb: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
         fixed_buffers: None,
@@ -216,6 +235,7 @@ impl TcpProfile {
         listener_half_shutdown_enotconn: false,
         listener_inq_zero: false,
         listener_shutdown_keeps_listen: false,
+        listener_shutdown_rdwr_fires_events: false,
         listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: false,
@@ -229,6 +249,7 @@ impl TcpProfile {
         reads_from_mailbox: false,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
+        refused_connect_resets: false,
         reset_always_econnreset: false,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
@@ -250,6 +271,7 @@ impl TcpProfile {
         close_is_half_close: false,
         closed_state_unavailable: true,
         closed_write_enotconn: false,
+        connect_by_pcb: false,
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         failed_write_clears_error: false,
@@ -259,6 +281,7 @@ impl TcpProfile {
         listener_half_shutdown_enotconn: false,
         listener_inq_zero: false,
         listener_shutdown_keeps_listen: true,
+        listener_shutdown_rdwr_fires_events: false,
         listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: true,
@@ -272,6 +295,7 @@ impl TcpProfile {
         reads_from_mailbox: false,
         refused_connect_error_twice: true,
         refused_connect_no_retry: true,
+        refused_connect_resets: false,
         reset_always_econnreset: false,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
@@ -305,15 +329,17 @@ impl TcpProfile {
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: true,
+        connect_by_pcb: true,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: false,
         failed_write_clears_error: true,
         full_close_resets_unread_when_open: true,
-        fixed_buffers: None,
+        fixed_buffers: Some(crate::exec::lwip::TCP_SND_BUF),
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: true,
         listener_inq_zero: true,
         listener_shutdown_keeps_listen: false,
+        listener_shutdown_rdwr_fires_events: true,
         listener_write_einprogress: true,
         outq_enosys: true,
         outq_unsupported: false,
@@ -327,6 +353,7 @@ impl TcpProfile {
         reads_from_mailbox: true,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
+        refused_connect_resets: true,
         reset_always_econnreset: true,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
@@ -594,6 +621,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-write-after-own-shutdown-wr.cfz",
     },
     Difference {
+        name: "tcp.connect_by_pcb",
+        summary: "a connect on a connected socket says EISCONN on lwIP at once, the first after a non-blocking connect too, and ENOTCONN once the netconn let its pcb go (reset, ended, fully shut); Linux returns 0 once after EINPROGRESS, then EISCONN in every state",
+        evidence: "tcp-connect-twice.cfz",
+    },
+    Difference {
         name: "tcp.data_after_shutdown_aborts",
         summary: "gVisor answers data arriving after shutdown(rd) in FIN_WAIT with RST and ECONNABORTED as its own error, where Linux says ECONNRESET",
         evidence: "tcp-data-after-full-shutdown-aborts.cfz",
@@ -610,8 +642,8 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "tcp.fixed_buffers",
-        summary: "smoltcp's buffers are fixed (64 KiB each way here): a write takes at most what the send buffer has free when it is called (ok 65536 of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
-        evidence: "tcp-smoltcp-close-is-half-close.cfz",
+        summary: "smoltcp's and lwIP's buffers are fixed (smoltcp: 64 KiB each way here; lwIP: TCP_SND_BUF and TCP_WND, 65,535 bytes): a write takes at most what the send buffer has free when it is called (ok 65536, or 65535 on lwIP, of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
+        evidence: "tcp-smoltcp-fixed-buffers.cfz",
     },
     Difference {
         name: "tcp.full_close_resets_unread_when_open",
@@ -637,6 +669,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.listener_shutdown_keeps_listen",
         summary: "shutdown(rd) of a TCP listener resets its queued connections and makes accept EINVAL on both, but gVisor's listener stays LISTEN (poll -) where Linux's becomes a plain CLOSE socket (poll OUT|HUP)",
         evidence: "tcp-listener-shutdown-rdwr-queued.cfz",
+    },
+    Difference {
+        name: "tcp.listener_shutdown_rdwr_fires_events",
+        summary: "a TCP listener shut down both ways polls IN|OUT|ERR for good on lwIP (lwip_netconn_do_close_internal closes its pcb and fires the error, receive and send events); Linux's becomes a plain CLOSE socket polling OUT|HUP",
+        evidence: "tcp-listener-shutdown-rdwr-fires-events.cfz",
     },
     Difference {
         name: "tcp.listener_write_einprogress",
@@ -701,6 +738,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "tcp.refused_connect_no_retry",
         summary: "after a refused connect, gVisor's later connects all fail (ECONNABORTED) and a read says EOF; Linux's connect after the failed one tries again (EINPROGRESS, refused again)",
+        evidence: "tcp-connect-refused.cfz",
+    },
+    Difference {
+        name: "tcp.refused_connect_resets",
+        summary: "a refused connect on lwIP is a reset (err_tcp gets ERR_RST in SYN_SENT): SO_ERROR and reads say ECONNRESET, poll IN|OUT|ERR for good, and later connects and reads ENOTCONN; Linux says ECONNREFUSED once and lets the socket connect again",
         evidence: "tcp-connect-refused.cfz",
     },
     Difference {

@@ -106,6 +106,9 @@ struct TcpEnd {
     /// segment, the rest on its 250 ms timer, which fires only in a `sleep`); read by
     /// `tcp.abort_needs_unacked_data`.
     ack_owed: bool,
+    /// The length of the segment `ack_owed` is for: the writer's send buffer still
+    /// holds it (lwIP counts unacknowledged bytes against tcp_sndbuf).
+    owed_len: usize,
     /// The mailbox reads of `tcp.reads_from_mailbox` (lwIP's recvmbox): what is left
     /// in it after the data.
     mbox: Mailbox,
@@ -136,6 +139,15 @@ struct Mailbox {
     /// The connection ended in LAST_ACK with the netconn still reading: err_tcp got
     /// ERR_CLSD, whose pending error SO_ERROR reports as ENOTCONN and a read as EOF.
     clsd: bool,
+}
+
+impl TcpEnd {
+    /// lwIP: the netconn has no pcb any more (err_tcp after a reset or the end of
+    /// LAST_ACK, or an earlier full close: shut_close in
+    /// lwip_netconn_do_close_internal), or the pcb is CLOSED.
+    fn lost_pcb(&self) -> bool {
+        self.mbox.reset || self.mbox.pcb_released || self.state == TcpState::Close
+    }
 }
 
 /// An urgent mark on a receive stream (SO_OOBINLINE off).
@@ -181,6 +193,7 @@ impl TcpEnd {
             fin_held: false,
             rq_open: false,
             ack_owed: false,
+            owed_len: 0,
             mbox: Mailbox::default(),
             unread_dropped: false,
         }
@@ -285,6 +298,9 @@ pub struct TcpModel {
     /// The kernel's answer to the step being run, which settles what the model leaves
     /// open (see [`super::Hint`]).
     hint: Option<super::Hint>,
+    /// lwIP's segment size on this connection (TCP_MSS 1460 over IPv4; 1440 over IPv6,
+    /// tcp_eff_send_mss for its longer header): where its pbufs and delayed ACKs fall.
+    mss: usize,
     /// Other ways the step being run may have gone (a segment that left or waited in
     /// the send queue), for [`super::alternatives`] to keep until the kernel's answers
     /// tell them apart.
@@ -318,7 +334,14 @@ impl TcpModel {
             hint: None,
             forks: Vec::new(),
             held: None,
+            mss: 1460,
         }
+    }
+
+    /// This model with lwIP's segment size for IPv6 (see `mss`).
+    pub fn over_ipv6(mut self) -> TcpModel {
+        self.mss = 1440;
+        self
     }
 
     /// This model with one deliberately wrong rule (for tests/mutation.rs only).
@@ -435,8 +458,13 @@ impl TcpModel {
             // SO_ERROR returns sk_err and clears it (sock_error in net/core/sock.c).
             Op::Error => StepResult::plain(Outcome::SockError(self.end(x).err.take())),
             Op::State => StepResult::plain(Outcome::State(self.state_view(x))),
+            // lwIP's lwip_netconn_do_connect: a netconn without its pcb is ERR_CLSD.
+            Op::Connect if self.profile.tcp.connect_by_pcb && self.ends[x.index()].lost_pcb() => {
+                StepResult::plain(Outcome::Err(Errno::ENOTCONN))
+            }
             // __inet_stream_connect: a socket in SS_CONNECTED (which it stays after a
-            // reset or a close handshake) is EISCONN.
+            // reset or a close handshake) is EISCONN; so is lwIP's pcb past CLOSED
+            // (tcp_connect).
             Op::Connect => StepResult::plain(Outcome::Err(Errno::EISCONN)),
             // inet_csk_accept on anything but a listener (never reached: the world
             // makes accept a call on the listener).
@@ -634,8 +662,11 @@ impl TcpModel {
             };
         if let Some(b) = self.profile.tcp.fixed_buffers {
             // smoltcp's send_slice takes what its send buffer has free; the segments
-            // leave at the next poll, after the call.
-            return b as usize;
+            // leave at the next poll, after the call. lwIP's tcp_sndbuf also counts
+            // a segment whose ACK the peer delays (and a window update on a read may
+            // have freed it: not tracked, so past this the write is a range).
+            let owed = if r.ack_owed { r.owed_len } else { 0 };
+            return b as usize - owed;
         }
         match w.bufs.sndbuf {
             None if peer_takes => SURE_ACCEPTED,
@@ -1033,9 +1064,7 @@ impl TcpModel {
         // shutdown(rd) (tcp_shutdown only sets TF_RXCLOSED), and then a shutdown(wr),
         // which is a full close (tcp_close) in every state.
         if tcp.shutdown_wr_after_fin_enotconn
-            && (e.mbox.reset
-                || e.mbox.pcb_released
-                || e.state == TcpState::Close
+            && (e.lost_pcb()
                 || (how == Shut::Wr
                     && !(e.shut_rd || e.mbox.fin_taken)
                     && !matches!(e.state, TcpState::Established | TcpState::CloseWait)))
@@ -1587,10 +1616,11 @@ impl TcpModel {
     fn data_arrives(&mut self, y: End, offset: u64, len: usize, urgent: bool) {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
         let rx_closed_aborts = self.profile.tcp.shutdown_rd_drops_data;
+        let mss = self.mss;
         let e = self.end(y);
         // lwIP's tcp_ack (tcp_priv.h): the second segment of a pair is ACKed at once,
-        // the first waits for the delayed-ACK timer. Segments are TCP_MSS (1460) long.
-        let segments = len.div_ceil(1460);
+        // the first waits for the delayed-ACK timer. Segments are `mss` long.
+        let segments = len.div_ceil(mss);
         let owed = (usize::from(e.ack_owed) + segments) % 2 == 1;
         let acks_now = usize::from(e.ack_owed) + segments >= 2;
         if rx_closed_aborts
@@ -1627,6 +1657,8 @@ impl TcpModel {
                 self.ends[y.index()].ack_owed = false;
             }
             self.ends[y.index()].ack_owed = owed;
+            // The owed ACK is for the last segment of this write.
+            self.ends[y.index()].owed_len = len.saturating_sub(1) % mss + 1;
         }
         let e = self.end(y);
         // tcp_urg runs before the segment's text is processed (RFC 9293 3.10.7.4,
@@ -1879,8 +1911,16 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // The world keeps them until the socket connects.
         Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         // tcp_recvmsg_locked: the error, then RCV_SHUTDOWN (0), then CLOSE: ENOTCONN.
+        // lwIP's netconn_recv_data takes the mailbox's reset marker before the
+        // pending error (a peek takes it too: lwip_recv_tcp peeks only at data).
+        Op::Read(_) | Op::Peek(_) if l.rst_marker => {
+            l.rst_marker = false;
+            r(Outcome::Err(Errno::ECONNRESET))
+        }
         Op::Read(_) | Op::Peek(_) => r(match l.err.take() {
             Some(e) => Outcome::Err(e),
+            // lwIP's netconn_recv_data: the full close left no mailbox (ERR_CONN).
+            None if l.released => Outcome::Err(Errno::ENOTCONN),
             None if l.rcv_shut => Outcome::Eof,
             // lwIP's netconn_recv_data: a never-connected netconn has an empty mailbox.
             None if profile.tcp.unconnected_read_eagain => Outcome::Err(Errno::EAGAIN),
@@ -1923,6 +1963,11 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
 /// for a socket that never connected (StateInitial), and answers every event (no
 /// RDHUP) for one whose connect failed (StateError), error or not.
 fn loose_tcp_poll(l: &Loose, profile: &Profile) -> PollSet {
+    // lwip_netconn_do_close_internal after a full close: API_EVENT ERROR, RCVPLUS and
+    // SENDPLUS, and lwip_pollscan reports each event from then on.
+    if l.released {
+        return PollSet(PollSet::IN.0 | PollSet::OUT.0 | PollSet::ERR.0);
+    }
     if !l.connecting && profile.tcp.unconnected_poll_hup_only {
         return PollSet::HUP;
     }
