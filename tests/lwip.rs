@@ -88,10 +88,12 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
     let mut failures = vec![];
     for file in [
         "tcp-abort-with-everything-acknowledged.cfz",
+        "tcp-both-shutdown-wr.cfz",
         "tcp-connect-refused.cfz",
         "tcp-connect-twice.cfz",
         "tcp-fin-ack-is-delayed.cfz",
         "tcp-listener-shutdown-rdwr-fires-events.cfz",
+        "tcp-never-connected-shutdown.cfz",
         "tcp-never-connected-write-read.cfz",
         "tcp-outq-after-write.cfz",
         "tcp-reads-and-poll-after-reset.cfz",

@@ -132,6 +132,12 @@ pub struct TcpProfile {
     /// poll reports HUP as soon as both directions are shut, in any state (Linux);
     /// otherwise only once the connection is CLOSE or TIME_WAIT.
     pub poll_hup_when_shut_both_ways: bool,
+    /// poll's IN counts receive events (lwIP's rcvevent) rather than looking at the
+    /// queue: each data pbuf, the FIN and a reset add one; reading a pbuf, the FIN's
+    /// marker or a LAST_ACK's close message takes one back, a reset's marker does not;
+    /// a shutdown of the read side adds one for good. Linux: IN while data is queued
+    /// or the read side is shut.
+    pub poll_in_counts_events: bool,
     /// poll never reports HUP (Linux: HUP once both directions are shut or the
     /// connection is closed).
     pub poll_no_hup: bool,
@@ -206,6 +212,14 @@ pub struct TcpProfile {
     /// every direction ever asked for); Linux's inet_shutdown ORs the bits in at once,
     /// so a later poll says IN|RDHUP, a read EOF, and a later connection keeps them.
     pub unconnected_shutdown_deferred: bool,
+    /// A shutdown of a TCP socket that never connected goes to its CLOSED pcb (lwIP's
+    /// lwip_netconn_do_close_internal): `shutdown rd` succeeds (TF_RXCLOSED, the
+    /// mailbox drained: poll IN, reads ENOTCONN, and a later connection starts shut
+    /// for reading), `shutdown wr` alone fails with ENOTCONN and leaves nothing, and
+    /// one that leaves both shut closes the pcb (tcp_close): every event fires (poll
+    /// IN|OUT|ERR) and later calls say ENOTCONN. Linux's inet_shutdown: ENOTCONN, with
+    /// the bits ORed in.
+    pub unconnected_shutdown_by_pcb: bool,
     /// A write on a TCP socket that never connected fails with ENOTCONN (Linux: EPIPE).
     pub unconnected_write_enotconn: bool,
     /// A zero-length read looks at the state only, never waits for data: 0 bytes while
@@ -242,6 +256,7 @@ impl TcpProfile {
         poll_err_sticky: false,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
+        poll_in_counts_events: false,
         poll_no_hup: false,
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
@@ -262,6 +277,7 @@ impl TcpProfile {
         unconnected_poll_hup_only: false,
         unconnected_read_eagain: false,
         unconnected_shutdown_deferred: false,
+        unconnected_shutdown_by_pcb: false,
         unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
         zero_length_write_returns_zero: false,
@@ -288,6 +304,7 @@ impl TcpProfile {
         poll_err_sticky: false,
         poll_err_when_closed: true,
         poll_hup_when_shut_both_ways: false,
+        poll_in_counts_events: false,
         poll_no_hup: false,
         queued_fin_keeps_state: true,
         read_error_before_eof: true,
@@ -308,6 +325,7 @@ impl TcpProfile {
         unconnected_poll_hup_only: true,
         unconnected_read_eagain: false,
         unconnected_shutdown_deferred: true,
+        unconnected_shutdown_by_pcb: false,
         unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
         zero_length_write_returns_zero: false,
@@ -346,6 +364,7 @@ impl TcpProfile {
         poll_err_sticky: true,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
+        poll_in_counts_events: true,
         poll_no_hup: true,
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
@@ -366,6 +385,7 @@ impl TcpProfile {
         unconnected_poll_hup_only: false,
         unconnected_read_eagain: true,
         unconnected_shutdown_deferred: false,
+        unconnected_shutdown_by_pcb: true,
         unconnected_write_enotconn: true,
         zero_length_read_at_once: false,
         zero_length_write_returns_zero: true,
@@ -706,6 +726,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-poll-hup-when-shut-both-ways.cfz",
     },
     Difference {
+        name: "tcp.poll_in_counts_events",
+        summary: "lwIP's poll says IN while its receive-event count (rcvevent) is above zero, not while something is readable: after EOF and the close message of an ended LAST_ACK are read, IN is gone although reads still answer; after a reset's marker is read, IN stays; Linux: IN whenever the read side is shut",
+        evidence: "tcp-both-shutdown-wr.cfz",
+    },
+    Difference {
         name: "tcp.poll_no_hup",
         summary: "lwIP's poll (lwip_pollscan) knows IN, OUT and ERR only: never HUP, even after a reset; Linux reports HUP once both directions are shut",
         evidence: "tcp-reads-and-poll-after-reset.cfz",
@@ -804,6 +829,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.unconnected_shutdown_deferred",
         summary: "Linux applies a failed (ENOTCONN) shutdown of a never-connected TCP socket at once: poll then says IN|RDHUP, a read EOF, and a later connection reads a false EOF; gVisor applies it only at the next shutdown after connecting (a FIN then, even for shutdown rd)",
         evidence: "tcp-stale-shutdown-rd-false-eof.cfz",
+    },
+    Difference {
+        name: "tcp.unconnected_shutdown_by_pcb",
+        summary: "on lwIP a shutdown of a TCP socket that never connected acts on its CLOSED pcb: rd succeeds (poll IN, reads ENOTCONN, the later connection is shut for reading), wr alone is ENOTCONN and leaves nothing, rdwr closes the pcb (poll IN|OUT|ERR, later calls ENOTCONN); Linux says ENOTCONN and keeps the bits",
+        evidence: "tcp-never-connected-shutdown.cfz",
     },
     Difference {
         name: "tcp.unconnected_write_enotconn",

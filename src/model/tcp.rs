@@ -139,6 +139,9 @@ struct Mailbox {
     /// The connection ended in LAST_ACK with the netconn still reading: err_tcp got
     /// ERR_CLSD, whose pending error SO_ERROR reports as ENOTCONN and a read as EOF.
     clsd: bool,
+    /// The close message err_tcp posted for an ended LAST_ACK was read: it went
+    /// through handle_fin, whose NETCONN_EVT_RCVMINUS takes back err_tcp's RCVPLUS.
+    clsd_read: bool,
 }
 
 impl TcpEnd {
@@ -1030,6 +1033,7 @@ impl TcpModel {
             e.mbox.rst_marker = false;
             // A close message goes through handle_fin as the FIN's marker does.
             if e.mbox.clsd {
+                e.mbox.clsd_read = true;
                 return Self::pending_or(e, Errno::ECONNRESET);
             }
             return Outcome::Err(Errno::ECONNRESET);
@@ -1817,9 +1821,24 @@ impl TcpModel {
             .urg
             .is_some_and(|u| u.at == e.rq.start && !e.rq.is_empty());
         let readable = e.rq.len > usize::from(at_mark);
+        // lwip_pollscan's IN is rcvevent > 0 (or a pbuf kept in lastdata): every data
+        // pbuf and the FIN's marker (recv_tcp), and err_tcp, add one; reading a pbuf or
+        // going through handle_fin (the FIN's or a close message) takes one back; a
+        // reset's marker read (ERR_RST, ERR_ABRT) does not, nor does a drained mailbox,
+        // and a completed shutdown of the read side (netconn_close_shutdown after EOF
+        // too) adds one for good.
+        let read_event = if tcp.poll_in_counts_events {
+            readable
+                || (e.fin_received && !e.mbox.fin_marker_read)
+                || e.shut_rd
+                || e.mbox.fin_taken
+                || (e.mbox.reset && !e.mbox.clsd_read)
+        } else {
+            e.rcv_shut || readable
+        };
         let mut p = PollSet::OUT // writable in every state past SYN_SENT while the buffer has room
             .with_if(PollSet::HUP, hup)
-            .with_if(PollSet::IN, e.rcv_shut || readable)
+            .with_if(PollSet::IN, read_event)
             .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
             .with_if(PollSet::ERR, err);
         // Where the writer was strained, its queue may be past two thirds of
@@ -1919,8 +1938,12 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         }
         Op::Read(_) | Op::Peek(_) => r(match l.err.take() {
             Some(e) => Outcome::Err(e),
-            // lwIP's netconn_recv_data: the full close left no mailbox (ERR_CONN).
+            // lwIP's netconn_recv_data: the full close, or a shutdown(rd), left no
+            // mailbox (ERR_CONN).
             None if l.released => Outcome::Err(Errno::ENOTCONN),
+            None if l.rcv_shut && profile.tcp.unconnected_shutdown_by_pcb => {
+                Outcome::Err(Errno::ENOTCONN)
+            }
             None if l.rcv_shut => Outcome::Eof,
             // lwIP's netconn_recv_data: a never-connected netconn has an empty mailbox.
             None if profile.tcp.unconnected_read_eagain => Outcome::Err(Errno::EAGAIN),
@@ -1929,6 +1952,24 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // inet_shutdown on TCP_CLOSE: ENOTCONN, but the bits are ORed in anyway ("hack
         // to wake up other listeners"). gVisor's shutdownLocked keeps nothing for a
         // socket that never connected.
+        // lwIP's lwip_netconn_do_close_internal on the CLOSED pcb of a netconn that
+        // never connected: shutdown(rd) is tcp_shutdown's TF_RXCLOSED (and the mailbox
+        // drained, with a receive event), shutdown(wr) alone is ERR_CONN, and one that
+        // leaves both shut is tcp_close, which lets the pcb go.
+        Op::Shutdown(how) if profile.tcp.unconnected_shutdown_by_pcb => {
+            if l.released || l.connecting {
+                return r(Outcome::Err(Errno::ENOTCONN));
+            }
+            if how == Shut::RdWr || (how.writes() && l.rcv_shut) {
+                l.released = true;
+                r(Outcome::Ok)
+            } else if how.reads() {
+                l.rcv_shut = true;
+                r(Outcome::Ok)
+            } else {
+                r(Outcome::Err(Errno::ENOTCONN))
+            }
+        }
         Op::Shutdown(how) => {
             if profile.tcp.unconnected_shutdown_deferred && !l.connecting {
                 l.deferred_rd |= how.reads();
@@ -1974,7 +2015,8 @@ fn loose_tcp_poll(l: &Loose, profile: &Profile) -> PollSet {
     // lwIP's alloc_socket: a TCP socket not yet connected has no sendevent, and no
     // other event has happened to it.
     if !l.connecting && profile.tcp.unconnected_poll_empty {
-        return PollSet::NONE;
+        // ... but a shutdown(rd) fires a receive event (NETCONN_EVT_RCVPLUS).
+        return PollSet::NONE.with_if(PollSet::IN, l.rcv_shut);
     }
     let p = super::world::loose_poll(l, true, true, profile.poll_rdhup);
     p.with_if(

@@ -621,7 +621,10 @@ impl Model {
             let m = c.model();
             m.set_name(End::A, sock);
             m.set_name(End::B, Sock::L);
-            m.preset_shutdown(End::A, pre.rcv_shut, pre.snd_shut);
+            // lwIP's pcb keeps TF_RXCLOSED (and its drained mailbox) from a shutdown(rd)
+            // made before it connected: the connection starts as one shut so (below).
+            let by_pcb = self.transport.is_tcp() && self.profile.tcp.unconnected_shutdown_by_pcb;
+            m.preset_shutdown(End::A, pre.rcv_shut && !by_pcb, pre.snd_shut);
             m.preset_bufs(End::A, pre.bufs);
             // The server side: a TCP child is a copy of the listener (sk_clone_lock);
             // a Unix one is made fresh by unix_stream_connect, and gets the header's
@@ -635,6 +638,9 @@ impl Model {
         }
         if let Conn::Tcp(m) = &mut c {
             m.preset_deferred_shutdown(End::A, pre.deferred_rd, pre.deferred_wr);
+            if pre.rcv_shut && self.profile.tcp.unconnected_shutdown_by_pcb {
+                m.run(End::A, Op::Shutdown(crate::step::Shut::Rd));
+            }
             if let Some(secs) = pre.linger {
                 m.run(End::A, Op::Linger(secs));
             }
