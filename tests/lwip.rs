@@ -88,6 +88,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
     let mut failures = vec![];
     for file in [
         "tcp-abort-with-everything-acknowledged.cfz",
+        "tcp-accept-after-client-abort.cfz",
         "tcp-both-shutdown-wr.cfz",
         "tcp-connect-refused.cfz",
         "tcp-connect-twice.cfz",
@@ -97,6 +98,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
         "tcp-never-connected-write-read.cfz",
         "tcp-outq-after-write.cfz",
         "tcp-reads-and-poll-after-reset.cfz",
+        "tcp-reset-after-full-shutdown-is-not-told.cfz",
         "tcp-shutdown-rd-then-more-data.cfz",
         "tcp-urgent-byte-stops-a-read.cfz",
         "tcp-write-after-own-shutdown-wr.cfz",

@@ -79,6 +79,11 @@ pub struct TcpProfile {
     /// A FIN arriving in ESTABLISHED is ACKed later (Linux's delayed ACK), so its sender
     /// may still be in FIN_WAIT1; without it the ACK leaves at once (FIN_WAIT2).
     pub delayed_fin_ack: bool,
+    /// Errors a connection met while it waited in the accept queue do not show in poll
+    /// once it is accepted (lwIP's event_callback counts only receive events for a
+    /// netconn with no socket yet, and lwip_accept starts errevent at 0): no ERR,
+    /// although SO_ERROR has the error. Linux: ERR while the error is pending.
+    pub errors_before_accept_not_polled: bool,
     /// Every socket's send and receive buffer holds exactly this many bytes, fixed when
     /// it is made: a write takes what the send buffer has free at the call, and the
     /// peer's window is its free receive buffer (smoltcp, as the executor makes its
@@ -94,6 +99,11 @@ pub struct TcpProfile {
     /// tcp_close_shutdown: rcv_wnd short of its maximum). Linux: close resets with
     /// unread data in any open state, and a shutdown never resets.
     pub full_close_resets_unread_when_open: bool,
+    /// After a full close (a shutdown that leaves both directions shut) the socket
+    /// hears nothing of its connection: a later RST leaves no error (lwIP's
+    /// lwip_netconn_do_close_internal unhooks the error callback, tcp_err(NULL), and
+    /// lets the pcb go). Linux: ECONNRESET is pending.
+    pub full_close_unhooks_errors: bool,
     /// An accepted socket does not inherit the listener's SO_LINGER; Linux's child
     /// starts as a copy of the listener (sk_clone_lock), SO_LINGER included.
     pub linger_not_inherited: bool,
@@ -242,9 +252,11 @@ impl TcpProfile {
         connect_by_pcb: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
+        errors_before_accept_not_polled: false,
         fixed_buffers: None,
         failed_write_clears_error: true,
         full_close_resets_unread_when_open: false,
+        full_close_unhooks_errors: false,
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: false,
         listener_inq_zero: false,
@@ -290,8 +302,10 @@ impl TcpProfile {
         connect_by_pcb: false,
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
+        errors_before_accept_not_polled: false,
         failed_write_clears_error: false,
         full_close_resets_unread_when_open: false,
+        full_close_unhooks_errors: false,
         fixed_buffers: None,
         linger_not_inherited: true,
         listener_half_shutdown_enotconn: false,
@@ -334,6 +348,7 @@ impl TcpProfile {
         close_is_half_close: true,
         closed_state_unavailable: true,
         delayed_fin_ack: false,
+        errors_before_accept_not_polled: false,
         fixed_buffers: Some(crate::exec::smoltcp::BUF as u32),
         read_without_fin_enotconn: true,
         reset_leaves_no_error: true,
@@ -350,8 +365,10 @@ impl TcpProfile {
         connect_by_pcb: true,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: false,
+        errors_before_accept_not_polled: true,
         failed_write_clears_error: true,
         full_close_resets_unread_when_open: true,
+        full_close_unhooks_errors: true,
         fixed_buffers: Some(crate::exec::lwip::TCP_SND_BUF),
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: true,
@@ -656,6 +673,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-fin-ack-is-delayed.cfz",
     },
     Difference {
+        name: "tcp.errors_before_accept_not_polled",
+        summary: "a connection reset while it waited to be accepted polls without ERR on lwIP once accepted (its socket is made by lwip_accept with no error event), although SO_ERROR and reads report the reset; Linux polls ERR while the error is pending",
+        evidence: "tcp-accept-after-client-abort.cfz",
+    },
+    Difference {
         name: "tcp.failed_write_clears_error",
         summary: "on gVisor a write that fails on a connection closed without error (RST in CLOSE_WAIT) returns EPIPE and leaves the pending EPIPE for SO_ERROR; Linux's write takes it",
         evidence: "tcp-failed-write-keeps-no-error.cfz",
@@ -669,6 +691,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.full_close_resets_unread_when_open",
         summary: "lwIP resets on a full close (close, or a shutdown leaving both directions shut) only in ESTABLISHED or CLOSE_WAIT, and there also for data shutdown(rd) threw away (tcp_close_shutdown: rcv_wnd short of its maximum); Linux's close resets with unread data in any open state, its shutdown never",
         evidence: "tcp-shutdown-rd-then-wr-with-unread-data.cfz",
+    },
+    Difference {
+        name: "tcp.full_close_unhooks_errors",
+        summary: "after a shutdown that leaves both directions shut, lwIP's socket hears no later RST (the netconn unhooked its error callback and let the pcb go): SO_ERROR stays 0; Linux's says ECONNRESET",
+        evidence: "tcp-reset-after-full-shutdown-is-not-told.cfz",
     },
     Difference {
         name: "tcp.linger_not_inherited",

@@ -955,6 +955,9 @@ impl TcpModel {
                     if skip > 0 {
                         e.urg = None;
                     }
+                    if mailbox && limit < n && e.rq.is_empty() {
+                        Self::fetch_after_data(e);
+                    }
                     if e.rq.is_empty() {
                         self.drained(x);
                     }
@@ -1003,6 +1006,24 @@ impl TcpModel {
         } else {
             Outcome::Err(Errno::EAGAIN)
         }
+    }
+
+    /// lwip_recv_tcp took all the data and wants more: it fetches once more without
+    /// waiting (NETCONN_DONTBLOCK | NETCONN_NOFIN) and returns the data whatever that
+    /// fetch says. A FIN or a close message is put back (NETCONN_FIN_RX_PENDING); a
+    /// reset's marker is taken (its error stays pending); an empty mailbox makes
+    /// netconn_recv_data take the pending error (netconn_err), which is lost.
+    fn fetch_after_data(e: &mut TcpEnd) {
+        if e.mbox.fin_taken || (e.fin_received && !e.mbox.fin_marker_read) {
+            return;
+        }
+        if e.mbox.rst_marker {
+            if !e.mbox.clsd {
+                e.mbox.rst_marker = false;
+            }
+            return;
+        }
+        e.err = None;
     }
 
     /// A read with no data left, from lwIP's mailbox (`tcp.reads_from_mailbox`):
@@ -1383,6 +1404,16 @@ impl TcpModel {
         Some(e.err.take().unwrap_or(Errno::ECONNABORTED))
     }
 
+    /// The server side `x` was accepted: its socket is made now. lwIP's lwip_accept
+    /// makes it with no error event (alloc_socket: errevent 0), since event_callback
+    /// counted only the receive events of a netconn that had no socket yet
+    /// (`tcp.errors_before_accept_not_polled`).
+    pub fn accepted(&mut self, x: End) {
+        if self.profile.tcp.errors_before_accept_not_polled {
+            self.end(x).mbox.err_event = false;
+        }
+    }
+
     /// Shutdowns a socket asked for before it connected and that the profile defers to
     /// its next shutdown call (gVisor's shutdownFlags).
     pub fn preset_deferred_shutdown(&mut self, x: End, rd: bool, wr: bool) {
@@ -1538,8 +1569,19 @@ impl TcpModel {
         let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset)
             || self.profile.tcp.reset_always_econnreset;
         let no_error = self.profile.tcp.reset_leaves_no_error;
+        let unhooked = self.profile.tcp.full_close_unhooks_errors;
         let e = self.end(y);
         if e.state == TcpState::Close {
+            return;
+        }
+        if unhooked && e.mbox.pcb_released {
+            // lwIP's lwip_netconn_do_close_internal set tcp_err(NULL) at the full
+            // close: the RST's TCP_EVENT_ERR in tcp_input tells no one.
+            e.fin_ack_uncertain = false;
+            e.pressed = false;
+            e.strained = false;
+            e.fin_held = false;
+            Self::done(e, Conn::Gone);
             return;
         }
         // lwIP's err_tcp (api_msg.c): the pending error is ERR_RST in every state, an

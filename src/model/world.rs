@@ -707,6 +707,9 @@ impl Model {
             return StepResult::plain(Outcome::Err(Errno::EAGAIN));
         };
         self.conns[conn].model().set_name(End::B, sock);
+        if let Conn::Tcp(m) = &mut self.conns[conn] {
+            m.accepted(End::B);
+        }
         self.slots[sock.index()] = Slot::Conn { conn, end: End::B };
         StepResult::plain(Outcome::Ok)
     }
