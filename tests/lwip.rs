@@ -97,6 +97,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
         "tcp-never-connected-shutdown.cfz",
         "tcp-never-connected-write-read.cfz",
         "tcp-outq-after-write.cfz",
+        "tcp-peek-stops-at-one-pbuf.cfz",
         "tcp-reads-and-poll-after-reset.cfz",
         "tcp-reset-after-full-shutdown-is-not-told.cfz",
         "tcp-shutdown-rd-then-more-data.cfz",

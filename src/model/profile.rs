@@ -104,6 +104,10 @@ pub struct TcpProfile {
     /// lwip_netconn_do_close_internal unhooks the error callback, tcp_err(NULL), and
     /// lets the pcb go). Linux: ECONNRESET is pending.
     pub full_close_unhooks_errors: bool,
+    /// FIONREAD still counts the unread bytes a shutdown(rd) threw away (lwIP's
+    /// netconn_drain frees the mailbox's pbufs without lowering recv_avail). Linux's
+    /// SIOCINQ counts what can be read.
+    pub inq_counts_drained: bool,
     /// An accepted socket does not inherit the listener's SO_LINGER; Linux's child
     /// starts as a copy of the listener (sk_clone_lock), SO_LINGER included.
     pub linger_not_inherited: bool,
@@ -162,6 +166,12 @@ pub struct TcpProfile {
     /// queued, fails with ENOTCONN every time (smoltcp: RecvError::InvalidState; Linux:
     /// the error once, then EOF).
     pub read_without_fin_enotconn: bool,
+    /// Data arrives in pbufs of one segment each (a write cut at the MSS), and the
+    /// socket keeps the pbuf it began to read or peeked at (lwip_sock's lastdata,
+    /// outside the mailbox): MSG_PEEK returns at most that pbuf (lwip_recv_tcp's loop
+    /// stops after one when peeking), and a shutdown(rd) that drains the mailbox, or a
+    /// reset, leaves it readable. Linux: peek sees the whole queue.
+    pub reads_by_pbuf: bool,
     /// Reads take what arrived from a mailbox, in order: data, then the FIN's marker,
     /// then a reset's marker. The FIN's marker reads as EOF (the pending error, or
     /// ECONNRESET, if a reset has come since), after which every read is ENOTCONN; the
@@ -257,6 +267,7 @@ impl TcpProfile {
         failed_write_clears_error: true,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
+        inq_counts_drained: false,
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: false,
         listener_inq_zero: false,
@@ -273,6 +284,7 @@ impl TcpProfile {
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
         read_without_fin_enotconn: false,
+        reads_by_pbuf: false,
         reads_from_mailbox: false,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
@@ -306,6 +318,7 @@ impl TcpProfile {
         failed_write_clears_error: false,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
+        inq_counts_drained: false,
         fixed_buffers: None,
         linger_not_inherited: true,
         listener_half_shutdown_enotconn: false,
@@ -323,6 +336,7 @@ impl TcpProfile {
         queued_fin_keeps_state: true,
         read_error_before_eof: true,
         read_without_fin_enotconn: false,
+        reads_by_pbuf: false,
         reads_from_mailbox: false,
         refused_connect_error_twice: true,
         refused_connect_no_retry: true,
@@ -351,6 +365,7 @@ impl TcpProfile {
         errors_before_accept_not_polled: false,
         fixed_buffers: Some(crate::exec::smoltcp::BUF as u32),
         read_without_fin_enotconn: true,
+        reads_by_pbuf: false,
         reset_leaves_no_error: true,
         shutdown_never_fails: true,
         time_wait_on_open_fd: true,
@@ -369,6 +384,7 @@ impl TcpProfile {
         failed_write_clears_error: true,
         full_close_resets_unread_when_open: true,
         full_close_unhooks_errors: true,
+        inq_counts_drained: true,
         fixed_buffers: Some(crate::exec::lwip::TCP_SND_BUF),
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: true,
@@ -386,6 +402,7 @@ impl TcpProfile {
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
         read_without_fin_enotconn: false,
+        reads_by_pbuf: true,
         reads_from_mailbox: true,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
@@ -698,6 +715,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-reset-after-full-shutdown-is-not-told.cfz",
     },
     Difference {
+        name: "tcp.inq_counts_drained",
+        summary: "FIONREAD on lwIP still counts the unread bytes a shutdown(rd) threw away (netconn_drain does not lower recv_avail); Linux counts what can be read",
+        evidence: "tcp-peek-stops-at-one-pbuf.cfz",
+    },
+    Difference {
         name: "tcp.linger_not_inherited",
         summary: "a socket accepted from a listener with SO_LINGER {on, 0} closes with RST on Linux (the child copies the listener's options) and with a FIN on gVisor, which does not pass SO_LINGER on",
         evidence: "tcp-listener-linger-zero-is-inherited.cfz",
@@ -776,6 +798,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.read_without_fin_enotconn",
         summary: "after the peer's abort, a read with nothing queued fails with ENOTCONN on smoltcp every time (RecvError::InvalidState); Linux returns ECONNRESET once, then EOF",
         evidence: "tcp-smoltcp-abort-leaves-no-error.cfz",
+    },
+    Difference {
+        name: "tcp.reads_by_pbuf",
+        summary: "lwIP reads data pbuf by pbuf, one per segment: MSG_PEEK returns only the pbuf at the read head (33 of two writes of 33 and 1), and the rest of a pbuf the socket began (lastdata) stays readable after shutdown(rd) drained the mailbox; Linux peeks across writes and keeps all the data",
+        evidence: "tcp-peek-stops-at-one-pbuf.cfz",
     },
     Difference {
         name: "tcp.reads_from_mailbox",

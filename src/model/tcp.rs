@@ -116,6 +116,16 @@ struct TcpEnd {
     /// never gives that window back (no tcp_recved), which
     /// `tcp.full_close_resets_unread_when_open` looks at.
     unread_dropped: bool,
+    /// `tcp.reads_by_pbuf`: the bytes left in each pbuf still unread here, the one
+    /// at the read head first.
+    pbufs: VecDeque<usize>,
+    /// `tcp.reads_by_pbuf`: the pbuf at the read head was fetched by the socket (a
+    /// read took part of it, or a peek looked at it): it sits in lwip_sock's lastdata,
+    /// outside the mailbox.
+    lastdata: bool,
+    /// `tcp.inq_counts_drained`: bytes a drain of the mailbox threw away, which
+    /// FIONREAD (recv_avail) still counts.
+    inq_stale: usize,
 }
 
 /// lwIP's receive mailbox after the data (api_msg.c recv_tcp and err_tcp post, and
@@ -189,6 +199,9 @@ impl TcpEnd {
             errored: false,
             bufs: Bufs::default(),
             segs: VecDeque::new(),
+            pbufs: VecDeque::new(),
+            lastdata: false,
+            inq_stale: 0,
             urg: None,
             outq_hi: 0,
             pressed: false,
@@ -604,6 +617,7 @@ impl TcpModel {
             y.rq.push(k);
             y.segs.push_back(k);
             y.rq_open = true;
+            self.push_pbufs(x.peer(), k);
         }
     }
 
@@ -851,6 +865,36 @@ impl TcpModel {
                 e.segs.pop_front();
             }
         }
+        // lwip_recv_tcp takes whole pbufs, and keeps the rest of the last one it began
+        // in lastdata.
+        let mut left = k;
+        while left > 0 {
+            let Some(front) = e.pbufs.front_mut() else {
+                break;
+            };
+            let c = left.min(*front);
+            *front -= c;
+            left -= c;
+            e.lastdata = *front > 0;
+            if *front == 0 {
+                e.pbufs.pop_front();
+            }
+        }
+    }
+
+    /// lwIP's receiver gets a write of `len` bytes as pbufs of one segment each.
+    fn push_pbufs(&mut self, y: End, len: usize) {
+        if !self.profile.tcp.reads_by_pbuf {
+            return;
+        }
+        let mss = self.mss;
+        let e = self.end(y);
+        let mut left = len;
+        while left > 0 {
+            let k = left.min(mss);
+            e.pbufs.push_back(k);
+            left -= k;
+        }
     }
 
     /// `read N oob`: tcp_recv_urg, after tcp_recvmsg_locked's listener check (the
@@ -905,7 +949,7 @@ impl TcpModel {
             Some(u) if u.at >= e.rq.start && u.at < e.rq.start + e.rq.len as u64 => {
                 Outcome::Queued((u.at - e.rq.start) as usize)
             }
-            _ => Outcome::Queued(e.rq.len),
+            _ => Outcome::Queued(e.rq.len + e.inq_stale),
         }
     }
 
@@ -916,6 +960,7 @@ impl TcpModel {
         let no_fin_enotconn = self.profile.tcp.read_without_fin_enotconn;
         let zero_at_once = self.profile.tcp.zero_length_read_at_once;
         let mailbox = self.profile.tcp.reads_from_mailbox;
+        let by_pbuf = self.profile.tcp.reads_by_pbuf;
         let e = self.end(x);
         // smoltcp's recv_slice: recv_error_check (may_recv: ESTABLISHED or FIN_WAIT, or
         // data queued) comes before the length, so a zero-length read of an open
@@ -943,11 +988,19 @@ impl TcpModel {
                 .urg
                 .map(|u| u.at)
                 .filter(|&at| at >= start && at < start + len as u64);
-            let (skip, limit) = match mark {
+            let (skip, mut limit) = match mark {
                 Some(at) if at == start => (1, n.min(len - 1)),
                 Some(at) => (0, n.min((at - start) as usize)),
                 None => (0, n.min(len)),
             };
+            // lwip_recv_tcp's loop stops after one pbuf when peeking, and keeps that
+            // pbuf in lastdata.
+            if peek && by_pbuf {
+                if let Some(&head) = e.pbufs.front() {
+                    limit = limit.min(head);
+                    e.lastdata = true;
+                }
+            }
             if limit > 0 {
                 let data = pattern(writer, start + skip as u64, limit);
                 if !peek {
@@ -1097,11 +1150,25 @@ impl TcpModel {
             return Outcome::Err(Errno::ENOTCONN);
         }
         if tcp.shutdown_rd_drops_data && how.reads() {
-            // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED).
+            // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED); a
+            // pbuf the socket keeps in lastdata is not in it (tcp.reads_by_pbuf), and
+            // recv_avail is not lowered (tcp.inq_counts_drained).
             e.mbox.fin_taken = true;
             e.unread_dropped |= !e.rq.is_empty();
-            e.rq.discard();
+            let kept = match e.pbufs.front() {
+                Some(&head) if tcp.reads_by_pbuf && e.lastdata => head.min(e.rq.len),
+                _ => 0,
+            };
+            let dropped = e.rq.len - kept;
+            if tcp.inq_counts_drained {
+                e.inq_stale += dropped;
+            }
+            e.rq.len = kept;
+            e.pbufs.truncate(usize::from(kept > 0));
             e.segs.clear();
+            if kept > 0 {
+                e.segs.push_back(kept);
+            }
             e.urg = None;
             e.rq_open = false;
         }
@@ -1133,8 +1200,11 @@ impl TcpModel {
         {
             e.shut_rd |= how.reads();
             e.shut_wr |= how.writes();
-            e.rq.discard();
-            e.segs.clear();
+            // The socket's lastdata outlives the connection (tcp.reads_by_pbuf).
+            if !tcp.reads_by_pbuf {
+                e.rq.discard();
+                e.segs.clear();
+            }
             e.urg = None;
             e.rq_open = false;
             e.fin_ack_uncertain = false;
@@ -1663,6 +1733,7 @@ impl TcpModel {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
         let rx_closed_aborts = self.profile.tcp.shutdown_rd_drops_data;
         let mss = self.mss;
+        let by_pbuf = self.profile.tcp.reads_by_pbuf;
         let e = self.end(y);
         // lwIP's tcp_ack (tcp_priv.h): the second segment of a pair is ACKed at once,
         // the first waits for the delayed-ACK timer. Segments are `mss` long.
@@ -1731,6 +1802,13 @@ impl TcpModel {
         }
         if queues {
             e.segs.push_back(len);
+            // recv_tcp posts each segment's pbuf to the mailbox.
+            let mut left = if by_pbuf { len } else { 0 };
+            while left > 0 {
+                let k = left.min(mss);
+                e.pbufs.push_back(k);
+                left -= k;
+            }
         }
         match e.state {
             TcpState::Established => {
