@@ -126,6 +126,9 @@ struct TcpEnd {
     /// `tcp.inq_counts_drained`: bytes a drain of the mailbox threw away, which
     /// FIONREAD (recv_avail) still counts.
     inq_stale: usize,
+    /// Some of `inq_stale` may never have arrived: the drain found the queue open
+    /// (`rq_open`), part of it perhaps still in the peer's send queue.
+    inq_stale_open: bool,
 }
 
 /// lwIP's receive mailbox after the data (api_msg.c recv_tcp and err_tcp post, and
@@ -202,6 +205,7 @@ impl TcpEnd {
             pbufs: VecDeque::new(),
             lastdata: false,
             inq_stale: 0,
+            inq_stale_open: false,
             urg: None,
             outq_hi: 0,
             pressed: false,
@@ -939,6 +943,12 @@ impl TcpModel {
     /// urgent mark waits in the queue, only the bytes before it.
     fn inq(&self, x: End) -> Outcome {
         let e = &self.ends[x.index()];
+        if e.inq_stale_open {
+            return Outcome::QueuedBetween {
+                lo: if e.rq_open { 0 } else { e.rq.len },
+                hi: e.rq.len + e.inq_stale,
+            };
+        }
         if e.rq_open && !e.rq.is_empty() {
             return Outcome::QueuedBetween {
                 lo: 0,
@@ -1154,14 +1164,16 @@ impl TcpModel {
             // pbuf the socket keeps in lastdata is not in it (tcp.reads_by_pbuf), and
             // recv_avail is not lowered (tcp.inq_counts_drained).
             e.mbox.fin_taken = true;
-            e.unread_dropped |= !e.rq.is_empty();
             let kept = match e.pbufs.front() {
                 Some(&head) if tcp.reads_by_pbuf && e.lastdata => head.min(e.rq.len),
                 _ => 0,
             };
             let dropped = e.rq.len - kept;
+            // What lastdata keeps can still be read (and given back, tcp_recved).
+            e.unread_dropped |= dropped > 0;
             if tcp.inq_counts_drained {
                 e.inq_stale += dropped;
+                e.inq_stale_open |= e.rq_open && dropped > 0;
             }
             e.rq.len = kept;
             e.pbufs.truncate(usize::from(kept > 0));
@@ -1282,8 +1294,13 @@ impl TcpModel {
         e.outq_hi += 1;
         // tcp_send_fin puts the FIN on the last skb of the write queue: where data
         // waits there for the peer's window, the FIN waits behind it.
+        let pressed = e.pressed;
         let y = x.peer();
-        if e.pressed && !self.ends[y.index()].rq.is_empty() {
+        // lwIP's shutdown(rd) drains the reader's mailbox, not what still waits in
+        // our send queue for its window (tcp.shutdown_rd_drops_data).
+        let drained_early = self.profile.tcp.shutdown_rd_drops_data
+            && (self.ends[y.index()].shut_rd || !self.ends[y.index()].fd_open);
+        if pressed && (!self.ends[y.index()].rq.is_empty() || drained_early) {
             let mut sent = self.clone();
             sent.send(x, Seg::Fin, why);
             sent.deliver_all();
