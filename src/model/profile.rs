@@ -686,7 +686,7 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "tcp.delayed_fin_ack",
-        summary: "gVisor ACKs a FIN at once, so its sender is in FIN_WAIT2 right away; Linux delays that ACK and the sender may still be in FIN_WAIT1",
+        summary: "gVisor, smoltcp and lwIP ACK a FIN at once, so its sender is in FIN_WAIT2 right away; Linux delays that ACK and the sender may still be in FIN_WAIT1",
         evidence: "tcp-fin-ack-is-delayed.cfz",
     },
     Difference {
@@ -861,7 +861,7 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "tcp.time_wait_on_open_fd",
-        summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, CLOSE on Linux",
+        summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, smoltcp and lwIP (their socket holds the TIME_WAIT connection), CLOSE on Linux",
         evidence: "tcp-time-wait-state-on-open-fd.cfz",
     },
     Difference {
@@ -985,12 +985,12 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
 pub const COMMON_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "oob_ignored",
-        summary: "gVisor ignores MSG_OOB on send and receive, on every transport: a `write N oob` is a plain write and a `read N oob` a plain read; Linux makes the last byte TCP urgent data or a Unix out-of-band byte, and says EOPNOTSUPP on seqpacket",
+        summary: "gVisor (on every transport) and lwIP (TCP, its only one) ignore MSG_OOB on send and receive: a `write N oob` is a plain write and a `read N oob` a plain read; Linux makes the last byte TCP urgent data or a Unix out-of-band byte, and says EOPNOTSUPP on seqpacket",
         evidence: "tcp-urgent-byte-stops-a-read.cfz",
     },
     Difference {
         name: "poll_rdhup",
-        summary: "gVisor never reports POLLRDHUP, on any transport: a shut read side shows only as IN",
+        summary: "gVisor (on any transport) and lwIP (lwip_pollscan knows IN, OUT and ERR only) never report POLLRDHUP: a shut read side shows at most as IN",
         evidence: "tcp-shutdown-rd-without-pending-data.cfz",
     },
     Difference {
