@@ -23,6 +23,19 @@ fn lwip() -> Option<Box<dyn Executor + Send>> {
     }
 }
 
+/// Where Debian's liblwip-dev is installed, lwIP must start, with closefuzz's clock and
+/// with looped-back traffic kept off lwIP's tcpip thread (cf_init checks that the
+/// binary exports both sys_now and tcpip_try_callback): no silent skip there.
+#[test]
+fn lwip_starts_where_it_is_installed() {
+    if !Path::new("/usr/include/lwip/lwipopts.h").exists() {
+        return;
+    }
+    if let Err(e) = executor_for(stack_of(Platform::Lwip), &[]) {
+        panic!("lwIP is installed but does not start: {e}");
+    }
+}
+
 /// Replays a scenario of scenarios/ on lwIP over `transport`; returns each failing
 /// step as a line.
 fn replay(exec: &mut dyn Executor, file: &str, transport: Transport) -> Vec<String> {

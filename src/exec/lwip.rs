@@ -178,6 +178,10 @@ mod imp {
             -2 => Err(io::Error::other(
                 "lwIP does not use closefuzz's clock (sys_now is not exported by this binary)",
             )),
+            -3 => Err(io::Error::other(
+                "lwIP would wake its tcpip thread for every looped-back segment \
+                 (tcpip_try_callback is not exported by this binary)",
+            )),
             _ => Err(io::Error::other("lwIP could not start its interface")),
         }
     }
