@@ -105,6 +105,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
         "tcp-both-shutdown-wr.cfz",
         "tcp-connect-refused.cfz",
         "tcp-connect-twice.cfz",
+        "tcp-drained-reader-and-the-writers-held-tail.cfz",
         "tcp-fin-ack-is-delayed.cfz",
         "tcp-fin-waits-behind-data-a-drained-reader-never-saw.cfz",
         "tcp-listener-shutdown-rdwr-fires-events.cfz",

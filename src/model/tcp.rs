@@ -611,13 +611,17 @@ impl TcpModel {
             kind: SegmentKind::Data(k),
             note: "written past what the peer certainly takes: it may wait in the send queue for the window",
         });
+        let drops_on_shutdown = self.profile.tcp.shutdown_rd_drops_data;
         let y = self.end(x.peer());
         let reads_on = match y.state {
             TcpState::Established => true,
             TcpState::FinWait1 | TcpState::FinWait2 => !y.rcv_shut,
             _ => false,
         };
-        if y.conn == Conn::Live && reads_on {
+        // lwIP's drained reader (tcp.shutdown_rd_drops_data) never queues it: when it
+        // leaves, it aborts the connection.
+        let drained = drops_on_shutdown && y.shut_rd;
+        if y.conn == Conn::Live && reads_on && !drained {
             y.rq.push(k);
             y.segs.push_back(k);
             y.rq_open = true;
@@ -816,6 +820,12 @@ impl TcpModel {
         match self.hint.as_ref().map(|h| h.count()) {
             Some(Some(k)) if k >= 1 => {
                 self.read_exact(x, k.min(n), peek);
+                if k < n && !peek && self.profile.tcp.reads_from_mailbox {
+                    // lwIP's read came back short: its mailbox had no more (the rest
+                    // is still in the writer's queue), and lwip_recv_tcp's extra fetch
+                    // took the next message.
+                    Self::fetch_after_data(self.end(x));
+                }
             }
             Some(_) => {
                 let got = self.hint.as_ref().map(|h| h.result.clone());
@@ -951,8 +961,8 @@ impl TcpModel {
         }
         if e.rq_open && !e.rq.is_empty() {
             return Outcome::QueuedBetween {
-                lo: 0,
-                hi: e.rq.len,
+                lo: e.inq_stale,
+                hi: e.rq.len + e.inq_stale,
             };
         }
         match e.urg {
@@ -971,6 +981,7 @@ impl TcpModel {
         let zero_at_once = self.profile.tcp.zero_length_read_at_once;
         let mailbox = self.profile.tcp.reads_from_mailbox;
         let by_pbuf = self.profile.tcp.reads_by_pbuf;
+        let drops_on_shutdown = self.profile.tcp.shutdown_rd_drops_data;
         let e = self.end(x);
         // smoltcp's recv_slice: recv_error_check (may_recv: ESTABLISHED or FIN_WAIT, or
         // data queued) comes before the length, so a zero-length read of an open
@@ -1021,7 +1032,10 @@ impl TcpModel {
                     if mailbox && limit < n && e.rq.is_empty() {
                         Self::fetch_after_data(e);
                     }
-                    if e.rq.is_empty() {
+                    // After lwIP's drain (tcp.shutdown_rd_drops_data) what is read is
+                    // lastdata: what the writer still holds has not come any nearer.
+                    let drained_early = drops_on_shutdown && e.shut_rd;
+                    if e.rq.is_empty() && !drained_early {
                         self.drained(x);
                     }
                 }
