@@ -26,5 +26,8 @@ fn main() {
     // lwIP asks sys_now() for the time through its PLT; the shim's definition must be
     // in the executable's dynamic symbol table to take its place (virtual time).
     println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=sys_now");
+    // The same for tcpip_try_callback: the shim keeps looped-back traffic off the tcpip
+    // thread (cf_settle delivers it), which saves two thread switches per segment.
+    println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=tcpip_try_callback");
     println!("cargo:rustc-cfg=closefuzz_lwip");
 }

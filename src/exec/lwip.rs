@@ -34,6 +34,10 @@
 use super::{Case, Executor, KernelRun};
 use std::io;
 
+/// TCP_SND_BUF and TCP_WND of Debian's lwipopts.h (both 0xFFFF): what a socket's send
+/// buffer and its receive window hold.
+pub const TCP_SND_BUF: u32 = 0xFFFF;
+
 /// The one line `--platform lwip` prints where lwIP is not built in.
 pub const NOT_FOUND: &str = "lwIP not found: apt-get install liblwip-dev";
 
@@ -173,6 +177,10 @@ mod imp {
             0 => Ok(()),
             -2 => Err(io::Error::other(
                 "lwIP does not use closefuzz's clock (sys_now is not exported by this binary)",
+            )),
+            -3 => Err(io::Error::other(
+                "lwIP would wake its tcpip thread for every looped-back segment \
+                 (tcpip_try_callback is not exported by this binary)",
             )),
             _ => Err(io::Error::other("lwIP could not start its interface")),
         }

@@ -87,6 +87,21 @@ u32_t sys_now(void)
     return virtual_ms;
 }
 
+/* netif_loop_output asks the tcpip thread to run netif_poll for every first segment
+ * it queues (LWIP_NETIF_LOOPBACK_MULTITHREADING): a wake-up of that thread, which then
+ * waits for the core lock cf_settle holds. cf_settle runs netif_poll itself, so that
+ * request is answered here, in the caller, by doing nothing; every other callback goes
+ * to lwIP's own tcpip_try_callback. */
+err_t tcpip_try_callback(tcpip_callback_fn fn, void *ctx)
+{
+    static err_t (*real)(tcpip_callback_fn, void *);
+    if (fn == (tcpip_callback_fn)netif_poll)
+        return ERR_OK;
+    if (real == NULL)
+        real = (err_t (*)(tcpip_callback_fn, void *))dlsym(RTLD_NEXT, "tcpip_try_callback");
+    return real != NULL ? real(fn, ctx) : ERR_VAL;
+}
+
 static struct netif nif;
 static ip4_addr_t own4;
 static ip6_addr_t own6;
@@ -153,11 +168,14 @@ static void init_once(void)
 }
 
 /* 0 when lwIP runs; -1 when it could not start; -2 when lwIP would not use our clock
- * (sys_now not in the executable's dynamic symbols: build.rs exports it). */
+ * (sys_now not in the executable's dynamic symbols: build.rs exports it); -3 when it
+ * would not use our tcpip_try_callback (the same). */
 int cf_init(void)
 {
     if (dlsym(RTLD_DEFAULT, "sys_now") != (void *)sys_now)
         return -2;
+    if (dlsym(RTLD_DEFAULT, "tcpip_try_callback") != (void *)tcpip_try_callback)
+        return -3;
     pthread_once(&once, init_once);
     return init_result;
 }

@@ -158,6 +158,13 @@ impl TcpAlternatives {
         out.flatten()
     }
 
+    /// See [`TcpModel::accepted`].
+    pub fn accepted(&mut self, x: End) {
+        for a in &mut self.alts {
+            a.accepted(x);
+        }
+    }
+
     /// See [`TcpModel::preset_deferred_shutdown`].
     pub fn preset_deferred_shutdown(&mut self, x: End, rd: bool, wr: bool) {
         for a in &mut self.alts {

@@ -67,16 +67,28 @@ pub struct TcpProfile {
     /// A write on a connection that cannot send any more (shut for writing, closed,
     /// reset) with no error pending fails with ENOTCONN (Linux: EPIPE).
     pub closed_write_enotconn: bool,
+    /// A connect on a connected socket asks its pcb (lwIP's lwip_netconn_do_connect):
+    /// EISCONN while the netconn holds one not CLOSED, also at the first connect after
+    /// a non-blocking one, and ENOTCONN (ERR_CLSD) once it let it go (a reset, the end
+    /// of the connection, a full close). Linux's __inet_stream_connect: 0 once after
+    /// EINPROGRESS, then EISCONN in every state.
+    pub connect_by_pcb: bool,
     /// New data for an end in FIN_WAIT that has shut its read side resets the
     /// connection with ECONNABORTED as the receiving end's error (Linux: ECONNRESET).
     pub data_after_shutdown_aborts: bool,
     /// A FIN arriving in ESTABLISHED is ACKed later (Linux's delayed ACK), so its sender
     /// may still be in FIN_WAIT1; without it the ACK leaves at once (FIN_WAIT2).
     pub delayed_fin_ack: bool,
+    /// Errors a connection met while it waited in the accept queue do not show in poll
+    /// once it is accepted (lwIP's event_callback counts only receive events for a
+    /// netconn with no socket yet, and lwip_accept starts errevent at 0): no ERR,
+    /// although SO_ERROR has the error. Linux: ERR while the error is pending.
+    pub errors_before_accept_not_polled: bool,
     /// Every socket's send and receive buffer holds exactly this many bytes, fixed when
     /// it is made: a write takes what the send buffer has free at the call, and the
     /// peer's window is its free receive buffer (smoltcp, as the executor makes its
-    /// sockets). `None`: Linux's buffers, autotuned and charged by memory.
+    /// sockets; lwIP's TCP_SND_BUF and TCP_WND, lwip_netconn_do_writemore taking at
+    /// most tcp_sndbuf). `None`: Linux's buffers, autotuned and charged by memory.
     pub fixed_buffers: Option<u32>,
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
@@ -87,6 +99,15 @@ pub struct TcpProfile {
     /// tcp_close_shutdown: rcv_wnd short of its maximum). Linux: close resets with
     /// unread data in any open state, and a shutdown never resets.
     pub full_close_resets_unread_when_open: bool,
+    /// After a full close (a shutdown that leaves both directions shut) the socket
+    /// hears nothing of its connection: a later RST leaves no error (lwIP's
+    /// lwip_netconn_do_close_internal unhooks the error callback, tcp_err(NULL), and
+    /// lets the pcb go). Linux: ECONNRESET is pending.
+    pub full_close_unhooks_errors: bool,
+    /// FIONREAD still counts the unread bytes a shutdown(rd) threw away (lwIP's
+    /// netconn_drain frees the mailbox's pbufs without lowering recv_avail). Linux's
+    /// SIOCINQ counts what can be read.
+    pub inq_counts_drained: bool,
     /// An accepted socket does not inherit the listener's SO_LINGER; Linux's child
     /// starts as a copy of the listener (sk_clone_lock), SO_LINGER included.
     pub linger_not_inherited: bool,
@@ -101,6 +122,11 @@ pub struct TcpProfile {
     /// the socket stays in LISTEN (poll `-`); otherwise it becomes a plain CLOSE socket
     /// (Linux: tcp_disconnect).
     pub listener_shutdown_keeps_listen: bool,
+    /// `shutdown rdwr` of a TCP listener closes its pcb and fires every event (lwIP's
+    /// lwip_netconn_do_close_internal: tcp_close, then NETCONN_EVT_ERROR, RCVPLUS and
+    /// SENDPLUS): it polls IN|OUT|ERR for good and reads say ENOTCONN (Linux: a plain
+    /// CLOSE socket, OUT|HUP, reads ENOTCONN too but no ERR).
+    pub listener_shutdown_rdwr_fires_events: bool,
     /// A write on a TCP listener fails with EINPROGRESS (lwIP's lwip_netconn_do_write:
     /// the netconn is not idle); Linux: EPIPE (sk_stream_wait_connect).
     pub listener_write_einprogress: bool,
@@ -120,6 +146,12 @@ pub struct TcpProfile {
     /// poll reports HUP as soon as both directions are shut, in any state (Linux);
     /// otherwise only once the connection is CLOSE or TIME_WAIT.
     pub poll_hup_when_shut_both_ways: bool,
+    /// poll's IN counts receive events (lwIP's rcvevent) rather than looking at the
+    /// queue: each data pbuf, the FIN and a reset add one; reading a pbuf, the FIN's
+    /// marker or a LAST_ACK's close message takes one back, a reset's marker does not;
+    /// a shutdown of the read side adds one for good. Linux: IN while data is queued
+    /// or the read side is shut.
+    pub poll_in_counts_events: bool,
     /// poll never reports HUP (Linux: HUP once both directions are shut or the
     /// connection is closed).
     pub poll_no_hup: bool,
@@ -134,6 +166,12 @@ pub struct TcpProfile {
     /// queued, fails with ENOTCONN every time (smoltcp: RecvError::InvalidState; Linux:
     /// the error once, then EOF).
     pub read_without_fin_enotconn: bool,
+    /// Data arrives in pbufs of one segment each (a write cut at the MSS), and the
+    /// socket keeps the pbuf it began to read or peeked at (lwip_sock's lastdata,
+    /// outside the mailbox): MSG_PEEK returns at most that pbuf (lwip_recv_tcp's loop
+    /// stops after one when peeking), and a shutdown(rd) that drains the mailbox, or a
+    /// reset, leaves it readable. Linux: peek sees the whole queue.
+    pub reads_by_pbuf: bool,
     /// Reads take what arrived from a mailbox, in order: data, then the FIN's marker,
     /// then a reset's marker. The FIN's marker reads as EOF (the pending error, or
     /// ECONNRESET, if a reset has come since), after which every read is ENOTCONN; the
@@ -150,6 +188,12 @@ pub struct TcpProfile {
     /// was taken) and the socket stays failed; otherwise (Linux) the connect after the
     /// failed one starts afresh (__inet_stream_connect's disconnect).
     pub refused_connect_no_retry: bool,
+    /// A refused connect ends as a reset does (lwIP: the RST in SYN_SENT reaches
+    /// err_tcp as ERR_RST): ECONNRESET is pending and waits as a marker in the mailbox
+    /// (a read takes the marker, then the error), poll says IN|OUT|ERR for good, and the
+    /// netconn, without a pcb, answers later connects and reads with ENOTCONN. Linux:
+    /// ECONNREFUSED, once.
+    pub refused_connect_resets: bool,
     /// An RST leaves ECONNRESET in every state (Linux: EPIPE in CLOSE_WAIT).
     pub reset_always_econnreset: bool,
     /// A reset leaves no pending error: writes say EPIPE, poll never says ERR (smoltcp
@@ -188,6 +232,14 @@ pub struct TcpProfile {
     /// every direction ever asked for); Linux's inet_shutdown ORs the bits in at once,
     /// so a later poll says IN|RDHUP, a read EOF, and a later connection keeps them.
     pub unconnected_shutdown_deferred: bool,
+    /// A shutdown of a TCP socket that never connected goes to its CLOSED pcb (lwIP's
+    /// lwip_netconn_do_close_internal): `shutdown rd` succeeds (TF_RXCLOSED, the
+    /// mailbox drained: poll IN, reads ENOTCONN, and a later connection starts shut
+    /// for reading), `shutdown wr` alone fails with ENOTCONN and leaves nothing, and
+    /// one that leaves both shut closes the pcb (tcp_close): every event fires (poll
+    /// IN|OUT|ERR) and later calls say ENOTCONN. Linux's inet_shutdown: ENOTCONN, with
+    /// the bits ORed in.
+    pub unconnected_shutdown_by_pcb: bool,
     /// A write on a TCP socket that never connected fails with ENOTCONN (Linux: EPIPE).
     pub unconnected_write_enotconn: bool,
     /// A zero-length read looks at the state only, never waits for data: 0 bytes while
@@ -207,28 +259,36 @@ impl TcpProfile {
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: false,
+        connect_by_pcb: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
+        errors_before_accept_not_polled: false,
         fixed_buffers: None,
         failed_write_clears_error: true,
         full_close_resets_unread_when_open: false,
+        full_close_unhooks_errors: false,
+        inq_counts_drained: false,
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: false,
         listener_inq_zero: false,
         listener_shutdown_keeps_listen: false,
+        listener_shutdown_rdwr_fires_events: false,
         listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: false,
         poll_err_sticky: false,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
+        poll_in_counts_events: false,
         poll_no_hup: false,
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
         read_without_fin_enotconn: false,
+        reads_by_pbuf: false,
         reads_from_mailbox: false,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
+        refused_connect_resets: false,
         reset_always_econnreset: false,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
@@ -241,6 +301,7 @@ impl TcpProfile {
         unconnected_poll_hup_only: false,
         unconnected_read_eagain: false,
         unconnected_shutdown_deferred: false,
+        unconnected_shutdown_by_pcb: false,
         unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
         zero_length_write_returns_zero: false,
@@ -250,28 +311,36 @@ impl TcpProfile {
         close_is_half_close: false,
         closed_state_unavailable: true,
         closed_write_enotconn: false,
+        connect_by_pcb: false,
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
+        errors_before_accept_not_polled: false,
         failed_write_clears_error: false,
         full_close_resets_unread_when_open: false,
+        full_close_unhooks_errors: false,
+        inq_counts_drained: false,
         fixed_buffers: None,
         linger_not_inherited: true,
         listener_half_shutdown_enotconn: false,
         listener_inq_zero: false,
         listener_shutdown_keeps_listen: true,
+        listener_shutdown_rdwr_fires_events: false,
         listener_write_einprogress: false,
         outq_enosys: false,
         outq_unsupported: true,
         poll_err_sticky: false,
         poll_err_when_closed: true,
         poll_hup_when_shut_both_ways: false,
+        poll_in_counts_events: false,
         poll_no_hup: false,
         queued_fin_keeps_state: true,
         read_error_before_eof: true,
         read_without_fin_enotconn: false,
+        reads_by_pbuf: false,
         reads_from_mailbox: false,
         refused_connect_error_twice: true,
         refused_connect_no_retry: true,
+        refused_connect_resets: false,
         reset_always_econnreset: false,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
@@ -284,6 +353,7 @@ impl TcpProfile {
         unconnected_poll_hup_only: true,
         unconnected_read_eagain: false,
         unconnected_shutdown_deferred: true,
+        unconnected_shutdown_by_pcb: false,
         unconnected_write_enotconn: false,
         zero_length_read_at_once: false,
         zero_length_write_returns_zero: false,
@@ -292,8 +362,10 @@ impl TcpProfile {
         close_is_half_close: true,
         closed_state_unavailable: true,
         delayed_fin_ack: false,
+        errors_before_accept_not_polled: false,
         fixed_buffers: Some(crate::exec::smoltcp::BUF as u32),
         read_without_fin_enotconn: true,
+        reads_by_pbuf: false,
         reset_leaves_no_error: true,
         shutdown_never_fails: true,
         time_wait_on_open_fd: true,
@@ -305,28 +377,36 @@ impl TcpProfile {
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: true,
+        connect_by_pcb: true,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: false,
+        errors_before_accept_not_polled: true,
         failed_write_clears_error: true,
         full_close_resets_unread_when_open: true,
-        fixed_buffers: None,
+        full_close_unhooks_errors: true,
+        inq_counts_drained: true,
+        fixed_buffers: Some(crate::exec::lwip::TCP_SND_BUF),
         linger_not_inherited: false,
         listener_half_shutdown_enotconn: true,
         listener_inq_zero: true,
         listener_shutdown_keeps_listen: false,
+        listener_shutdown_rdwr_fires_events: true,
         listener_write_einprogress: true,
         outq_enosys: true,
         outq_unsupported: false,
         poll_err_sticky: true,
         poll_err_when_closed: false,
         poll_hup_when_shut_both_ways: true,
+        poll_in_counts_events: true,
         poll_no_hup: true,
         queued_fin_keeps_state: false,
         read_error_before_eof: false,
         read_without_fin_enotconn: false,
+        reads_by_pbuf: true,
         reads_from_mailbox: true,
         refused_connect_error_twice: false,
         refused_connect_no_retry: false,
+        refused_connect_resets: true,
         reset_always_econnreset: true,
         reset_leaves_no_error: false,
         shutdown_never_fails: false,
@@ -339,6 +419,7 @@ impl TcpProfile {
         unconnected_poll_hup_only: false,
         unconnected_read_eagain: true,
         unconnected_shutdown_deferred: false,
+        unconnected_shutdown_by_pcb: true,
         unconnected_write_enotconn: true,
         zero_length_read_at_once: false,
         zero_length_write_returns_zero: true,
@@ -622,14 +703,24 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-write-after-own-shutdown-wr.cfz",
     },
     Difference {
+        name: "tcp.connect_by_pcb",
+        summary: "a connect on a connected socket says EISCONN on lwIP at once, the first after a non-blocking connect too, and ENOTCONN once the netconn let its pcb go (reset, ended, fully shut); Linux returns 0 once after EINPROGRESS, then EISCONN in every state",
+        evidence: "tcp-connect-twice.cfz",
+    },
+    Difference {
         name: "tcp.data_after_shutdown_aborts",
         summary: "gVisor answers data arriving after shutdown(rd) in FIN_WAIT with RST and ECONNABORTED as its own error, where Linux says ECONNRESET",
         evidence: "tcp-data-after-full-shutdown-aborts.cfz",
     },
     Difference {
         name: "tcp.delayed_fin_ack",
-        summary: "gVisor ACKs a FIN at once, so its sender is in FIN_WAIT2 right away; Linux delays that ACK and the sender may still be in FIN_WAIT1",
+        summary: "gVisor, smoltcp and lwIP ACK a FIN at once, so its sender is in FIN_WAIT2 right away; Linux delays that ACK and the sender may still be in FIN_WAIT1",
         evidence: "tcp-fin-ack-is-delayed.cfz",
+    },
+    Difference {
+        name: "tcp.errors_before_accept_not_polled",
+        summary: "a connection reset while it waited to be accepted polls without ERR on lwIP once accepted (its socket is made by lwip_accept with no error event), although SO_ERROR and reads report the reset; Linux polls ERR while the error is pending",
+        evidence: "tcp-accept-after-client-abort.cfz",
     },
     Difference {
         name: "tcp.failed_write_clears_error",
@@ -638,13 +729,23 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "tcp.fixed_buffers",
-        summary: "smoltcp's buffers are fixed (64 KiB each way here): a write takes at most what the send buffer has free when it is called (ok 65536 of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
-        evidence: "tcp-smoltcp-close-is-half-close.cfz",
+        summary: "smoltcp's and lwIP's buffers are fixed (smoltcp: 64 KiB each way here; lwIP: TCP_SND_BUF and TCP_WND, 65,535 bytes): a write takes at most what the send buffer has free when it is called (ok 65536, or 65535 on lwIP, of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
+        evidence: "tcp-smoltcp-fixed-buffers.cfz",
     },
     Difference {
         name: "tcp.full_close_resets_unread_when_open",
         summary: "lwIP resets on a full close (close, or a shutdown leaving both directions shut) only in ESTABLISHED or CLOSE_WAIT, and there also for data shutdown(rd) threw away (tcp_close_shutdown: rcv_wnd short of its maximum); Linux's close resets with unread data in any open state, its shutdown never",
         evidence: "tcp-shutdown-rd-then-wr-with-unread-data.cfz",
+    },
+    Difference {
+        name: "tcp.full_close_unhooks_errors",
+        summary: "after a shutdown that leaves both directions shut, lwIP's socket hears no later RST (the netconn unhooked its error callback and let the pcb go): SO_ERROR stays 0; Linux's says ECONNRESET",
+        evidence: "tcp-reset-after-full-shutdown-is-not-told.cfz",
+    },
+    Difference {
+        name: "tcp.inq_counts_drained",
+        summary: "FIONREAD on lwIP still counts the unread bytes a shutdown(rd) threw away (netconn_drain does not lower recv_avail); Linux counts what can be read",
+        evidence: "tcp-peek-stops-at-one-pbuf.cfz",
     },
     Difference {
         name: "tcp.linger_not_inherited",
@@ -665,6 +766,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.listener_shutdown_keeps_listen",
         summary: "shutdown(rd) of a TCP listener resets its queued connections and makes accept EINVAL on both, but gVisor's listener stays LISTEN (poll -) where Linux's becomes a plain CLOSE socket (poll OUT|HUP)",
         evidence: "tcp-listener-shutdown-rdwr-queued.cfz",
+    },
+    Difference {
+        name: "tcp.listener_shutdown_rdwr_fires_events",
+        summary: "a TCP listener shut down both ways polls IN|OUT|ERR for good on lwIP (lwip_netconn_do_close_internal closes its pcb and fires the error, receive and send events); Linux's becomes a plain CLOSE socket polling OUT|HUP",
+        evidence: "tcp-listener-shutdown-rdwr-fires-events.cfz",
     },
     Difference {
         name: "tcp.listener_write_einprogress",
@@ -697,6 +803,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-poll-hup-when-shut-both-ways.cfz",
     },
     Difference {
+        name: "tcp.poll_in_counts_events",
+        summary: "lwIP's poll says IN while its receive-event count (rcvevent) is above zero, not while something is readable: after EOF and the close message of an ended LAST_ACK are read, IN is gone although reads still answer; after a reset's marker is read, IN stays; Linux: IN whenever the read side is shut",
+        evidence: "tcp-both-shutdown-wr.cfz",
+    },
+    Difference {
         name: "tcp.poll_no_hup",
         summary: "lwIP's poll (lwip_pollscan) knows IN, OUT and ERR only: never HUP, even after a reset; Linux reports HUP once both directions are shut",
         evidence: "tcp-reads-and-poll-after-reset.cfz",
@@ -717,6 +828,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-smoltcp-abort-leaves-no-error.cfz",
     },
     Difference {
+        name: "tcp.reads_by_pbuf",
+        summary: "lwIP reads data pbuf by pbuf, one per segment: MSG_PEEK returns only the pbuf at the read head (33 of two writes of 33 and 1), and the rest of a pbuf the socket began (lastdata) stays readable after shutdown(rd) drained the mailbox; Linux peeks across writes and keeps all the data",
+        evidence: "tcp-peek-stops-at-one-pbuf.cfz",
+    },
+    Difference {
         name: "tcp.reads_from_mailbox",
         summary: "lwIP's reads take data, then the FIN's marker, then a reset's marker from the netconn's mailbox: after a reset a read says ECONNRESET even where the FIN had arrived first (Linux: EOF), a second read takes the pending error, and once EOF was read every read says ENOTCONN (Linux: EOF again); the end of LAST_ACK is told the same way (ERR_CLSD: SO_ERROR ENOTCONN)",
         evidence: "tcp-motivating-case.cfz",
@@ -729,6 +845,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "tcp.refused_connect_no_retry",
         summary: "after a refused connect, gVisor's later connects all fail (ECONNABORTED) and a read says EOF; Linux's connect after the failed one tries again (EINPROGRESS, refused again)",
+        evidence: "tcp-connect-refused.cfz",
+    },
+    Difference {
+        name: "tcp.refused_connect_resets",
+        summary: "a refused connect on lwIP is a reset (err_tcp gets ERR_RST in SYN_SENT): SO_ERROR and reads say ECONNRESET, poll IN|OUT|ERR for good, and later connects and reads ENOTCONN; Linux says ECONNREFUSED once and lets the socket connect again",
         evidence: "tcp-connect-refused.cfz",
     },
     Difference {
@@ -768,7 +889,7 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "tcp.time_wait_on_open_fd",
-        summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, CLOSE on Linux",
+        summary: "TCP_INFO on an open fd whose connection is in TIME_WAIT says TIME_WAIT on gVisor, smoltcp and lwIP (their socket holds the TIME_WAIT connection), CLOSE on Linux",
         evidence: "tcp-time-wait-state-on-open-fd.cfz",
     },
     Difference {
@@ -790,6 +911,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.unconnected_shutdown_deferred",
         summary: "Linux applies a failed (ENOTCONN) shutdown of a never-connected TCP socket at once: poll then says IN|RDHUP, a read EOF, and a later connection reads a false EOF; gVisor applies it only at the next shutdown after connecting (a FIN then, even for shutdown rd)",
         evidence: "tcp-stale-shutdown-rd-false-eof.cfz",
+    },
+    Difference {
+        name: "tcp.unconnected_shutdown_by_pcb",
+        summary: "on lwIP a shutdown of a TCP socket that never connected acts on its CLOSED pcb: rd succeeds (poll IN, reads ENOTCONN, the later connection is shut for reading), wr alone is ENOTCONN and leaves nothing, rdwr closes the pcb (poll IN|OUT|ERR, later calls ENOTCONN); Linux says ENOTCONN and keeps the bits",
+        evidence: "tcp-never-connected-shutdown.cfz",
     },
     Difference {
         name: "tcp.unconnected_write_enotconn",
@@ -902,12 +1028,12 @@ pub const UNIX_DIFFERENCES: &[Difference] = &[
 pub const COMMON_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "oob_ignored",
-        summary: "gVisor ignores MSG_OOB on send and receive, on every transport: a `write N oob` is a plain write and a `read N oob` a plain read; Linux makes the last byte TCP urgent data or a Unix out-of-band byte, and says EOPNOTSUPP on seqpacket",
+        summary: "gVisor (on every transport) and lwIP (TCP, its only one) ignore MSG_OOB on send and receive: a `write N oob` is a plain write and a `read N oob` a plain read; Linux makes the last byte TCP urgent data or a Unix out-of-band byte, and says EOPNOTSUPP on seqpacket",
         evidence: "tcp-urgent-byte-stops-a-read.cfz",
     },
     Difference {
         name: "poll_rdhup",
-        summary: "gVisor never reports POLLRDHUP, on any transport: a shut read side shows only as IN",
+        summary: "gVisor (on any transport) and lwIP (lwip_pollscan knows IN, OUT and ERR only) never report POLLRDHUP: a shut read side shows at most as IN",
         evidence: "tcp-shutdown-rd-without-pending-data.cfz",
     },
     Difference {

@@ -109,6 +109,9 @@ struct TcpEnd {
     /// segment, the rest on its 250 ms timer, which fires only in a `sleep`); read by
     /// `tcp.abort_needs_unacked_data`.
     ack_owed: bool,
+    /// The length of the segment `ack_owed` is for: the writer's send buffer still
+    /// holds it (lwIP counts unacknowledged bytes against tcp_sndbuf).
+    owed_len: usize,
     /// The mailbox reads of `tcp.reads_from_mailbox` (lwIP's recvmbox): what is left
     /// in it after the data.
     mbox: Mailbox,
@@ -116,6 +119,19 @@ struct TcpEnd {
     /// never gives that window back (no tcp_recved), which
     /// `tcp.full_close_resets_unread_when_open` looks at.
     unread_dropped: bool,
+    /// `tcp.reads_by_pbuf`: the bytes left in each pbuf still unread here, the one
+    /// at the read head first.
+    pbufs: VecDeque<usize>,
+    /// `tcp.reads_by_pbuf`: the pbuf at the read head was fetched by the socket (a
+    /// read took part of it, or a peek looked at it): it sits in lwip_sock's lastdata,
+    /// outside the mailbox.
+    lastdata: bool,
+    /// `tcp.inq_counts_drained`: bytes a drain of the mailbox threw away, which
+    /// FIONREAD (recv_avail) still counts.
+    inq_stale: usize,
+    /// Some of `inq_stale` may never have arrived: the drain found the queue open
+    /// (`rq_open`), part of it perhaps still in the peer's send queue.
+    inq_stale_open: bool,
 }
 
 /// lwIP's receive mailbox after the data (api_msg.c recv_tcp and err_tcp post, and
@@ -139,6 +155,18 @@ struct Mailbox {
     /// The connection ended in LAST_ACK with the netconn still reading: err_tcp got
     /// ERR_CLSD, whose pending error SO_ERROR reports as ENOTCONN and a read as EOF.
     clsd: bool,
+    /// The close message err_tcp posted for an ended LAST_ACK was read: it went
+    /// through handle_fin, whose NETCONN_EVT_RCVMINUS takes back err_tcp's RCVPLUS.
+    clsd_read: bool,
+}
+
+impl TcpEnd {
+    /// lwIP: the netconn has no pcb any more (err_tcp after a reset or the end of
+    /// LAST_ACK, or an earlier full close: shut_close in
+    /// lwip_netconn_do_close_internal), or the pcb is CLOSED.
+    fn lost_pcb(&self) -> bool {
+        self.mbox.reset || self.mbox.pcb_released || self.state == TcpState::Close
+    }
 }
 
 /// An urgent mark on a receive stream (SO_OOBINLINE off).
@@ -178,6 +206,10 @@ impl TcpEnd {
             errored: false,
             bufs: Bufs::default(),
             segs: VecDeque::new(),
+            pbufs: VecDeque::new(),
+            lastdata: false,
+            inq_stale: 0,
+            inq_stale_open: false,
             urg: None,
             outq_hi: 0,
             pressed: false,
@@ -185,6 +217,7 @@ impl TcpEnd {
             fin_held: false,
             rq_open: false,
             ack_owed: false,
+            owed_len: 0,
             mbox: Mailbox::default(),
             unread_dropped: false,
         }
@@ -289,6 +322,9 @@ pub struct TcpModel {
     /// The kernel's answer to the step being run, which settles what the model leaves
     /// open (see [`super::Hint`]).
     hint: Option<super::Hint>,
+    /// lwIP's segment size on this connection (TCP_MSS 1460 over IPv4; 1440 over IPv6,
+    /// tcp_eff_send_mss for its longer header): where its pbufs and delayed ACKs fall.
+    mss: usize,
     /// Other ways the step being run may have gone (a segment that left or waited in
     /// the send queue), for [`super::alternatives`] to keep until the kernel's answers
     /// tell them apart.
@@ -322,7 +358,14 @@ impl TcpModel {
             hint: None,
             forks: Vec::new(),
             held: None,
+            mss: 1460,
         }
+    }
+
+    /// This model with lwIP's segment size for IPv6 (see `mss`).
+    pub fn over_ipv6(mut self) -> TcpModel {
+        self.mss = 1440;
+        self
     }
 
     /// This model with one deliberately wrong rule (for tests/mutation.rs only).
@@ -439,8 +482,13 @@ impl TcpModel {
             // SO_ERROR returns sk_err and clears it (sock_error in net/core/sock.c).
             Op::Error => StepResult::plain(Outcome::SockError(self.end(x).err.take())),
             Op::State => StepResult::plain(Outcome::State(self.state_view(x))),
+            // lwIP's lwip_netconn_do_connect: a netconn without its pcb is ERR_CLSD.
+            Op::Connect if self.profile.tcp.connect_by_pcb && self.ends[x.index()].lost_pcb() => {
+                StepResult::plain(Outcome::Err(Errno::ENOTCONN))
+            }
             // __inet_stream_connect: a socket in SS_CONNECTED (which it stays after a
-            // reset or a close handshake) is EISCONN.
+            // reset or a close handshake) is EISCONN; so is lwIP's pcb past CLOSED
+            // (tcp_connect).
             Op::Connect => StepResult::plain(Outcome::Err(Errno::EISCONN)),
             // inet_csk_accept on anything but a listener (never reached: the world
             // makes accept a call on the listener).
@@ -567,16 +615,21 @@ impl TcpModel {
             kind: SegmentKind::Data(k),
             note: "written past what the peer certainly takes: it may wait in the send queue for the window",
         });
+        let drops_on_shutdown = self.profile.tcp.shutdown_rd_drops_data;
         let y = self.end(x.peer());
         let reads_on = match y.state {
             TcpState::Established => true,
             TcpState::FinWait1 | TcpState::FinWait2 => !y.rcv_shut,
             _ => false,
         };
-        if y.conn == Conn::Live && reads_on {
+        // lwIP's drained reader (tcp.shutdown_rd_drops_data) never queues it: when it
+        // leaves, it aborts the connection.
+        let drained = drops_on_shutdown && y.shut_rd;
+        if y.conn == Conn::Live && reads_on && !drained {
             y.rq.push(k);
             y.segs.push_back(k);
             y.rq_open = true;
+            self.push_pbufs(x.peer(), k);
         }
     }
 
@@ -638,8 +691,11 @@ impl TcpModel {
             };
         if let Some(b) = self.profile.tcp.fixed_buffers {
             // smoltcp's send_slice takes what its send buffer has free; the segments
-            // leave at the next poll, after the call.
-            return b as usize;
+            // leave at the next poll, after the call. lwIP's tcp_sndbuf also counts
+            // a segment whose ACK the peer delays (and a window update on a read may
+            // have freed it: not tracked, so past this the write is a range).
+            let owed = if r.ack_owed { r.owed_len } else { 0 };
+            return b as usize - owed;
         }
         match w.bufs.sndbuf {
             None if peer_takes => SURE_ACCEPTED,
@@ -768,6 +824,12 @@ impl TcpModel {
         match self.hint.as_ref().map(|h| h.count()) {
             Some(Some(k)) if k >= 1 => {
                 self.read_exact(x, k.min(n), peek);
+                if k < n && !peek && self.profile.tcp.reads_from_mailbox {
+                    // lwIP's read came back short: its mailbox had no more (the rest
+                    // is still in the writer's queue), and lwip_recv_tcp's extra fetch
+                    // took the next message.
+                    Self::fetch_after_data(self.end(x));
+                }
             }
             Some(_) => {
                 let got = self.hint.as_ref().map(|h| h.result.clone());
@@ -822,6 +884,36 @@ impl TcpModel {
                 e.segs.pop_front();
             }
         }
+        // lwip_recv_tcp takes whole pbufs, and keeps the rest of the last one it began
+        // in lastdata.
+        let mut left = k;
+        while left > 0 {
+            let Some(front) = e.pbufs.front_mut() else {
+                break;
+            };
+            let c = left.min(*front);
+            *front -= c;
+            left -= c;
+            e.lastdata = *front > 0;
+            if *front == 0 {
+                e.pbufs.pop_front();
+            }
+        }
+    }
+
+    /// lwIP's receiver gets a write of `len` bytes as pbufs of one segment each.
+    fn push_pbufs(&mut self, y: End, len: usize) {
+        if !self.profile.tcp.reads_by_pbuf {
+            return;
+        }
+        let mss = self.mss;
+        let e = self.end(y);
+        let mut left = len;
+        while left > 0 {
+            let k = left.min(mss);
+            e.pbufs.push_back(k);
+            left -= k;
+        }
     }
 
     /// `read N oob`: tcp_recv_urg, after tcp_recvmsg_locked's listener check (the
@@ -866,17 +958,23 @@ impl TcpModel {
     /// urgent mark waits in the queue, only the bytes before it.
     fn inq(&self, x: End) -> Outcome {
         let e = &self.ends[x.index()];
+        if e.inq_stale_open {
+            return Outcome::QueuedBetween {
+                lo: if e.rq_open { 0 } else { e.rq.len },
+                hi: e.rq.len + e.inq_stale,
+            };
+        }
         if e.rq_open && !e.rq.is_empty() {
             return Outcome::QueuedBetween {
-                lo: 0,
-                hi: e.rq.len,
+                lo: e.inq_stale,
+                hi: e.rq.len + e.inq_stale,
             };
         }
         match e.urg {
             Some(u) if u.at >= e.rq.start && u.at < e.rq.start + e.rq.len as u64 => {
                 Outcome::Queued((u.at - e.rq.start) as usize)
             }
-            _ => Outcome::Queued(e.rq.len),
+            _ => Outcome::Queued(e.rq.len + e.inq_stale),
         }
     }
 
@@ -887,6 +985,8 @@ impl TcpModel {
         let no_fin_enotconn = self.profile.tcp.read_without_fin_enotconn;
         let zero_at_once = self.profile.tcp.zero_length_read_at_once;
         let mailbox = self.profile.tcp.reads_from_mailbox;
+        let by_pbuf = self.profile.tcp.reads_by_pbuf;
+        let drops_on_shutdown = self.profile.tcp.shutdown_rd_drops_data;
         let e = self.end(x);
         // smoltcp's recv_slice: recv_error_check (may_recv: ESTABLISHED or FIN_WAIT, or
         // data queued) comes before the length, so a zero-length read of an open
@@ -914,11 +1014,19 @@ impl TcpModel {
                 .urg
                 .map(|u| u.at)
                 .filter(|&at| at >= start && at < start + len as u64);
-            let (skip, limit) = match mark {
+            let (skip, mut limit) = match mark {
                 Some(at) if at == start => (1, n.min(len - 1)),
                 Some(at) => (0, n.min((at - start) as usize)),
                 None => (0, n.min(len)),
             };
+            // lwip_recv_tcp's loop stops after one pbuf when peeking, and keeps that
+            // pbuf in lastdata.
+            if peek && by_pbuf {
+                if let Some(&head) = e.pbufs.front() {
+                    limit = limit.min(head);
+                    e.lastdata = true;
+                }
+            }
             if limit > 0 {
                 let data = pattern(writer, start + skip as u64, limit);
                 if !peek {
@@ -926,7 +1034,13 @@ impl TcpModel {
                     if skip > 0 {
                         e.urg = None;
                     }
-                    if e.rq.is_empty() {
+                    if mailbox && limit < n && e.rq.is_empty() {
+                        Self::fetch_after_data(e);
+                    }
+                    // After lwIP's drain (tcp.shutdown_rd_drops_data) what is read is
+                    // lastdata: what the writer still holds has not come any nearer.
+                    let drained_early = drops_on_shutdown && e.shut_rd;
+                    if e.rq.is_empty() && !drained_early {
                         self.drained(x);
                     }
                 }
@@ -976,6 +1090,24 @@ impl TcpModel {
         }
     }
 
+    /// lwip_recv_tcp took all the data and wants more: it fetches once more without
+    /// waiting (NETCONN_DONTBLOCK | NETCONN_NOFIN) and returns the data whatever that
+    /// fetch says. A FIN or a close message is put back (NETCONN_FIN_RX_PENDING); a
+    /// reset's marker is taken (its error stays pending); an empty mailbox makes
+    /// netconn_recv_data take the pending error (netconn_err), which is lost.
+    fn fetch_after_data(e: &mut TcpEnd) {
+        if e.mbox.fin_taken || (e.fin_received && !e.mbox.fin_marker_read) {
+            return;
+        }
+        if e.mbox.rst_marker {
+            if !e.mbox.clsd {
+                e.mbox.rst_marker = false;
+            }
+            return;
+        }
+        e.err = None;
+    }
+
     /// A read with no data left, from lwIP's mailbox (`tcp.reads_from_mailbox`):
     /// netconn_recv_data_tcp and netconn_recv_data (api_lib.c).
     fn read_mailbox(e: &mut TcpEnd) -> Outcome {
@@ -1004,6 +1136,7 @@ impl TcpModel {
             e.mbox.rst_marker = false;
             // A close message goes through handle_fin as the FIN's marker does.
             if e.mbox.clsd {
+                e.mbox.clsd_read = true;
                 return Self::pending_or(e, Errno::ECONNRESET);
             }
             return Outcome::Err(Errno::ECONNRESET);
@@ -1038,9 +1171,7 @@ impl TcpModel {
         // shutdown(rd) (tcp_shutdown only sets TF_RXCLOSED), and then a shutdown(wr),
         // which is a full close (tcp_close) in every state.
         if tcp.shutdown_wr_after_fin_enotconn
-            && (e.mbox.reset
-                || e.mbox.pcb_released
-                || e.state == TcpState::Close
+            && (e.lost_pcb()
                 || (how == Shut::Wr
                     && !(e.shut_rd || e.mbox.fin_taken)
                     && !matches!(e.state, TcpState::Established | TcpState::CloseWait)))
@@ -1048,11 +1179,27 @@ impl TcpModel {
             return Outcome::Err(Errno::ENOTCONN);
         }
         if tcp.shutdown_rd_drops_data && how.reads() {
-            // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED).
+            // netconn_drain: the mailbox and what it holds are gone (TF_RXCLOSED); a
+            // pbuf the socket keeps in lastdata is not in it (tcp.reads_by_pbuf), and
+            // recv_avail is not lowered (tcp.inq_counts_drained).
             e.mbox.fin_taken = true;
-            e.unread_dropped |= !e.rq.is_empty();
-            e.rq.discard();
+            let kept = match e.pbufs.front() {
+                Some(&head) if tcp.reads_by_pbuf && e.lastdata => head.min(e.rq.len),
+                _ => 0,
+            };
+            let dropped = e.rq.len - kept;
+            // What lastdata keeps can still be read (and given back, tcp_recved).
+            e.unread_dropped |= dropped > 0;
+            if tcp.inq_counts_drained {
+                e.inq_stale += dropped;
+                e.inq_stale_open |= e.rq_open && dropped > 0;
+            }
+            e.rq.len = kept;
+            e.pbufs.truncate(usize::from(kept > 0));
             e.segs.clear();
+            if kept > 0 {
+                e.segs.push_back(kept);
+            }
             e.urg = None;
             e.rq_open = false;
         }
@@ -1084,8 +1231,11 @@ impl TcpModel {
         {
             e.shut_rd |= how.reads();
             e.shut_wr |= how.writes();
-            e.rq.discard();
-            e.segs.clear();
+            // The socket's lastdata outlives the connection (tcp.reads_by_pbuf).
+            if !tcp.reads_by_pbuf {
+                e.rq.discard();
+                e.segs.clear();
+            }
             e.urg = None;
             e.rq_open = false;
             e.fin_ack_uncertain = false;
@@ -1163,8 +1313,13 @@ impl TcpModel {
         e.outq_hi += 1;
         // tcp_send_fin puts the FIN on the last skb of the write queue: where data
         // waits there for the peer's window, the FIN waits behind it.
+        let pressed = e.pressed;
         let y = x.peer();
-        if e.pressed && !self.ends[y.index()].rq.is_empty() {
+        // lwIP's shutdown(rd) drains the reader's mailbox, not what still waits in
+        // our send queue for its window (tcp.shutdown_rd_drops_data).
+        let drained_early = self.profile.tcp.shutdown_rd_drops_data
+            && (self.ends[y.index()].shut_rd || !self.ends[y.index()].fd_open);
+        if pressed && (!self.ends[y.index()].rq.is_empty() || drained_early) {
             let mut sent = self.clone();
             sent.send(x, Seg::Fin, why);
             sent.deliver_all();
@@ -1355,6 +1510,16 @@ impl TcpModel {
         Some(e.err.take().unwrap_or(Errno::ECONNABORTED))
     }
 
+    /// The server side `x` was accepted: its socket is made now. lwIP's lwip_accept
+    /// makes it with no error event (alloc_socket: errevent 0), since event_callback
+    /// counted only the receive events of a netconn that had no socket yet
+    /// (`tcp.errors_before_accept_not_polled`).
+    pub fn accepted(&mut self, x: End) {
+        if self.profile.tcp.errors_before_accept_not_polled {
+            self.end(x).mbox.err_event = false;
+        }
+    }
+
     /// Shutdowns a socket asked for before it connected and that the profile defers to
     /// its next shutdown call (gVisor's shutdownFlags).
     pub fn preset_deferred_shutdown(&mut self, x: End, rd: bool, wr: bool) {
@@ -1510,8 +1675,19 @@ impl TcpModel {
         let always_econnreset = self.mutated(Mutation::ResetInCloseWaitIsEconnreset)
             || self.profile.tcp.reset_always_econnreset;
         let no_error = self.profile.tcp.reset_leaves_no_error;
+        let unhooked = self.profile.tcp.full_close_unhooks_errors;
         let e = self.end(y);
         if e.state == TcpState::Close {
+            return;
+        }
+        if unhooked && e.mbox.pcb_released {
+            // lwIP's lwip_netconn_do_close_internal set tcp_err(NULL) at the full
+            // close: the RST's TCP_EVENT_ERR in tcp_input tells no one.
+            e.fin_ack_uncertain = false;
+            e.pressed = false;
+            e.strained = false;
+            e.fin_held = false;
+            Self::done(e, Conn::Gone);
             return;
         }
         // lwIP's err_tcp (api_msg.c): the pending error is ERR_RST in every state, an
@@ -1592,10 +1768,12 @@ impl TcpModel {
     fn data_arrives(&mut self, y: End, offset: u64, len: usize, urgent: bool) {
         let aborts = self.profile.tcp.data_after_shutdown_aborts;
         let rx_closed_aborts = self.profile.tcp.shutdown_rd_drops_data;
+        let mss = self.mss;
+        let by_pbuf = self.profile.tcp.reads_by_pbuf;
         let e = self.end(y);
         // lwIP's tcp_ack (tcp_priv.h): the second segment of a pair is ACKed at once,
-        // the first waits for the delayed-ACK timer. Segments are TCP_MSS (1460) long.
-        let segments = len.div_ceil(1460);
+        // the first waits for the delayed-ACK timer. Segments are `mss` long.
+        let segments = len.div_ceil(mss);
         let owed = (usize::from(e.ack_owed) + segments) % 2 == 1;
         let acks_now = usize::from(e.ack_owed) + segments >= 2;
         if rx_closed_aborts
@@ -1632,6 +1810,8 @@ impl TcpModel {
                 self.ends[y.index()].ack_owed = false;
             }
             self.ends[y.index()].ack_owed = owed;
+            // The owed ACK is for the last segment of this write.
+            self.ends[y.index()].owed_len = len.saturating_sub(1) % mss + 1;
         }
         let e = self.end(y);
         // tcp_urg runs before the segment's text is processed (RFC 9293 3.10.7.4,
@@ -1658,6 +1838,13 @@ impl TcpModel {
         }
         if queues {
             e.segs.push_back(len);
+            // recv_tcp posts each segment's pbuf to the mailbox.
+            let mut left = if by_pbuf { len } else { 0 };
+            while left > 0 {
+                let k = left.min(mss);
+                e.pbufs.push_back(k);
+                left -= k;
+            }
         }
         match e.state {
             TcpState::Established => {
@@ -1790,9 +1977,24 @@ impl TcpModel {
             .urg
             .is_some_and(|u| u.at == e.rq.start && !e.rq.is_empty());
         let readable = e.rq.len > usize::from(at_mark);
+        // lwip_pollscan's IN is rcvevent > 0 (or a pbuf kept in lastdata): every data
+        // pbuf and the FIN's marker (recv_tcp), and err_tcp, add one; reading a pbuf or
+        // going through handle_fin (the FIN's or a close message) takes one back; a
+        // reset's marker read (ERR_RST, ERR_ABRT) does not, nor does a drained mailbox,
+        // and a completed shutdown of the read side (netconn_close_shutdown after EOF
+        // too) adds one for good.
+        let read_event = if tcp.poll_in_counts_events {
+            readable
+                || (e.fin_received && !e.mbox.fin_marker_read)
+                || e.shut_rd
+                || e.mbox.fin_taken
+                || (e.mbox.reset && !e.mbox.clsd_read)
+        } else {
+            e.rcv_shut || readable
+        };
         let mut p = PollSet::OUT // writable in every state past SYN_SENT while the buffer has room
             .with_if(PollSet::HUP, hup)
-            .with_if(PollSet::IN, e.rcv_shut || readable)
+            .with_if(PollSet::IN, read_event)
             .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
             .with_if(PollSet::ERR, err);
         // Where the writer was strained, its queue may be past two thirds of
@@ -1884,8 +2086,20 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // The world keeps them until the socket connects.
         Op::RcvBuf(_) | Op::SndBuf(_) => r(Outcome::Ok),
         // tcp_recvmsg_locked: the error, then RCV_SHUTDOWN (0), then CLOSE: ENOTCONN.
+        // lwIP's netconn_recv_data takes the mailbox's reset marker before the
+        // pending error (a peek takes it too: lwip_recv_tcp peeks only at data).
+        Op::Read(_) | Op::Peek(_) if l.rst_marker => {
+            l.rst_marker = false;
+            r(Outcome::Err(Errno::ECONNRESET))
+        }
         Op::Read(_) | Op::Peek(_) => r(match l.err.take() {
             Some(e) => Outcome::Err(e),
+            // lwIP's netconn_recv_data: the full close, or a shutdown(rd), left no
+            // mailbox (ERR_CONN).
+            None if l.released => Outcome::Err(Errno::ENOTCONN),
+            None if l.rcv_shut && profile.tcp.unconnected_shutdown_by_pcb => {
+                Outcome::Err(Errno::ENOTCONN)
+            }
             None if l.rcv_shut => Outcome::Eof,
             // lwIP's netconn_recv_data: a never-connected netconn has an empty mailbox.
             None if profile.tcp.unconnected_read_eagain => Outcome::Err(Errno::EAGAIN),
@@ -1894,6 +2108,24 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
         // inet_shutdown on TCP_CLOSE: ENOTCONN, but the bits are ORed in anyway ("hack
         // to wake up other listeners"). gVisor's shutdownLocked keeps nothing for a
         // socket that never connected.
+        // lwIP's lwip_netconn_do_close_internal on the CLOSED pcb of a netconn that
+        // never connected: shutdown(rd) is tcp_shutdown's TF_RXCLOSED (and the mailbox
+        // drained, with a receive event), shutdown(wr) alone is ERR_CONN, and one that
+        // leaves both shut is tcp_close, which lets the pcb go.
+        Op::Shutdown(how) if profile.tcp.unconnected_shutdown_by_pcb => {
+            if l.released || l.connecting {
+                return r(Outcome::Err(Errno::ENOTCONN));
+            }
+            if how == Shut::RdWr || (how.writes() && l.rcv_shut) {
+                l.released = true;
+                r(Outcome::Ok)
+            } else if how.reads() {
+                l.rcv_shut = true;
+                r(Outcome::Ok)
+            } else {
+                r(Outcome::Err(Errno::ENOTCONN))
+            }
+        }
         Op::Shutdown(how) => {
             if profile.tcp.unconnected_shutdown_deferred && !l.connecting {
                 l.deferred_rd |= how.reads();
@@ -1928,13 +2160,19 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
 /// for a socket that never connected (StateInitial), and answers every event (no
 /// RDHUP) for one whose connect failed (StateError), error or not.
 fn loose_tcp_poll(l: &Loose, profile: &Profile) -> PollSet {
+    // lwip_netconn_do_close_internal after a full close: API_EVENT ERROR, RCVPLUS and
+    // SENDPLUS, and lwip_pollscan reports each event from then on.
+    if l.released {
+        return PollSet(PollSet::IN.0 | PollSet::OUT.0 | PollSet::ERR.0);
+    }
     if !l.connecting && profile.tcp.unconnected_poll_hup_only {
         return PollSet::HUP;
     }
     // lwIP's alloc_socket: a TCP socket not yet connected has no sendevent, and no
     // other event has happened to it.
     if !l.connecting && profile.tcp.unconnected_poll_empty {
-        return PollSet::NONE;
+        // ... but a shutdown(rd) fires a receive event (NETCONN_EVT_RCVPLUS).
+        return PollSet::NONE.with_if(PollSet::IN, l.rcv_shut);
     }
     let p = super::world::loose_poll(l, true, true, profile.poll_rdhup);
     p.with_if(

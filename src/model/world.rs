@@ -100,6 +100,12 @@ pub struct Loose {
     /// TCP: what SIOCOUTQ says (write_seq - snd_una): 1 while a SYN no one answered
     /// is outstanding, and tcp_disconnect moves write_seq on by max_window + 2.
     pub outq: usize,
+    /// TCP: the socket's pcb is gone and every event has fired: a full shutdown of a
+    /// listener (`tcp.listener_shutdown_rdwr_fires_events`) or a refused connect
+    /// (`tcp.refused_connect_resets`).
+    pub released: bool,
+    /// TCP: a reset's marker waits in the mailbox (`tcp.refused_connect_resets`).
+    pub rst_marker: bool,
 }
 
 /// The listener: its accept queue and whether it still listens.
@@ -214,10 +220,16 @@ impl Model {
 
     fn new_conn(&self) -> Conn {
         match self.transport {
-            Transport::Tcp4 | Transport::Tcp6 => Conn::Tcp(TcpAlternatives::new(
+            Transport::Tcp4 => Conn::Tcp(TcpAlternatives::new(
                 self.tcp_template
                     .clone()
                     .unwrap_or_else(|| TcpModel::with_profile(self.profile)),
+            )),
+            Transport::Tcp6 => Conn::Tcp(TcpAlternatives::new(
+                self.tcp_template
+                    .clone()
+                    .unwrap_or_else(|| TcpModel::with_profile(self.profile))
+                    .over_ipv6(),
             )),
             Transport::Unix => Conn::Unix(Box::new(UnixModel::with_profile(
                 Kind::Stream,
@@ -471,6 +483,10 @@ impl Model {
                 if let Err(e) = self.unix_listener_admits() {
                     return StepResult::plain(Outcome::Err(e));
                 }
+            } else if self.profile.tcp.connect_by_pcb {
+                // lwIP's lwip_netconn_do_connect looks at the pcb alone (the connection
+                // says EISCONN or ENOTCONN).
+                self.loose[sock.index()].connecting = false;
             } else if self.loose[sock.index()].connecting {
                 // __inet_stream_connect in SS_CONNECTING: the handshake has ended, so
                 // a connection that is not CLOSE becomes SS_CONNECTED (0); a CLOSE one
@@ -545,6 +561,10 @@ impl Model {
         }
         let no_retry = self.profile.tcp.refused_connect_no_retry;
         let l = &mut self.loose[sock.index()];
+        if l.released {
+            // lwIP's lwip_netconn_do_connect: the netconn has no pcb any more.
+            return StepResult::plain(Outcome::Err(Errno::ENOTCONN));
+        }
         if l.connecting {
             // SS_CONNECTING after a refused handshake: sock_error, then disconnect, and
             // the next connect starts afresh. gVisor's endpoint stays in its error state:
@@ -567,6 +587,14 @@ impl Model {
             // processed from the backlog after connect returned EINPROGRESS; tcp_reset
             // in SYN_SENT says ECONNREFUSED and tcp_done shuts both ways.
             l.err = Some(Errno::ECONNREFUSED);
+            if self.profile.tcp.refused_connect_resets {
+                // lwIP's tcp_process in SYN_SENT takes the RST as any reset: err_tcp
+                // gets ERR_RST, leaves it pending, posts its marker to the mailbox,
+                // fires every event and lets the pcb go.
+                l.err = Some(Errno::ECONNRESET);
+                l.rst_marker = true;
+                l.released = true;
+            }
             if self.profile.tcp.refused_connect_error_twice {
                 // handshakeFailed sets both lastError and hardError.
                 l.last_err = Some(Errno::ECONNREFUSED);
@@ -603,7 +631,10 @@ impl Model {
             let m = c.model();
             m.set_name(End::A, sock);
             m.set_name(End::B, Sock::L);
-            m.preset_shutdown(End::A, pre.rcv_shut, pre.snd_shut);
+            // lwIP's pcb keeps TF_RXCLOSED (and its drained mailbox) from a shutdown(rd)
+            // made before it connected: the connection starts as one shut so (below).
+            let by_pcb = self.transport.is_tcp() && self.profile.tcp.unconnected_shutdown_by_pcb;
+            m.preset_shutdown(End::A, pre.rcv_shut && !by_pcb, pre.snd_shut);
             m.preset_bufs(End::A, pre.bufs);
             // The server side: a TCP child is a copy of the listener (sk_clone_lock);
             // a Unix one is made fresh by unix_stream_connect, and gets the header's
@@ -617,6 +648,9 @@ impl Model {
         }
         if let Conn::Tcp(m) = &mut c {
             m.preset_deferred_shutdown(End::A, pre.deferred_rd, pre.deferred_wr);
+            if pre.rcv_shut && self.profile.tcp.unconnected_shutdown_by_pcb {
+                m.run(End::A, Op::Shutdown(crate::step::Shut::Rd));
+            }
             if let Some(secs) = pre.linger {
                 m.run(End::A, Op::Linger(secs));
             }
@@ -683,6 +717,9 @@ impl Model {
             return StepResult::plain(Outcome::Err(Errno::EAGAIN));
         };
         self.conns[conn].model().set_name(End::B, sock);
+        if let Conn::Tcp(m) = &mut self.conns[conn] {
+            m.accepted(End::B);
+        }
         self.slots[sock.index()] = Slot::Conn { conn, end: End::B };
         StepResult::plain(Outcome::Ok)
     }
@@ -720,6 +757,8 @@ impl Model {
                             self.loose[Sock::L.index()] = Loose {
                                 bufs: self.listener.bufs,
                                 outq: 2,
+                                released: how == crate::step::Shut::RdWr
+                                    && self.profile.tcp.listener_shutdown_rdwr_fires_events,
                                 ..Loose::default()
                             };
                         }
