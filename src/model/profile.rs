@@ -93,6 +93,12 @@ pub struct TcpProfile {
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
     pub failed_write_clears_error: bool,
+    /// After a full close (a shutdown that leaves both directions shut) an abort
+    /// (SO_LINGER {on, 0}, then close) does nothing to the connection: the full close
+    /// was already tcp_close and let the pcb go, and lwIP's close of a netconn without
+    /// a pcb (lwip_netconn_do_delconn) skips the linger check that would tcp_abort.
+    /// Linux: the socket keeps its connection, and the abort resets it.
+    pub full_close_disarms_abort: bool,
     /// A full close (close, or a shutdown that leaves both directions shut) resets the
     /// connection only in ESTABLISHED or CLOSE_WAIT, and there whenever bytes that
     /// arrived were never read, shutdown(rd)'s drain counting as unread (lwIP's
@@ -265,6 +271,7 @@ impl TcpProfile {
         errors_before_accept_not_polled: false,
         fixed_buffers: None,
         failed_write_clears_error: true,
+        full_close_disarms_abort: false,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
         inq_counts_drained: false,
@@ -316,6 +323,7 @@ impl TcpProfile {
         delayed_fin_ack: false,
         errors_before_accept_not_polled: false,
         failed_write_clears_error: false,
+        full_close_disarms_abort: false,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
         inq_counts_drained: false,
@@ -382,6 +390,7 @@ impl TcpProfile {
         delayed_fin_ack: false,
         errors_before_accept_not_polled: true,
         failed_write_clears_error: true,
+        full_close_disarms_abort: true,
         full_close_resets_unread_when_open: true,
         full_close_unhooks_errors: true,
         inq_counts_drained: true,
@@ -731,6 +740,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.fixed_buffers",
         summary: "smoltcp's and lwIP's buffers are fixed (smoltcp: 64 KiB each way here; lwIP: TCP_SND_BUF and TCP_WND, 65,535 bytes): a write takes at most what the send buffer has free when it is called (ok 65536, or 65535 on lwIP, of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
         evidence: "tcp-smoltcp-fixed-buffers.cfz",
+    },
+    Difference {
+        name: "tcp.full_close_disarms_abort",
+        summary: "on lwIP an abort after a shutdown that shut both directions sends no RST: that shutdown already closed the connection and let its pcb go, so the close finds nothing to abort; Linux resets",
+        evidence: "tcp-abort-after-full-shutdown.cfz",
     },
     Difference {
         name: "tcp.full_close_resets_unread_when_open",

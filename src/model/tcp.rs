@@ -1389,6 +1389,10 @@ impl TcpModel {
         let unacked = self.ends[x.peer().index()].ack_owed
             || self.ends[x.index()].pressed
             || self.ends[x.index()].fin_held;
+        // lwip_netconn_do_delconn: a netconn whose pcb an earlier full shutdown let go
+        // (shut_close) is freed without lwip_netconn_do_close_internal's linger check.
+        let disarmed =
+            self.profile.tcp.full_close_disarms_abort && self.ends[x.index()].mbox.pcb_released;
         let e = self.end(x);
         e.fd_open = false;
         // __tcp_close: sk_shutdown = SHUTDOWN_MASK, then the receive queue is purged.
@@ -1423,7 +1427,7 @@ impl TcpModel {
             e.state = TcpState::Close;
             e.conn = Conn::Gone;
             self.send(x, Seg::Rst, "close with unread data: RFC 2525 2.17");
-        } else if e.linger_zero && (unacked || !lwip_abort) {
+        } else if e.linger_zero && (unacked || !lwip_abort) && !disarmed {
             // SO_LINGER {on, 0}: tcp_disconnect, the ABORT of RFC 9293 3.10.5. An RST
             // only where tcp_need_reset says the peer still expects data or a FIN.
             e.state = TcpState::Close;
