@@ -92,8 +92,30 @@ fn replay_all(platform: Platform, exec: &mut dyn Executor) -> Vec<String> {
         {
             continue; // n/a there: a transport the stack does not have
         }
-        let run = run_case_with(exec, &model_for(&case, platform), &case)
-            .unwrap_or_else(|e| panic!("{} on {platform}: {e}", f.display()));
+        let replay = |exec: &mut dyn Executor| {
+            run_case_with(exec, &model_for(&case, platform), &case)
+                .unwrap_or_else(|e| panic!("{} on {platform}: {e}", f.display()))
+        };
+        let mut run = replay(exec);
+        // User-mode Linux 6.1 now and then delivers a TCP segment steps after the call
+        // that sent it (see README, Platforms): a scenario that fails there is run once
+        // more, and one that then passes is said as unstable, never counted silently.
+        let passes = |run: &closefuzz::run::CaseRun| {
+            sc.steps.iter().zip(&run.steps).all(|(ss, r)| {
+                ss.step.as_call().is_none()
+                    || (r.agrees() && ss.expect_on(platform).is_none_or(|e| e.matches(&r.kernel)))
+            })
+        };
+        if platform == Platform::Linux61 && case.transport.is_tcp() && !passes(&run) {
+            let again = replay(exec);
+            if passes(&again) {
+                eprintln!(
+                    "unstable on {platform}: {} failed once, passed when run again",
+                    f.display()
+                );
+            }
+            run = again;
+        }
         for (ss, r) in sc.steps.iter().zip(&run.steps) {
             if ss.step.as_call().is_none() {
                 continue; // a sleep
