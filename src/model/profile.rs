@@ -73,6 +73,11 @@ pub struct TcpProfile {
     /// of the connection, a full close). Linux's __inet_stream_connect: 0 once after
     /// EINPROGRESS, then EISCONN in every state.
     pub connect_by_pcb: bool,
+    /// A shutdown of a socket whose connect failed leaves later connects as they were
+    /// (gVisor: ECONNREFUSED, then ECONNABORTED). Linux's inet_shutdown makes an
+    /// SS_CONNECTING socket SS_DISCONNECTING, and __inet_stream_connect then says
+    /// EINVAL for good, leaving the error pending.
+    pub connect_ignores_shutdown: bool,
     /// New data for an end in FIN_WAIT that has shut its read side resets the
     /// connection with ECONNABORTED as the receiving end's error (Linux: ECONNRESET).
     pub data_after_shutdown_aborts: bool,
@@ -266,6 +271,7 @@ impl TcpProfile {
         closed_state_unavailable: false,
         closed_write_enotconn: false,
         connect_by_pcb: false,
+        connect_ignores_shutdown: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: true,
         errors_before_accept_not_polled: false,
@@ -319,6 +325,7 @@ impl TcpProfile {
         closed_state_unavailable: true,
         closed_write_enotconn: false,
         connect_by_pcb: false,
+        connect_ignores_shutdown: true,
         data_after_shutdown_aborts: true,
         delayed_fin_ack: false,
         errors_before_accept_not_polled: false,
@@ -386,6 +393,7 @@ impl TcpProfile {
         closed_state_unavailable: false,
         closed_write_enotconn: true,
         connect_by_pcb: true,
+        connect_ignores_shutdown: false,
         data_after_shutdown_aborts: false,
         delayed_fin_ack: false,
         errors_before_accept_not_polled: true,
@@ -715,6 +723,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.connect_by_pcb",
         summary: "a connect on a connected socket says EISCONN on lwIP at once, the first after a non-blocking connect too, and ENOTCONN once the netconn let its pcb go (reset, ended, fully shut); Linux returns 0 once after EINPROGRESS, then EISCONN in every state",
         evidence: "tcp-connect-twice.cfz",
+    },
+    Difference {
+        name: "tcp.connect_ignores_shutdown",
+        summary: "after a refused connect and a shutdown, gVisor's connects say ECONNREFUSED, then ECONNABORTED, as without the shutdown; Linux's inet_shutdown makes the SS_CONNECTING socket SS_DISCONNECTING, so every later connect is EINVAL and the error stays pending",
+        evidence: "tcp-connect-refused-then-shutdown.cfz",
     },
     Difference {
         name: "tcp.data_after_shutdown_aborts",

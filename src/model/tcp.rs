@@ -2131,6 +2131,11 @@ pub fn loose_call(l: &mut Loose, op: Op, profile: &Profile) -> StepResult {
             }
         }
         Op::Shutdown(how) => {
+            // inet_shutdown: a socket still SS_CONNECTING whose sk_state is SYN_SENT,
+            // SYN_RECV or CLOSE becomes SS_DISCONNECTING (a failed connect here).
+            if l.connecting && !profile.tcp.connect_ignores_shutdown {
+                l.disconnecting = true;
+            }
             if profile.tcp.unconnected_shutdown_deferred && !l.connecting {
                 l.deferred_rd |= how.reads();
                 l.deferred_wr |= how.writes();

@@ -88,6 +88,9 @@ pub struct Loose {
     /// TCP: a non-blocking connect is in progress or has failed (sock->state is
     /// SS_CONNECTING): the next connect reports how it ended.
     pub connecting: bool,
+    /// TCP: a shutdown found it SS_CONNECTING and made it SS_DISCONNECTING, so every
+    /// later connect is EINVAL (Linux).
+    pub disconnecting: bool,
     /// Shutdown directions asked for (and refused) while not connected, which the
     /// profile applies only at the first shutdown after connecting.
     pub deferred_rd: bool,
@@ -564,6 +567,11 @@ impl Model {
         if l.released {
             // lwIP's lwip_netconn_do_connect: the netconn has no pcb any more.
             return StepResult::plain(Outcome::Err(Errno::ENOTCONN));
+        }
+        if l.disconnecting {
+            // __inet_stream_connect's `default:` case: SS_DISCONNECTING is none of
+            // UNCONNECTED, CONNECTING or CONNECTED, so EINVAL, the error left pending.
+            return StepResult::plain(Outcome::Err(Errno::EINVAL));
         }
         if l.connecting {
             // SS_CONNECTING after a refused handshake: sock_error, then disconnect, and
