@@ -195,8 +195,9 @@ pub struct TcpProfile {
     /// hardError and lastError): a write, a read or SO_ERROR takes one, and SO_ERROR
     /// still finds the other. Linux: sk_err, once.
     pub refused_connect_error_twice: bool,
-    /// After a refused connect, every later connect fails (ECONNABORTED once the error
-    /// was taken) and the socket stays failed; otherwise (Linux) the connect after the
+    /// After a failed connect (refused, or reset before a second connect asked how it
+    /// ended), every later connect fails (ECONNABORTED once the error was taken) and the
+    /// socket stays failed; otherwise (Linux) the connect after the
     /// failed one starts afresh (__inet_stream_connect's disconnect).
     pub refused_connect_no_retry: bool,
     /// A refused connect ends as a reset does (lwIP: the RST in SYN_SENT reaches
@@ -871,7 +872,7 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
     },
     Difference {
         name: "tcp.refused_connect_no_retry",
-        summary: "after a refused connect, gVisor's later connects all fail (ECONNABORTED) and a read says EOF; Linux's connect after the failed one tries again (EINPROGRESS, refused again)",
+        summary: "after a failed connect (refused, or reset before a second connect asked how it ended), gVisor's later connects all fail (ECONNABORTED) and a read says EOF; Linux's connect after the failed one tries again (EINPROGRESS: refused again, or a new connection; tcp-connect-after-reset.cfz)",
         evidence: "tcp-connect-refused.cfz",
     },
     Difference {

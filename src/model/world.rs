@@ -499,10 +499,22 @@ impl Model {
                     if let Some(err) = m.connect_failed(end) {
                         self.slots[sock.index()] = Slot::Loose;
                         let old = self.loose[sock.index()];
-                        self.loose[sock.index()] = Loose {
-                            bufs: old.bufs,
-                            outq: old.outq + 2,
-                            ..Loose::default()
+                        self.loose[sock.index()] = if self.profile.tcp.refused_connect_no_retry {
+                            // gVisor's endpoint stays in its error state, as after a
+                            // refused connect: every later connect fails.
+                            Loose {
+                                bufs: old.bufs,
+                                connecting: true,
+                                rcv_shut: true,
+                                snd_shut: true,
+                                ..Loose::default()
+                            }
+                        } else {
+                            Loose {
+                                bufs: old.bufs,
+                                outq: old.outq + 2,
+                                ..Loose::default()
+                            }
                         };
                         return StepResult::plain(Outcome::Err(err));
                     }
