@@ -4,7 +4,6 @@
 //! scenarios on disk, step for step.
 
 use closefuzz::matrix::{scenario_files, Matrix};
-use closefuzz::model::Model;
 use closefuzz::run::predict_given;
 use closefuzz::script::Scenario;
 use closefuzz::step::Outcome;
@@ -73,13 +72,13 @@ fn the_model_predicts_every_live_cell() {
                 }
                 continue;
             }
-            let model = Model::with_start(
-                c.transport,
-                closefuzz::model::profile::Profile::of(platform),
-                parsed.start,
-            )
-            .with_bufs(parsed.bufs)
-            .with_network(parsed.network);
+            // The model as replay and matrix build it: the scenario's world over the
+            // column's transport.
+            let case = closefuzz::exec::Case {
+                transport: c.transport,
+                ..parsed.case(c.transport)
+            };
+            let model = closefuzz::run::model_for(&case, platform);
             let cells: Vec<_> = sc.steps.iter().map(|r| r.cells[&c.name].clone()).collect();
             let predictions = predict_given(&model, &parsed.step_list(), &cells);
             for (row, p) in sc.steps.iter().zip(&predictions) {

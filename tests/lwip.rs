@@ -5,7 +5,7 @@
 use closefuzz::exec::{executor_for, Case, Executor};
 use closefuzz::fuzz::{run_campaign, Campaign, Verdict};
 use closefuzz::model::profile::Profile;
-use closefuzz::model::{Model, Platform};
+use closefuzz::model::Platform;
 use closefuzz::run::{model_for, run_case_with, stack_of};
 use closefuzz::script::Scenario;
 use closefuzz::step::{Errno, Op, Outcome, Sock, Start, Step};
@@ -228,9 +228,7 @@ fn a_campaign_agrees_with_lwips_profile() {
             surface: profile.surface,
             network: closefuzz::step::Network::Instant,
         };
-        let model = move |case: &Case| {
-            Model::with_start(case.transport, profile, case.start).with_bufs(case.bufs)
-        };
+        let model = move |case: &Case| closefuzz::run::model_for(case, Platform::Lwip);
         let exec = || {
             executor_for(stack_of(Platform::Lwip), &[])
                 .map_err(|e| std::io::Error::other(e.to_string()))
