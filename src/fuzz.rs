@@ -37,6 +37,9 @@ pub struct Campaign {
     pub starts: &'static [Start],
     /// What the stack can be asked: nothing else is drawn.
     pub surface: Surface,
+    /// Whose model the generator follows to draw deliveries only where something is
+    /// in flight (under `network held`).
+    pub platform: crate::model::Platform,
     /// Whether segments wait for `deliver` steps (`--network held`: the generator draws
     /// deliveries, drops and reorders).
     pub network: crate::step::Network,
@@ -290,6 +293,7 @@ where
                     c.starts,
                     c.max_steps,
                     c.surface,
+                    c.platform,
                     c.network,
                 );
                 let outcome = runner.run(&strategy, |case| {

@@ -296,6 +296,7 @@ pub fn cases_net(
     starts: &'static [Start],
     max_steps: usize,
     surface: Surface,
+    platform: crate::model::Platform,
     network: crate::step::Network,
 ) -> BoxedStrategy<Case> {
     if network == crate::step::Network::Instant {
@@ -309,7 +310,7 @@ pub fn cases_net(
             Case::new(
                 transport,
                 Start::Connected,
-                held_steps(transport, surface, &raw, &wire),
+                held_steps(transport, surface, platform, &raw, &wire),
             )
             .with_network(crate::step::Network::Held)
         })
@@ -318,11 +319,17 @@ pub fn cases_net(
 
 /// Steps under `network held`: each raw draw is a call, or (by its `wire` number) a
 /// network step on a direction the model has segments in flight.
-fn held_steps(transport: Transport, surface: Surface, raw: &[RawStep], wire: &[u8]) -> Vec<Step> {
+fn held_steps(
+    transport: Transport,
+    surface: Surface,
+    platform: crate::model::Platform,
+    raw: &[RawStep],
+    wire: &[u8],
+) -> Vec<Step> {
     use crate::step::{Dir, Which};
     let mut t = Tracker::new(Start::Connected, surface);
-    let mut model = crate::model::Model::of(transport, crate::model::Platform::Smoltcp)
-        .with_network(crate::step::Network::Held);
+    let mut model =
+        crate::model::Model::of(transport, platform).with_network(crate::step::Network::Held);
     let mut written = [0u64; 2];
     let mut out = vec![];
     for (i, r) in raw.iter().enumerate() {
@@ -452,6 +459,7 @@ mod tests {
             &[Start::Connected],
             24,
             surface,
+            crate::model::Platform::Smoltcp,
             Network::Held,
         );
         let (mut delivered, mut reordered, mut dropped) = (0, 0, 0);

@@ -917,6 +917,7 @@ fn main() -> ExitCode {
                     transport,
                     starts,
                     surface,
+                    platform,
                     network,
                 },
                 &out,

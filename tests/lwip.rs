@@ -226,6 +226,7 @@ fn a_campaign_agrees_with_lwips_profile() {
             transport,
             starts: &Start::ALL,
             surface: profile.surface,
+            platform: Platform::Lwip,
             network: closefuzz::step::Network::Instant,
         };
         let model = move |case: &Case| closefuzz::run::model_for(case, Platform::Lwip);

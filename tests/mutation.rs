@@ -73,6 +73,7 @@ fn a_campaigns_finding_has_no_removable_step() {
         transport: Transport::Tcp4,
         starts: &Start::ALL,
         surface: closefuzz::step::Surface::ALL,
+        platform: closefuzz::model::Platform::Linux,
         network: closefuzz::step::Network::Instant,
     };
     let f = match run_campaign(&c, &model_of, || Ok(Local), &|_| ()) {

@@ -150,8 +150,14 @@ fn a_short_held_campaign_is_clean_segment_by_segment() {
     let mut exec = Smoltcp::new();
     let mut compared = 0;
     for t in [Transport::Tcp4, Transport::Tcp6] {
-        let strategy =
-            closefuzz::generate::cases_net(t, &[Start::Connected], 24, surface, Network::Held);
+        let strategy = closefuzz::generate::cases_net(
+            t,
+            &[Start::Connected],
+            24,
+            surface,
+            Platform::Smoltcp,
+            Network::Held,
+        );
         let mut runner = TestRunner::deterministic();
         for _ in 0..3000 {
             let case = strategy.new_tree(&mut runner).unwrap().current();

@@ -226,6 +226,14 @@ pub struct TcpProfile {
     /// netconn let its pcb go (a reset, the end of the connection, an earlier full
     /// close), and only then: a TIME_WAIT pcb still held takes shutdown(rd).
     pub shutdown_wr_after_fin_enotconn: bool,
+    /// Under `network held`, a segment that arrives is processed by smoltcp's rules
+    /// (`Socket::process`: a segment with an old ACK is dropped whole, a FIN beyond a
+    /// hole is ignored, TIME_WAIT drops what comes, fast retransmission after three
+    /// duplicate ACKs of any size, SIOCOUTQ without the FIN; see
+    /// `model::tcp::held`). Linux: tcp_rcv_state_process (an old ACK is ignored and
+    /// the data kept, a FIN beyond a hole waits in the out-of-order queue, TIME_WAIT
+    /// answers with an ACK, the FIN counted in SIOCOUTQ).
+    pub smoltcp_segment_rules: bool,
     /// SO_SNDBUF is an unknown option: setting it fails with ENOPROTOOPT and the send
     /// buffer stays as it was, so a `sndbuf` header asks for nothing (lwIP's
     /// lwip_setsockopt_impl has no SO_SNDBUF case; Linux takes it).
@@ -309,6 +317,7 @@ impl TcpProfile {
         shutdown_with_unread_resets: false,
         shutdown_rd_drops_data: false,
         shutdown_wr_after_fin_enotconn: false,
+        smoltcp_segment_rules: false,
         sndbuf_enoprotoopt: false,
         time_wait_on_open_fd: false,
         unconnected_poll_empty: false,
@@ -363,6 +372,7 @@ impl TcpProfile {
         shutdown_with_unread_resets: true,
         shutdown_rd_drops_data: false,
         shutdown_wr_after_fin_enotconn: false,
+        smoltcp_segment_rules: false,
         sndbuf_enoprotoopt: false,
         time_wait_on_open_fd: true,
         unconnected_poll_empty: false,
@@ -384,6 +394,7 @@ impl TcpProfile {
         reads_by_pbuf: false,
         reset_leaves_no_error: true,
         shutdown_never_fails: true,
+        smoltcp_segment_rules: true,
         time_wait_on_open_fd: true,
         zero_length_read_at_once: true,
         ..TcpProfile::LINUX
@@ -431,6 +442,7 @@ impl TcpProfile {
         shutdown_rd_drops_data: true,
         shutdown_with_unread_resets: false,
         shutdown_wr_after_fin_enotconn: true,
+        smoltcp_segment_rules: false,
         sndbuf_enoprotoopt: true,
         time_wait_on_open_fd: true,
         unconnected_poll_empty: true,
@@ -909,6 +921,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.shutdown_wr_after_fin_enotconn",
         summary: "on lwIP a second shutdown(wr), or any shutdown once the connection is closed or reset, fails with ENOTCONN (tcp_shutdown: ERR_CONN); Linux's succeeds while the socket is not CLOSE",
         evidence: "tcp-write-after-own-shutdown-wr.cfz",
+    },
+    Difference {
+        name: "tcp.smoltcp_segment_rules",
+        summary: "under network held smoltcp processes arriving segments by its own rules (Socket::process): a FIN that arrives before its data is ignored and must come again, where Linux keeps it in the out-of-order queue and takes it when the data arrives; an old ACK drops the whole segment; SIOCOUTQ leaves the FIN out",
+        evidence: "wire/fin-overtakes-data.cfz",
     },
     Difference {
         name: "tcp.sndbuf_enoprotoopt",

@@ -1910,7 +1910,9 @@ impl TcpModel {
                 // FIN_WAIT1 until this end sends something, or a delayed-ACK heuristic
                 // sends the ACK on its own (see the module docs).
                 e.state = TcpState::CloseWait;
-                if self.profile.tcp.delayed_fin_ack {
+                // Under held the executor's route has `quickack`: no ACK is delayed, and
+                // the held rules send it.
+                if self.profile.tcp.delayed_fin_ack && self.held.is_none() {
                     self.end(peer).fin_ack_uncertain = true;
                     self.end(peer).fin_ack_waited_ms = 0;
                 } else {

@@ -76,6 +76,12 @@ pub(super) struct SeqSpace {
     /// The peer's window last seen, in bytes (`remote_win_len`); `None`: the SYN-ACK's
     /// unscaled 65,535, which no scaled window equals.
     win_seen: Option<u32>,
+    /// Linux: a FIN that arrived beyond a hole, kept in the out-of-order queue with its
+    /// data (tcp_data_queue_ofo) until the hole fills; its sequence number.
+    ooo_fin: Option<u64>,
+    /// Linux's rcv_wup: the ACK number of the last segment sent (tcp_select_window
+    /// sets it for every one); tcp_sequence takes nothing that ends before it.
+    rcv_wup: u64,
 }
 
 /// One segment in flight.
@@ -90,6 +96,9 @@ pub(super) struct HeldSeg {
     win: u32,
     /// It has the ACK flag (all but `rst_reply`'s RST to a segment that had one).
     ack_flag: bool,
+    /// Its last byte is urgent (a `write N oob`): the URG flag whose pointer the
+    /// receiver marks (tcp_urg) when the segment arrives in order.
+    urgent: bool,
 }
 
 /// Each socket's receive buffer in smoltcp's executor (`exec::smoltcp::BUF`): the
@@ -106,7 +115,28 @@ fn window(fill: u64) -> u32 {
     u32::try_from(scaled << WIN_SHIFT).unwrap_or(u32::MAX)
 }
 
+/// The RST that answers segment `h` where no socket takes it: its sequence number is
+/// `h`'s ACK and it has no ACK flag (every segment here has one). smoltcp's
+/// `rst_reply`; Linux's tcp_v4_send_reset / tcp_v6_send_reset.
+fn rst_reply(h: &HeldSeg) -> HeldSeg {
+    HeldSeg {
+        seq: h.ack,
+        ack: h.seq + h.len + u64::from(h.fin),
+        len: 0,
+        fin: false,
+        rst: true,
+        win: 0,
+        ack_flag: false,
+        urgent: false,
+    }
+}
+
 impl HeldSeg {
+    /// Where it ends in sequence space: its data, and one for a FIN.
+    fn end_seq(&self) -> u64 {
+        self.seq + self.len + u64::from(self.fin)
+    }
+
     fn name(&self) -> SegName {
         let n = u32::try_from(self.len).unwrap_or(u32::MAX);
         match (self.rst, self.fin, n) {
@@ -127,6 +157,11 @@ pub(super) struct HeldWire {
     queue: [VecDeque<HeldSeg>; 2],
     /// Every segment sent since the step began, as the executor reports them.
     sent: Vec<WireSeg>,
+    /// The segment being processed where an RST the rules send answers it (Linux's
+    /// tcp_v4_send_reset: the RST takes the segment's ACK as its sequence number and
+    /// has no ACK flag), rather than being the socket's own (tcp_send_active_reset:
+    /// SND.NXT, with an ACK).
+    reply_to: Option<HeldSeg>,
 }
 
 impl TcpModel {
@@ -160,10 +195,15 @@ impl TcpModel {
     /// here: the held rules decide every ACK (see the module docs).
     pub(super) fn hold_segment(&mut self, x: End, seg: Seg, note: &'static str) {
         let w = self.wire_mut();
+        let reply = w.reply_to;
         let s = &mut w.seq[x.index()];
         let ack = s.rcv_nxt;
         let h = match seg {
-            Seg::Data { offset, len, .. } => {
+            Seg::Data {
+                offset,
+                len,
+                urgent,
+            } => {
                 s.snd_nxt = s.snd_nxt.max(offset + len as u64);
                 HeldSeg {
                     seq: offset,
@@ -173,6 +213,7 @@ impl TcpModel {
                     rst: false,
                     win: 0,
                     ack_flag: true,
+                    urgent,
                 }
             }
             Seg::Fin => {
@@ -187,8 +228,10 @@ impl TcpModel {
                     rst: false,
                     win: 0,
                     ack_flag: true,
+                    urgent: false,
                 }
             }
+            Seg::Rst if reply.is_some() => rst_reply(&reply.expect("checked")),
             Seg::Rst => HeldSeg {
                 seq: s.snd_nxt,
                 ack,
@@ -197,6 +240,7 @@ impl TcpModel {
                 rst: true,
                 win: 0,
                 ack_flag: true,
+                urgent: false,
             },
             Seg::Ack | Seg::Held => return,
         };
@@ -228,6 +272,9 @@ impl TcpModel {
         };
         let w = self.wire_mut();
         w.sent.push(seen);
+        if h.ack_flag {
+            w.seq[x.index()].rcv_wup = h.ack;
+        }
         w.queue[x.index()].push_back(h);
     }
 
@@ -250,16 +297,24 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
+            urgent: false,
         };
         self.emit(y, h, note);
     }
 
-    /// smoltcp's `send_queue()`: data written and not yet acknowledged (the FIN is not
-    /// counted).
+    /// SIOCOUTQ: Linux's write_seq - snd_una (tcp_ioctl), the FIN counted once sent;
+    /// smoltcp's `send_queue()`, data written and not yet acknowledged, the FIN not
+    /// counted.
     pub(super) fn held_outq(&self, x: End) -> usize {
+        let smoltcp = self.profile.tcp.smoltcp_segment_rules;
         self.held.as_ref().map_or(0, |w| {
             let s = &w.seq[x.index()];
-            (s.fin_seq.unwrap_or(s.snd_nxt).saturating_sub(s.snd_una)) as usize
+            let end = if smoltcp {
+                s.fin_seq.unwrap_or(s.snd_nxt)
+            } else {
+                s.snd_nxt
+            };
+            end.saturating_sub(s.snd_una) as usize
         })
     }
 
@@ -295,28 +350,27 @@ impl TcpModel {
             Which::All => self.wire_mut().queue[x.index()].drain(..).collect(),
         };
         for h in picks {
-            self.arrives(x.peer(), h);
+            if self.profile.tcp.smoltcp_segment_rules {
+                self.arrives_smoltcp(x.peer(), h);
+            } else {
+                self.arrives(x.peer(), h);
+            }
         }
         Outcome::Ok
     }
 
     /// smoltcp's `Socket::process` and the poll after it, for segment `h` at `y`.
-    fn arrives(&mut self, y: End, h: HeldSeg) {
+    fn arrives_smoltcp(&mut self, y: End, h: HeldSeg) {
         let state = self.ends[y.index()].state;
         if state == TcpState::Close {
             // The socket no longer accepts (Socket::accepts in CLOSED): the interface
             // answers anything but an RST with one (rst_reply).
             if !h.rst {
-                let r = HeldSeg {
-                    seq: h.ack,
-                    ack: h.seq + h.len + u64::from(h.fin),
-                    len: 0,
-                    fin: false,
-                    rst: true,
-                    win: 0,
-                    ack_flag: false,
-                };
-                self.emit(y, r, "segment for a CLOSED socket: smoltcp rst_reply");
+                self.emit(
+                    y,
+                    rst_reply(&h),
+                    "segment for a CLOSED socket: smoltcp rst_reply",
+                );
             }
             return;
         }
@@ -472,8 +526,302 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
+            urgent: false,
         };
         self.emit(y, h, "third duplicate ACK: smoltcp fast retransmit");
         true
+    }
+}
+
+/// The receive window Linux checks segments against (tcp_sequence: no further than
+/// RCV.NXT plus it). Held scripts write at most
+/// [`crate::script::HELD_MAX_BYTES_PER_END`] bytes per end, far inside the 64 KiB a
+/// fresh connection offers, so only the window's start decides.
+const LINUX_WINDOW: u64 = 65_535;
+
+/// Linux's rules: the receive path of tcp_v4_rcv / tcp_v6_rcv as the executor's
+/// namespaces are set up (no timestamps, no SACK, the route's `quickack`: every ACK
+/// leaves at once; Nagle off), read in Linux 6.18's net/ipv4/tcp_input.c and
+/// tcp_minisocks.c:
+///
+/// - a full socket (tcp_rcv_established, tcp_rcv_state_process) checks the sequence
+///   number first (tcp_validate_incoming: tcp_sequence takes a segment that does not
+///   end before RCV.WUP, the ACK number it last sent, and does not start beyond the
+///   window): anything else but an RST is answered with an ACK (tcp_send_dupack), a
+///   segment with neither data nor FIN at most once per 500 ms
+///   (tcp_oow_rate_limited); an RST is dropped unless it sits one before RCV.NXT
+///   after the peer's FIN (tcp_reset_check);
+/// - an RST resets only at exactly RCV.NXT (or tcp_reset_check's place), elsewhere in
+///   the window it draws a challenge ACK (RFC 5961 3.2, tcp_send_challenge_ack, rate
+///   limited with the same 500 ms stamp);
+/// - the ACK (tcp_ack): one below SND.UNA is old and ignored, the segment goes on
+///   (since 6.8 also in the closing states, "tcp: accept old ack during closing");
+///   one that acknowledges our FIN moves FIN_WAIT1 to FIN_WAIT2 (an orphan becomes the
+///   FIN_WAIT2 mini-socket, tcp_time_wait, and the segment ends there, unless it
+///   carries a FIN; one that carries new data resets, "Receive out of order FIN after
+///   close()"), CLOSING to TIME_WAIT and LAST_ACK to CLOSED, the segment ending
+///   there;
+/// - the text (tcp_data_queue): in CLOSE_WAIT, CLOSING and LAST_ACK nothing new is
+///   taken and nothing is answered; in FIN_WAIT1/2 with the read side shut, new data
+///   resets the connection and is answered with an RST (tcp_reset, then
+///   tcp_v4_send_reset: "RFC 1122 says we MUST send a reset"); otherwise data in order
+///   is queued, with whatever the out-of-order queue then joins (tcp_ofo_queue, a FIN
+///   kept there included), data or a FIN beyond a hole waits in the out-of-order queue,
+///   and data already received is dropped; each of these is answered by one ACK
+///   (tcp_ack_snd_check; tcp_fin sends its own in FIN_WAIT1 and FIN_WAIT2, and there is
+///   still one);
+/// - a TIME_WAIT mini-socket (tcp_timewait_state_process) ignores an ACK at RCV.NXT,
+///   dies of an RST there, and answers anything else but an RST with an ACK (at most
+///   once per 500 ms for segments without data or FIN); the FIN_WAIT2 mini-socket
+///   answers what is outside its window with an ACK, dies of any RST, ignores what
+///   brings nothing new, enters TIME_WAIT on the FIN (ACKed) and answers anything else
+///   with an RST and dies (TCP_TW_RST);
+/// - a segment that meets no socket is answered with an RST (tcp_v4_send_reset).
+///
+/// Not modelled: Reno's fast retransmission (three duplicate ACKs with four or more
+/// segments unacknowledged: tcp_fastretrans_alert), the congestion window (ten
+/// segments at first; a case would need more writes unacknowledged at once), window
+/// updates on reads (the window never falls to half), retransmission timers (no
+/// sleeps under held).
+impl TcpModel {
+    fn arrives(&mut self, y: End, h: HeldSeg) {
+        let e = &self.ends[y.index()];
+        match e.conn {
+            Conn::Gone => return self.no_socket(y, &h),
+            Conn::TimeWait => return self.time_wait_arrives(y, h),
+            Conn::Live if e.state == TcpState::Close => return self.no_socket(y, &h),
+            Conn::Live if !e.fd_open && e.state == TcpState::FinWait2 => {
+                return self.fin_wait2_arrives(y, h)
+            }
+            Conn::Live => {}
+        }
+        let s = self.wire_mut().seq[y.index()].clone();
+        let acceptable = h.end_seq() >= s.rcv_wup && h.seq <= s.rcv_nxt + LINUX_WINDOW;
+        if !acceptable {
+            if !h.rst {
+                if !self.oow_limited(y, &h) {
+                    self.send_ack(y, "segment outside the window: tcp_send_dupack");
+                }
+            } else if self.reset_check(y, &h) {
+                self.reset(y);
+            }
+            return;
+        }
+        if h.rst {
+            if h.seq == s.rcv_nxt || self.reset_check(y, &h) {
+                self.reset(y);
+            } else if !self.oow_stamped(y) {
+                self.send_ack(
+                    y,
+                    "RST in the window but not at RCV.NXT: challenge ACK (RFC 5961 3.2)",
+                );
+            }
+            return;
+        }
+        // tcp_ack.
+        let old_ack = h.ack < s.snd_una;
+        if !old_ack {
+            self.wire_mut().seq[y.index()].snd_una = h.ack;
+            self.end(y).outq_hi = s.snd_nxt.saturating_sub(h.ack) as usize;
+        }
+        if !old_ack && s.fin_seq.is_some_and(|f| h.ack == f + 1) {
+            match self.ends[y.index()].state {
+                TcpState::FinWait1 => {
+                    self.fin_acked(y);
+                    if !self.ends[y.index()].fd_open {
+                        if h.len > 0 && h.end_seq() - u64::from(h.fin) > s.rcv_nxt {
+                            Self::done(self.end(y), Conn::Gone);
+                            self.emit(
+                                y,
+                                rst_reply(&h),
+                                "new data for an orphan whose FIN this ACKs: tcp_rcv_state_process resets",
+                            );
+                            return;
+                        }
+                        if !h.fin {
+                            // tcp_time_wait(TCP_FIN_WAIT2): a mini-socket with a rate
+                            // limit stamp of its own.
+                            self.wire_mut().seq[y.index()].challenged = false;
+                            return;
+                        }
+                    }
+                }
+                TcpState::Closing | TcpState::LastAck => {
+                    self.fin_acked(y);
+                    self.wire_mut().seq[y.index()].challenged = false;
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let has_text = h.len > 0 || h.fin;
+        if !has_text {
+            return;
+        }
+        let state = self.ends[y.index()].state;
+        match state {
+            TcpState::CloseWait | TcpState::Closing | TcpState::LastAck if h.seq >= s.rcv_nxt => {
+                return;
+            }
+            TcpState::FinWait1 | TcpState::FinWait2
+                if self.ends[y.index()].rcv_shut && h.end_seq() - u64::from(h.fin) > s.rcv_nxt =>
+            {
+                self.wire_mut().reply_to = Some(h);
+                self.held_arrives(y);
+                self.wire_mut().reply_to = None;
+                return;
+            }
+            _ => {}
+        }
+        self.data_queue(y, h);
+        if self.ends[y.index()].conn != Conn::Gone {
+            self.send_ack(
+                y,
+                "what arrived, acknowledged at once (route quickack): tcp_ack_snd_check",
+            );
+        }
+    }
+
+    /// tcp_data_queue for a segment with data or a FIN, from its place relative to
+    /// RCV.NXT (the ACK is the caller's).
+    fn data_queue(&mut self, y: End, h: HeldSeg) {
+        let s = self.wire_mut().seq[y.index()].clone();
+        let start = s.rcv_nxt;
+        if h.end_seq() <= start {
+            // Already received: dropped (a duplicate ACK follows).
+            return;
+        }
+        if h.seq > start {
+            // Beyond a hole: tcp_data_queue_ofo keeps it, a FIN with it.
+            let t = &mut self.wire_mut().seq[y.index()];
+            if h.len > 0 {
+                t.ooo.push((h.seq, h.seq + h.len));
+            }
+            if h.fin {
+                t.ooo_fin = Some(h.seq + h.len);
+            }
+            return;
+        }
+        // In order (its old part trimmed), then tcp_ofo_queue.
+        let own_end = h.seq + h.len;
+        let mut nxt = own_end.max(start);
+        let mut ranges = s.ooo.clone();
+        ranges.sort_unstable();
+        let mut rest = vec![];
+        for (a, b) in ranges {
+            if a <= nxt && !h.fin {
+                nxt = nxt.max(b);
+            } else {
+                rest.push((a, b));
+            }
+        }
+        self.wire_mut().seq[y.index()].ooo = rest;
+        let base = self.ends[y.index()].rq.start + self.ends[y.index()].rq.len as u64;
+        if own_end > start {
+            self.wire_mut().seq[y.index()].rcv_nxt = own_end;
+            self.data_arrives(y, base, (own_end - start) as usize, h.urgent);
+        }
+        if nxt > own_end.max(start) && self.ends[y.index()].conn == Conn::Live {
+            let from = own_end.max(start);
+            self.wire_mut().seq[y.index()].rcv_nxt = nxt;
+            let base = self.ends[y.index()].rq.start + self.ends[y.index()].rq.len as u64;
+            self.data_arrives(y, base, (nxt - from) as usize, false);
+        }
+        let fin = h.fin || s.ooo_fin == Some(nxt);
+        if fin && self.ends[y.index()].conn == Conn::Live {
+            let t = &mut self.wire_mut().seq[y.index()];
+            t.rcv_nxt = nxt + 1;
+            t.ooo_fin = None;
+            self.fin_arrives(y);
+            if self.ends[y.index()].conn == Conn::TimeWait {
+                self.wire_mut().seq[y.index()].challenged = false;
+            }
+        }
+    }
+
+    /// tcp_reset_check: an RST one before RCV.NXT after the peer's FIN resets too.
+    fn reset_check(&self, y: End, h: &HeldSeg) -> bool {
+        let s = &self.held.as_ref().expect("held mode").seq[y.index()];
+        h.seq + 1 == s.rcv_nxt
+            && matches!(
+                self.ends[y.index()].state,
+                TcpState::CloseWait | TcpState::LastAck | TcpState::Closing
+            )
+    }
+
+    /// __tcp_oow_rate_limited: the first answer sets the socket's stamp, and no other
+    /// leaves within 500 ms (no time passes under held).
+    fn oow_stamped(&mut self, y: End) -> bool {
+        std::mem::replace(&mut self.wire_mut().seq[y.index()].challenged, true)
+    }
+
+    /// tcp_oow_rate_limited: a segment with data or a FIN is always answered.
+    fn oow_limited(&mut self, y: End, h: &HeldSeg) -> bool {
+        h.end_seq() == h.seq && self.oow_stamped(y)
+    }
+
+    /// No socket takes the segment: tcp_v4_send_reset answers all but an RST.
+    fn no_socket(&mut self, y: End, h: &HeldSeg) {
+        if !h.rst {
+            self.emit(
+                y,
+                rst_reply(h),
+                "segment for a connection that no longer exists: tcp_v4_send_reset",
+            );
+        }
+    }
+
+    /// tcp_timewait_state_process in TIME_WAIT.
+    fn time_wait_arrives(&mut self, y: End, h: HeldSeg) {
+        let rcv_nxt = self.wire_mut().seq[y.index()].rcv_nxt;
+        if h.seq == rcv_nxt && (h.end_seq() == h.seq || h.rst) {
+            if h.rst {
+                // TIME_WAIT assassination (net.ipv4.tcp_rfc1337 = 0).
+                self.end(y).conn = Conn::Gone;
+                self.end(y).time_wait_ms = None;
+            }
+            return;
+        }
+        if !h.rst && !self.oow_limited(y, &h) {
+            self.send_ack(
+                y,
+                "TIME_WAIT answers a segment it did not expect: TCP_TW_ACK",
+            );
+        }
+    }
+
+    /// tcp_timewait_state_process for the FIN_WAIT2 mini-socket of an orphan.
+    fn fin_wait2_arrives(&mut self, y: End, h: HeldSeg) {
+        let rcv_nxt = self.wire_mut().seq[y.index()].rcv_nxt;
+        let win_end = rcv_nxt + LINUX_WINDOW;
+        // tcp_in_window.
+        let in_window = h.seq == rcv_nxt
+            || (h.end_seq() > rcv_nxt && h.seq < win_end)
+            || (h.seq == win_end && h.seq == h.end_seq());
+        if !in_window {
+            if !self.oow_limited(y, &h) {
+                self.send_ack(y, "outside the FIN_WAIT2 mini-socket's window: TCP_TW_ACK");
+            }
+            return;
+        }
+        if h.rst {
+            Self::done(self.end(y), Conn::Gone);
+            return;
+        }
+        if h.end_seq() <= rcv_nxt || h.end_seq() == h.seq {
+            return;
+        }
+        if !h.fin || h.end_seq() != rcv_nxt + 1 {
+            Self::done(self.end(y), Conn::Gone);
+            self.emit(
+                y,
+                rst_reply(&h),
+                "new data for the FIN_WAIT2 mini-socket of an orphan: TCP_TW_RST",
+            );
+            return;
+        }
+        self.wire_mut().seq[y.index()].rcv_nxt = rcv_nxt + 1;
+        self.fin_arrives(y);
+        self.send_ack(y, "FIN at the FIN_WAIT2 mini-socket: TIME_WAIT, TCP_TW_ACK");
     }
 }
