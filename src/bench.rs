@@ -18,6 +18,9 @@ pub const MAX_CASES: usize = 100_000;
 pub const RATIO_TARGET: f64 = 0.5;
 /// Two threads should run at least this many times as many cases as one.
 pub const SCALING_TARGET: f64 = 1.7;
+/// Under `network held` the full loop should run at least this many cases a second on
+/// one thread (issue 11; the prototype's C loop over TUN devices ran 6,600).
+pub const HELD_TARGET: f64 = 5000.0;
 /// How many disagreeing cases a report shows.
 pub const MISMATCH_EXAMPLES: usize = 3;
 
@@ -28,6 +31,9 @@ pub struct BenchReport {
     pub transport: String,
     /// The starts the cases were drawn from.
     pub start: String,
+    /// `instant`, or `held` (segments wait for deliver steps; the bare loop delivers
+    /// them too, without observing or comparing).
+    pub network: String,
     /// Cases per run.
     pub cases: usize,
     /// Mean steps per case.
@@ -76,11 +82,34 @@ pub fn max_rss_kib() -> u64 {
     }
 }
 
+/// What the benchmark's cases are drawn for: the stack's surface, whose model guides
+/// the generator under `network held`, and the network mode.
+#[derive(Clone, Copy, Debug)]
+pub struct Draw {
+    /// What the stack can be asked.
+    pub surface: Surface,
+    /// The platform whose model the held generator follows.
+    pub platform: crate::model::Platform,
+    /// Whether segments wait for `deliver` steps (then the bare loop delivers too).
+    pub network: crate::step::Network,
+}
+
+impl Draw {
+    /// Cases under `network instant` for `surface`.
+    pub fn instant(surface: Surface, platform: crate::model::Platform) -> Draw {
+        Draw {
+            surface,
+            platform,
+            network: crate::step::Network::Instant,
+        }
+    }
+}
+
 /// `n` cases over `transport` from a fixed seed, starting as one of `starts`.
 pub fn sequences(
     transport: Transport,
     starts: &'static [Start],
-    surface: Surface,
+    draw: Draw,
     n: usize,
     max_steps: usize,
     seed: u8,
@@ -89,7 +118,14 @@ pub fn sequences(
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
     );
-    let strategy = generate::cases_on(transport, starts, max_steps, surface);
+    let strategy = generate::cases_net(
+        transport,
+        starts,
+        max_steps,
+        draw.surface,
+        draw.platform,
+        draw.network,
+    );
     (0..n)
         .map(|_| {
             strategy
@@ -158,7 +194,7 @@ fn per_s(n: usize, d: Duration) -> f64 {
 pub fn bench<F>(
     transport: Transport,
     starts: &'static [Start],
-    surface: Surface,
+    draw: Draw,
     model_of: ModelOf,
     cases: usize,
     make_exec: F,
@@ -166,10 +202,10 @@ pub fn bench<F>(
 where
     F: Fn() -> std::io::Result<Box<dyn Executor + Send>> + Sync,
 {
-    let seqs = sequences(transport, starts, surface, cases, 24, 42);
+    let seqs = sequences(transport, starts, draw, cases, 24, 42);
     let halves = [
-        sequences(transport, starts, surface, cases / 2, 24, 42),
-        sequences(transport, starts, surface, cases / 2, 24, 43),
+        sequences(transport, starts, draw, cases / 2, 24, 42),
+        sequences(transport, starts, draw, cases / 2, 24, 43),
     ];
     let mean_steps = seqs.iter().map(|s| s.steps.len()).sum::<usize>() as f64 / cases.max(1) as f64;
     let mut exec = make_exec()?;
@@ -206,7 +242,8 @@ where
                 .map(|half| {
                     let (make_exec, barrier) = (&make_exec, &barrier);
                     s.spawn(move || {
-                        let warm = Case::new(transport, Start::Connected, vec![]);
+                        let warm = Case::new(transport, Start::Connected, vec![])
+                            .with_network(draw.network);
                         let exec = make_exec().and_then(|mut e| e.run_raw(&warm).map(|_| e));
                         barrier.wait();
                         full_loop(&mut *exec?, model_of, half)
@@ -247,7 +284,8 @@ where
                 first.transport,
                 first.start,
                 first.steps.iter().map(|s| s.step).collect(),
-            );
+            )
+            .with_network(draw.network);
             let again = match run_case_with(&mut *exec, &model_of(&case), &case) {
                 Ok(run) if run.first_mismatch().is_some() => {
                     mismatches_reproduced += 1;
@@ -277,6 +315,7 @@ where
             .map(|s| s.name())
             .collect::<Vec<_>>()
             .join("+"),
+        network: draw.network.name().to_string(),
         cases,
         mean_steps,
         cases_per_s,
@@ -310,7 +349,17 @@ impl BenchReport {
                 self.transport, self.scaling
             ));
         }
+        if self.held() && self.cases_per_s < HELD_TARGET {
+            missed.push(format!(
+                "{} held full loop {:.0} cases/s < {HELD_TARGET}",
+                self.transport, self.cases_per_s
+            ));
+        }
         missed
+    }
+
+    fn held(&self) -> bool {
+        self.network == crate::step::Network::Held.name()
     }
 
     /// The report as the lines `closefuzz bench` prints: a missed target is marked
@@ -318,17 +367,29 @@ impl BenchReport {
     pub fn to_text(&self) -> String {
         let flag = |met: bool| if met { "" } else { "  MISSED" };
         let mut t = format!(
-            "transport {}, start {}: {} cases of {:.1} steps on average\n",
-            self.transport, self.start, self.cases, self.mean_steps
+            "transport {}, start {}, network {}: {} cases of {:.1} steps on average\n",
+            self.transport, self.start, self.network, self.cases, self.mean_steps
         );
-        t += &format!(
-            "  full loop, 1 thread   {:>10.0} cases/s\n",
-            self.cases_per_s
-        );
-        t += &format!(
-            "  bare syscalls         {:>10.0} cases/s\n",
-            self.raw_cases_per_s
-        );
+        if self.held() {
+            t += &format!(
+                "  full loop, 1 thread   {:>10.0} cases/s  (target >= {HELD_TARGET}){}\n",
+                self.cases_per_s,
+                flag(self.cases_per_s >= HELD_TARGET)
+            );
+            t += &format!(
+                "  bare delivery         {:>10.0} cases/s\n",
+                self.raw_cases_per_s
+            );
+        } else {
+            t += &format!(
+                "  full loop, 1 thread   {:>10.0} cases/s\n",
+                self.cases_per_s
+            );
+            t += &format!(
+                "  bare syscalls         {:>10.0} cases/s\n",
+                self.raw_cases_per_s
+            );
+        }
         t += &format!(
             "  ratio full/bare       {:>10.2}   (target >= {RATIO_TARGET}){}\n",
             self.ratio,
@@ -379,6 +440,7 @@ mod tests {
         BenchReport {
             transport: "tcp4".into(),
             start: "connected".into(),
+            network: "instant".into(),
             cases: 10,
             mean_steps: 3.0,
             cases_per_s: 100.0,

@@ -188,6 +188,10 @@ enum Command {
         /// Exit 1 when a target is missed or any case disagreed, even once.
         #[arg(long)]
         strict: bool,
+        /// instant, or held (cases with deliveries, drops and reorders as steps, start
+        /// connected; the bare loop delivers the same segments without observing).
+        #[arg(long, default_value = "instant")]
+        network: closefuzz::step::Network,
         /// Test-only: as for fuzz.
         #[arg(long, hide = true)]
         mutation: Option<String>,
@@ -554,11 +558,29 @@ fn explain(
     })
 }
 
+/// Whether `platform` can run cases under `network`: a one-line error naming the
+/// platforms that can, when it cannot.
+fn network_runs_on(network: closefuzz::step::Network, platform: Platform) -> Result<(), BadInput> {
+    use closefuzz::model::profile::Profile;
+    if Profile::of(platform).surface.networks.contains(&network) {
+        return Ok(());
+    }
+    let can: Vec<String> = Platform::ALL
+        .iter()
+        .filter(|p| Profile::of(**p).surface.networks.contains(&network))
+        .map(|p| p.to_string())
+        .collect();
+    Err(BadInput(format!(
+        "--network {network}: {platform} cannot hold segments (held runs on {})",
+        can.join(", ")
+    )))
+}
+
 fn bench(
     cases: usize,
     transport: &str,
     json: bool,
-    platform: Platform,
+    (platform, network): (Platform, closefuzz::step::Network),
     strict: bool,
     mutation: Option<&str>,
 ) -> Result<ExitCode, BadInput> {
@@ -568,9 +590,16 @@ fn bench(
             "--cases {cases}: expected 2 to {MAX_CASES}"
         )));
     }
+    network_runs_on(network, platform)?;
     let surface = closefuzz::model::profile::Profile::of(platform).surface;
     let transports: Vec<Transport> = if transport == "all" {
-        surface.transports.to_vec()
+        // Segments are held on TCP only.
+        surface
+            .transports
+            .iter()
+            .copied()
+            .filter(|t| t.is_tcp() || network == closefuzz::step::Network::Instant)
+            .collect()
     } else {
         vec![transport
             .parse::<Transport>()
@@ -578,15 +607,22 @@ fn bench(
     };
     let mut reports = vec![];
     // Each start mode on its own, so that each has its full-loop / bare ratio.
+    // Held cases start connected (the handshake delivered before the first step).
+    let held = network == closefuzz::step::Network::Held;
     for (t, starts) in transports.iter().flat_map(|t| {
         [&[Start::Connected][..], &[Start::Listening][..]]
             .into_iter()
-            .filter(|s| surface.starts.contains(&s[0]))
+            .filter(|s| surface.starts.contains(&s[0]) && !(held && s[0] == Start::Listening))
             .map(move |s| (*t, s))
     }) {
         let (model, _) = model_for(t, platform, mutation)?;
         let worker = worker_command();
-        let r = closefuzz::bench::bench(t, starts, surface, &*model, cases, || {
+        let draw = closefuzz::bench::Draw {
+            surface,
+            platform,
+            network,
+        };
+        let r = closefuzz::bench::bench(t, starts, draw, &*model, cases, || {
             executor_for(stack_of(platform), &worker)
         })
         .map_err(|e| BadInput(format!("benchmark over {t} failed: {e}")))?;
@@ -879,8 +915,8 @@ fn main() -> ExitCode {
             network,
         } => {
             let surface = closefuzz::model::profile::Profile::of(platform).surface;
-            if !surface.networks.contains(&network) {
-                eprintln!("closefuzz: --network {network}: {platform} cannot hold segments (held runs on smoltcp)");
+            if let Err(BadInput(msg)) = network_runs_on(network, platform) {
+                eprintln!("closefuzz: {msg}");
                 return ExitCode::from(2);
             }
             let start = if network == closefuzz::step::Network::Held {
@@ -938,12 +974,13 @@ fn main() -> ExitCode {
             json,
             platform,
             strict,
+            network,
             mutation,
         } => bench(
             cases,
             &transport,
             json,
-            platform,
+            (platform, network),
             strict,
             mutation.as_deref(),
         ),
