@@ -51,6 +51,7 @@ pub mod fuzz;
 pub mod generate;
 pub mod matrix;
 pub mod model;
+pub mod pcap;
 pub mod report;
 pub mod run;
 pub mod script;

@@ -76,6 +76,10 @@ enum Command {
         /// (User-mode Linux).
         #[arg(long, default_value = "linux")]
         platform: Platform,
+        /// Write the packets of a `network held` scenario (one file only) as pcapng:
+        /// each emitted, delivered or dropped, with a comment saying which and when.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
     },
     /// A fuzz campaign: generated orderings, model against kernel, the first
     /// disagreement shrunk to a minimal script and saved. It prints the command that
@@ -133,6 +137,9 @@ enum Command {
         /// Also draw the ladder as an SVG picture into this file.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        /// Write the packets of a `network held` scenario as pcapng (see replay).
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
     },
     /// Run every scenario on every available platform and transport, and write the
     /// behaviour tables (docs/behavior.md and docs/behavior.json).
@@ -240,11 +247,35 @@ fn load(file: &Path, cli_transport: Option<Transport>) -> Result<(Scenario, Tran
     Ok((sc, t))
 }
 
+/// `--pcap FILE`: the case, capturing, when the scenario holds its segments; a one-line
+/// error when it does not (under `network instant` nothing waits to be captured).
+fn capture_for(case: Case, name: &str, pcap: Option<&Path>) -> Result<Case, BadInput> {
+    match pcap {
+        None => Ok(case),
+        Some(_) if case.network != closefuzz::step::Network::Held => Err(BadInput(format!(
+            "--pcap: {name} is not `network held`: only held segments are captured"
+        ))),
+        Some(_) => Ok(case.capturing()),
+    }
+}
+
+/// Writes what `run` captured to `path` (see [`closefuzz::pcap`]).
+fn write_pcap(path: &Path, run: &closefuzz::run::CaseRun) -> Result<(), BadInput> {
+    let steps: Vec<_> = run.steps.iter().map(|s| s.step).collect();
+    let file = std::fs::File::create(path)
+        .map_err(|e| BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    let n = closefuzz::pcap::write(std::io::BufWriter::new(file), &run.packets, &steps)
+        .map_err(|e| BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    eprintln!("{}: {n} packet records written", path.display());
+    Ok(())
+}
+
 fn replay(
     files: &[PathBuf],
     transport: Option<Transport>,
     json: bool,
     platform: Platform,
+    pcap: Option<&Path>,
 ) -> Result<ExitCode, BadInput> {
     // Parse everything first, so bad input is reported before any socket is made. A
     // folder stands for its scenarios (as `matrix` reads them: its subfolders too, but
@@ -266,6 +297,12 @@ fn replay(
         } else {
             loaded.push(load(f, transport)?);
         }
+    }
+    if pcap.is_some() && loaded.len() != 1 {
+        return Err(BadInput(format!(
+            "--pcap: {} scenarios given: expected one scenario file",
+            loaded.len()
+        )));
     }
     let mut exec = executor(platform)?;
     let mut reports = vec![];
@@ -293,9 +330,13 @@ fn replay(
             skipped += 1;
             continue;
         }
+        let case = capture_for(case, &sc.name, pcap)?;
         let model = closefuzz::run::model_for(&case, platform);
         let run = run_case_with(&mut exec, &model, &case)
             .map_err(|e| BadInput(format!("{}: {e}", sc.name)))?;
+        if let Some(path) = pcap {
+            write_pcap(path, &run)?;
+        }
         reports.push(replay_report(sc, &run, platform));
     }
     if json {
@@ -534,10 +575,11 @@ fn explain(
     transport: Option<Transport>,
     platform: Platform,
     svg: Option<&Path>,
+    pcap: Option<&Path>,
 ) -> Result<ExitCode, BadInput> {
     let (sc, t) = load(file, transport)?;
     let mut exec = executor(platform)?;
-    let case = sc.case(t);
+    let case = capture_for(sc.case(t), &sc.name, pcap)?;
     let run = run_case_with(
         &mut exec,
         &closefuzz::run::model_for(&case, platform),
@@ -549,6 +591,9 @@ fn explain(
         let kernel: Vec<_> = run.steps.iter().map(|r| r.kernel.clone()).collect();
         std::fs::write(path, closefuzz::svg::ladder(&sc, t, platform, &kernel))
             .map_err(|e| BadInput(format!("{}: cannot write: {e}", path.display())))?;
+    }
+    if let Some(path) = pcap {
+        write_pcap(path, &run)?;
     }
     // The same verdict as replay: kernel and model agree and every expectation holds.
     Ok(if replay_report(&sc, &run, platform).pass {
@@ -901,7 +946,8 @@ fn main() -> ExitCode {
             transport,
             json,
             platform,
-        } => replay(&files, transport, json, platform),
+            pcap,
+        } => replay(&files, transport, json, platform, pcap.as_deref()),
         Command::Fuzz {
             cases,
             max_steps,
@@ -966,7 +1012,8 @@ fn main() -> ExitCode {
             transport,
             platform,
             svg,
-        } => explain(&file, transport, platform, svg.as_deref()),
+            pcap,
+        } => explain(&file, transport, platform, svg.as_deref(), pcap.as_deref()),
         Command::Worker => Ok(ExitCode::from(closefuzz::exec::worker::main() as u8)),
         Command::Bench {
             cases,

@@ -89,6 +89,8 @@ pub struct CaseRun {
     /// this one agreed, so the disagreement did not reproduce (a delivery slower than
     /// the settle bound). Its script, so that callers can report it.
     pub unstable: Option<String>,
+    /// The packets captured, when the case asked (see [`crate::exec::Case::capture`]).
+    pub packets: Vec<crate::exec::Packet>,
 }
 
 impl CaseRun {
@@ -228,6 +230,7 @@ pub fn pair_up(
     kernel: crate::exec::KernelRun,
     predictions: Vec<crate::model::Prediction>,
 ) -> CaseRun {
+    let packets = kernel.packets;
     let mut kernel_wire = kernel.wire.into_iter();
     let records = case
         .steps
@@ -260,6 +263,7 @@ pub fn pair_up(
         // against the timer-free budget.
         elapsed: kernel.elapsed.saturating_sub(case.time_bound()),
         unstable: None,
+        packets,
     }
 }
 

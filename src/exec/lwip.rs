@@ -643,6 +643,7 @@ mod imp {
                 }
             }
             Ok(observe.then(|| KernelRun {
+                packets: vec![],
                 steps,
                 elapsed: start.elapsed(),
                 slept,

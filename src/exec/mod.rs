@@ -637,6 +637,11 @@ pub struct Case {
     /// written before held mode existed: instant).
     #[serde(default, skip_serializing_if = "Network::is_instant")]
     pub network: Network,
+    /// Keep every packet's bytes and what became of it ([`KernelRun::packets`], for
+    /// `--pcap`); executors that cannot capture leave that empty. Not sent to a
+    /// worker: only in-process stacks capture.
+    #[serde(skip)]
+    pub capture: bool,
 }
 
 impl Case {
@@ -648,7 +653,14 @@ impl Case {
             steps,
             bufs: Bufs::default(),
             network: Network::Instant,
+            capture: false,
         }
+    }
+
+    /// The same case, its packets kept (see [`Case::capture`]).
+    pub fn capturing(mut self) -> Case {
+        self.capture = true;
+        self
     }
 
     /// The same case on `network`.
@@ -700,6 +712,48 @@ pub struct KernelRun {
     /// order (empty where the executor does not capture segments).
     #[serde(default)]
     pub wire: Vec<Vec<crate::step::WireSeg>>,
+    /// Under `network held`, when the case asked to capture: every packet, in the
+    /// order things happened to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packets: Vec<Packet>,
+}
+
+/// What happened to a packet on a held wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PacketEvent {
+    /// The stack sent it; it waits in flight.
+    Emitted,
+    /// A step handed it to its receiver (the handshake's, before the first step).
+    Delivered,
+    /// A `drop` step threw it away.
+    Dropped,
+}
+
+impl PacketEvent {
+    /// The word for it in a capture's comments.
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketEvent::Emitted => "emitted",
+            PacketEvent::Delivered => "delivered",
+            PacketEvent::Dropped => "dropped",
+        }
+    }
+}
+
+/// One packet's moment on a held wire, as `--pcap` writes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packet {
+    /// The index of the step during which it happened; `None` before the first step
+    /// (the handshake).
+    pub step: Option<usize>,
+    /// What happened to it.
+    pub event: PacketEvent,
+    /// Its name and numbers, as the comparison sees it.
+    pub seg: crate::step::WireSeg,
+    /// The IP packet (IPv4 or IPv6 header, TCP header, payload).
+    pub bytes: Vec<u8>,
+    /// When, from the start of the case.
+    pub at: Duration,
 }
 
 /// The executor contract: something that can run a whole case on real sockets (the

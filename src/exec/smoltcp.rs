@@ -37,7 +37,7 @@
 //! does not pass without `sleep`, which held scripts do not have, so no retransmission
 //! timer fires.
 
-use super::{Case, Executor, KernelRun};
+use super::{Case, Executor, KernelRun, Packet, PacketEvent};
 
 /// How each closefuzz call is made on smoltcp: the table of this module's docs, which
 /// `closefuzz matrix` also puts in docs/behavior.md.
@@ -95,7 +95,8 @@ impl Executor for Smoltcp {
         let mut w = World::start(case, &mut self.mem)?;
         let mut steps = Vec::with_capacity(case.steps.len());
         let mut wire = Vec::with_capacity(case.steps.len());
-        for &s in &case.steps {
+        for (i, &s) in case.steps.iter().enumerate() {
+            w.step_no = Some(i);
             let r = w.step(s)?;
             steps.push((r, w.observe()));
             wire.push(std::mem::take(&mut w.seen));
@@ -103,6 +104,7 @@ impl Executor for Smoltcp {
         Ok(KernelRun {
             steps,
             wire,
+            packets: std::mem::take(&mut w.packets),
             elapsed: began.elapsed(),
             // Time here is the stack's own: a sleep costs no wall time.
             slept: Duration::ZERO,
@@ -273,6 +275,12 @@ struct World<'a> {
     isn: [Option<u32>; 2],
     /// Under `network held`: the segments sent since the step began.
     seen: Vec<WireSeg>,
+    /// Whether to keep every packet ([`Case::capture`]), and those kept.
+    capture: bool,
+    packets: Vec<Packet>,
+    /// The step being run (`None`: setting up).
+    step_no: Option<usize>,
+    began: Instant,
 }
 
 fn unsupported(what: String) -> io::Error {
@@ -345,6 +353,10 @@ impl<'a> World<'a> {
             now,
             isn: [None; 2],
             seen: vec![],
+            capture: case.capture && case.network == Network::Held,
+            packets: vec![],
+            step_no: None,
+            began: Instant::now(),
         };
         w.settle()?;
         let established = |h| w.set.get::<tcp::Socket>(h).state() == State::Established;
@@ -374,22 +386,23 @@ impl<'a> World<'a> {
                             }
                         }
                     }
+                    if self.capture {
+                        // The handshake, delivered before the first step.
+                        let sent: Vec<Vec<u8>> = self.dev.sent.iter().cloned().collect();
+                        for f in sent {
+                            self.keep(PacketEvent::Delivered, &f);
+                        }
+                    }
                     self.dev.inbox.append(&mut self.dev.sent);
                 }
-                Some(held) => {
-                    for f in self.dev.sent.drain(..) {
-                        if let Some(h) = header_of(&f) {
-                            let rel = |n: u32, d: usize| {
-                                let first = self.isn[d].unwrap_or(0).wrapping_add(1);
-                                u64::from(n.wrapping_sub(first))
-                            };
-                            self.seen.push(WireSeg {
-                                dir: Dir::PAIR[h.dir],
-                                name: h.name,
-                                seq: rel(h.seq, h.dir),
-                                ack: h.ack.map(|a| rel(a, 1 - h.dir)),
-                            });
-                            held[h.dir].push_back(f);
+                Some(_) => {
+                    while let Some(f) = self.dev.sent.pop_front() {
+                        if let Some((dir, seg)) = self.wire_seg(&f) {
+                            self.seen.push(seg);
+                            self.keep(PacketEvent::Emitted, &f);
+                            if let Some(held) = &mut self.held {
+                                held[dir].push_back(f);
+                            }
                         }
                     }
                 }
@@ -445,6 +458,41 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Frame `f` as the comparison names it (numbers relative to each end's first data
+    /// byte), with its direction's index.
+    fn wire_seg(&self, f: &[u8]) -> Option<(usize, WireSeg)> {
+        let h = header_of(f)?;
+        let rel = |n: u32, d: usize| {
+            let first = self.isn[d].unwrap_or(0).wrapping_add(1);
+            u64::from(n.wrapping_sub(first))
+        };
+        Some((
+            h.dir,
+            WireSeg {
+                dir: Dir::PAIR[h.dir],
+                name: h.name,
+                seq: rel(h.seq, h.dir),
+                ack: h.ack.map(|a| rel(a, 1 - h.dir)),
+            },
+        ))
+    }
+
+    /// Keeps frame `f` and what happened to it, when the case captures.
+    fn keep(&mut self, event: PacketEvent, f: &[u8]) {
+        if !self.capture {
+            return;
+        }
+        if let Some((_, seg)) = self.wire_seg(f) {
+            self.packets.push(Packet {
+                step: self.step_no,
+                event,
+                seg,
+                bytes: f.to_vec(),
+                at: self.began.elapsed(),
+            });
+        }
+    }
+
     /// Hands held segments to the stack, each answered (polled until quiet) before
     /// the next.
     fn deliver(&mut self, dir: Dir, which: Which) -> io::Result<Outcome> {
@@ -459,6 +507,7 @@ impl<'a> World<'a> {
             Which::All => self.held_mut(dir)?.drain(..).collect(),
         };
         for f in picks {
+            self.keep(PacketEvent::Delivered, &f);
             self.dev.inbox.push_back(f);
             self.settle()?;
         }
@@ -483,7 +532,10 @@ impl<'a> World<'a> {
             }
             Step::Deliver { dir, which } => self.deliver(dir, which)?,
             Step::Drop { dir } => match self.held_mut(dir)?.pop_front() {
-                Some(_) => Outcome::Ok,
+                Some(f) => {
+                    self.keep(PacketEvent::Dropped, &f);
+                    Outcome::Ok
+                }
                 None => Outcome::NotApplicable,
             },
             Step::Held { dir } => Outcome::Segments(

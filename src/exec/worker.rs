@@ -192,6 +192,7 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
     let elapsed = start.elapsed();
     drop(w);
     Ok(KernelRun {
+        packets: vec![],
         steps: out,
         elapsed,
         slept,
@@ -206,6 +207,7 @@ pub fn answer(line: &str) -> Response {
         Err(e) => Response::Err(format!("bad request: {e}")),
         Ok(req) if req.raw => match super::run_local_raw(&req.case) {
             Ok(elapsed) => Response::Ok(KernelRun {
+                packets: vec![],
                 steps: vec![],
                 elapsed,
                 slept: Duration::ZERO,
