@@ -19,6 +19,7 @@ pub mod signals;
 pub mod smoltcp;
 pub mod sys;
 pub mod uml;
+pub mod wire;
 pub mod worker;
 
 use crate::step::{
@@ -51,6 +52,9 @@ pub struct Sockets {
     /// (getpeername fails once the socket is CLOSE, even while a TIME_WAIT mini-socket
     /// holds its connection), so that `state` after close can find the connection.
     tuples: [Option<sys::Tuple>; 5],
+    /// Under `network held`: the wire between `a` and `b`. Last, so that it is dropped
+    /// after the descriptors: its drop destroys what they leave behind.
+    held: Option<wire::Held>,
 }
 
 fn apply_bufs(bufs: &Bufs, fd: RawFd) -> io::Result<()> {
@@ -175,6 +179,7 @@ impl Sockets {
             addr: None,
             bufs,
             tuples: [None; 5],
+            held: None,
         }
     }
 
@@ -197,7 +202,10 @@ impl Sockets {
 
     /// `state` on a closed TCP socket: what the kernel still holds for its connection
     /// (sock_diag), as TCP_INFO cannot be asked without the fd.
-    fn closed_state(&self, sock: Sock) -> Outcome {
+    fn closed_state(&mut self, sock: Sock) -> Outcome {
+        if let Some(h) = &mut self.held {
+            return h.closed_state(sock);
+        }
         match sys::closed_tcp_state(self.tuples[sock.index()].as_ref()) {
             sys::DiagReading::State(s) => Outcome::State(s.into()),
             sys::DiagReading::Gone => Outcome::Gone,
@@ -213,6 +221,34 @@ impl Sockets {
 
     /// The same, with buffer sizes set on every socket before it connects.
     pub fn start_with(transport: Transport, start: Start, bufs: Bufs) -> io::Result<Sockets> {
+        Self::start_on(transport, start, bufs, Network::Instant)
+    }
+
+    /// The same, on `network` (see [`wire`] for `network held`).
+    pub fn start_on(
+        transport: Transport,
+        start: Start,
+        bufs: Bufs,
+        network: Network,
+    ) -> io::Result<Sockets> {
+        if network == Network::Held {
+            if start != Start::Connected {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("network held runs start connected only, not start {start}"),
+                ));
+            }
+            // No fresh namespace (netns::before_pair): the case runs in the thread's
+            // wire pair, which destroys what each case leaves.
+            signals::block_sigpipe_in_this_thread();
+            signals::take_sigpipe();
+            let (held, a, b) = wire::Held::connect(transport, &bufs)?;
+            let mut w = Sockets::empty(transport, bufs);
+            w.held = Some(held);
+            w.put(Sock::A, a);
+            w.put(Sock::B, b);
+            return Ok(w);
+        }
         match start {
             Start::Connected => Sockets::connect_with(transport, bufs),
             Start::Listening => Sockets::listening_with(transport, bufs),
@@ -345,10 +381,14 @@ impl Sockets {
                 Outcome::Ok
             }
             Step::Call { sock, op } => self.call(sock, op),
-            // A kernel's segments cannot be held here: cases under `network held` are
-            // refused before they run (Surface::networks), so this is never reached.
-            _ => Outcome::NotApplicable,
+            _ => match &mut self.held {
+                Some(h) => h.wire_step(step),
+                None => Outcome::NotApplicable,
+            },
         };
+        if let Some(h) = &mut self.held {
+            h.after_step();
+        }
         let sigpipe = signals::take_sigpipe();
         StepResult { outcome, sigpipe }
     }
@@ -363,7 +403,23 @@ impl Sockets {
             Step::Call { sock, op } => {
                 let _ = self.call(sock, op);
             }
-            _ => {}
+            _ => {
+                if let Some(h) = &mut self.held {
+                    h.wire_step(step);
+                }
+            }
+        }
+        if let Some(h) = &mut self.held {
+            h.after_step();
+        }
+    }
+
+    /// Under `network held`, the segments sent since the last call (see
+    /// [`KernelRun::wire`]); empty otherwise. An error if the wire itself failed.
+    pub fn take_wire(&mut self) -> io::Result<Vec<crate::step::WireSeg>> {
+        match &mut self.held {
+            Some(h) => h.take_seen(),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -480,6 +536,13 @@ impl Sockets {
     }
 
     fn connect_to_listener(&self, fd: RawFd) -> Outcome {
+        if let Some(h) = &self.held {
+            // The closed listener's address, in B: the SYN is held like any segment.
+            return match sys::Addr::Inet(h.listener_addr()).connect(fd) {
+                Ok(()) => Outcome::Ok,
+                Err(e) => errno_of(e),
+            };
+        }
         match &self.addr {
             // Under `start connected` the listener is gone; connect to an address
             // nobody listens on, as the model assumes, by making one up the same
@@ -880,7 +943,7 @@ pub fn run_local(case: &Case) -> io::Result<KernelRun> {
 /// Runs `case` as bare calls on fresh local sockets; returns the time they took.
 pub fn run_local_raw(case: &Case) -> io::Result<Duration> {
     let start = Instant::now();
-    let mut w = Sockets::start_with(case.transport, case.start, case.bufs)?;
+    let mut w = Sockets::start_on(case.transport, case.start, case.bufs, case.network)?;
     for &s in &case.steps {
         w.call_raw(s);
     }

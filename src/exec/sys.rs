@@ -207,7 +207,7 @@ static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
 /// but it skips every port a TIME_WAIT socket still holds, and a long campaign leaves
 /// tens of thousands of those (each for 60 s): the ephemeral range runs dry. An
 /// explicit port with SO_REUSEADDR may be bound over TIME_WAIT sockets.
-fn bind_cycling_port(fd: RawFd, addr: &socket2::SockAddr) -> io::Result<()> {
+pub(crate) fn bind_cycling_port(fd: RawFd, addr: &socket2::SockAddr) -> io::Result<()> {
     let mut sa = addr.as_socket().expect("an inet address");
     // Processes start at different points of the range so they rarely meet.
     let offset = std::process::id() as u64 * 7919;
