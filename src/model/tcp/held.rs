@@ -666,8 +666,13 @@ impl TcpModel {
             TcpState::FinWait1 | TcpState::FinWait2
                 if self.ends[y.index()].rcv_shut && h.end_seq() - u64::from(h.fin) > s.rcv_nxt =>
             {
+                // The urgent mark is taken before the text (tcp_urg): data_arrives sets
+                // it, then resets for the text.
+                let new = h.end_seq() - u64::from(h.fin) - s.rcv_nxt.max(h.seq);
+                let e = &self.ends[y.index()];
+                let base = e.rq.start + e.rq.len as u64;
                 self.wire_mut().reply_to = Some(h);
-                self.held_arrives(y);
+                self.data_arrives(y, base, new as usize, h.urgent);
                 self.wire_mut().reply_to = None;
                 return;
             }
