@@ -612,7 +612,12 @@ impl Profile {
     pub const fn linux() -> Profile {
         Profile {
             platform: Platform::Linux,
-            surface: Surface::ALL,
+            // The host kernel's segments can be held between two namespaces joined by
+            // TUN devices (crate::exec::wire).
+            surface: Surface {
+                networks: &[crate::step::Network::Instant, crate::step::Network::Held],
+                ..Surface::ALL
+            },
             oob_ignored: false,
             poll_rdhup: true,
             sigpipe_on_epipe: true,
@@ -672,6 +677,8 @@ impl Profile {
     pub const fn linux_6_1() -> Profile {
         let mut p = Profile::linux();
         p.platform = Platform::Linux61;
+        // The guest's segments stay inside User-mode Linux: nothing can hold them.
+        p.surface = Surface::ALL;
         p.unix.consumed_oob_ends_read = true;
         p.unix.inq_counts_queue = true;
         p.unix.peek_passes_consumed_oob = true;
