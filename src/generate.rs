@@ -357,8 +357,14 @@ fn held_steps(
             // No sleeps: shift the draw out of the rare sleeps' band.
             let (s, p, size, rare) = *r;
             let rare = rare.min(RARE_SPAN - 1 - RARE_LONG_SLEEP - RARE_SHORT_SLEEP);
-            t.map((s, p, size, rare)).map(|step| match step {
-                Step::Call { sock, op } => match op.write_len() {
+            t.map((s, p, size, rare)).and_then(|step| match step {
+                // Buffer sizes are not drawn (see crate::script: the held model does not
+                // follow what they change).
+                Step::Call {
+                    op: Op::RcvBuf(_) | Op::SndBuf(_),
+                    ..
+                } => None,
+                Step::Call { sock, op } => Some(match op.write_len() {
                     Some(n) => {
                         let e = usize::from(sock == Sock::B);
                         let room = crate::script::HELD_MAX_BYTES_PER_END - written[e];
@@ -373,8 +379,8 @@ fn held_steps(
                         Step::Call { sock, op }
                     }
                     None => step,
-                },
-                s => s,
+                }),
+                s => Some(s),
             })
         };
         if let Some(s) = step {

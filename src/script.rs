@@ -570,6 +570,15 @@ impl Scenario {
                         ));
                     }
                 }
+                Step::Call {
+                    op: Op::RcvBuf(_) | Op::SndBuf(_),
+                    ..
+                } if sc.network == Network::Held => {
+                    return Err(err(
+                        line_no,
+                        "'rcvbuf'/'sndbuf' under network held: buffer sizes decide how much a write takes and what the window lets leave, which the held model does not follow: expected the default buffers".into(),
+                    ));
+                }
                 Step::Sleep { .. } if sc.network == Network::Held => {
                     return Err(err(
                         line_no,
@@ -591,6 +600,12 @@ impl Scenario {
                 return Err(err(
                     line_no,
                     format!("'{step}' moves held segments: expected a 'network held' header before the first step"),
+                ));
+            }
+            if sc.network == Network::Held && !sc.bufs.is_default() {
+                return Err(err(
+                    line_no,
+                    "'rcvbuf'/'sndbuf' headers under network held: buffer sizes decide how much a write takes and what the window lets leave, which the held model does not follow: expected the default buffers".into(),
                 ));
             }
             if sc.network == Network::Held && sc.start != Start::Connected {
@@ -1387,6 +1402,7 @@ mod tests {
         let cases = [
             ("deliver a>b\n", 1, "expected a 'network held' header"),
             ("network held\nsleep 10\n", 2, "'sleep' under network held"),
+            ("network held\na: sndbuf 4096\n", 2, "'rcvbuf'/'sndbuf' under network held"),
             ("network held\ndeliver a>a\n", 2, "expected 'deliver a>b'"),
             ("network held\ndeliver a>b 0\n", 2, "K from 1 to 64"),
             ("network held\ndrop a>b 2\n", 2, "expected 'drop a>b'"),

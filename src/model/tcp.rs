@@ -1829,16 +1829,8 @@ impl TcpModel {
             _ => false,
         };
         if urgent {
-            if let Some(old) = e.urg {
-                if old.at == e.rq.start && !e.rq.is_empty() {
-                    Self::consume(e, 1);
-                }
-            }
-            e.urg = Some(Urg {
-                at: offset + len as u64 - 1,
-                read: false,
-                early: e.rq_open,
-            });
+            let early = e.rq_open;
+            Self::mark_urgent(e, offset + len as u64 - 1, early);
         }
         if queues {
             e.segs.push_back(len);
@@ -1886,6 +1878,34 @@ impl TcpModel {
             // The peer has sent its FIN, so it cannot send data: unreachable in order.
             _ => {}
         }
+    }
+
+    /// tcp_check_urg: a new urgent pointer replaces the mark; an old urgent byte at the
+    /// read head is dropped (copied_seq++), one further on becomes ordinary data.
+    fn mark_urgent(e: &mut TcpEnd, at: u64, early: bool) {
+        if let Some(old) = e.urg {
+            if old.at == e.rq.start && !e.rq.is_empty() {
+                Self::consume(e, 1);
+            }
+        }
+        e.urg = Some(Urg {
+            at,
+            read: false,
+            early,
+        });
+    }
+
+    /// Under held, Linux: segment `seq..seq+len` with the URG flag arrives at `y` (in
+    /// order or not): tcp_urg takes its pointer before the text, unless it points at
+    /// what was already received or is not past the mark there is (tcp_check_urg); the
+    /// urgent byte is in this very segment, so the mark is valid at once
+    /// (TCP_URG_VALID), even ahead of a hole.
+    pub(super) fn urgent_arrives(&mut self, y: End, at: u64, received: u64) {
+        let e = self.end(y);
+        if at < received || e.urg.is_some_and(|u| at <= u.at) {
+            return;
+        }
+        Self::mark_urgent(e, at, false);
     }
 
     /// Held data reaching its receiver: counted there already, but at an end that

@@ -658,6 +658,9 @@ impl TcpModel {
         if !has_text {
             return;
         }
+        if h.urgent && h.len > 0 {
+            self.urgent_arrives(y, h.seq + h.len - 1, s.rcv_nxt);
+        }
         let state = self.ends[y.index()].state;
         match state {
             TcpState::CloseWait | TcpState::Closing | TcpState::LastAck if h.seq >= s.rcv_nxt => {
@@ -666,13 +669,13 @@ impl TcpModel {
             TcpState::FinWait1 | TcpState::FinWait2
                 if self.ends[y.index()].rcv_shut && h.end_seq() - u64::from(h.fin) > s.rcv_nxt =>
             {
-                // The urgent mark is taken before the text (tcp_urg): data_arrives sets
-                // it, then resets for the text.
+                // The urgent mark was taken before the text (tcp_urg, above); the text
+                // resets.
                 let new = h.end_seq() - u64::from(h.fin) - s.rcv_nxt.max(h.seq);
                 let e = &self.ends[y.index()];
                 let base = e.rq.start + e.rq.len as u64;
                 self.wire_mut().reply_to = Some(h);
-                self.data_arrives(y, base, new as usize, h.urgent);
+                self.data_arrives(y, base, new as usize, false);
                 self.wire_mut().reply_to = None;
                 return;
             }
@@ -724,7 +727,8 @@ impl TcpModel {
         let base = self.ends[y.index()].rq.start + self.ends[y.index()].rq.len as u64;
         if own_end > start {
             self.wire_mut().seq[y.index()].rcv_nxt = own_end;
-            self.data_arrives(y, base, (own_end - start) as usize, h.urgent);
+            // Its urgent mark, if any, was taken on arrival (urgent_arrives).
+            self.data_arrives(y, base, (own_end - start) as usize, false);
         }
         if nxt > own_end.max(start) && self.ends[y.index()].conn == Conn::Live {
             let from = own_end.max(start);
