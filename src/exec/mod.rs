@@ -368,6 +368,12 @@ impl Sockets {
         self.transport
     }
 
+    /// The addresses of `sock`'s TCP connection, as last seen while its descriptor was
+    /// open (what `state` asks sock_diag about once it is closed).
+    pub fn tuple(&self, sock: Sock) -> Option<sys::Tuple> {
+        self.tuples[sock.index()]
+    }
+
     /// Whether `sock`'s descriptor is open.
     pub fn is_open(&self, sock: Sock) -> bool {
         self.fds[sock.index()].is_some()

@@ -233,13 +233,107 @@ impl WirePair {
             made.push(r?);
         }
         let (b, a) = (made.pop().expect("two"), made.pop().expect("two"));
-        Ok(WirePair {
+        let mut p = WirePair {
             ns: [a.0, b.0],
             tun: [a.1, b.1],
             diag: [a.2, b.2],
             buf: vec![0; 65536 + 64],
             seq: 1,
-        })
+        };
+        for ip in [IpAddr::V4(ADDR_V4[1]), IpAddr::V6(ADDR_V6[1])] {
+            for from in 0..2 {
+                p.wait_ready(&home, from, ip)?;
+            }
+        }
+        p.discard()?;
+        Ok(p)
+    }
+
+    /// Waits, bounded, until a datagram from `from` to the other end (`ip`'s family)
+    /// crosses the wire: read from `from`'s TUN, written to the other's, received.
+    /// IPv6 sets itself up asynchronously (addrconf's work items: the address stops
+    /// being tentative, then its local route is inserted) even without DAD; once
+    /// seen, a first tcp6 handshake was still lost now and then in the tests right
+    /// after a build (a loaded machine): every path a case uses is proven first.
+    fn wait_ready(&mut self, home: &OwnedFd, from: usize, ip: IpAddr) -> io::Result<()> {
+        let to = 1 - from;
+        let (family, dst, src) = match ip {
+            IpAddr::V4(_) => (
+                libc::AF_INET,
+                IpAddr::V4(ADDR_V4[to]),
+                IpAddr::V4(ADDR_V4[from]),
+            ),
+            IpAddr::V6(_) => (
+                libc::AF_INET6,
+                IpAddr::V6(ADDR_V6[to]),
+                IpAddr::V6(ADDR_V6[from]),
+            ),
+        };
+        let deadline = Instant::now() + Duration::from_millis(TENTATIVE_MS);
+        let mut last = String::from("nothing tried");
+        while Instant::now() < deadline {
+            let made = (|| {
+                setns(self.ns[to].as_raw_fd())?;
+                let rx = raw_socket(family, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)?;
+                setns(self.ns[from].as_raw_fd())?;
+                let tx = raw_socket(family, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)?;
+                Ok::<_, io::Error>((rx, tx))
+            })();
+            setns(home.as_raw_fd())?;
+            let (rx, tx) = made?;
+            match self.probe(&rx, &tx, src, dst, from) {
+                Ok(true) => return Ok(()),
+                Ok(false) => last = "the datagram did not arrive".into(),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(io::Error::other(format!(
+            "network held: the wire from {src} to {dst} did not work within {TENTATIVE_MS} ms ({last})"
+        )))
+    }
+
+    fn probe(
+        &mut self,
+        rx: &OwnedFd,
+        tx: &OwnedFd,
+        src: IpAddr,
+        dst: IpAddr,
+        from: usize,
+    ) -> io::Result<bool> {
+        let rx_ref = socket2::SockRef::from(rx);
+        rx_ref.bind(&SocketAddr::new(dst, 0).into())?;
+        let port = rx_ref.local_addr()?.as_socket().map_or(0, |a| a.port());
+        let tx_ref = socket2::SockRef::from(tx);
+        tx_ref.bind(&SocketAddr::new(src, 0).into())?;
+        tx_ref.send_to(b"closefuzz", &SocketAddr::new(dst, port).into())?;
+        let mut pfd = libc::pollfd {
+            fd: self.tun[from].as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 20) };
+        let mut crossed = false;
+        while let Some(n) = self.read(from)? {
+            let frame = self.buf[..n].to_vec();
+            self.write(1 - from, &frame)?;
+            crossed = true;
+        }
+        if !crossed {
+            return Ok(false);
+        }
+        let mut got = [0u8; 16];
+        // SAFETY: got is valid for its length.
+        let n = unsafe {
+            libc::recv(
+                rx.as_raw_fd(),
+                got.as_mut_ptr().cast(),
+                got.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        Ok(n == 9)
     }
 
     /// Reads one frame from `side`'s TUN into the buffer; `None` when it is empty.
@@ -301,8 +395,12 @@ impl WirePair {
     fn lookup(&mut self, side: usize, t: &Tuple) -> io::Result<Option<(u8, [u8; 8])>> {
         let seq = self.next_seq();
         let req = sys::diag_request(t, seq);
-        let reply = netlink_ask(self.diag[side].as_raw_fd(), &req, seq, false)?;
-        Ok(diag_found(&reply, t, seq))
+        match netlink_ask(self.diag[side].as_raw_fd(), &req, seq, false) {
+            Ok(reply) => Ok(diag_found(&reply, t, seq)),
+            // Nothing holds it (and no listener to fall back to).
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Destroys whatever holds `t` in `side`'s namespace (not a listener: an exact
@@ -536,12 +634,53 @@ fn setup_namespace(side: usize) -> io::Result<(OwnedFd, OwnedFd)> {
         new_route(index, IpAddr::V6(ADDR_V6[peer])),
         "cannot add the IPv6 route",
     )?;
-    let diag = raw_socket(
-        libc::AF_NETLINK,
-        libc::SOCK_DGRAM,
-        4, /* NETLINK_SOCK_DIAG */
-    )?;
+    wait_usable(ADDR_V6[side])?;
+    /// linux/sock_diag.h.
+    const NETLINK_SOCK_DIAG: libc::c_int = 4;
+    let diag = raw_socket(libc::AF_NETLINK, libc::SOCK_DGRAM, NETLINK_SOCK_DIAG)?;
     Ok((tun, diag))
+}
+
+/// How long a new IPv6 address may stay tentative.
+const TENTATIVE_MS: u64 = 2000;
+
+/// Waits, bounded, until `ip` can be bound and reached. Even without duplicate address
+/// detection (IFA_F_NODAD) a new IPv6 address is tentative until addrconf's work item
+/// has run (addrconf_dad_work -> addrconf_dad_begin), which a loaded machine may delay
+/// by milliseconds, and its local route (what delivers a packet to it) is inserted
+/// only after the tentative flag is cleared (addrconf_dad_completed ->
+/// ipv6_ifa_notify): until both, a SYN to it is not received (seen: 1 run in ~10 of
+/// the tests lost a tcp6 handshake), and one from it cannot be sent. A UDP socket
+/// bound to it (not tentative) that connects to it (the local route) shows both.
+fn wait_usable(ip: Ipv6Addr) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(TENTATIVE_MS);
+    let addr = socket2::SockAddr::from(SocketAddr::new(IpAddr::V6(ip), 9));
+    loop {
+        let s = raw_socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)?;
+        // SAFETY: addresses from a valid SockAddr.
+        let r = unsafe {
+            if libc::bind(s.as_raw_fd(), addr.as_ptr(), addr.len()) == 0 {
+                libc::connect(s.as_raw_fd(), addr.as_ptr(), addr.len())
+            } else {
+                -1
+            }
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        let waiting = matches!(
+            e.raw_os_error(),
+            Some(libc::EADDRNOTAVAIL | libc::ENETUNREACH | libc::EHOSTUNREACH)
+        );
+        if !waiting || Instant::now() >= deadline {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("network held: {ip} did not become usable ({e})"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn ifreq(name: &str) -> libc::ifreq {
