@@ -52,7 +52,7 @@
 //! deliver b>a all     => ok
 //! ```
 //!
-//! The header `network held` (TCP on a stack that can hold segments: smoltcp) makes
+//! The header `network held` (TCP on a stack that can hold segments: the host kernel, between two network namespaces joined by TUN devices, see [`crate::exec::wire`]; smoltcp) makes
 //! every segment wait in flight until a step moves it; `network instant` (the default)
 //! delivers each inside the step that sent it. Under `start connected` the handshake is
 //! delivered before the first step. The steps, on lines of their own:
@@ -1402,7 +1402,11 @@ mod tests {
         let cases = [
             ("deliver a>b\n", 1, "expected a 'network held' header"),
             ("network held\nsleep 10\n", 2, "'sleep' under network held"),
-            ("network held\na: sndbuf 4096\n", 2, "'rcvbuf'/'sndbuf' under network held"),
+            (
+                "network held\na: sndbuf 4096\n",
+                2,
+                "'rcvbuf'/'sndbuf' under network held",
+            ),
             ("network held\ndeliver a>a\n", 2, "expected 'deliver a>b'"),
             ("network held\ndeliver a>b 0\n", 2, "K from 1 to 64"),
             ("network held\ndrop a>b 2\n", 2, "expected 'drop a>b'"),
@@ -1451,13 +1455,20 @@ mod tests {
     #[test]
     fn network_held_is_unrunnable_where_segments_cannot_be_held() {
         let sc = Scenario::parse("h", HELD).unwrap();
-        let linux = crate::model::profile::Profile::linux().surface;
-        let smoltcp = crate::model::profile::Profile::smoltcp().surface;
-        assert!(sc
-            .world_unrunnable_on(&linux, Transport::Tcp4)
-            .unwrap()
-            .contains("network held does not run there"));
-        assert_eq!(sc.world_unrunnable_on(&smoltcp, Transport::Tcp4), None);
+        let uml = crate::model::profile::Profile::linux_6_1().surface;
+        let gvisor = crate::model::profile::Profile::gvisor().surface;
+        for cannot in [uml, gvisor] {
+            assert!(sc
+                .world_unrunnable_on(&cannot, Transport::Tcp4)
+                .unwrap()
+                .contains("network held does not run there"));
+        }
+        for can in [
+            crate::model::profile::Profile::linux().surface,
+            crate::model::profile::Profile::smoltcp().surface,
+        ] {
+            assert_eq!(sc.world_unrunnable_on(&can, Transport::Tcp4), None);
+        }
     }
 
     #[test]
