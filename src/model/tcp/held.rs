@@ -82,6 +82,11 @@ pub(super) struct SeqSpace {
     /// Linux's rcv_wup: the ACK number of the last segment sent (tcp_select_window
     /// sets it for every one); tcp_sequence takes nothing that ends before it.
     rcv_wup: u64,
+    /// Linux: where each segment with data or a FIN sent so far ends, oldest first
+    /// (the retransmission queue's skbs, for packets_out).
+    sent_ends: Vec<u64>,
+    /// Linux: in fast recovery until SND.UNA reaches this (high_seq).
+    recovery: Option<u64>,
 }
 
 /// One segment in flight.
@@ -272,8 +277,12 @@ impl TcpModel {
         };
         let w = self.wire_mut();
         w.sent.push(seen);
+        let s = &mut w.seq[x.index()];
         if h.ack_flag {
-            w.seq[x.index()].rcv_wup = h.ack;
+            s.rcv_wup = h.ack;
+        }
+        if !h.rst && (h.len > 0 || h.fin) && s.sent_ends.last().is_none_or(|&e| h.end_seq() > e) {
+            s.sent_ends.push(h.end_seq());
         }
         w.queue[x.index()].push_back(h);
     }
@@ -624,6 +633,7 @@ impl TcpModel {
             self.wire_mut().seq[y.index()].snd_una = h.ack;
             self.end(y).outq_hi = s.snd_nxt.saturating_sub(h.ack) as usize;
         }
+        self.count_dupacks(y, &h, &s);
         if !old_ack && s.fin_seq.is_some_and(|f| h.ack == f + 1) {
             match self.ends[y.index()].state {
                 TcpState::FinWait1 => {
@@ -688,6 +698,51 @@ impl TcpModel {
                 "what arrived, acknowledged at once (route quickack): tcp_ack_snd_check",
             );
         }
+    }
+
+    /// Reno's duplicate ACKs (tcp_ack, tcp_fastretrans_alert without SACK): an ACK that
+    /// moves nothing, with no data or FIN, while segments are outstanding, counts one
+    /// (tcp_add_reno_sack, at most packets_out - 1: tcp_limit_reno_sacked); the count
+    /// past tcp_reordering (3) starts fast recovery, which sends the head of the
+    /// retransmission queue again, the small segments after it joined to it
+    /// (tcp_retrans_try_collapse, up to an MSS: all of them here). An ACK that moves
+    /// SND.UNA resets the count; recovery ends once SND.UNA reaches what was sent when
+    /// it began (high_seq). Assumed: the duplicate ACKs carry the same window (a
+    /// window update is not a duplicate).
+    fn count_dupacks(&mut self, y: End, h: &HeldSeg, before: &SeqSpace) {
+        let t = &mut self.wire_mut().seq[y.index()];
+        if h.ack > before.snd_una {
+            t.dups = 0;
+            t.sent_ends.retain(|&e| e > h.ack);
+            if t.recovery.is_some_and(|r| h.ack >= r) {
+                t.recovery = None;
+            }
+            return;
+        }
+        let outstanding = t.sent_ends.iter().filter(|&&e| e > t.snd_una).count();
+        if h.ack != before.snd_una || h.len > 0 || h.fin || outstanding == 0 {
+            return;
+        }
+        t.dups = (t.dups + 1).min(u8::try_from(outstanding - 1).unwrap_or(u8::MAX));
+        if t.recovery.is_some() || t.dups < 3 {
+            return;
+        }
+        t.recovery = Some(t.snd_nxt);
+        let r = HeldSeg {
+            seq: t.snd_una,
+            ack: t.rcv_nxt,
+            len: t.fin_seq.unwrap_or(t.snd_nxt) - t.snd_una,
+            fin: t.fin_seq.is_some(),
+            rst: false,
+            win: 0,
+            ack_flag: true,
+            urgent: false,
+        };
+        self.emit(
+            y,
+            r,
+            "third duplicate ACK: fast retransmit of the head, the rest joined to it (tcp_fastretrans_alert, tcp_retrans_try_collapse)",
+        );
     }
 
     /// tcp_data_queue for a segment with data or a FIN, from its place relative to
