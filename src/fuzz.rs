@@ -405,19 +405,25 @@ pub fn minimize(
     interrupted: &AtomicBool,
 ) -> (Case, Option<CaseRun>, bool) {
     let budget = std::cell::Cell::new(MINIMIZE_BUDGET);
-    let (transport, start, bufs) = (case.transport, case.start, case.bufs);
+    let (transport, start, bufs, network) = (case.transport, case.start, case.bufs, case.network);
     let mut fails = |s: &[Step]| -> Option<CaseRun> {
         budget.set(budget.get().checked_sub(1)?);
         if interrupted.load(Ordering::Relaxed) {
             return None;
         }
         // An error (too slow, interference) gives no verdict: the step is kept.
-        let c = Case::new(transport, start, s.to_vec()).with_bufs(bufs);
+        let c = Case::new(transport, start, s.to_vec())
+            .with_bufs(bufs)
+            .with_network(network);
         run_case_with(exec, &model_for(&c), &c)
             .ok()
             .filter(|r| r.first_mismatch().is_some())
     };
-    let as_case = |steps: Vec<Step>| Case::new(transport, start, steps).with_bufs(bufs);
+    let as_case = |steps: Vec<Step>| {
+        Case::new(transport, start, steps)
+            .with_bufs(bufs)
+            .with_network(network)
+    };
     let Some(mut last) = fails(&case.steps) else {
         return (case, None, false);
     };

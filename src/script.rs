@@ -571,6 +571,14 @@ impl Scenario {
                     }
                 }
                 Step::Call {
+                    op: Op::Linger(n), ..
+                } if n > 0 && sc.network == Network::Held => {
+                    return Err(err(
+                        line_no,
+                        format!("'linger {n}' under network held: a lingering close waits for the ACK of its FIN, which only a later step can deliver, so the close would block for {n} s: expected 'linger 0' or none"),
+                    ));
+                }
+                Step::Call {
                     op: Op::RcvBuf(_) | Op::SndBuf(_),
                     ..
                 } if sc.network == Network::Held => {
@@ -1407,6 +1415,7 @@ mod tests {
                 2,
                 "'rcvbuf'/'sndbuf' under network held",
             ),
+            ("network held\na: linger 1\n", 2, "would block for 1 s"),
             ("network held\ndeliver a>a\n", 2, "expected 'deliver a>b'"),
             ("network held\ndeliver a>b 0\n", 2, "K from 1 to 64"),
             ("network held\ndrop a>b 2\n", 2, "expected 'drop a>b'"),

@@ -1,7 +1,7 @@
 //! `--platform smoltcp`: the smoltcp crate in process, checked against its profile.
 
 use closefuzz::exec::smoltcp::Smoltcp;
-use closefuzz::exec::Executor;
+use closefuzz::exec::{Case, Executor};
 use closefuzz::model::{profile::Profile, Platform};
 use closefuzz::run::{model_for, run_case_with};
 use closefuzz::script::Scenario;
@@ -201,4 +201,36 @@ fn explain_runs_its_model_under_the_cases_network() {
         "{text}"
     );
     assert!(!text.contains("<-- differs"), "{text}");
+}
+
+/// Shrinking keeps the case's network: a held case that disagrees is shrunk as a held
+/// case (it once came back as instant, where nothing is held and nothing disagreed, so
+/// every held finding was reported unshrunk).
+#[test]
+fn shrinking_keeps_network_held() {
+    use closefuzz::model::Model;
+    use closefuzz::step::{Dir, Network, Op, Sock, Step, Which};
+    let case = Case::new(
+        Transport::Tcp4,
+        Start::Connected,
+        vec![
+            Step::call(Sock::A, Op::Write(5)),
+            Step::call(Sock::B, Op::Inq),
+            Step::Deliver {
+                dir: Dir::PAIR[0],
+                which: Which::Nth(1),
+            },
+            Step::call(Sock::B, Op::Inq),
+        ],
+    )
+    .with_network(Network::Held);
+    // A deliberately wrong model: the instant one, for which no segment waits.
+    let instant = |c: &Case| Model::of(c.transport, Platform::Smoltcp);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let (shrunk, run, minimal) =
+        closefuzz::fuzz::minimize(&mut Smoltcp::new(), &instant, case, &never);
+    assert_eq!(shrunk.network, Network::Held);
+    assert!(run.is_some(), "the held case still disagrees");
+    assert!(minimal);
+    assert!(shrunk.steps.len() < 4, "{:?}", shrunk.steps);
 }

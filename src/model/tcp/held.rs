@@ -87,6 +87,11 @@ pub(super) struct SeqSpace {
     sent_ends: Vec<u64>,
     /// Linux: in fast recovery until SND.UNA reaches this (high_seq).
     recovery: Option<u64>,
+    /// Linux's snd_wl1: the sequence number of the segment that last updated the
+    /// send window; `None` is the SYN-ACK's, one before the first data byte (the
+    /// client's, tcp_rcv_synsent_state_process; the accepted side starts at the
+    /// handshake ACK's, 0).
+    wl1: Option<u64>,
 }
 
 /// One segment in flight.
@@ -175,6 +180,7 @@ impl TcpModel {
         let mut w = Box::<HeldWire>::default();
         // b last saw a's window in the handshake's ACK, scaled; a, the SYN-ACK's.
         w.seq[End::B.index()].win_seen = Some(window(0));
+        w.seq[End::B.index()].wl1 = Some(0);
         self.held = Some(w);
         self
     }
@@ -707,10 +713,19 @@ impl TcpModel {
     /// retransmission queue again, the small segments after it joined to it
     /// (tcp_retrans_try_collapse, up to an MSS: all of them here). An ACK that moves
     /// SND.UNA resets the count; recovery ends once SND.UNA reaches what was sent when
-    /// it began (high_seq). Assumed: the duplicate ACKs carry the same window (a
-    /// window update is not a duplicate).
+    /// it began (high_seq). A window update is not a duplicate: tcp_may_update_window
+    /// is true for an ACK that moves SND.UNA or a segment whose sequence number is past
+    /// snd_wl1 (which it then becomes). Assumed: the window itself does not grow.
     fn count_dupacks(&mut self, y: End, h: &HeldSeg, before: &SeqSpace) {
         let t = &mut self.wire_mut().seq[y.index()];
+        if h.ack < before.snd_una {
+            // Old: tcp_ack leaves before the window is looked at.
+            return;
+        }
+        let win_update = h.ack > before.snd_una || t.wl1.is_none_or(|w| h.seq > w);
+        if win_update {
+            t.wl1 = Some(h.seq);
+        }
         if h.ack > before.snd_una {
             t.dups = 0;
             t.sent_ends.retain(|&e| e > h.ack);
@@ -720,7 +735,7 @@ impl TcpModel {
             return;
         }
         let outstanding = t.sent_ends.iter().filter(|&&e| e > t.snd_una).count();
-        if h.ack != before.snd_una || h.len > 0 || h.fin || outstanding == 0 {
+        if win_update || h.len > 0 || h.fin || outstanding == 0 {
             return;
         }
         t.dups = (t.dups + 1).min(u8::try_from(outstanding - 1).unwrap_or(u8::MAX));
