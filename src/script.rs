@@ -653,9 +653,10 @@ impl Scenario {
                 (Some(e), Step::Call { op, .. }) => {
                     Some(parse_expectation(e, op).map_err(|m| err(line_no, m))?)
                 }
-                (Some(e), wire) => Some(Expectation::everywhere(
-                    parse_wire_expect(e, wire).map_err(|m| err(line_no, m))?,
-                )),
+                (Some(e), wire) => Some(
+                    parse_overridden(e, |text, _| parse_wire_expect(text, wire))
+                        .map_err(|m| err(line_no, m))?,
+                ),
             };
             sc.steps.push(ScriptStep {
                 step,
@@ -884,14 +885,9 @@ fn parse_wire_step(s: &str, words: &[&str]) -> Option<Result<Step, String>> {
 }
 
 /// Parses the expectation of a network step: `ok` or `n/a` for `deliver` and `drop`,
-/// segment names oldest first (or `-`) for `held`.
+/// segment names oldest first (or `-`) for `held` (stacks that hold segments differ
+/// in what they send: `held b>a => FIN RST; smoltcp => FIN ACK`).
 fn parse_wire_expect(s: &str, step: Step) -> Result<Expect, String> {
-    if s.contains(';') {
-        return Err(format!(
-            "'{}': a network step states one result for every stack that holds segments: expected no ';'",
-            clip_echo(s)
-        ));
-    }
     let outcome = match (step, s.trim()) {
         (Step::Held { .. }, names) => {
             ExpectOutcome::Exact(Outcome::Segments(SegName::parse_list(names).ok_or_else(
@@ -1028,8 +1024,27 @@ pub fn parse_step(s: &str) -> Result<Step, String> {
 /// Parses the whole text after a step's `=>`: a default expectation, then zero or more
 /// `; PLATFORM => EXPECTATION` overrides, each checked against `op`.
 pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
+    parse_overridden(s, |text, platform| match platform {
+        None => parse_expect(text, op),
+        // A stack whose zero-length read reports EOF may say so in its own override.
+        Some(p) => parse_expect_on(
+            text,
+            op,
+            crate::model::profile::Profile::of(p)
+                .tcp
+                .zero_length_read_at_once,
+        ),
+    })
+}
+
+/// A default expectation and `; PLATFORM => EXPECTATION` overrides, each part parsed
+/// by `one` (given the override's platform, `None` for the default).
+fn parse_overridden(
+    s: &str,
+    one: impl Fn(&str, Option<Platform>) -> Result<Expect, String>,
+) -> Result<Expectation, String> {
     let mut parts = s.split(';');
-    let default = parse_expect(parts.next().unwrap_or("").trim(), op)?;
+    let default = one(parts.next().unwrap_or("").trim(), None)?;
     let mut overrides: Vec<(Platform, Expect)> = Vec::new();
     for part in parts {
         let part = part.trim();
@@ -1053,14 +1068,7 @@ pub fn parse_expectation(s: &str, op: Op) -> Result<Expectation, String> {
                 "a second override for {platform}: expected one per platform"
             ));
         }
-        // A stack whose zero-length read reports EOF may say so in its own override.
-        let eof_after_zero_read = crate::model::profile::Profile::of(platform)
-            .tcp
-            .zero_length_read_at_once;
-        overrides.push((
-            platform,
-            parse_expect_on(text.trim(), op, eof_after_zero_read)?,
-        ));
+        overrides.push((platform, one(text.trim(), Some(platform))?));
     }
     Ok(Expectation { default, overrides })
 }
@@ -1397,6 +1405,30 @@ mod tests {
             &lines,
         );
         assert_eq!(text, HELD);
+        // Stacks that hold segments may differ in what they send.
+        let sc = Scenario::parse(
+            "o",
+            "network held\nheld b>a => FIN RST; smoltcp => FIN ACK\n",
+        )
+        .unwrap();
+        let e = sc.steps[0].expect.as_ref().unwrap();
+        assert_eq!(
+            e.default.outcome,
+            ExpectOutcome::Exact(Outcome::Segments(vec![SegName::Fin, SegName::Rst]))
+        );
+        assert_eq!(
+            e.overrides,
+            vec![(
+                Platform::Smoltcp,
+                Expect {
+                    outcome: ExpectOutcome::Exact(Outcome::Segments(vec![
+                        SegName::Fin,
+                        SegName::Ack
+                    ])),
+                    sigpipe: Sigpipe::NotRaised,
+                }
+            )]
+        );
         assert_eq!(
             SegName::parse_list("DATA(5)+FIN RST"),
             Some(vec![SegName::DataFin(5), SegName::Rst])
@@ -1426,9 +1458,14 @@ mod tests {
                 "expected segment names",
             ),
             (
-                "network held\nheld a>b => FIN; smoltcp => -\n",
+                "network held\nheld a>b => FIN; smoltcp => DATA(0)\n",
                 2,
-                "expected no ';'",
+                "expected segment names",
+            ),
+            (
+                "network held\nheld a>b => FIN; tcp => -\n",
+                2,
+                "unknown platform",
             ),
             ("network held\ndeliver a>b => eof\n", 2, "expected ok"),
             (

@@ -87,6 +87,9 @@ pub(super) struct SeqSpace {
     sent_ends: Vec<u64>,
     /// Linux: in fast recovery until SND.UNA reaches this (high_seq).
     recovery: Option<u64>,
+    /// Linux's tp->reordering (net.ipv4.tcp_reordering, 3, at first): Reno lowers it
+    /// when duplicate ACKs outnumber what is out.
+    reordering: u32,
     /// Linux's snd_wl1: the sequence number of the segment that last updated the
     /// send window; `None` is the SYN-ACK's, one before the first data byte (the
     /// client's, tcp_rcv_synsent_state_process; the accepted side starts at the
@@ -181,6 +184,9 @@ impl TcpModel {
         // b last saw a's window in the handshake's ACK, scaled; a, the SYN-ACK's.
         w.seq[End::B.index()].win_seen = Some(window(0));
         w.seq[End::B.index()].wl1 = Some(0);
+        for s in &mut w.seq {
+            s.reordering = 3;
+        }
         self.held = Some(w);
         self
     }
@@ -706,16 +712,20 @@ impl TcpModel {
         }
     }
 
-    /// Reno's duplicate ACKs (tcp_ack, tcp_fastretrans_alert without SACK): an ACK that
-    /// moves nothing, with no data or FIN, while segments are outstanding, counts one
-    /// (tcp_add_reno_sack, at most packets_out - 1: tcp_limit_reno_sacked); the count
-    /// past tcp_reordering (3) starts fast recovery, which sends the head of the
-    /// retransmission queue again, the small segments after it joined to it
-    /// (tcp_retrans_try_collapse, up to an MSS: all of them here). An ACK that moves
-    /// SND.UNA resets the count; recovery ends once SND.UNA reaches what was sent when
-    /// it began (high_seq). A window update is not a duplicate: tcp_may_update_window
-    /// is true for an ACK that moves SND.UNA or a segment whose sequence number is past
-    /// snd_wl1 (which it then becomes). Assumed: the window itself does not grow.
+    /// Reno's duplicate ACKs (tcp_ack, tcp_fastretrans_alert without SACK). A window
+    /// update is not a duplicate: tcp_may_update_window is true for an ACK that moves
+    /// SND.UNA or a segment whose sequence number is past snd_wl1 (which it then
+    /// becomes). An ACK that moves nothing, with no data or FIN, while segments are
+    /// outstanding, adds one to sacked_out (tcp_add_reno_sack); where that makes more
+    /// than packets_out - 1, tcp_check_reno_reordering cuts it to packets_out - 1 and
+    /// sets tp->reordering to packets_out (a duplicate can only be reordering then).
+    /// Once sacked_out reaches tp->reordering (3 at first) the head is marked lost
+    /// (tcp_newreno_mark_lost) and fast recovery begins: the head leaves again, the
+    /// small segments after it and the FIN joined to it (tcp_retrans_try_collapse, up
+    /// to an MSS: all of them here). An ACK that moves SND.UNA ends the count
+    /// (tcp_reset_reno_sack); in recovery, one short of what was sent when it began
+    /// (high_seq) marks the new head lost and sends it again, one past it ends
+    /// recovery. Assumed: the window itself does not grow.
     fn count_dupacks(&mut self, y: End, h: &HeldSeg, before: &SeqSpace) {
         let t = &mut self.wire_mut().seq[y.index()];
         if h.ack < before.snd_una {
@@ -726,38 +736,61 @@ impl TcpModel {
         if win_update {
             t.wl1 = Some(h.seq);
         }
-        if h.ack > before.snd_una {
-            t.dups = 0;
+        let advanced = h.ack > before.snd_una;
+        if advanced {
             t.sent_ends.retain(|&e| e > h.ack);
-            if t.recovery.is_some_and(|r| h.ack >= r) {
-                t.recovery = None;
+            t.dups = 0;
+            match t.recovery {
+                Some(r) if h.ack >= r => t.recovery = None,
+                Some(_) => {
+                    self.retransmit_head(
+                        y,
+                        "partial ACK in fast recovery: the new head again (tcp_newreno_mark_lost)",
+                    );
+                }
+                None => {}
             }
             return;
         }
-        let outstanding = t.sent_ends.iter().filter(|&&e| e > t.snd_una).count();
-        if win_update || h.len > 0 || h.fin || outstanding == 0 {
+        let packets_out = t.sent_ends.iter().filter(|&&e| e > t.snd_una).count();
+        if win_update || h.len > 0 || h.fin || packets_out == 0 {
             return;
         }
-        t.dups = (t.dups + 1).min(u8::try_from(outstanding - 1).unwrap_or(u8::MAX));
-        if t.recovery.is_some() || t.dups < 3 {
+        let packets_out = u32::try_from(packets_out).unwrap_or(u32::MAX);
+        let mut sacked = u32::from(t.dups) + 1;
+        if sacked + 1 > packets_out {
+            sacked = packets_out - 1;
+            // sysctl_tcp_max_reordering is 300.
+            t.reordering = packets_out.min(300);
+        }
+        t.dups = u8::try_from(sacked).unwrap_or(u8::MAX);
+        if t.recovery.is_some() || sacked < t.reordering {
             return;
         }
         t.recovery = Some(t.snd_nxt);
+        self.retransmit_head(
+            y,
+            "duplicate ACKs up to tp->reordering: fast retransmit of the head, the rest joined to it (tcp_fastretrans_alert, tcp_retrans_try_collapse)",
+        );
+    }
+
+    /// The head of `y`'s retransmission queue leaves again with everything after it.
+    fn retransmit_head(&mut self, y: End, note: &'static str) {
+        let t = &self.wire_mut().seq[y.index()];
+        if t.snd_nxt <= t.snd_una {
+            return;
+        }
         let r = HeldSeg {
             seq: t.snd_una,
             ack: t.rcv_nxt,
-            len: t.fin_seq.unwrap_or(t.snd_nxt) - t.snd_una,
+            len: t.fin_seq.unwrap_or(t.snd_nxt).saturating_sub(t.snd_una),
             fin: t.fin_seq.is_some(),
             rst: false,
             win: 0,
             ack_flag: true,
             urgent: false,
         };
-        self.emit(
-            y,
-            r,
-            "third duplicate ACK: fast retransmit of the head, the rest joined to it (tcp_fastretrans_alert, tcp_retrans_try_collapse)",
-        );
+        self.emit(y, r, note);
     }
 
     /// tcp_data_queue for a segment with data or a FIN, from its place relative to
