@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use closefuzz::exec::{executor_for, Case, Executor};
 use closefuzz::fuzz::{run_campaign_until, Campaign, Finding, Verdict};
-use closefuzz::matrix::{build, run_all, scenario_files, Column, Recording};
+use closefuzz::matrix::{build_seen, run_all, run_all_seen, scenario_files, Column, Recording};
 use closefuzz::model::tcp::{Mutation, TcpModel};
 use closefuzz::model::{Model, Platform};
 use closefuzz::report::{explain_text, replay_report, replay_text};
@@ -806,13 +806,13 @@ fn matrix(
                 profile: Some(platform.name().into()),
             });
             results.push(
-                run_all(&mut exec, &scenarios, t, Some(platform)).map_err(|e| {
+                run_all_seen(&mut exec, &scenarios, t, Some(platform)).map_err(|e| {
                     BadInput(format!("running scenarios over {t} on {platform}: {e}"))
                 })?,
             );
         }
     }
-    let mut m = build(&files, &scenarios, columns, results);
+    let mut m = build_seen(&files, &scenarios, columns, results);
     let mut recordings: Vec<PathBuf> = std::fs::read_dir(&rec_dir)
         .map_err(|e| BadInput(format!("{}: {e}", rec_dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))

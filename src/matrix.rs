@@ -67,6 +67,10 @@ pub struct StepRow {
     pub expect: Option<String>,
     /// Column name -> result.
     pub cells: BTreeMap<String, StepResult>,
+    /// Under `network held`: column name -> the segments the stack sent during the
+    /// step, as the comparison names them (`a>b FIN seq 5 ack 0`, `-` for none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sent: BTreeMap<String, String>,
 }
 
 /// One scenario's rows.
@@ -449,6 +453,32 @@ pub fn run_all(
     transport: Transport,
     platform: Option<crate::model::Platform>,
 ) -> std::io::Result<Vec<Vec<StepResult>>> {
+    Ok(run_all_seen(exec, scenarios, transport, platform)?
+        .into_iter()
+        .map(|steps| steps.into_iter().map(|s| s.result).collect())
+        .collect())
+}
+
+/// One step as a column saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// What it returned.
+    pub result: StepResult,
+    /// Under `network held`, the segments sent during it.
+    pub sent: Option<Vec<crate::step::WireSeg>>,
+}
+
+/// [`run_all`], keeping the segments each held step sent.
+pub fn run_all_seen(
+    exec: &mut dyn Executor,
+    scenarios: &[Scenario],
+    transport: Transport,
+    platform: Option<crate::model::Platform>,
+) -> std::io::Result<Vec<Vec<Seen>>> {
+    let plain = |r: StepResult| Seen {
+        result: r,
+        sent: None,
+    };
     scenarios
         .iter()
         .map(|sc| {
@@ -468,7 +498,7 @@ pub fn run_all(
                     Ok(case
                         .steps
                         .iter()
-                        .map(|_| StepResult::plain(crate::step::Outcome::NotApplicable))
+                        .map(|_| plain(StepResult::plain(crate::step::Outcome::NotApplicable)))
                         .collect())
                 }
                 Some(p) => {
@@ -492,11 +522,18 @@ pub fn run_all(
                         }
                         run = again;
                     }
-                    Ok(run.steps.into_iter().map(|r| r.kernel).collect())
+                    Ok(run
+                        .steps
+                        .into_iter()
+                        .map(|r| Seen {
+                            result: r.kernel,
+                            sent: r.segs.map(|s| s.kernel),
+                        })
+                        .collect())
                 }
                 None => {
                     let kr = exec.run(&case)?;
-                    Ok(kr.steps.into_iter().map(|(r, _)| r).collect())
+                    Ok(kr.steps.into_iter().map(|(r, _)| plain(r)).collect())
                 }
             }
         })
@@ -510,6 +547,28 @@ pub fn build(
     scenarios: &[Scenario],
     columns: Vec<Column>,
     results: Vec<Vec<Vec<StepResult>>>,
+) -> Matrix {
+    let seen = results
+        .into_iter()
+        .map(|col| {
+            col.into_iter()
+                .map(|sc| {
+                    sc.into_iter()
+                        .map(|result| Seen { result, sent: None })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    build_seen(files, scenarios, columns, seen)
+}
+
+/// [`build`], with the segments each held step sent.
+pub fn build_seen(
+    files: &[PathBuf],
+    scenarios: &[Scenario],
+    columns: Vec<Column>,
+    results: Vec<Vec<Vec<Seen>>>,
 ) -> Matrix {
     let rows = scenarios
         .iter()
@@ -543,7 +602,15 @@ pub fn build(
                             .filter_map(|(c, r)| {
                                 r.get(si)
                                     .and_then(|s| s.get(i))
-                                    .map(|x| (c.name.clone(), x.clone()))
+                                    .map(|x| (c.name.clone(), x.result.clone()))
+                            })
+                            .collect(),
+                        sent: columns
+                            .iter()
+                            .zip(&results)
+                            .filter_map(|(c, r)| {
+                                let segs = r.get(si)?.get(i)?.sent.as_ref()?;
+                                Some((c.name.clone(), crate::step::wire_segs(segs)))
                             })
                             .collect(),
                     })
@@ -994,6 +1061,37 @@ impl Matrix {
                 } else {
                     out.push_str(&format!(" {text} |"));
                 }
+            }
+            out.push('\n');
+        }
+        Self::segments_markdown(out, sc);
+    }
+
+    /// Under `network held`: each step's segments, per column that held them.
+    fn segments_markdown(out: &mut String, sc: &ScenarioRows) {
+        let held: std::collections::BTreeSet<&String> =
+            sc.steps.iter().flat_map(|r| r.sent.keys()).collect();
+        if held.is_empty() {
+            return;
+        }
+        out.push_str("\nThe segments each step sent (sequence and acknowledgement numbers relative to each end's first data byte):\n\n| line | step |");
+        for c in &held {
+            out.push_str(&format!(" {} |", cell(c)));
+        }
+        out.push_str("\n|---|---|");
+        for _ in &held {
+            out.push_str("---|");
+        }
+        out.push('\n');
+        for row in &sc.steps {
+            out.push_str(&format!("| {} | `{}` |", row.line, cell(&row.step)));
+            for c in &held {
+                let text = row
+                    .sent
+                    .get(*c)
+                    .map(|s| cell(s))
+                    .unwrap_or_else(|| "—".into());
+                out.push_str(&format!(" {text} |"));
             }
             out.push('\n');
         }
