@@ -101,6 +101,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
     let mut failures = vec![];
     for file in [
         "tcp-abort-after-full-shutdown.cfz",
+        "tcp-abort-after-held-tail-left.cfz",
         "tcp-abort-with-everything-acknowledged.cfz",
         "tcp-accept-after-client-abort.cfz",
         "tcp-both-shutdown-wr.cfz",

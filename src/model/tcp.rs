@@ -785,6 +785,7 @@ impl TcpModel {
                 );
                 with_fin.deliver_all();
             }
+            let whole = self.departed_whole(&arrives, x);
             *self = keep;
             if arrives != *self {
                 self.fork(arrives);
@@ -792,7 +793,38 @@ impl TcpModel {
             if fin {
                 self.fork(with_fin);
             }
+            for w in whole {
+                self.fork(w);
+            }
         }
+    }
+
+    /// `tcp.abort_needs_unacked_data`: lwIP's abort looks at what is unsent, so the
+    /// way in which everything `x` held back left (the window took the rest whole,
+    /// tcp_output) is kept as ways of their own: `x` has nothing unsent, the peer's
+    /// queue is exact, and the peer owes an ACK or not (tcp_in.c's tcp_ack: every
+    /// second segment is ACKed at once, and how many segments the rest made is not
+    /// tracked). The owed segment is taken as a whole one, the most it can be.
+    fn departed_whole(&self, arrives: &TcpModel, x: End) -> Vec<TcpModel> {
+        let y = x.peer();
+        if !self.profile.tcp.abort_needs_unacked_data
+            || !arrives.ends[x.index()].pressed
+            || arrives.ends[x.index()].conn != Conn::Live
+            || arrives.ends[y.index()].conn != Conn::Live
+        {
+            return vec![];
+        }
+        [false, true]
+            .into_iter()
+            .map(|owed| {
+                let mut w = arrives.clone();
+                w.end(y).ack_owed = owed;
+                w.end(y).owed_len = if owed { w.mss } else { 0 };
+                w.drained(y);
+                w.deliver_all();
+                w
+            })
+            .collect()
     }
 
     /// A read; with `peek` (MSG_PEEK) queued data is copied and left queued, and
