@@ -119,6 +119,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
         "tcp-reads-and-poll-after-reset.cfz",
         "tcp-reset-after-full-shutdown-is-not-told.cfz",
         "tcp-shutdown-rd-then-more-data.cfz",
+        "tcp-shutdown-that-closes-with-linger-zero.cfz",
         "tcp-urgent-byte-stops-a-read.cfz",
         "tcp-write-after-own-shutdown-wr.cfz",
     ] {

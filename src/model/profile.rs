@@ -53,7 +53,8 @@ pub struct TcpProfile {
     /// SO_LINGER {on, 0} makes close send RST only while data of ours is unsent or
     /// unacknowledged (lwIP's lwip_netconn_do_close_internal calls tcp_abort then);
     /// otherwise the close is graceful (Linux: RST whenever the peer still expects
-    /// data or a FIN, tcp_need_reset).
+    /// data or a FIN, tcp_need_reset). A shutdown that leaves both directions shut is
+    /// such a close, SO_LINGER check included (Linux's shutdown never aborts).
     pub abort_needs_unacked_data: bool,
     /// `close` closes the sending half only (smoltcp's close(): a FIN even with unread
     /// data; the receive half stays open and takes what arrives, into a buffer no one
@@ -702,7 +703,7 @@ pub fn differences() -> impl Iterator<Item = &'static Difference> {
 pub const TCP_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "tcp.abort_needs_unacked_data",
-        summary: "on lwIP an abort (SO_LINGER {on, 0}, then close) sends RST only while data of its own is unsent or unacknowledged; with everything acknowledged it is a graceful close (FIN), where Linux resets",
+        summary: "on lwIP an abort (SO_LINGER {on, 0}, then close) sends RST only while data of its own is unsent or unacknowledged; with everything acknowledged it is a graceful close (FIN), where Linux resets; a shutdown that shuts the last open direction is such a close too, and aborts the same way",
         evidence: "tcp-abort-with-everything-acknowledged.cfz",
     },
     Difference {

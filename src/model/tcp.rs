@@ -1191,6 +1191,10 @@ impl TcpModel {
     }
 
     fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
+        // As close_now's: our data unsent, or the peer's ACK owed.
+        let unacked = self.ends[x.peer().index()].ack_owed
+            || self.ends[x.index()].pressed
+            || self.ends[x.index()].fin_held;
         let unread_resets = self.profile.tcp.shutdown_with_unread_resets;
         let deferred = self.profile.tcp.unconnected_shutdown_deferred;
         let tcp = self.profile.tcp;
@@ -1250,6 +1254,35 @@ impl TcpModel {
         if shut_close {
             e.mbox.pcb_released = true;
             e.mbox.err_event |= tcp.poll_err_sticky;
+        }
+        // lwip_netconn_do_close_internal checks SO_LINGER for every shut_close, a
+        // shutdown's too: {on, 0} with segments unsent or unacknowledged is tcp_abort
+        // instead of tcp_close, an RST that no callback hears (tcp_err was set NULL).
+        if shut_close
+            && tcp.abort_needs_unacked_data
+            && e.linger_zero
+            && unacked
+            && !matches!(e.state, TcpState::Close | TcpState::TimeWait)
+        {
+            e.shut_rd |= how.reads();
+            e.shut_wr |= how.writes();
+            if !tcp.reads_by_pbuf {
+                e.rq.discard();
+                e.segs.clear();
+            }
+            e.urg = None;
+            e.rq_open = false;
+            e.fin_ack_uncertain = false;
+            e.pressed = false;
+            e.strained = false;
+            e.fin_held = false;
+            Self::done(e, Conn::Gone);
+            self.send(
+                x,
+                Seg::Rst,
+                "shutdown that closes, SO_LINGER 0, data unacknowledged: lwIP tcp_abort",
+            );
+            return Outcome::Ok;
         }
         // lwIP's lwip_netconn_do_close_internal: a shutdown that leaves both directions
         // shut is tcp_close, and tcp_close_shutdown resets in ESTABLISHED or CLOSE_WAIT
