@@ -99,6 +99,9 @@ pub struct TcpProfile {
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
     pub failed_write_clears_error: bool,
+    /// How long a connection closed in FIN_WAIT2 lasts before its timer removes it,
+    /// and from when that timer counts.
+    pub fin_wait2_timer: FinWait2Timer,
     /// After a full close (a shutdown that leaves both directions shut) an abort
     /// (SO_LINGER {on, 0}, then close) does nothing to the connection: the full close
     /// was already tcp_close and let the pcb go, and lwIP's close of a netconn without
@@ -279,6 +282,7 @@ impl TcpProfile {
         errors_before_accept_not_polled: false,
         fixed_buffers: None,
         failed_write_clears_error: true,
+        fin_wait2_timer: FinWait2Timer::Linger2,
         full_close_disarms_abort: false,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
@@ -332,6 +336,7 @@ impl TcpProfile {
         delayed_fin_ack: false,
         errors_before_accept_not_polled: false,
         failed_write_clears_error: false,
+        fin_wait2_timer: FinWait2Timer::Linger2,
         full_close_disarms_abort: false,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
@@ -400,6 +405,7 @@ impl TcpProfile {
         delayed_fin_ack: false,
         errors_before_accept_not_polled: true,
         failed_write_clears_error: true,
+        fin_wait2_timer: FinWait2Timer::LwipSlowTimer,
         full_close_disarms_abort: true,
         full_close_resets_unread_when_open: true,
         full_close_unhooks_errors: true,
@@ -541,6 +547,37 @@ pub struct UnixProfile {
     /// A zero-length send reaches the socket, with all its checks (and, on seqpacket,
     /// queues an empty record); if not, it returns 0 before the socket sees it.
     pub zero_length_send_reaches_socket: bool,
+}
+
+/// The timer that ends a connection closed in FIN_WAIT2 (the peer never sends its FIN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum FinWait2Timer {
+    /// Linux and gVisor: TCP_LINGER2, which the executor sets to 1 s on every TCP
+    /// socket, from the close (tcp_close's FIN_WAIT2 branch, or tcp_rcv_state_process
+    /// when the ACK of the FIN arrives; it may be delayed up to TCP_DELACK_MAX).
+    Linger2,
+    /// lwIP's tcp_slowtmr: TCP_FIN_WAIT_TIMEOUT (20 s) in 500 ms ticks, counted from
+    /// pcb->tmr, the last segment received before the read side closed (tcp_process
+    /// does not update it once TF_RXCLOSED is set, and close sets it first), for a pcb
+    /// in FIN_WAIT_2 with TF_RXCLOSED: closed, or fully shut.
+    LwipSlowTimer,
+}
+
+impl FinWait2Timer {
+    /// Milliseconds after the timer starts from which the connection may be gone, and
+    /// by which it certainly is: Linux's one second, plus the delayed ACK that may
+    /// start the timer up to 200 ms late and the timer wheel's slack; lwIP's removal
+    /// when tcp_ticks - tmr first exceeds 40 ticks, 20 to 20.5 s after the segment,
+    /// with the executor's 10 ms timer steps.
+    pub const fn window_ms(self) -> (u64, u64) {
+        match self {
+            FinWait2Timer::Linger2 => (
+                crate::model::tcp::FIN_WAIT2_TIMEOUT_MS,
+                crate::model::tcp::FIN_WAIT2_GONE_MS,
+            ),
+            FinWait2Timer::LwipSlowTimer => (20_000, 20_510),
+        }
+    }
 }
 
 /// Where a Unix socket's close with unread data leaves ECONNRESET for the peer.
@@ -755,6 +792,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.fixed_buffers",
         summary: "smoltcp's and lwIP's buffers are fixed (smoltcp: 64 KiB each way here; lwIP: TCP_SND_BUF and TCP_WND, 65,535 bytes): a write takes at most what the send buffer has free when it is called (ok 65536, or 65535 on lwIP, of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
         evidence: "tcp-smoltcp-fixed-buffers.cfz",
+    },
+    Difference {
+        name: "tcp.fin_wait2_timer",
+        summary: "lwIP removes a connection closed in FIN_WAIT2 20 to 20.5 s after the last segment it received before its read side closed (tcp_slowtmr, TCP_FIN_WAIT_TIMEOUT), a fully shut one too, so 1.8 s after the close the peer's FIN is still acknowledged; Linux's orphan lasts TCP_LINGER2 (1 s here) from the close and then answers that FIN with RST",
+        evidence: "tcp-fin-wait2-timeout.cfz",
     },
     Difference {
         name: "tcp.full_close_disarms_abort",

@@ -15,7 +15,7 @@
 //! observable depends on that ACK: both states answer every later event alike.
 
 use super::common::{Connection, StreamQueue};
-use super::profile::Profile;
+use super::profile::{FinWait2Timer, Profile};
 use super::world::{Listener, Loose};
 use super::{SegmentKind, WireEvent};
 use crate::step::{
@@ -66,6 +66,9 @@ struct TcpEnd {
     /// An orphan (fd closed) in FIN_WAIT2, or on its way there: milliseconds slept since
     /// its FIN_WAIT2 timer could have started (the close, or the FIN it sent).
     orphan_fw2_ms: Option<u64>,
+    /// Milliseconds slept since a segment last arrived here while the read side was
+    /// open (lwIP's pcb->tmr, which `tcp.fin_wait2_timer` counts from).
+    rx_quiet_ms: u64,
     /// Milliseconds slept since the connection entered TIME_WAIT.
     time_wait_ms: Option<u64>,
     /// SO_LINGER {on, 0} is set.
@@ -198,6 +201,7 @@ impl TcpEnd {
             fin_ack_uncertain: false,
             fin_ack_waited_ms: 0,
             orphan_fw2_ms: None,
+            rx_quiet_ms: 0,
             time_wait_ms: None,
             linger_zero: false,
             linger_wait: false,
@@ -1363,6 +1367,15 @@ impl TcpModel {
         if wr {
             self.send_fin_from_open_state(x, "shutdown(wr) sends FIN: RFC 9293 3.10.4");
         }
+        // lwIP's FIN_WAIT2 timer also ends a pcb that a full shutdown closed (its
+        // TF_RXCLOSED is set); Linux's ends orphans only.
+        if shut_close && self.profile.tcp.fin_wait2_timer == FinWait2Timer::LwipSlowTimer {
+            let e = self.end(x);
+            if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) {
+                let start = e.rx_quiet_ms;
+                e.orphan_fw2_ms.get_or_insert(start);
+            }
+        }
         Outcome::Ok
     }
 
@@ -1506,12 +1519,22 @@ impl TcpModel {
             // (or bound for) FIN_WAIT2 lives at most tcp_fin_time (tcp_close's
             // FIN_WAIT2 branch, or tcp_rcv_state_process when the ACK arrives).
             self.send_fin_from_open_state(x, "close sends FIN: RFC 9293 3.10.4");
+            let timer = self.profile.tcp.fin_wait2_timer;
             let e = self.end(x);
             if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) {
-                e.orphan_fw2_ms = Some(0);
+                e.orphan_fw2_ms = Some(Self::fw2_timer_start(timer, e));
             }
         }
         Outcome::Ok
+    }
+
+    /// Where an end's FIN_WAIT2 timer stands when it starts (see `tcp.fin_wait2_timer`):
+    /// Linux's at the close; lwIP's counts from the last segment received before.
+    fn fw2_timer_start(timer: FinWait2Timer, e: &TcpEnd) -> u64 {
+        match timer {
+            FinWait2Timer::Linger2 => 0,
+            FinWait2Timer::LwipSlowTimer => e.rx_quiet_ms,
+        }
     }
 
     /// Time passes: the timers that can fire in `ms` milliseconds do. Returns the
@@ -1538,16 +1561,21 @@ impl TcpModel {
         }
         self.deliver_all();
         let time_wait_shows = self.profile.tcp.time_wait_on_open_fd;
+        let (fw2_may, fw2_gone) = self.profile.tcp.fin_wait2_timer.window_ms();
+        let mut may_be_gone = vec![];
         for x in [End::A, End::B] {
             let e = self.end(x);
+            e.rx_quiet_ms += u64::from(ms);
             if let Some(t) = e.orphan_fw2_ms.as_mut() {
                 *t += u64::from(ms);
-                if *t >= FIN_WAIT2_GONE_MS && e.state == TcpState::FinWait2 && e.conn == Conn::Live
-                {
+                let waits = e.state == TcpState::FinWait2 && e.conn == Conn::Live;
+                if *t >= fw2_gone && waits {
                     // The FIN_WAIT2 timer (or the FIN_WAIT2 substate of the TIME_WAIT
                     // mini-socket tcp_time_wait made) expired: the connection is gone
                     // without a segment; the peer's next one meets no socket.
                     Self::done(e, Conn::Gone);
+                } else if *t >= fw2_may && waits {
+                    may_be_gone.push(x);
                 }
             }
             if let Some(t) = e.time_wait_ms.as_mut() {
@@ -1562,6 +1590,14 @@ impl TcpModel {
                     }
                 }
             }
+        }
+        // Inside the timer's window the connection may be gone already: kept as a way
+        // of its own, which the kernel's next answers settle.
+        for x in may_be_gone {
+            let mut gone = self.clone();
+            gone.forks.clear();
+            Self::done(gone.end(x), Conn::Gone);
+            self.fork(gone);
         }
         std::mem::take(&mut self.log)
     }
@@ -1633,7 +1669,8 @@ impl TcpModel {
                 let s = Outcome::State(set);
                 // The FIN_WAIT2 timer may have fired from FIN_WAIT2_TIMEOUT_MS on, and
                 // certainly has at FIN_WAIT2_GONE_MS (then `advance` made it Gone).
-                let timing_out = e.orphan_fw2_ms.is_some_and(|t| t >= FIN_WAIT2_TIMEOUT_MS)
+                let (fw2_may, _) = self.profile.tcp.fin_wait2_timer.window_ms();
+                let timing_out = e.orphan_fw2_ms.is_some_and(|t| t >= fw2_may)
                     && set.contains(TcpState::FinWait2);
                 if timing_out {
                     or_gone(s)
@@ -1712,6 +1749,10 @@ impl TcpModel {
             }
             self.reset(y);
             return true;
+        }
+        let e = self.end(y);
+        if e.fd_open && !e.shut_rd && !e.mbox.fin_taken {
+            e.rx_quiet_ms = 0;
         }
         if f.acks_fin {
             self.fin_acked(y);
