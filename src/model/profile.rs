@@ -789,14 +789,14 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         evidence: "tcp-failed-write-keeps-no-error.cfz",
     },
     Difference {
-        name: "tcp.fixed_buffers",
-        summary: "smoltcp's and lwIP's buffers are fixed (smoltcp: 64 KiB each way here; lwIP: TCP_SND_BUF and TCP_WND, 65,535 bytes): a write takes at most what the send buffer has free when it is called (ok 65536, or 65535 on lwIP, of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
-        evidence: "tcp-smoltcp-fixed-buffers.cfz",
-    },
-    Difference {
         name: "tcp.fin_wait2_timer",
         summary: "lwIP removes a connection closed in FIN_WAIT2 20 to 20.5 s after the last segment it received before its read side closed (tcp_slowtmr, TCP_FIN_WAIT_TIMEOUT), a fully shut one too, so 1.8 s after the close the peer's FIN is still acknowledged; Linux's orphan lasts TCP_LINGER2 (1 s here) from the close and then answers that FIN with RST",
         evidence: "tcp-fin-wait2-timeout.cfz",
+    },
+    Difference {
+        name: "tcp.fixed_buffers",
+        summary: "smoltcp's and lwIP's buffers are fixed (smoltcp: 64 KiB each way here; lwIP: TCP_SND_BUF and TCP_WND, 65,535 bytes): a write takes at most what the send buffer has free when it is called (ok 65536, or 65535 on lwIP, of 212,000), the peer's window is its free receive buffer; Linux autotunes and takes a million bytes at once",
+        evidence: "tcp-smoltcp-fixed-buffers.cfz",
     },
     Difference {
         name: "tcp.full_close_disarms_abort",
