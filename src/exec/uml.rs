@@ -619,11 +619,13 @@ const PREFAULT_HEAP: usize = 64 << 20;
 
 /// Keeps the worker off pages it has never touched: every allocation comes from the
 /// heap (no mmap below 32 MiB), the heap is never given back (no trim), and
-/// [`PREFAULT_HEAP`] of it is written once, byte by byte, before the first case. Why:
-/// a page fault in the middle of glibc's SSE2 memcpy under this UML lost the XMM
-/// registers it had loaded, so the copy stored 16-byte runs of zeros or of stale
-/// bytes (measured: the answer's JSON text, before any write, held such runs at
-/// offsets 16 and 48, right after its buffer grew onto fresh heap).
+/// [`PREFAULT_HEAP`] of it is written once, a byte a page, before the first case. Why:
+/// answers came back with 16-byte runs of NULs (or of stale bytes) at offsets 16 and
+/// 48; checked in the guest, the JSON text held them already before any write, and
+/// with the heap touched beforehand the campaign that showed them every time (seed 8,
+/// two threads) ran clean. The likely mechanism: a page fault on fresh heap in the
+/// middle of glibc's SSE2 memcpy (a `String` growing) comes back with XMM registers
+/// that are not the ones the copy loaded.
 #[cfg(target_os = "linux")]
 fn prefault_heap() {
     // SAFETY: mallopt with documented parameters, before any other thread exists.
