@@ -56,6 +56,13 @@ pub struct TcpProfile {
     /// data or a FIN, tcp_need_reset). A shutdown that leaves both directions shut is
     /// such a close, SO_LINGER check included (Linux's shutdown never aborts).
     pub abort_needs_unacked_data: bool,
+    /// A FIN without data that arrives in order while the receive queue holds more
+    /// than the receive buffer allows (SO_RCVBUF made smaller than what is queued) is
+    /// dropped as data would be (Linux 6.1's tcp_data_queue: tcp_try_rmem_schedule
+    /// fails unless the queue is empty), sends no ACK, and comes back only with the
+    /// sender's retransmission timer. Linux since 6.10 takes it (2bd99aef1b19, "tcp:
+    /// accept bare FIN packets under memory pressure").
+    pub bare_fin_needs_receive_memory: bool,
     /// `close` closes the sending half only (smoltcp's close(): a FIN even with unread
     /// data; the receive half stays open and takes what arrives, into a buffer no one
     /// reads; no FIN_WAIT2 timeout), and `abort` sends an RST in every state but CLOSE
@@ -272,6 +279,7 @@ pub struct TcpProfile {
 impl TcpProfile {
     const LINUX: TcpProfile = TcpProfile {
         abort_needs_unacked_data: false,
+        bare_fin_needs_receive_memory: false,
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: false,
@@ -327,6 +335,7 @@ impl TcpProfile {
     };
     const GVISOR: TcpProfile = TcpProfile {
         abort_needs_unacked_data: false,
+        bare_fin_needs_receive_memory: false,
         close_is_half_close: false,
         closed_state_unavailable: true,
         closed_write_enotconn: false,
@@ -396,6 +405,7 @@ impl TcpProfile {
     };
     const LWIP: TcpProfile = TcpProfile {
         abort_needs_unacked_data: true,
+        bare_fin_needs_receive_memory: false,
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: true,
@@ -694,10 +704,12 @@ impl Profile {
     }
 
     /// Linux 6.1 (Debian's User-mode Linux, 6.1.176): Linux's profile but for the
-    /// af_unix MSG_OOB fixes of 6.10 and the cached SIOCINQ of 6.17, which 6.1 lacks.
+    /// af_unix MSG_OOB fixes of 6.10, the cached SIOCINQ of 6.17 and the bare FIN taken
+    /// under memory pressure of 6.10, which 6.1 lacks.
     pub const fn linux_6_1() -> Profile {
         let mut p = Profile::linux();
         p.platform = Platform::Linux61;
+        p.tcp.bare_fin_needs_receive_memory = true;
         p.unix.consumed_oob_ends_read = true;
         p.unix.inq_counts_queue = true;
         p.unix.peek_passes_consumed_oob = true;
@@ -742,6 +754,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.abort_needs_unacked_data",
         summary: "on lwIP an abort (SO_LINGER {on, 0}, then close) sends RST only while data of its own is unsent or unacknowledged; with everything acknowledged it is a graceful close (FIN), where Linux resets; a shutdown that shuts the last open direction is such a close too, and aborts the same way",
         evidence: "tcp-abort-with-everything-acknowledged.cfz",
+    },
+    Difference {
+        name: "tcp.bare_fin_needs_receive_memory",
+        summary: "on Linux 6.1 a FIN that finds the receive queue past a receive buffer made smaller is dropped like data, and the reader stays ESTABLISHED (no RDHUP, not even once it has read everything) until the writer's retransmission timer brings the FIN again; Linux takes it at once since 6.10 (commit 2bd99aef1b19, tcp: accept bare FIN packets under memory pressure)",
+        evidence: "tcp-fin-over-a-shrunk-receive-buffer.cfz",
     },
     Difference {
         name: "tcp.close_is_half_close",

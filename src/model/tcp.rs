@@ -106,6 +106,10 @@ struct TcpEnd {
     strained: bool,
     /// Our FIN waits in the send queue behind data the peer's window does not take yet.
     fin_held: bool,
+    /// Our FIN reached the peer and was dropped there for want of receive memory
+    /// (`tcp.bare_fin_needs_receive_memory`): the milliseconds slept since. Only the
+    /// retransmission timer sends it again.
+    fin_lost_ms: Option<u64>,
     /// The peer was pressed: this receive queue may hold fewer than `rq.len` bytes.
     rq_open: bool,
     /// lwIP owes the peer an ACK for data (TF_ACK_DELAY: tcp_in.c acks every second
@@ -219,6 +223,7 @@ impl TcpEnd {
             pressed: false,
             strained: false,
             fin_held: false,
+            fin_lost_ms: None,
             rq_open: false,
             ack_owed: false,
             owed_len: 0,
@@ -285,6 +290,25 @@ impl Mutation {
 /// How long after a FIN arrives in ESTABLISHED its delayed ACK has certainly left:
 /// TCP_DELACK_MAX (200 ms) plus the timer wheel's slack and scheduling, with margin.
 pub const FIN_ACK_DELAY_MAX_MS: u64 = 300;
+
+/// Whether the retransmission timer of a FIN dropped at time 0 certainly, and
+/// possibly, fires between `from` and `to` milliseconds (of sleep) after it. The k-th
+/// firing comes between 200 * 2^(k-1) and 400 * 2^(k-1) ms: the first is the tail
+/// loss probe (2 * srtt + TCP_RTO_MIN for a lone segment in flight,
+/// tcp_schedule_loss_probe) or the RTO (TCP_RTO_MIN on loopback), then the RTO
+/// doubles each time (tcp_retransmit_timer); the upper bounds leave room for jiffies
+/// (HZ=100 on the 6.1 guest) and for the time the steps themselves take.
+fn retransmission_fires(from: u64, to: u64) -> (bool, bool) {
+    let (mut surely, mut maybe) = (false, false);
+    let mut lo = 200u64;
+    while lo <= to {
+        let hi = 2 * lo;
+        surely |= lo > from && hi <= to;
+        maybe |= hi > from;
+        lo *= 2;
+    }
+    (surely, maybe)
+}
 
 /// The FIN_WAIT2 timeout of an orphan: the executor sets TCP_LINGER2 to 1 s on every TCP
 /// socket (tcp_fin_time; Linux and gVisor both honour it, gVisor has no tcp_fin_timeout
@@ -1560,6 +1584,7 @@ impl TcpModel {
             }
         }
         self.deliver_all();
+        self.resend_lost_fins(ms);
         let time_wait_shows = self.profile.tcp.time_wait_on_open_fd;
         let (fw2_may, fw2_gone) = self.profile.tcp.fin_wait2_timer.window_ms();
         let mut may_be_gone = vec![];
@@ -1600,6 +1625,38 @@ impl TcpModel {
             self.fork(gone);
         }
         std::mem::take(&mut self.log)
+    }
+
+    /// A FIN the peer dropped (`tcp.bare_fin_needs_receive_memory`) goes again when
+    /// the sender's retransmission timer fires during `ms` milliseconds of sleep; the
+    /// peer's memory then decides again (see [`TcpModel::fin_fits`]).
+    fn resend_lost_fins(&mut self, ms: u32) {
+        for x in End::BOTH {
+            let Some(before) = self.ends[x.index()].fin_lost_ms else {
+                continue;
+            };
+            let after = before + u64::from(ms);
+            self.end(x).fin_lost_ms = Some(after);
+            let (surely, maybe) = retransmission_fires(before, after);
+            if !maybe {
+                continue;
+            }
+            let mut again = self.clone();
+            again.forks.clear();
+            again.send(
+                x,
+                Seg::Fin,
+                "the dropped FIN again: the retransmission timer (tail loss probe or RTO)",
+            );
+            again.deliver_all();
+            if surely {
+                let earlier = self.take_forks();
+                *self = again;
+                self.forks.extend(earlier);
+            } else if again != *self {
+                self.fork(again);
+            }
+        }
     }
 
     /// How a connect in progress ended, asked by a second connect: `None` if the
@@ -1825,6 +1882,7 @@ impl TcpModel {
 
     /// tcp_done: state CLOSE and sk_shutdown = SHUTDOWN_MASK.
     fn done(e: &mut TcpEnd, conn: Conn) {
+        e.fin_lost_ms = None;
         e.state = TcpState::Close;
         e.conn = conn;
         e.rcv_shut = true;
@@ -2006,6 +2064,23 @@ impl TcpModel {
 
     fn fin_arrives(&mut self, y: End) {
         let peer = y.peer();
+        if self.profile.tcp.bare_fin_needs_receive_memory {
+            let lost = self.ends[peer.index()].fin_lost_ms.unwrap_or(0);
+            match self.fin_fits(y) {
+                Some(true) => {}
+                Some(false) => {
+                    self.end(peer).fin_lost_ms = Some(lost);
+                    return;
+                }
+                None => {
+                    let mut dropped = self.clone();
+                    dropped.forks.clear();
+                    dropped.end(peer).fin_lost_ms = Some(lost);
+                    self.fork(dropped);
+                }
+            }
+            self.end(peer).fin_lost_ms = None;
+        }
         let e = self.end(y);
         e.fin_received = true;
         e.rcv_shut = true;
@@ -2051,6 +2126,34 @@ impl TcpModel {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// `tcp.bare_fin_needs_receive_memory`: whether `y`'s receive memory takes a bare
+    /// FIN now (`None`: the model cannot say). Linux 6.1's tcp_data_queue charges it
+    /// like data: an empty receive queue takes it (sk_forced_mem_schedule), otherwise
+    /// tcp_try_rmem_schedule drops it while sk_rmem_alloc stays above sk_rcvbuf after
+    /// tcp_prune_queue. The memory is the queued skbs' truesize, which the model does
+    /// not track; it is more than the unread bytes, so a queue holding sk_rcvbuf bytes
+    /// or more certainly drops it (measured on 6.1 with SO_RCVBUF 4096, sk_rcvbuf 8192:
+    /// one unread write of 6,500 bytes took it, 7,000 did not). An autotuned buffer
+    /// is never filled while the writer is not pressed: the window keeps the queue
+    /// below it.
+    fn fin_fits(&self, y: End) -> Option<bool> {
+        let e = &self.ends[y.index()];
+        if e.rq.is_empty() {
+            return Some(true);
+        }
+        let Some(v) = e.bufs.rcvbuf else {
+            return Some(true);
+        };
+        // sock_setsockopt: sk_rcvbuf = max(2 * SO_RCVBUF, SOCK_MIN_RCVBUF), the
+        // minimum 2 * (2048 + the aligned struct sk_buff) on 64-bit builds.
+        let rcvbuf = (2 * v as usize).max(4608);
+        if e.rq.len >= rcvbuf && !e.rq_open {
+            Some(false)
+        } else {
+            None
         }
     }
 
@@ -2469,6 +2572,64 @@ mod tests {
         let mut g = TcpModel::with_profile(Profile::gvisor());
         run(&mut g, A, Op::Close);
         assert_eq!(run(&mut g, A, Op::State).outcome, Outcome::NotApplicable);
+    }
+
+    /// Linux 6.1 (`tcp.bare_fin_needs_receive_memory`): a FIN that finds the receive
+    /// queue past a receive buffer made smaller drops, and stays away (the reader sees
+    /// neither RDHUP nor CLOSE_WAIT, the writer stays FIN_WAIT1) until the writer's
+    /// retransmission timer brings it again to a queue that takes it. Linux 6.18 takes
+    /// it at once.
+    #[test]
+    fn a_bare_fin_over_a_shrunk_receive_buffer_waits_for_the_timer_on_6_1() {
+        let state = |s: TcpState| Outcome::State(s.into());
+        let steps = |m: &mut TcpModel| {
+            run(m, A, Op::Write(8192));
+            run(m, B, Op::RcvBuf(4096));
+            run(m, A, Op::Shutdown(Shut::Wr));
+        };
+        let mut new = TcpModel::new();
+        steps(&mut new);
+        assert_eq!(
+            run(&mut new, B, Op::State).outcome,
+            state(TcpState::CloseWait)
+        );
+        let mut old = TcpModel::with_profile(Profile::linux_6_1());
+        steps(&mut old);
+        assert!(old.take_forks().is_empty(), "8192 unread: certainly over");
+        assert_eq!(
+            run(&mut old, B, Op::State).outcome,
+            state(TcpState::Established)
+        );
+        assert_eq!(
+            run(&mut old, A, Op::State).outcome,
+            state(TcpState::FinWait1)
+        );
+        assert_eq!(
+            run(&mut old, B, Op::Poll).outcome,
+            Outcome::Poll(PollSet(PollSet::IN.0 | PollSet::OUT.0))
+        );
+        // Reading everything sends no FIN: only the timer does.
+        assert!(matches!(
+            run(&mut old, B, Op::Read(10_000)).outcome,
+            Outcome::Data(d) if d.len() == 8192
+        ));
+        assert_eq!(
+            run(&mut old, B, Op::State).outcome,
+            state(TcpState::Established)
+        );
+        assert_eq!(
+            run(&mut old, B, Op::Read(1)).outcome,
+            Outcome::Err(Errno::EAGAIN)
+        );
+        // The first retransmission (the tail loss probe, or the RTO) is certainly
+        // within a long sleep, and the queue is empty now.
+        old.advance(420);
+        assert!(old.take_forks().is_empty());
+        assert_eq!(
+            run(&mut old, B, Op::State).outcome,
+            state(TcpState::CloseWait)
+        );
+        assert_eq!(run(&mut old, B, Op::Read(1)).outcome, Outcome::Eof);
     }
 
     /// An orphan alone in FIN_WAIT2 may be gone from its FIN_WAIT2 timeout on, and is
