@@ -101,6 +101,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
     let mut failures = vec![];
     for file in [
         "tcp-abort-after-full-shutdown.cfz",
+        "tcp-abort-after-held-tail-left.cfz",
         "tcp-abort-with-everything-acknowledged.cfz",
         "tcp-accept-after-client-abort.cfz",
         "tcp-both-shutdown-wr.cfz",
@@ -108,6 +109,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
         "tcp-connect-twice.cfz",
         "tcp-drained-reader-and-the-writers-held-tail.cfz",
         "tcp-fin-ack-is-delayed.cfz",
+        "tcp-fin-wait2-timeout.cfz",
         "tcp-fin-waits-behind-data-a-drained-reader-never-saw.cfz",
         "tcp-listener-shutdown-rdwr-fires-events.cfz",
         "tcp-never-connected-shutdown.cfz",
@@ -118,6 +120,7 @@ fn the_scenarios_that_show_lwips_differences_replay_clean() {
         "tcp-reads-and-poll-after-reset.cfz",
         "tcp-reset-after-full-shutdown-is-not-told.cfz",
         "tcp-shutdown-rd-then-more-data.cfz",
+        "tcp-shutdown-that-closes-with-linger-zero.cfz",
         "tcp-urgent-byte-stops-a-read.cfz",
         "tcp-write-after-own-shutdown-wr.cfz",
     ] {
@@ -206,12 +209,8 @@ fn sleep_is_lwips_time_not_the_wall_clock() {
     );
 }
 
-/// A campaign against lwIP's profile. It is not clean yet: the profile does not
-/// cover every behaviour (tests/lwip-known-mismatches.txt lists the scenarios that
-/// still disagree; the report of issue 12's lwIP branch names the gaps), so it is run
-/// by hand: `cargo test --release --test lwip -- --ignored`.
+/// A short campaign against lwIP's profile, over both transports, with no mismatch.
 #[test]
-#[ignore = "lwIP's profile has known gaps (tests/lwip-known-mismatches.txt)"]
 fn a_campaign_agrees_with_lwips_profile() {
     if lwip().is_none() {
         return;

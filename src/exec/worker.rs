@@ -38,6 +38,12 @@ pub struct Settle {
     pub max: Duration,
     /// The observation counts as settled once it has not changed for this long.
     pub stable_for: Duration,
+    /// After each call, wait until the kernel's softirq daemons are asleep (see
+    /// [`super::uml::drain_softirqs`]): on a one-CPU kernel before Linux 6.5 a
+    /// softirq raised while `ksoftirqd` is runnable waits for it, so a loopback
+    /// segment arrives only once the worker blocks.
+    #[serde(default)]
+    pub softirqs: bool,
 }
 
 impl Settle {
@@ -45,6 +51,7 @@ impl Settle {
     pub const NONE: Settle = Settle {
         max: Duration::ZERO,
         stable_for: Duration::ZERO,
+        softirqs: false,
     };
 }
 
@@ -54,6 +61,7 @@ impl Default for Settle {
         Settle {
             max: Duration::from_millis(5),
             stable_for: Duration::from_micros(200),
+            softirqs: false,
         }
     }
 }
@@ -150,6 +158,10 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
     // the case's time, which the runner holds against its timer-free budget, counts it.
     let start = if held { began } else { Instant::now() };
     let mut settle_time = Duration::ZERO;
+    if settle.softirqs {
+        // The handshake that made the world (measured: a first step's FIN waited).
+        settle_time += super::uml::drain_softirqs();
+    }
     let mut slept = Duration::ZERO;
     let mut out = Vec::with_capacity(case.steps.len());
     let mut wire = Vec::new();
@@ -188,6 +200,11 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
                 ),
             },
         };
+        if settle.softirqs && matches!(step, Step::Call { .. }) {
+            // After every call, not only those that send: the next call then starts
+            // with the daemon asleep, and its own softirqs run inside it as on the host.
+            settle_time += super::uml::drain_softirqs();
+        }
         let (obs, waited) = settled_observe(
             &w,
             if settles { settle } else { Settle::NONE },

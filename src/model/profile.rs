@@ -53,8 +53,16 @@ pub struct TcpProfile {
     /// SO_LINGER {on, 0} makes close send RST only while data of ours is unsent or
     /// unacknowledged (lwIP's lwip_netconn_do_close_internal calls tcp_abort then);
     /// otherwise the close is graceful (Linux: RST whenever the peer still expects
-    /// data or a FIN, tcp_need_reset).
+    /// data or a FIN, tcp_need_reset). A shutdown that leaves both directions shut is
+    /// such a close, SO_LINGER check included (Linux's shutdown never aborts).
     pub abort_needs_unacked_data: bool,
+    /// A FIN without data that arrives in order while the receive queue holds more
+    /// than the receive buffer allows (SO_RCVBUF made smaller than what is queued) is
+    /// dropped as data would be (Linux 6.1's tcp_data_queue: tcp_try_rmem_schedule
+    /// fails unless the queue is empty), sends no ACK, and comes back only with the
+    /// sender's retransmission timer. Linux since 6.10 takes it (2bd99aef1b19, "tcp:
+    /// accept bare FIN packets under memory pressure").
+    pub bare_fin_needs_receive_memory: bool,
     /// `close` closes the sending half only (smoltcp's close(): a FIN even with unread
     /// data; the receive half stays open and takes what arrives, into a buffer no one
     /// reads; no FIN_WAIT2 timeout), and `abort` sends an RST in every state but CLOSE
@@ -98,6 +106,9 @@ pub struct TcpProfile {
     /// A failing write on a connection closed without error (CLOSE after the close
     /// handshake or after an RST in CLOSE_WAIT) takes and clears the pending error.
     pub failed_write_clears_error: bool,
+    /// How long a connection closed in FIN_WAIT2 lasts before its timer removes it,
+    /// and from when that timer counts.
+    pub fin_wait2_timer: FinWait2Timer,
     /// After a full close (a shutdown that leaves both directions shut) an abort
     /// (SO_LINGER {on, 0}, then close) does nothing to the connection: the full close
     /// was already tcp_close and let the pcb go, and lwIP's close of a netconn without
@@ -276,6 +287,7 @@ pub struct TcpProfile {
 impl TcpProfile {
     const LINUX: TcpProfile = TcpProfile {
         abort_needs_unacked_data: false,
+        bare_fin_needs_receive_memory: false,
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: false,
@@ -286,6 +298,7 @@ impl TcpProfile {
         errors_before_accept_not_polled: false,
         fixed_buffers: None,
         failed_write_clears_error: true,
+        fin_wait2_timer: FinWait2Timer::Linger2,
         full_close_disarms_abort: false,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
@@ -331,6 +344,7 @@ impl TcpProfile {
     };
     const GVISOR: TcpProfile = TcpProfile {
         abort_needs_unacked_data: false,
+        bare_fin_needs_receive_memory: false,
         close_is_half_close: false,
         closed_state_unavailable: true,
         closed_write_enotconn: false,
@@ -340,6 +354,7 @@ impl TcpProfile {
         delayed_fin_ack: false,
         errors_before_accept_not_polled: false,
         failed_write_clears_error: false,
+        fin_wait2_timer: FinWait2Timer::Linger2,
         full_close_disarms_abort: false,
         full_close_resets_unread_when_open: false,
         full_close_unhooks_errors: false,
@@ -401,6 +416,7 @@ impl TcpProfile {
     };
     const LWIP: TcpProfile = TcpProfile {
         abort_needs_unacked_data: true,
+        bare_fin_needs_receive_memory: false,
         close_is_half_close: false,
         closed_state_unavailable: false,
         closed_write_enotconn: true,
@@ -410,6 +426,7 @@ impl TcpProfile {
         delayed_fin_ack: false,
         errors_before_accept_not_polled: true,
         failed_write_clears_error: true,
+        fin_wait2_timer: FinWait2Timer::LwipSlowTimer,
         full_close_disarms_abort: true,
         full_close_resets_unread_when_open: true,
         full_close_unhooks_errors: true,
@@ -554,6 +571,37 @@ pub struct UnixProfile {
     pub zero_length_send_reaches_socket: bool,
 }
 
+/// The timer that ends a connection closed in FIN_WAIT2 (the peer never sends its FIN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum FinWait2Timer {
+    /// Linux and gVisor: TCP_LINGER2, which the executor sets to 1 s on every TCP
+    /// socket, from the close (tcp_close's FIN_WAIT2 branch, or tcp_rcv_state_process
+    /// when the ACK of the FIN arrives; it may be delayed up to TCP_DELACK_MAX).
+    Linger2,
+    /// lwIP's tcp_slowtmr: TCP_FIN_WAIT_TIMEOUT (20 s) in 500 ms ticks, counted from
+    /// pcb->tmr, the last segment received before the read side closed (tcp_process
+    /// does not update it once TF_RXCLOSED is set, and close sets it first), for a pcb
+    /// in FIN_WAIT_2 with TF_RXCLOSED: closed, or fully shut.
+    LwipSlowTimer,
+}
+
+impl FinWait2Timer {
+    /// Milliseconds after the timer starts from which the connection may be gone, and
+    /// by which it certainly is: Linux's one second, plus the delayed ACK that may
+    /// start the timer up to 200 ms late and the timer wheel's slack; lwIP's removal
+    /// when tcp_ticks - tmr first exceeds 40 ticks, 20 to 20.5 s after the segment,
+    /// with the executor's 10 ms timer steps.
+    pub const fn window_ms(self) -> (u64, u64) {
+        match self {
+            FinWait2Timer::Linger2 => (
+                crate::model::tcp::FIN_WAIT2_TIMEOUT_MS,
+                crate::model::tcp::FIN_WAIT2_GONE_MS,
+            ),
+            FinWait2Timer::LwipSlowTimer => (20_000, 20_510),
+        }
+    }
+}
+
 /// Where a Unix socket's close with unread data leaves ECONNRESET for the peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum UnixReset {
@@ -673,12 +721,14 @@ impl Profile {
     }
 
     /// Linux 6.1 (Debian's User-mode Linux, 6.1.176): Linux's profile but for the
-    /// af_unix MSG_OOB fixes of 6.10 and the cached SIOCINQ of 6.17, which 6.1 lacks.
+    /// af_unix MSG_OOB fixes of 6.10, the cached SIOCINQ of 6.17 and the bare FIN taken
+    /// under memory pressure of 6.10, which 6.1 lacks.
     pub const fn linux_6_1() -> Profile {
         let mut p = Profile::linux();
         p.platform = Platform::Linux61;
         // The guest's segments stay inside User-mode Linux: nothing can hold them.
         p.surface = Surface::ALL;
+        p.tcp.bare_fin_needs_receive_memory = true;
         p.unix.consumed_oob_ends_read = true;
         p.unix.inq_counts_queue = true;
         p.unix.peek_passes_consumed_oob = true;
@@ -721,8 +771,13 @@ pub fn differences() -> impl Iterator<Item = &'static Difference> {
 pub const TCP_DIFFERENCES: &[Difference] = &[
     Difference {
         name: "tcp.abort_needs_unacked_data",
-        summary: "on lwIP an abort (SO_LINGER {on, 0}, then close) sends RST only while data of its own is unsent or unacknowledged; with everything acknowledged it is a graceful close (FIN), where Linux resets",
+        summary: "on lwIP an abort (SO_LINGER {on, 0}, then close) sends RST only while data of its own is unsent or unacknowledged; with everything acknowledged it is a graceful close (FIN), where Linux resets; a shutdown that shuts the last open direction is such a close too, and aborts the same way",
         evidence: "tcp-abort-with-everything-acknowledged.cfz",
+    },
+    Difference {
+        name: "tcp.bare_fin_needs_receive_memory",
+        summary: "on Linux 6.1 a FIN that finds the receive queue past a receive buffer made smaller is dropped like data, and the reader stays ESTABLISHED (no RDHUP, not even once it has read everything) until the writer's retransmission timer brings the FIN again; Linux takes it at once since 6.10 (commit 2bd99aef1b19, tcp: accept bare FIN packets under memory pressure)",
+        evidence: "tcp-fin-over-a-shrunk-receive-buffer.cfz",
     },
     Difference {
         name: "tcp.close_is_half_close",
@@ -768,6 +823,11 @@ pub const TCP_DIFFERENCES: &[Difference] = &[
         name: "tcp.failed_write_clears_error",
         summary: "on gVisor a write that fails on a connection closed without error (RST in CLOSE_WAIT) returns EPIPE and leaves the pending EPIPE for SO_ERROR; Linux's write takes it",
         evidence: "tcp-failed-write-keeps-no-error.cfz",
+    },
+    Difference {
+        name: "tcp.fin_wait2_timer",
+        summary: "lwIP removes a connection closed in FIN_WAIT2 20 to 20.5 s after the last segment it received before its read side closed (tcp_slowtmr, TCP_FIN_WAIT_TIMEOUT), a fully shut one too, so 1.8 s after the close the peer's FIN is still acknowledged; Linux's orphan lasts TCP_LINGER2 (1 s here) from the close and then answers that FIN with RST",
+        evidence: "tcp-fin-wait2-timeout.cfz",
     },
     Difference {
         name: "tcp.fixed_buffers",

@@ -15,7 +15,7 @@
 //! observable depends on that ACK: both states answer every later event alike.
 
 use super::common::{Connection, StreamQueue};
-use super::profile::Profile;
+use super::profile::{FinWait2Timer, Profile};
 use super::world::{Listener, Loose};
 use super::{SegmentKind, WireEvent};
 use crate::step::{
@@ -66,6 +66,9 @@ struct TcpEnd {
     /// An orphan (fd closed) in FIN_WAIT2, or on its way there: milliseconds slept since
     /// its FIN_WAIT2 timer could have started (the close, or the FIN it sent).
     orphan_fw2_ms: Option<u64>,
+    /// Milliseconds slept since a segment last arrived here while the read side was
+    /// open (lwIP's pcb->tmr, which `tcp.fin_wait2_timer` counts from).
+    rx_quiet_ms: u64,
     /// Milliseconds slept since the connection entered TIME_WAIT.
     time_wait_ms: Option<u64>,
     /// SO_LINGER {on, 0} is set.
@@ -103,6 +106,10 @@ struct TcpEnd {
     strained: bool,
     /// Our FIN waits in the send queue behind data the peer's window does not take yet.
     fin_held: bool,
+    /// Our FIN reached the peer and was dropped there for want of receive memory
+    /// (`tcp.bare_fin_needs_receive_memory`): the milliseconds slept since. Only the
+    /// retransmission timer sends it again.
+    fin_lost_ms: Option<u64>,
     /// The peer was pressed: this receive queue may hold fewer than `rq.len` bytes.
     rq_open: bool,
     /// lwIP owes the peer an ACK for data (TF_ACK_DELAY: tcp_in.c acks every second
@@ -198,6 +205,7 @@ impl TcpEnd {
             fin_ack_uncertain: false,
             fin_ack_waited_ms: 0,
             orphan_fw2_ms: None,
+            rx_quiet_ms: 0,
             time_wait_ms: None,
             linger_zero: false,
             linger_wait: false,
@@ -215,6 +223,7 @@ impl TcpEnd {
             pressed: false,
             strained: false,
             fin_held: false,
+            fin_lost_ms: None,
             rq_open: false,
             ack_owed: false,
             owed_len: 0,
@@ -281,6 +290,25 @@ impl Mutation {
 /// How long after a FIN arrives in ESTABLISHED its delayed ACK has certainly left:
 /// TCP_DELACK_MAX (200 ms) plus the timer wheel's slack and scheduling, with margin.
 pub const FIN_ACK_DELAY_MAX_MS: u64 = 300;
+
+/// Whether the retransmission timer of a FIN dropped at time 0 certainly, and
+/// possibly, fires between `from` and `to` milliseconds (of sleep) after it. The k-th
+/// firing comes between 200 * 2^(k-1) and 400 * 2^(k-1) ms: the first is the tail
+/// loss probe (2 * srtt + TCP_RTO_MIN for a lone segment in flight,
+/// tcp_schedule_loss_probe) or the RTO (TCP_RTO_MIN on loopback), then the RTO
+/// doubles each time (tcp_retransmit_timer); the upper bounds leave room for jiffies
+/// (HZ=100 on the 6.1 guest) and for the time the steps themselves take.
+fn retransmission_fires(from: u64, to: u64) -> (bool, bool) {
+    let (mut surely, mut maybe) = (false, false);
+    let mut lo = 200u64;
+    while lo <= to {
+        let hi = 2 * lo;
+        surely |= lo > from && hi <= to;
+        maybe |= hi > from;
+        lo *= 2;
+    }
+    (surely, maybe)
+}
 
 /// The FIN_WAIT2 timeout of an orphan: the executor sets TCP_LINGER2 to 1 s on every TCP
 /// socket (tcp_fin_time; Linux and gVisor both honour it, gVisor has no tcp_fin_timeout
@@ -785,6 +813,7 @@ impl TcpModel {
                 );
                 with_fin.deliver_all();
             }
+            let whole = self.departed_whole(&arrives, x);
             *self = keep;
             if arrives != *self {
                 self.fork(arrives);
@@ -792,7 +821,38 @@ impl TcpModel {
             if fin {
                 self.fork(with_fin);
             }
+            for w in whole {
+                self.fork(w);
+            }
         }
+    }
+
+    /// `tcp.abort_needs_unacked_data`: lwIP's abort looks at what is unsent, so the
+    /// way in which everything `x` held back left (the window took the rest whole,
+    /// tcp_output) is kept as ways of their own: `x` has nothing unsent, the peer's
+    /// queue is exact, and the peer owes an ACK or not (tcp_in.c's tcp_ack: every
+    /// second segment is ACKed at once, and how many segments the rest made is not
+    /// tracked). The owed segment is taken as a whole one, the most it can be.
+    fn departed_whole(&self, arrives: &TcpModel, x: End) -> Vec<TcpModel> {
+        let y = x.peer();
+        if !self.profile.tcp.abort_needs_unacked_data
+            || !arrives.ends[x.index()].pressed
+            || arrives.ends[x.index()].conn != Conn::Live
+            || arrives.ends[y.index()].conn != Conn::Live
+        {
+            return vec![];
+        }
+        [false, true]
+            .into_iter()
+            .map(|owed| {
+                let mut w = arrives.clone();
+                w.end(y).ack_owed = owed;
+                w.end(y).owed_len = if owed { w.mss } else { 0 };
+                w.drained(y);
+                w.deliver_all();
+                w
+            })
+            .collect()
     }
 
     /// A read; with `peek` (MSG_PEEK) queued data is copied and left queued, and
@@ -1159,6 +1219,10 @@ impl TcpModel {
     }
 
     fn shutdown(&mut self, x: End, how: Shut) -> Outcome {
+        // As close_now's: our data unsent, or the peer's ACK owed.
+        let unacked = self.ends[x.peer().index()].ack_owed
+            || self.ends[x.index()].pressed
+            || self.ends[x.index()].fin_held;
         let unread_resets = self.profile.tcp.shutdown_with_unread_resets;
         let deferred = self.profile.tcp.unconnected_shutdown_deferred;
         let tcp = self.profile.tcp;
@@ -1218,6 +1282,35 @@ impl TcpModel {
         if shut_close {
             e.mbox.pcb_released = true;
             e.mbox.err_event |= tcp.poll_err_sticky;
+        }
+        // lwip_netconn_do_close_internal checks SO_LINGER for every shut_close, a
+        // shutdown's too: {on, 0} with segments unsent or unacknowledged is tcp_abort
+        // instead of tcp_close, an RST that no callback hears (tcp_err was set NULL).
+        if shut_close
+            && tcp.abort_needs_unacked_data
+            && e.linger_zero
+            && unacked
+            && !matches!(e.state, TcpState::Close | TcpState::TimeWait)
+        {
+            e.shut_rd |= how.reads();
+            e.shut_wr |= how.writes();
+            if !tcp.reads_by_pbuf {
+                e.rq.discard();
+                e.segs.clear();
+            }
+            e.urg = None;
+            e.rq_open = false;
+            e.fin_ack_uncertain = false;
+            e.pressed = false;
+            e.strained = false;
+            e.fin_held = false;
+            Self::done(e, Conn::Gone);
+            self.send(
+                x,
+                Seg::Rst,
+                "shutdown that closes, SO_LINGER 0, data unacknowledged: lwIP tcp_abort",
+            );
+            return Outcome::Ok;
         }
         // lwIP's lwip_netconn_do_close_internal: a shutdown that leaves both directions
         // shut is tcp_close, and tcp_close_shutdown resets in ESTABLISHED or CLOSE_WAIT
@@ -1297,6 +1390,15 @@ impl TcpModel {
         // shutdown of the receive side to the implementation).
         if wr {
             self.send_fin_from_open_state(x, "shutdown(wr) sends FIN: RFC 9293 3.10.4");
+        }
+        // lwIP's FIN_WAIT2 timer also ends a pcb that a full shutdown closed (its
+        // TF_RXCLOSED is set); Linux's ends orphans only.
+        if shut_close && self.profile.tcp.fin_wait2_timer == FinWait2Timer::LwipSlowTimer {
+            let e = self.end(x);
+            if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) {
+                let start = e.rx_quiet_ms;
+                e.orphan_fw2_ms.get_or_insert(start);
+            }
         }
         Outcome::Ok
     }
@@ -1441,12 +1543,22 @@ impl TcpModel {
             // (or bound for) FIN_WAIT2 lives at most tcp_fin_time (tcp_close's
             // FIN_WAIT2 branch, or tcp_rcv_state_process when the ACK arrives).
             self.send_fin_from_open_state(x, "close sends FIN: RFC 9293 3.10.4");
+            let timer = self.profile.tcp.fin_wait2_timer;
             let e = self.end(x);
             if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) {
-                e.orphan_fw2_ms = Some(0);
+                e.orphan_fw2_ms = Some(Self::fw2_timer_start(timer, e));
             }
         }
         Outcome::Ok
+    }
+
+    /// Where an end's FIN_WAIT2 timer stands when it starts (see `tcp.fin_wait2_timer`):
+    /// Linux's at the close; lwIP's counts from the last segment received before.
+    fn fw2_timer_start(timer: FinWait2Timer, e: &TcpEnd) -> u64 {
+        match timer {
+            FinWait2Timer::Linger2 => 0,
+            FinWait2Timer::LwipSlowTimer => e.rx_quiet_ms,
+        }
     }
 
     /// Time passes: the timers that can fire in `ms` milliseconds do. Returns the
@@ -1472,17 +1584,23 @@ impl TcpModel {
             }
         }
         self.deliver_all();
+        self.resend_lost_fins(ms);
         let time_wait_shows = self.profile.tcp.time_wait_on_open_fd;
+        let (fw2_may, fw2_gone) = self.profile.tcp.fin_wait2_timer.window_ms();
+        let mut may_be_gone = vec![];
         for x in [End::A, End::B] {
             let e = self.end(x);
+            e.rx_quiet_ms += u64::from(ms);
             if let Some(t) = e.orphan_fw2_ms.as_mut() {
                 *t += u64::from(ms);
-                if *t >= FIN_WAIT2_GONE_MS && e.state == TcpState::FinWait2 && e.conn == Conn::Live
-                {
+                let waits = e.state == TcpState::FinWait2 && e.conn == Conn::Live;
+                if *t >= fw2_gone && waits {
                     // The FIN_WAIT2 timer (or the FIN_WAIT2 substate of the TIME_WAIT
                     // mini-socket tcp_time_wait made) expired: the connection is gone
                     // without a segment; the peer's next one meets no socket.
                     Self::done(e, Conn::Gone);
+                } else if *t >= fw2_may && waits {
+                    may_be_gone.push(x);
                 }
             }
             if let Some(t) = e.time_wait_ms.as_mut() {
@@ -1498,7 +1616,47 @@ impl TcpModel {
                 }
             }
         }
+        // Inside the timer's window the connection may be gone already: kept as a way
+        // of its own, which the kernel's next answers settle.
+        for x in may_be_gone {
+            let mut gone = self.clone();
+            gone.forks.clear();
+            Self::done(gone.end(x), Conn::Gone);
+            self.fork(gone);
+        }
         std::mem::take(&mut self.log)
+    }
+
+    /// A FIN the peer dropped (`tcp.bare_fin_needs_receive_memory`) goes again when
+    /// the sender's retransmission timer fires during `ms` milliseconds of sleep; the
+    /// peer's memory then decides again (see [`TcpModel::fin_fits`]).
+    fn resend_lost_fins(&mut self, ms: u32) {
+        for x in End::BOTH {
+            let Some(before) = self.ends[x.index()].fin_lost_ms else {
+                continue;
+            };
+            let after = before + u64::from(ms);
+            self.end(x).fin_lost_ms = Some(after);
+            let (surely, maybe) = retransmission_fires(before, after);
+            if !maybe {
+                continue;
+            }
+            let mut again = self.clone();
+            again.forks.clear();
+            again.send(
+                x,
+                Seg::Fin,
+                "the dropped FIN again: the retransmission timer (tail loss probe or RTO)",
+            );
+            again.deliver_all();
+            if surely {
+                let earlier = self.take_forks();
+                *self = again;
+                self.forks.extend(earlier);
+            } else if again != *self {
+                self.fork(again);
+            }
+        }
     }
 
     /// How a connect in progress ended, asked by a second connect: `None` if the
@@ -1568,7 +1726,8 @@ impl TcpModel {
                 let s = Outcome::State(set);
                 // The FIN_WAIT2 timer may have fired from FIN_WAIT2_TIMEOUT_MS on, and
                 // certainly has at FIN_WAIT2_GONE_MS (then `advance` made it Gone).
-                let timing_out = e.orphan_fw2_ms.is_some_and(|t| t >= FIN_WAIT2_TIMEOUT_MS)
+                let (fw2_may, _) = self.profile.tcp.fin_wait2_timer.window_ms();
+                let timing_out = e.orphan_fw2_ms.is_some_and(|t| t >= fw2_may)
                     && set.contains(TcpState::FinWait2);
                 if timing_out {
                     or_gone(s)
@@ -1648,6 +1807,10 @@ impl TcpModel {
             self.reset(y);
             return true;
         }
+        let e = self.end(y);
+        if e.fd_open && !e.shut_rd && !e.mbox.fin_taken {
+            e.rx_quiet_ms = 0;
+        }
         if f.acks_fin {
             self.fin_acked(y);
         }
@@ -1719,6 +1882,7 @@ impl TcpModel {
 
     /// tcp_done: state CLOSE and sk_shutdown = SHUTDOWN_MASK.
     fn done(e: &mut TcpEnd, conn: Conn) {
+        e.fin_lost_ms = None;
         e.state = TcpState::Close;
         e.conn = conn;
         e.rcv_shut = true;
@@ -1920,6 +2084,23 @@ impl TcpModel {
 
     fn fin_arrives(&mut self, y: End) {
         let peer = y.peer();
+        if self.profile.tcp.bare_fin_needs_receive_memory {
+            let lost = self.ends[peer.index()].fin_lost_ms.unwrap_or(0);
+            match self.fin_fits(y) {
+                Some(true) => {}
+                Some(false) => {
+                    self.end(peer).fin_lost_ms = Some(lost);
+                    return;
+                }
+                None => {
+                    let mut dropped = self.clone();
+                    dropped.forks.clear();
+                    dropped.end(peer).fin_lost_ms = Some(lost);
+                    self.fork(dropped);
+                }
+            }
+            self.end(peer).fin_lost_ms = None;
+        }
         let e = self.end(y);
         e.fin_received = true;
         e.rcv_shut = true;
@@ -1967,6 +2148,34 @@ impl TcpModel {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// `tcp.bare_fin_needs_receive_memory`: whether `y`'s receive memory takes a bare
+    /// FIN now (`None`: the model cannot say). Linux 6.1's tcp_data_queue charges it
+    /// like data: an empty receive queue takes it (sk_forced_mem_schedule), otherwise
+    /// tcp_try_rmem_schedule drops it while sk_rmem_alloc stays above sk_rcvbuf after
+    /// tcp_prune_queue. The memory is the queued skbs' truesize, which the model does
+    /// not track; it is more than the unread bytes, so a queue holding sk_rcvbuf bytes
+    /// or more certainly drops it (measured on 6.1 with SO_RCVBUF 4096, sk_rcvbuf 8192:
+    /// one unread write of 6,500 bytes took it, 7,000 did not). An autotuned buffer
+    /// is never filled while the writer is not pressed: the window keeps the queue
+    /// below it.
+    fn fin_fits(&self, y: End) -> Option<bool> {
+        let e = &self.ends[y.index()];
+        if e.rq.is_empty() {
+            return Some(true);
+        }
+        let Some(v) = e.bufs.rcvbuf else {
+            return Some(true);
+        };
+        // sock_setsockopt: sk_rcvbuf = max(2 * SO_RCVBUF, SOCK_MIN_RCVBUF), the
+        // minimum 2 * (2048 + the aligned struct sk_buff) on 64-bit builds.
+        let rcvbuf = (2 * v as usize).max(4608);
+        if e.rq.len >= rcvbuf && !e.rq_open {
+            Some(false)
+        } else {
+            None
         }
     }
 
@@ -2385,6 +2594,64 @@ mod tests {
         let mut g = TcpModel::with_profile(Profile::gvisor());
         run(&mut g, A, Op::Close);
         assert_eq!(run(&mut g, A, Op::State).outcome, Outcome::NotApplicable);
+    }
+
+    /// Linux 6.1 (`tcp.bare_fin_needs_receive_memory`): a FIN that finds the receive
+    /// queue past a receive buffer made smaller drops, and stays away (the reader sees
+    /// neither RDHUP nor CLOSE_WAIT, the writer stays FIN_WAIT1) until the writer's
+    /// retransmission timer brings it again to a queue that takes it. Linux 6.18 takes
+    /// it at once.
+    #[test]
+    fn a_bare_fin_over_a_shrunk_receive_buffer_waits_for_the_timer_on_6_1() {
+        let state = |s: TcpState| Outcome::State(s.into());
+        let steps = |m: &mut TcpModel| {
+            run(m, A, Op::Write(8192));
+            run(m, B, Op::RcvBuf(4096));
+            run(m, A, Op::Shutdown(Shut::Wr));
+        };
+        let mut new = TcpModel::new();
+        steps(&mut new);
+        assert_eq!(
+            run(&mut new, B, Op::State).outcome,
+            state(TcpState::CloseWait)
+        );
+        let mut old = TcpModel::with_profile(Profile::linux_6_1());
+        steps(&mut old);
+        assert!(old.take_forks().is_empty(), "8192 unread: certainly over");
+        assert_eq!(
+            run(&mut old, B, Op::State).outcome,
+            state(TcpState::Established)
+        );
+        assert_eq!(
+            run(&mut old, A, Op::State).outcome,
+            state(TcpState::FinWait1)
+        );
+        assert_eq!(
+            run(&mut old, B, Op::Poll).outcome,
+            Outcome::Poll(PollSet(PollSet::IN.0 | PollSet::OUT.0))
+        );
+        // Reading everything sends no FIN: only the timer does.
+        assert!(matches!(
+            run(&mut old, B, Op::Read(10_000)).outcome,
+            Outcome::Data(d) if d.len() == 8192
+        ));
+        assert_eq!(
+            run(&mut old, B, Op::State).outcome,
+            state(TcpState::Established)
+        );
+        assert_eq!(
+            run(&mut old, B, Op::Read(1)).outcome,
+            Outcome::Err(Errno::EAGAIN)
+        );
+        // The first retransmission (the tail loss probe, or the RTO) is certainly
+        // within a long sleep, and the queue is empty now.
+        old.advance(420);
+        assert!(old.take_forks().is_empty());
+        assert_eq!(
+            run(&mut old, B, Op::State).outcome,
+            state(TcpState::CloseWait)
+        );
+        assert_eq!(run(&mut old, B, Op::Read(1)).outcome, Outcome::Eof);
     }
 
     /// An orphan alone in FIN_WAIT2 may be gone from its FIN_WAIT2 timeout on, and is
