@@ -55,7 +55,17 @@
 //! The header `network held` (TCP on a stack that can hold segments: the host kernel, between two network namespaces joined by TUN devices, see [`crate::exec::wire`]; smoltcp) makes
 //! every segment wait in flight until a step moves it; `network instant` (the default)
 //! delivers each inside the step that sent it. Under `start connected` the handshake is
-//! delivered before the first step. The steps, on lines of their own:
+//! delivered before the first step. Under `start listening` (where the stack has a
+//! listener: the host kernel) the handshake is steps too: `a: connect` leaves `a` in
+//! SYN_SENT with its SYN held `a>l`; delivered, the listener answers SYN-ACK `l>a`
+//! (a request in SYN_RECV, not a socket: `b: accept` says EAGAIN); delivered, `a` is
+//! ESTABLISHED and sends the ACK; the first segment with a valid ACK that reaches the
+//! request (that ACK, or data sent after it) makes the child and queues it, and once
+//! `b: accept` names it the direction is `a>b`. A segment is named by the ends' names
+//! when the step runs: `l` for the server side until it is accepted. Sequence numbers
+//! are relative to each end's ISN + 1 (the first data byte is 0); a SYN or SYN-ACK
+//! is reported with sequence number 0 (its ISN), and so is an RST answering a SYN
+//! (which carries 0). The steps, on lines of their own:
 //!
 //! - `deliver a>b`: the oldest segment held from `a` to `b` arrives; `deliver a>b K`
 //!   the K-th oldest (K from 1 to 64: a reordering); `deliver a>b all` every segment
@@ -608,20 +618,21 @@ impl Scenario {
                     "'rcvbuf'/'sndbuf' headers under network held: buffer sizes decide how much a write takes and what the window lets leave, which the held model does not follow: expected the default buffers".into(),
                 ));
             }
-            if sc.network == Network::Held && sc.start != Start::Connected {
-                return Err(err(
-                    line_no,
-                    "network held runs start connected only (the handshake from SYN is not modelled): expected no 'start listening'".into(),
-                ));
-            }
             if let Step::Deliver { dir, .. } | Step::Drop { dir } | Step::Held { dir } = step {
-                if !Dir::PAIR.contains(&dir) {
-                    return Err(err(
-                        line_no,
-                        format!(
-                            "'{dir}': expected a>b or b>a, the directions of the connected pair"
-                        ),
-                    ));
+                let client = |s: Sock| matches!(s, Sock::A | Sock::C);
+                let server = |s: Sock| matches!(s, Sock::L | Sock::B | Sock::D);
+                let fits = match sc.start {
+                    Start::Connected => Dir::PAIR.contains(&dir),
+                    Start::Listening => {
+                        (client(dir.from) && server(dir.to)) || (server(dir.from) && client(dir.to))
+                    }
+                };
+                if !fits {
+                    let want = match sc.start {
+                        Start::Connected => "a>b or b>a, the directions of the connected pair",
+                        Start::Listening => "a client (a or c) and the listener or an accepted socket (l, b or d), like a>l or b>a",
+                    };
+                    return Err(err(line_no, format!("'{dir}': expected {want}")));
                 }
             }
             if sc.start == Start::Connected {
