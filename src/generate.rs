@@ -374,11 +374,16 @@ fn held_steps(
                 let rare = rare.min(RARE_SPAN - 1 - RARE_LONG_SLEEP - RARE_SHORT_SLEEP);
                 t.map((s, p, size, rare)).and_then(|step| match step {
                     // Buffer sizes are not drawn (see crate::script: the held model does
-                    // not follow what they change).
+                    // not follow what they change), nor a linger that makes close wait
+                    // for an ACK only a later step delivers (it times out while the
+                    // retransmission timer fires).
                     Step::Call {
                         op: Op::RcvBuf(_) | Op::SndBuf(_),
                         ..
                     } => None,
+                    Step::Call {
+                        op: Op::Linger(n), ..
+                    } if n > 0 => None,
                     Step::Call { sock, op } => Some(match op.write_len() {
                         Some(n) => {
                             let e = sock.index();

@@ -79,7 +79,9 @@
 //!   duplicate ACK); the ACK flag the others carry is not named.
 //!
 //! A lost or held segment is resent only by the retransmission timer, which the model
-//! does not run: `sleep` is refused under `network held`, and so are writes past
+//! does not run: `sleep` is refused under `network held`, and so is `linger N` with N
+//! above 0 (the close would wait for an ACK only a later step can deliver, while that
+//! timer fires), and so are writes past
 //! [`HELD_MAX_BYTES_PER_END`] bytes per socket (beyond them segment sizes and windows
 //! would decide what leaves, which the model does not follow).
 //!
@@ -587,6 +589,14 @@ impl Scenario {
                     return Err(err(
                         line_no,
                         "'rcvbuf'/'sndbuf' under network held: buffer sizes decide how much a write takes and what the window lets leave, which the held model does not follow: expected the default buffers".into(),
+                    ));
+                }
+                Step::Call {
+                    op: Op::Linger(n), ..
+                } if sc.network == Network::Held && n > 0 => {
+                    return Err(err(
+                        line_no,
+                        format!("'linger {n}' under network held: a lingering close waits for its FIN's ACK, which only a later step can deliver, so it waits out the {n} s while the retransmission timer fires: expected 'linger 0' or none"),
                     ));
                 }
                 Step::Sleep { .. } if sc.network == Network::Held => {
@@ -1413,6 +1423,11 @@ mod tests {
         let cases = [
             ("deliver a>b\n", 1, "expected a 'network held' header"),
             ("network held\nsleep 10\n", 2, "'sleep' under network held"),
+            (
+                "network held\na: linger 1\n",
+                2,
+                "'linger 1' under network held",
+            ),
             (
                 "network held\na: sndbuf 4096\n",
                 2,

@@ -897,6 +897,10 @@ struct WireConn {
     /// The ends' script names now: the client's, and the server side's (`l` until it
     /// is accepted).
     names: [Sock; 2],
+    /// The child's socket cookie, once sock_diag found it in B: how `accept` tells
+    /// which connection it took when the child was reset before (a CLOSE socket has
+    /// no peer name, inet_getname).
+    child_cookie: Option<u64>,
 }
 
 impl WireConn {
@@ -906,6 +910,7 @@ impl WireConn {
             isn: [None; 2],
             queues: Default::default(),
             names,
+            child_cookie: None,
         }
     }
 
@@ -1092,10 +1097,34 @@ impl Held {
             .peer_addr()
             .ok()
             .and_then(|a| a.as_socket())
-            .map_or(0, |a| a.port());
-        if let Some(c) = self.conns.iter_mut().rev().find(|c| c.ports[0] == peer) {
+            .map(|a| a.port());
+        let cookie = socket_cookie(fd);
+        let found = self.conns.iter_mut().rev().find(|c| match peer {
+            Some(p) => c.ports[0] == p,
+            None => c.child_cookie.is_some() && c.child_cookie == cookie,
+        });
+        if let Some(c) = found {
             c.names[1] = sock;
         }
+    }
+
+    /// After a segment reached B on connection `c`: the child's cookie, if the segment
+    /// just made it (see [`WireConn::child_cookie`]).
+    fn note_child(&mut self, c: usize) -> io::Result<()> {
+        let conn = &self.conns[c];
+        if conn.names[1] != Sock::L || conn.child_cookie.is_some() {
+            return Ok(());
+        }
+        let t = self.tuple(conn, 1);
+        if let Some((state, cookie)) = self.pair_mut().lookup(1, &t)? {
+            // Not the request (SYN_RECV, or TCP_NEW_SYN_RECV) nor the listener.
+            if !matches!(state, 3 | 12 | LINUX_LISTEN) {
+                let lo = u32::from_ne_bytes(cookie[0..4].try_into().expect("4 bytes"));
+                let hi = u32::from_ne_bytes(cookie[4..8].try_into().expect("4 bytes"));
+                self.conns[c].child_cookie = Some(u64::from(lo) | (u64::from(hi) << 32));
+            }
+        }
+        Ok(())
     }
 
     fn pair(&self) -> &WirePair {
@@ -1229,6 +1258,9 @@ impl Held {
         };
         self.pair().write(1 - side, &f)?;
         self.drain()?;
+        if side == 0 {
+            self.note_child(c)?;
+        }
         Ok(true)
     }
 
@@ -1332,6 +1364,23 @@ impl Held {
         }
         Ok(std::mem::take(&mut self.seen))
     }
+}
+
+/// SO_COOKIE of a socket (sock_gen_cookie, as sock_diag reports it).
+fn socket_cookie(fd: RawFd) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: v and len are valid for writing; SO_COOKIE writes a u64.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&mut v as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
 }
 
 /// A borrowed descriptor, for socket2's lookups.

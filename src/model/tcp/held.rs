@@ -425,11 +425,23 @@ impl TcpModel {
                     }
                     return true;
                 }
-                if h.rst || h.syn {
-                    // embryonic_reset: the request goes (an RST is not answered).
-                    if !h.rst {
-                        self.no_socket(y, h);
+                if h.rst {
+                    if h.seq == 0 {
+                        // At RCV.NXT: embryonic_reset, the request goes unanswered.
+                        self.wire_mut().shake = Shake::NoRequest;
+                    } else if !self.oow_stamped(y) {
+                        // Seen on 6.18: elsewhere in the window the request answers as
+                        // an established socket does (RFC 5961 3.2) and stays.
+                        self.send_ack(
+                            y,
+                            "RST in the request's window but not at RCV.NXT: challenge ACK (RFC 5961 3.2)",
+                        );
                     }
+                    return true;
+                }
+                if h.syn {
+                    // embryonic_reset: a SYN in the window resets the request.
+                    self.no_socket(y, h);
                     self.wire_mut().shake = Shake::NoRequest;
                     return true;
                 }
@@ -442,6 +454,9 @@ impl TcpModel {
                 let w = self.wire_mut();
                 w.shake = Shake::Done;
                 w.child_made = true;
+                // The child's rate-limit stamp is the listener's copy, not the
+                // request's (sk_clone_lock).
+                w.seq[y.index()].challenged = false;
                 let e = self.end(y);
                 e.state = TcpState::Established;
                 // A socket now, queued for accept (the world keeps it unseen till then).
