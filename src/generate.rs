@@ -526,6 +526,41 @@ mod tests {
         );
     }
 
+    /// Under network held and start listening the handshake's directions are drawn
+    /// (both clients', before and after the accept).
+    #[test]
+    fn held_listening_draws_the_handshake() {
+        use crate::step::{Network, Sock as S};
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strat = cases_net(
+            Transport::Tcp4,
+            &[Start::Listening],
+            24,
+            Surface::ALL,
+            crate::model::Platform::Linux,
+            Network::Held,
+        );
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let case = strat.new_tree(&mut runner).unwrap().current();
+            assert_eq!(case.start, Start::Listening);
+            for s in &case.steps {
+                if let Step::Deliver { dir, .. } = s {
+                    seen.insert((dir.from, dir.to));
+                }
+            }
+        }
+        for d in [
+            (S::A, S::L),
+            (S::L, S::A),
+            (S::C, S::L),
+            (S::L, S::C),
+            (S::A, S::B),
+        ] {
+            assert!(seen.contains(&d), "{d:?} never delivered: {seen:?}");
+        }
+    }
+
     /// A stack that cannot be asked a call never gets it, and the calls it can be
     /// asked are drawn as before.
     #[test]

@@ -1202,6 +1202,82 @@ mod tests {
         assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::Ok);
     }
 
+    /// Under network held a listening world's handshake is steps: the child is queued
+    /// only when a segment with a valid ACK reaches the request, and the directions
+    /// are named by the ends' current names.
+    #[test]
+    fn held_handshake_queues_the_child_when_its_ack_arrives() {
+        use crate::step::{Dir, Network, Which};
+        let mut m = listening(Transport::Tcp4, Profile::linux()).with_network(Network::Held);
+        let dir = |f: Sock, t: Sock| Dir { from: f, to: t };
+        let deliver = |m: &mut Model, d: Dir| {
+            m.step(Step::Deliver {
+                dir: d,
+                which: Which::Nth(1),
+            })
+        };
+        assert_eq!(
+            run(&mut m, Sock::A, Op::Connect),
+            Outcome::Err(Errno::EINPROGRESS)
+        );
+        assert_eq!(
+            run(&mut m, Sock::A, Op::State),
+            Outcome::State(TcpState::SynSent.into())
+        );
+        assert_eq!(m.held_count(dir(Sock::A, Sock::L)), 1);
+        let p = deliver(&mut m, dir(Sock::A, Sock::L));
+        assert_eq!(
+            crate::step::wire_segs(&p.segs.unwrap()),
+            "l>a SYN-ACK seq 0 ack 0"
+        );
+        assert_eq!(
+            run(&mut m, Sock::B, Op::Accept),
+            Outcome::Err(Errno::EAGAIN)
+        );
+        deliver(&mut m, dir(Sock::L, Sock::A));
+        assert_eq!(
+            run(&mut m, Sock::A, Op::State),
+            Outcome::State(TcpState::Established.into())
+        );
+        assert_eq!(
+            run(&mut m, Sock::B, Op::Accept),
+            Outcome::Err(Errno::EAGAIN)
+        );
+        deliver(&mut m, dir(Sock::A, Sock::L));
+        assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::Ok);
+        assert_eq!(run(&mut m, Sock::A, Op::Write(2)), Outcome::Wrote(2));
+        assert_eq!(m.held_dirs(), vec![dir(Sock::A, Sock::B)]);
+    }
+
+    /// A held SYN that meets no listener is answered by an RST, which refuses the
+    /// connect as under network instant.
+    #[test]
+    fn held_syn_after_the_listener_closed_is_refused() {
+        use crate::step::{Dir, Network, Which};
+        let mut m = listening(Transport::Tcp4, Profile::linux()).with_network(Network::Held);
+        run(&mut m, Sock::A, Op::Connect);
+        run(&mut m, Sock::L, Op::Close);
+        for d in [
+            Dir {
+                from: Sock::A,
+                to: Sock::L,
+            },
+            Dir {
+                from: Sock::L,
+                to: Sock::A,
+            },
+        ] {
+            m.step(Step::Deliver {
+                dir: d,
+                which: Which::Nth(1),
+            });
+        }
+        assert_eq!(
+            run(&mut m, Sock::A, Op::Connect),
+            Outcome::Err(Errno::ECONNREFUSED)
+        );
+    }
+
     #[test]
     fn sleeping_past_the_delayed_ack_settles_fin_wait1_or_2() {
         let mut m = Model::new(Transport::Tcp4, Profile::linux());
