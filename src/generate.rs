@@ -286,10 +286,11 @@ pub fn cases_on(
         })
 }
 
-/// [`cases_on`] under `network`: under `network held` (start connected only) the steps
-/// are interleaved with deliveries, drops, reorders and `held` observations, drawn only
-/// where the model has something in flight that way, and no sleeps (see
-/// [`crate::script`]: no retransmission timer is modelled) and no more than
+/// [`cases_on`] under `network`: under `network held` the steps are interleaved with
+/// deliveries, drops, reorders and `held` observations, drawn only where the model has
+/// something in flight that way (under `start listening` also the handshake's
+/// directions, `a>l`, `l>c` and so on), and no sleeps (see [`crate::script`]: no
+/// retransmission timer is modelled) and no more than
 /// [`crate::script::HELD_MAX_BYTES_PER_END`] bytes written per socket.
 pub fn cases_net(
     transport: Transport,
@@ -303,14 +304,16 @@ pub fn cases_net(
         return cases_on(transport, starts, max_steps, surface).boxed();
     }
     (
+        0..starts.len().max(1),
         proptest::collection::vec(raw_step(), 1..=max_steps.max(1)),
         proptest::collection::vec(0u8..100, max_steps.max(1)),
     )
-        .prop_map(move |(raw, wire)| {
+        .prop_map(move |(s, raw, wire)| {
+            let start = starts.get(s).copied().unwrap_or_default();
             Case::new(
                 transport,
-                Start::Connected,
-                held_steps(transport, surface, platform, &raw, &wire),
+                start,
+                held_steps(transport, start, surface, platform, &raw, &wire),
             )
             .with_network(crate::step::Network::Held)
         })
@@ -321,23 +324,35 @@ pub fn cases_net(
 /// network step on a direction the model has segments in flight.
 fn held_steps(
     transport: Transport,
+    start: Start,
     surface: Surface,
     platform: crate::model::Platform,
     raw: &[RawStep],
     wire: &[u8],
 ) -> Vec<Step> {
     use crate::step::{Dir, Which};
-    let mut t = Tracker::new(Start::Connected, surface);
-    let mut model =
-        crate::model::Model::of(transport, platform).with_network(crate::step::Network::Held);
-    let mut written = [0u64; 2];
+    let mut t = Tracker::new(start, surface);
+    let mut model = crate::model::Model::with_start(
+        transport,
+        crate::model::profile::Profile::of(platform),
+        start,
+    )
+    .with_network(crate::step::Network::Held);
+    let mut written = [0u64; 5];
     let mut out = vec![];
     for (i, r) in raw.iter().enumerate() {
         let w = wire.get(i).copied().unwrap_or(0);
-        let dir = Dir::PAIR[usize::from(r.0 % 2)];
-        let inflight = model.held_count(dir.from);
-        let step = if w < 45 && inflight > 0 {
-            Some(match w {
+        let dir = match start {
+            Start::Connected => Some(Dir::PAIR[usize::from(r.0 % 2)]),
+            // Any direction with something in flight, as the ends are named now.
+            Start::Listening => {
+                let dirs = model.held_dirs();
+                (!dirs.is_empty()).then(|| dirs[usize::from(r.0) % dirs.len()])
+            }
+        };
+        let inflight = dir.map_or(0, |d| model.held_count(d));
+        let step = match dir {
+            Some(dir) if w < 45 && inflight > 0 => Some(match w {
                 0..=24 => Step::Deliver {
                     dir,
                     which: Which::Nth(1),
@@ -352,40 +367,42 @@ fn held_steps(
                 },
                 37..=40 => Step::Drop { dir },
                 _ => Step::Held { dir },
-            })
-        } else {
-            // No sleeps: shift the draw out of the rare sleeps' band.
-            let (s, p, size, rare) = *r;
-            let rare = rare.min(RARE_SPAN - 1 - RARE_LONG_SLEEP - RARE_SHORT_SLEEP);
-            t.map((s, p, size, rare)).and_then(|step| match step {
-                // Buffer sizes are not drawn (see crate::script: the held model does not
-                // follow what they change), nor a lingering close, which would wait for
-                // an ACK only a later step can deliver.
-                Step::Call {
-                    op: Op::RcvBuf(_) | Op::SndBuf(_),
-                    ..
-                } => None,
-                Step::Call {
-                    op: Op::Linger(n), ..
-                } if n > 0 => None,
-                Step::Call { sock, op } => Some(match op.write_len() {
-                    Some(n) => {
-                        let e = usize::from(sock == Sock::B);
-                        let room = crate::script::HELD_MAX_BYTES_PER_END - written[e];
-                        let n = u64::from(n).min(room);
-                        written[e] += n;
-                        let op = match op {
-                            Op::Write(_) => Op::Write(n as u32),
-                            Op::WriteNoSignal(_) => Op::WriteNoSignal(n as u32),
-                            Op::WriteOob(_) => Op::WriteOob(n as u32),
-                            op => op,
-                        };
-                        Step::Call { sock, op }
-                    }
-                    None => step,
-                }),
-                s => Some(s),
-            })
+            }),
+            _ => {
+                // No sleeps: shift the draw out of the rare sleeps' band.
+                let (s, p, size, rare) = *r;
+                let rare = rare.min(RARE_SPAN - 1 - RARE_LONG_SLEEP - RARE_SHORT_SLEEP);
+                t.map((s, p, size, rare)).and_then(|step| match step {
+                    // Buffer sizes are not drawn (see crate::script: the held model does
+                    // not follow what they change), nor a linger that makes close wait
+                    // for an ACK only a later step delivers (it times out while the
+                    // retransmission timer fires).
+                    Step::Call {
+                        op: Op::RcvBuf(_) | Op::SndBuf(_),
+                        ..
+                    } => None,
+                    Step::Call {
+                        op: Op::Linger(n), ..
+                    } if n > 0 => None,
+                    Step::Call { sock, op } => Some(match op.write_len() {
+                        Some(n) => {
+                            let e = sock.index();
+                            let room = crate::script::HELD_MAX_BYTES_PER_END - written[e];
+                            let n = u64::from(n).min(room);
+                            written[e] += n;
+                            let op = match op {
+                                Op::Write(_) => Op::Write(n as u32),
+                                Op::WriteNoSignal(_) => Op::WriteNoSignal(n as u32),
+                                Op::WriteOob(_) => Op::WriteOob(n as u32),
+                                op => op,
+                            };
+                            Step::Call { sock, op }
+                        }
+                        None => step,
+                    }),
+                    s => Some(s),
+                })
+            }
         };
         if let Some(s) = step {
             model.step(s);
@@ -492,7 +509,7 @@ mod tests {
                     }
                 };
                 assert!(
-                    m.held_count(dir.from) >= k,
+                    m.held_count(dir) >= k,
                     "{s} with nothing that far in flight"
                 );
                 match *s {
@@ -507,6 +524,41 @@ mod tests {
             delivered > 100 && reordered > 10 && dropped > 10,
             "{delivered} {reordered} {dropped}"
         );
+    }
+
+    /// Under network held and start listening the handshake's directions are drawn
+    /// (both clients', before and after the accept).
+    #[test]
+    fn held_listening_draws_the_handshake() {
+        use crate::step::{Network, Sock as S};
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strat = cases_net(
+            Transport::Tcp4,
+            &[Start::Listening],
+            24,
+            Surface::ALL,
+            crate::model::Platform::Linux,
+            Network::Held,
+        );
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let case = strat.new_tree(&mut runner).unwrap().current();
+            assert_eq!(case.start, Start::Listening);
+            for s in &case.steps {
+                if let Step::Deliver { dir, .. } = s {
+                    seen.insert((dir.from, dir.to));
+                }
+            }
+        }
+        for d in [
+            (S::A, S::L),
+            (S::L, S::A),
+            (S::C, S::L),
+            (S::L, S::C),
+            (S::A, S::B),
+        ] {
+            assert!(seen.contains(&d), "{d:?} never delivered: {seen:?}");
+        }
     }
 
     /// A stack that cannot be asked a call never gets it, and the calls it can be

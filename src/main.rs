@@ -118,7 +118,8 @@ enum Command {
         #[arg(long, default_value = "both")]
         start: String,
         /// instant (every segment arrives at once) or held (deliveries, drops and
-        /// reorders drawn as steps; smoltcp only, start connected).
+        /// reorders drawn as steps; the host kernel and smoltcp; start listening, with
+        /// the handshake as steps, where the stack has a listener).
         #[arg(long, default_value = "instant")]
         network: closefuzz::step::Network,
     },
@@ -965,11 +966,6 @@ fn main() -> ExitCode {
                 eprintln!("closefuzz: {msg}");
                 return ExitCode::from(2);
             }
-            let start = if network == closefuzz::step::Network::Held {
-                "connected".to_string()
-            } else {
-                start
-            };
             let starts: &'static [Start] = match start.as_str() {
                 // Both, where the stack can set both up.
                 "both" => {

@@ -55,7 +55,17 @@
 //! The header `network held` (TCP on a stack that can hold segments: the host kernel, between two network namespaces joined by TUN devices, see [`crate::exec::wire`]; smoltcp) makes
 //! every segment wait in flight until a step moves it; `network instant` (the default)
 //! delivers each inside the step that sent it. Under `start connected` the handshake is
-//! delivered before the first step. The steps, on lines of their own:
+//! delivered before the first step. Under `start listening` (where the stack has a
+//! listener: the host kernel) the handshake is steps too: `a: connect` leaves `a` in
+//! SYN_SENT with its SYN held `a>l`; delivered, the listener answers SYN-ACK `l>a`
+//! (a request in SYN_RECV, not a socket: `b: accept` says EAGAIN); delivered, `a` is
+//! ESTABLISHED and sends the ACK; the first segment with a valid ACK that reaches the
+//! request (that ACK, or data sent after it) makes the child and queues it, and once
+//! `b: accept` names it the direction is `a>b`. A segment is named by the ends' names
+//! when the step runs: `l` for the server side until it is accepted. Sequence numbers
+//! are relative to each end's ISN + 1 (the first data byte is 0); a SYN or SYN-ACK
+//! is reported with sequence number 0 (its ISN), and so is an RST answering a SYN
+//! (which carries 0). The steps, on lines of their own:
 //!
 //! - `deliver a>b`: the oldest segment held from `a` to `b` arrives; `deliver a>b K`
 //!   the K-th oldest (K from 1 to 64: a reordering); `deliver a>b all` every segment
@@ -69,7 +79,9 @@
 //!   duplicate ACK); the ACK flag the others carry is not named.
 //!
 //! A lost or held segment is resent only by the retransmission timer, which the model
-//! does not run: `sleep` is refused under `network held`, and so are writes past
+//! does not run: `sleep` is refused under `network held`, and so is `linger N` with N
+//! above 0 (the close would wait for an ACK only a later step can deliver, while that
+//! timer fires), and so are writes past
 //! [`HELD_MAX_BYTES_PER_END`] bytes per socket (beyond them segment sizes and windows
 //! would decide what leaves, which the model does not follow).
 //!
@@ -587,6 +599,14 @@ impl Scenario {
                         "'rcvbuf'/'sndbuf' under network held: buffer sizes decide how much a write takes and what the window lets leave, which the held model does not follow: expected the default buffers".into(),
                     ));
                 }
+                Step::Call {
+                    op: Op::Linger(n), ..
+                } if sc.network == Network::Held && n > 0 => {
+                    return Err(err(
+                        line_no,
+                        format!("'linger {n}' under network held: a lingering close waits for its FIN's ACK, which only a later step can deliver, so it waits out the {n} s while the retransmission timer fires: expected 'linger 0' or none"),
+                    ));
+                }
                 Step::Sleep { .. } if sc.network == Network::Held => {
                     return Err(err(
                         line_no,
@@ -616,20 +636,21 @@ impl Scenario {
                     "'rcvbuf'/'sndbuf' headers under network held: buffer sizes decide how much a write takes and what the window lets leave, which the held model does not follow: expected the default buffers".into(),
                 ));
             }
-            if sc.network == Network::Held && sc.start != Start::Connected {
-                return Err(err(
-                    line_no,
-                    "network held runs start connected only (the handshake from SYN is not modelled): expected no 'start listening'".into(),
-                ));
-            }
             if let Step::Deliver { dir, .. } | Step::Drop { dir } | Step::Held { dir } = step {
-                if !Dir::PAIR.contains(&dir) {
-                    return Err(err(
-                        line_no,
-                        format!(
-                            "'{dir}': expected a>b or b>a, the directions of the connected pair"
-                        ),
-                    ));
+                let client = |s: Sock| matches!(s, Sock::A | Sock::C);
+                let server = |s: Sock| matches!(s, Sock::L | Sock::B | Sock::D);
+                let fits = match sc.start {
+                    Start::Connected => Dir::PAIR.contains(&dir),
+                    Start::Listening => {
+                        (client(dir.from) && server(dir.to)) || (server(dir.from) && client(dir.to))
+                    }
+                };
+                if !fits {
+                    let want = match sc.start {
+                        Start::Connected => "a>b or b>a, the directions of the connected pair",
+                        Start::Listening => "a client (a or c) and the listener or an accepted socket (l, b or d), like a>l or b>a",
+                    };
+                    return Err(err(line_no, format!("'{dir}': expected {want}")));
                 }
             }
             if sc.start == Start::Connected {
@@ -1346,6 +1367,20 @@ mod tests {
 
     const HELD: &str = "transport tcp4\nnetwork held\na: write 5          => ok 5\nheld a>b            => DATA(5)\ndeliver a>b         => ok\nheld b>a            => ACK\ndeliver b>a 2       => n/a\ndeliver b>a all     => ok\ndrop a>b            => n/a\na: close            => ok\nheld a>b            => FIN\nheld b>a            => -\n";
 
+    /// Under start listening the handshake's directions parse (the listener's side is
+    /// `l` until accepted).
+    #[test]
+    fn network_held_listening_parses_handshake_directions() {
+        let sc = Scenario::parse(
+            "h",
+            "start listening\nnetwork held\na: connect => EINPROGRESS\nheld a>l => SYN\ndeliver a>l\nheld l>a => SYN-ACK\ndeliver c>l all\ndrop b>a\n",
+        )
+        .unwrap();
+        assert_eq!(sc.start, Start::Listening);
+        assert_eq!(sc.network, Network::Held);
+        assert_eq!(sc.steps.len(), 6);
+    }
+
     /// The held-network header and steps parse as issue 11 spells them, and print back
     /// to the same text.
     #[test]
@@ -1443,12 +1478,22 @@ mod tests {
             ("deliver a>b\n", 1, "expected a 'network held' header"),
             ("network held\nsleep 10\n", 2, "'sleep' under network held"),
             (
+                "network held\na: linger 1\n",
+                2,
+                "'linger 1' under network held",
+            ),
+            (
                 "network held\na: sndbuf 4096\n",
                 2,
                 "'rcvbuf'/'sndbuf' under network held",
             ),
             ("network held\na: linger 1\n", 2, "would block for 1 s"),
             ("network held\ndeliver a>a\n", 2, "expected 'deliver a>b'"),
+            (
+                "start listening\nnetwork held\ndeliver a>c\n",
+                3,
+                "expected a client (a or c) and the listener",
+            ),
             ("network held\ndeliver a>b 0\n", 2, "K from 1 to 64"),
             ("network held\ndrop a>b 2\n", 2, "expected 'drop a>b'"),
             ("network held\nheld c>d\n", 2, "expected a>b or b>a"),
@@ -1477,11 +1522,6 @@ mod tests {
                 "a: close\nnetwork held\n",
                 2,
                 "comes once, before the first step",
-            ),
-            (
-                "network held\nstart listening\na: close\n",
-                3,
-                "start connected only",
             ),
             (
                 "network held\na: write 10000\na: write 10000\n",

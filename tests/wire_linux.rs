@@ -26,9 +26,14 @@ const BOTH: [Transport; 2] = [Transport::Tcp4, Transport::Tcp6];
 /// Runs `script` (step, expected result, expected segments sent during the step) under
 /// `network held` over `t`, and fails listing every step that differs.
 fn check(t: Transport, script: &[(&str, &str, &str)]) -> KernelRun {
+    check_from("", t, script)
+}
+
+/// [`check`] after the header lines `head` (`start listening\n`).
+fn check_from(head: &str, t: Transport, script: &[(&str, &str, &str)]) -> KernelRun {
     // Scripts may not sleep under network held (the model runs no timers yet): a
     // placeholder line, replaced by the sleep once parsed.
-    let text: String = std::iter::once("network held\n".to_string())
+    let text: String = std::iter::once(format!("{head}network held\n"))
         .chain(
             script
                 .iter()
@@ -118,6 +123,63 @@ fn data_ack_and_the_four_way_close() {
                 ("a: state", "TIME_WAIT", "-"),
                 ("held a>b", "-", "-"),
                 ("held b>a", "-", "-"),
+            ],
+        );
+    }
+}
+
+/// `start listening` under held: the handshake one segment at a time, each end's
+/// numbers relative to its ISN + 1 and a SYN's (its ISN) reported as 0.
+#[test]
+fn the_handshake_step_by_step() {
+    if !root() {
+        return;
+    }
+    for t in BOTH {
+        check_from(
+            "start listening\n",
+            t,
+            &[
+                // tcp_v4_connect -> tcp_connect: the SYN leaves inside the call.
+                ("a: connect", "EINPROGRESS", "a>l SYN seq 0 no ack"),
+                ("a: state", "SYN_SENT", "-"),
+                // tcp_conn_request: a request (not a socket) answers SYN-ACK.
+                ("deliver a>l", "ok", "l>a SYN-ACK seq 0 ack 0"),
+                ("b: accept", "EAGAIN", "-"),
+                // tcp_rcv_synsent_state_process: ESTABLISHED, the ACK at once.
+                ("deliver l>a", "ok", "a>l ACK seq 0 ack 0"),
+                ("a: state", "ESTABLISHED", "-"),
+                ("a: write 3", "ok 3", "a>l DATA(3) seq 0 ack 0"),
+                // The data overtakes the ACK: its valid ACK makes the child
+                // (tcp_check_req), which takes the data and acknowledges it.
+                ("deliver a>l 2", "ok", "l>a ACK seq 0 ack 3"),
+                ("b: accept", "ok", "-"),
+                // The late ACK ends before RCV.WUP: tcp_send_dupack.
+                ("deliver a>b", "ok", "b>a ACK seq 0 ack 3"),
+                ("b: read 10", "data 3", "-"),
+                ("held a>b", "-", "-"),
+            ],
+        );
+    }
+}
+
+/// A SYN that meets no listener draws an RST with sequence number 0 that
+/// acknowledges it (tcp_v4_send_reset), which refuses the connect.
+#[test]
+fn a_syn_after_the_listener_closed_is_refused() {
+    if !root() {
+        return;
+    }
+    for t in BOTH {
+        check_from(
+            "start listening\n",
+            t,
+            &[
+                ("a: connect", "EINPROGRESS", "a>l SYN seq 0 no ack"),
+                ("l: close", "ok", "-"),
+                ("deliver a>l", "ok", "l>a RST seq 0 ack 0"),
+                ("deliver l>a", "ok", "-"),
+                ("a: connect", "ECONNREFUSED", "-"),
             ],
         );
     }

@@ -232,21 +232,27 @@ impl Sockets {
         network: Network,
     ) -> io::Result<Sockets> {
         if network == Network::Held {
-            if start != Start::Connected {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("network held runs start connected only, not start {start}"),
-                ));
-            }
             // No fresh namespace (netns::before_pair): the case runs in the thread's
             // wire pair, which destroys what each case leaves.
             signals::block_sigpipe_in_this_thread();
             signals::take_sigpipe();
-            let (held, a, b) = wire::Held::connect(transport, &bufs)?;
             let mut w = Sockets::empty(transport, bufs);
-            w.held = Some(held);
-            w.put(Sock::A, a);
-            w.put(Sock::B, b);
+            match start {
+                Start::Connected => {
+                    let (held, a, b) = wire::Held::connect(transport, &bufs)?;
+                    w.held = Some(held);
+                    w.put(Sock::A, a);
+                    w.put(Sock::B, b);
+                }
+                Start::Listening => {
+                    let backlog = BACKLOG;
+                    let (held, l, a, c) = wire::Held::listening(transport, &bufs, backlog)?;
+                    w.held = Some(held);
+                    w.put(Sock::L, l);
+                    w.put(Sock::A, a);
+                    w.put(Sock::C, c);
+                }
+            }
             return Ok(w);
         }
         match start {
@@ -534,6 +540,12 @@ impl Sockets {
             }
             Op::Connect => {
                 let r = self.connect_to_listener(fd);
+                if let (Some(h), Outcome::Err(Errno(libc::EINPROGRESS))) = (&mut self.held, &r) {
+                    // A SYN left: the wire follows its connection from now on.
+                    if let Err(e) = h.register(sock, fd) {
+                        return errno_of(e);
+                    }
+                }
                 self.note_tuple(sock);
                 r
             }
@@ -594,6 +606,9 @@ impl Sockets {
         }
         match sys::accept_nonblocking(l) {
             Ok(fd) => {
+                if let Some(h) = &mut self.held {
+                    h.accepted(sock, fd.as_raw_fd());
+                }
                 if self.transport.is_tcp() {
                     let _ = tcp_options(fd.as_raw_fd());
                 }

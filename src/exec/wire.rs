@@ -886,25 +886,64 @@ pub fn parse_segment(frame: &[u8]) -> Option<Segment> {
     })
 }
 
-fn side_of(dir: Dir) -> Option<usize> {
-    Dir::PAIR.iter().position(|d| *d == dir)
+/// One connection on the wire: a client in A, its server side in B.
+struct WireConn {
+    /// The client's port and the server's (the listener's).
+    ports: [u16; 2],
+    /// Each end's ISN, from its SYN or SYN-ACK once seen.
+    isn: [Option<u32>; 2],
+    /// In flight client to server and server to client, oldest first.
+    queues: [VecDeque<Vec<u8>>; 2],
+    /// The ends' script names now: the client's, and the server side's (`l` until it
+    /// is accepted).
+    names: [Sock; 2],
+    /// The child's socket cookie, once sock_diag found it in B: how `accept` tells
+    /// which connection it took when the child was reset before (a CLOSE socket has
+    /// no peer name, inet_getname).
+    child_cookie: Option<u64>,
 }
 
-/// One held case's wire: the thread's pair (lent for the case), the connection's
-/// ports, and the segments in flight each way. Dropping it ends the case: every
-/// socket left for the connection is destroyed and the pair goes back to the thread.
+impl WireConn {
+    fn new(names: [Sock; 2], ports: [u16; 2]) -> WireConn {
+        WireConn {
+            ports,
+            isn: [None; 2],
+            queues: Default::default(),
+            names,
+            child_cookie: None,
+        }
+    }
+
+    fn names(&self, side: usize) -> String {
+        crate::step::seg_list(
+            &self.queues[side]
+                .iter()
+                .filter_map(|f| parse_segment(f).map(|s| s.name))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn dir(&self, side: usize) -> Dir {
+        Dir {
+            from: self.names[side],
+            to: self.names[1 - side],
+        }
+    }
+}
+
+/// One held case's wire: the thread's pair (lent for the case), its connections and
+/// the segments in flight each way on each. Dropping it ends the case: every socket
+/// left for a connection is destroyed and the pair goes back to the thread.
 pub(crate) struct Held {
     pair: Option<Box<WirePair>>,
     v6: bool,
-    /// `a`'s port and `b`'s (the listener's): the connection's.
-    ports: [u16; 2],
-    /// Each end's ISN, from the handshake.
-    isn: [u32; 2],
-    /// In flight `a>b` and `b>a`, oldest first.
-    queues: [VecDeque<Vec<u8>>; 2],
+    /// The listener's port, in B.
+    lport: u16,
+    /// Every connection the case made, oldest first.
+    conns: Vec<WireConn>,
     /// Segments seen leaving since the last [`Held::take_seen`].
     seen: Vec<WireSeg>,
-    /// Frames read that were not the connection's.
+    /// Frames read that were not the case's connections'.
     stray: u64,
     /// A failure of the wire itself (a TUN that cannot be read or written): the case
     /// is void, and says so at its end.
@@ -919,6 +958,76 @@ pub(crate) struct Held {
 const HANDSHAKE_TRIES: usize = 3;
 
 impl Held {
+    fn new(transport: Transport) -> io::Result<Held> {
+        let v6 = match transport {
+            Transport::Tcp4 => false,
+            Transport::Tcp6 => true,
+            t => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("network held runs TCP only, not {t}"),
+                ))
+            }
+        };
+        let mut h = Held {
+            pair: Some(take_pair()?),
+            v6,
+            lport: 0,
+            conns: Vec::new(),
+            seen: Vec::new(),
+            stray: 0,
+            fault: None,
+        };
+        // Whatever the last case's cleanup sent (resets of destroyed sockets).
+        h.pair_mut().discard()?;
+        Ok(h)
+    }
+
+    /// A listener in B (bound to a fresh port, `backlog`), and `clients` sockets in A;
+    /// all non-blocking.
+    fn make_sockets(
+        &mut self,
+        backlog: i32,
+        clients: usize,
+        bufs: &Bufs,
+    ) -> io::Result<(OwnedFd, Vec<OwnedFd>)> {
+        let family = if self.v6 {
+            libc::AF_INET6
+        } else {
+            libc::AF_INET
+        };
+        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK;
+        let home = current_ns()?;
+        let made = (|| {
+            setns(self.pair().ns[1].as_raw_fd())?;
+            let l = raw_socket(family, ty, 0)?;
+            setns(self.pair().ns[0].as_raw_fd())?;
+            let cs = (0..clients)
+                .map(|_| raw_socket(family, ty, 0))
+                .collect::<io::Result<Vec<_>>>()?;
+            Ok::<_, io::Error>((l, cs))
+        })();
+        setns(home.as_raw_fd())?;
+        let (l, cs) = made?;
+        let laddr = socket2::SockAddr::from(SocketAddr::new(self.addr(1), 0));
+        super::set_socket_int_option(l.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        sys::bind_cycling_port(l.as_raw_fd(), &laddr)?;
+        // SAFETY: a bound socket of ours.
+        cvt(unsafe { libc::listen(l.as_raw_fd(), backlog) })?;
+        self.lport = socket2::SockRef::from(&l)
+            .local_addr()?
+            .as_socket()
+            .map_or(0, |s| s.port());
+        // Before a connection arrives: its window comes from the listener's buffer
+        // (tcp_openreq_init_rwin), as under network instant.
+        apply_bufs(bufs, l.as_raw_fd())?;
+        for c in &cs {
+            apply_bufs(bufs, c.as_raw_fd())?;
+            tcp_options(c.as_raw_fd())?;
+        }
+        Ok((l, cs))
+    }
+
     /// The world of a held `start connected` case: `a` (in A) connected to `b` (in B),
     /// the handshake delivered, the listener closed.
     pub(crate) fn connect(
@@ -937,51 +1046,10 @@ impl Held {
     }
 
     fn connect_once(transport: Transport, bufs: &Bufs) -> io::Result<(Held, OwnedFd, OwnedFd)> {
-        let v6 = match transport {
-            Transport::Tcp4 => false,
-            Transport::Tcp6 => true,
-            t => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("network held runs TCP only, not {t}"),
-                ))
-            }
-        };
-        let mut h = Held {
-            pair: Some(take_pair()?),
-            v6,
-            ports: [0; 2],
-            isn: [0; 2],
-            queues: Default::default(),
-            seen: Vec::new(),
-            stray: 0,
-            fault: None,
-        };
-        // Whatever the last case's cleanup sent (resets of destroyed sockets).
-        h.pair_mut().discard()?;
-        let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK;
-        let home = current_ns()?;
-        let made = (|| {
-            setns(h.pair().ns[1].as_raw_fd())?;
-            let l = raw_socket(family, ty, 0)?;
-            setns(h.pair().ns[0].as_raw_fd())?;
-            let a = raw_socket(family, ty, 0)?;
-            Ok::<_, io::Error>((l, a))
-        })();
-        setns(home.as_raw_fd())?;
-        let (l, a) = made?;
-        let laddr = socket2::SockAddr::from(SocketAddr::new(h.addr(1), 0));
-        super::set_socket_int_option(l.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-        sys::bind_cycling_port(l.as_raw_fd(), &laddr)?;
-        // SAFETY: a bound socket of ours.
-        cvt(unsafe { libc::listen(l.as_raw_fd(), 1) })?;
-        let laddr = socket2::SockRef::from(&l).local_addr()?;
-        // Before the connection arrives: its window comes from the listener's buffer
-        // (tcp_openreq_init_rwin), as under network instant.
-        apply_bufs(bufs, l.as_raw_fd())?;
-        apply_bufs(bufs, a.as_raw_fd())?;
-        tcp_options(a.as_raw_fd())?;
+        let mut h = Held::new(transport)?;
+        let (l, mut cs) = h.make_sockets(1, 1, bufs)?;
+        let a = cs.pop().expect("one client");
+        let laddr = h.listener_addr();
         match socket2::SockRef::from(&a).connect(&laddr) {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
@@ -991,11 +1059,8 @@ impl Held {
                 ))
             }
         }
-        let local = socket2::SockRef::from(&a).local_addr()?;
-        h.ports = [
-            local.as_socket().map_or(0, |s| s.port()),
-            laddr.as_socket().map_or(0, |s| s.port()),
-        ];
+        h.register(Sock::A, a.as_raw_fd())?;
+        h.conns[0].names[1] = Sock::B;
         h.handshake()?;
         let b = sys::accept_nonblocking(l.as_raw_fd())?;
         drop(l);
@@ -1006,18 +1071,83 @@ impl Held {
         // the blocking connect of network instant leaves it (a later connect then says
         // EISCONN there as here).
         socket2::SockRef::from(&a).connect(&laddr)?;
-        if h.queues.iter().any(|q| !q.is_empty()) {
+        let c = &h.conns[0];
+        if c.queues.iter().any(|q| !q.is_empty()) {
+            // Interrupted: a timer fired in it (see HANDSHAKE_TRIES).
             return Err(io::Error::new(
                 io::ErrorKind::Interrupted,
                 format!(
                     "network held: segments in flight after the handshake: a>b {}, b>a {}",
-                    h.names(0),
-                    h.names(1)
+                    c.names(0),
+                    c.names(1)
                 ),
             ));
         }
         h.seen.clear();
         Ok((h, a, b))
+    }
+
+    /// The world of a held `start listening` case: the listener `l` (in B, backlog
+    /// `backlog`) and the clients `a` and `c` (in A), none connected: every segment of
+    /// a handshake is a step's to move.
+    pub(crate) fn listening(
+        transport: Transport,
+        bufs: &Bufs,
+        backlog: i32,
+    ) -> io::Result<(Held, OwnedFd, OwnedFd, OwnedFd)> {
+        let mut h = Held::new(transport)?;
+        let (l, mut cs) = h.make_sockets(backlog, 2, bufs)?;
+        // Accepted sockets start as copies of the listener (sk_clone_lock).
+        tcp_options(l.as_raw_fd())?;
+        let c = cs.pop().expect("two clients");
+        let a = cs.pop().expect("two clients");
+        Ok((h, l, a, c))
+    }
+
+    /// `sock`'s connect has sent a SYN: its connection is followed from now on.
+    pub(crate) fn register(&mut self, sock: Sock, fd: RawFd) -> io::Result<()> {
+        let local = socket2::SockRef::from(&fd_ref(fd)).local_addr()?;
+        let port = local.as_socket().map_or(0, |s| s.port());
+        self.conns
+            .push(WireConn::new([sock, Sock::L], [port, self.lport]));
+        Ok(())
+    }
+
+    /// `sock` was accepted: the connection whose client it is connected to takes its
+    /// name (segments are named by it from now on).
+    pub(crate) fn accepted(&mut self, sock: Sock, fd: RawFd) {
+        let peer = socket2::SockRef::from(&fd_ref(fd))
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port());
+        let cookie = socket_cookie(fd);
+        let found = self.conns.iter_mut().rev().find(|c| match peer {
+            Some(p) => c.ports[0] == p,
+            None => c.child_cookie.is_some() && c.child_cookie == cookie,
+        });
+        if let Some(c) = found {
+            c.names[1] = sock;
+        }
+    }
+
+    /// After a segment reached B on connection `c`: the child's cookie, if the segment
+    /// just made it (see [`WireConn::child_cookie`]).
+    fn note_child(&mut self, c: usize) -> io::Result<()> {
+        let conn = &self.conns[c];
+        if conn.names[1] != Sock::L || conn.child_cookie.is_some() {
+            return Ok(());
+        }
+        let t = self.tuple(conn, 1);
+        if let Some((state, cookie)) = self.pair_mut().lookup(1, &t)? {
+            // Not the request (SYN_RECV, or TCP_NEW_SYN_RECV) nor the listener.
+            if !matches!(state, 3 | 12 | LINUX_LISTEN) {
+                let lo = u32::from_ne_bytes(cookie[0..4].try_into().expect("4 bytes"));
+                let hi = u32::from_ne_bytes(cookie[4..8].try_into().expect("4 bytes"));
+                self.conns[c].child_cookie = Some(u64::from(lo) | (u64::from(hi) << 32));
+            }
+        }
+        Ok(())
     }
 
     fn pair(&self) -> &WirePair {
@@ -1036,54 +1166,39 @@ impl Held {
         }
     }
 
-    /// The connection as `side` sees it.
-    fn tuple(&self, side: usize) -> Tuple {
+    /// Connection `c` as `side` sees it.
+    fn tuple(&self, c: &WireConn, side: usize) -> Tuple {
         Tuple {
-            local: SocketAddr::new(self.addr(side), self.ports[side]),
-            peer: SocketAddr::new(self.addr(1 - side), self.ports[1 - side]),
+            local: SocketAddr::new(self.addr(side), c.ports[side]),
+            peer: SocketAddr::new(self.addr(1 - side), c.ports[1 - side]),
         }
     }
 
-    /// The address `b` listened on (nobody listens there after the start): where a
-    /// later `connect` goes.
+    /// The listener's address (under `start connected` nobody listens there after the
+    /// start): where a `connect` goes.
     pub(crate) fn listener_addr(&self) -> socket2::SockAddr {
-        socket2::SockAddr::from(SocketAddr::new(self.addr(1), self.ports[1]))
+        socket2::SockAddr::from(SocketAddr::new(self.addr(1), self.lport))
     }
 
-    fn names(&self, side: usize) -> String {
-        crate::step::seg_list(
-            &self.queues[side]
-                .iter()
-                .filter_map(|f| parse_segment(f).map(|s| s.name))
-                .collect::<Vec<_>>(),
-        )
-    }
-
-    /// SYN, SYN-ACK, ACK, each delivered as it appears.
+    /// SYN, SYN-ACK, ACK of the first connection, each delivered as it appears.
     fn handshake(&mut self) -> io::Result<()> {
         for (side, want) in [(0, SegName::Syn), (1, SegName::SynAck), (0, SegName::Ack)] {
-            if self.queues[side].is_empty() {
+            if self.conns[0].queues[side].is_empty() {
                 self.wait_for(side)?;
                 self.drain()?;
             }
-            let first = self.queues[side].front().and_then(|f| parse_segment(f));
-            match first {
-                Some(s) if s.name == want && self.queues[side].len() == 1 => {
-                    if want != SegName::Ack {
-                        self.isn[side] = s.seq;
-                    }
-                }
-                _ => {
-                    // Interrupted: a timer fired in it (see HANDSHAKE_TRIES).
-                    return Err(io::Error::new(io::ErrorKind::Interrupted, format!(
-                        "network held: the handshake expected {want} {}, found {} (and {} the other way)",
-                        Dir::PAIR[side],
-                        self.names(side),
-                        self.names(1 - side)
-                    )));
-                }
+            let c = &self.conns[0];
+            let first = c.queues[side].front().and_then(|f| parse_segment(f));
+            if !matches!(first, Some(s) if s.name == want && c.queues[side].len() == 1) {
+                // Interrupted: a timer fired in it (see HANDSHAKE_TRIES).
+                return Err(io::Error::new(io::ErrorKind::Interrupted, format!(
+                    "network held: the handshake expected {want} {}, found {} (and {} the other way)",
+                    Dir::PAIR[side],
+                    c.names(side),
+                    c.names(1 - side)
+                )));
             }
-            self.deliver_one(side, 0)?;
+            self.deliver_one(0, side, 0)?;
         }
         Ok(())
     }
@@ -1109,44 +1224,67 @@ impl Held {
         Ok(())
     }
 
-    /// Reads both TUNs until they are empty, keeping the connection's segments.
+    /// Reads both TUNs until they are empty, keeping the connections' segments.
     fn drain(&mut self) -> io::Result<()> {
         for side in 0..2 {
             while let Some(n) = self.pair_mut().read(side)? {
                 let pair = self.pair.as_ref().expect("lent");
                 let frame = &pair.buf[..n];
-                match parse_segment(frame) {
-                    Some(s) if s.sport == self.ports[side] && s.dport == self.ports[1 - side] => {
-                        if self.queues[side].len() >= MAX_HELD {
-                            return Err(io::Error::other(format!(
-                                "network held: more than {MAX_HELD} segments in flight {}",
-                                Dir::PAIR[side]
-                            )));
-                        }
-                        let first = |d: usize| self.isn[d].wrapping_add(1);
-                        self.seen.push(WireSeg {
-                            dir: Dir::PAIR[side],
-                            name: s.name,
-                            seq: u64::from(s.seq.wrapping_sub(first(side))),
-                            ack: s.ack.map(|a| u64::from(a.wrapping_sub(first(1 - side)))),
-                        });
-                        self.queues[side].push_back(frame.to_vec());
-                    }
-                    _ => self.stray += 1,
+                let Some(s) = parse_segment(frame) else {
+                    self.stray += 1;
+                    continue;
+                };
+                // The newest connection with these ports (a client that connects
+                // again may get its old port back).
+                let Some(c) = self.conns.iter_mut().rev().find(|c| {
+                    s.sport == c.ports[side] && s.dport == c.ports[1 - side] && c.ports[0] != 0
+                }) else {
+                    self.stray += 1;
+                    continue;
+                };
+                if c.queues[side].len() >= MAX_HELD {
+                    return Err(io::Error::other(format!(
+                        "network held: more than {MAX_HELD} segments in flight {}",
+                        c.dir(side)
+                    )));
                 }
+                let syn = matches!(s.name, SegName::Syn | SegName::SynAck);
+                if syn {
+                    c.isn[side] = Some(s.seq);
+                }
+                // Relative to each end's ISN + 1; a SYN's own number is its ISN,
+                // reported as 0; before an end's ISN is known (the RST that answers a
+                // SYN, which carries 0), the number as it is.
+                let rel = |d: usize, v: u32, syn: bool| {
+                    u64::from(match c.isn[d] {
+                        Some(i) if syn => v.wrapping_sub(i),
+                        Some(i) => v.wrapping_sub(i.wrapping_add(1)),
+                        None => v,
+                    })
+                };
+                self.seen.push(WireSeg {
+                    dir: c.dir(side),
+                    name: s.name,
+                    seq: rel(side, s.seq, syn),
+                    ack: s.ack.map(|a| rel(1 - side, a, false)),
+                });
+                c.queues[side].push_back(frame.to_vec());
             }
         }
         Ok(())
     }
 
-    /// Hands the `k`-th oldest segment held from `side` to the other end, and collects
-    /// what that made either end send.
-    fn deliver_one(&mut self, side: usize, k: usize) -> io::Result<bool> {
-        let Some(f) = self.queues[side].remove(k) else {
+    /// Hands the `k`-th oldest segment held from `side` of connection `c` to the other
+    /// end, and collects what that made either end send.
+    fn deliver_one(&mut self, c: usize, side: usize, k: usize) -> io::Result<bool> {
+        let Some(f) = self.conns[c].queues[side].remove(k) else {
             return Ok(false);
         };
         self.pair().write(1 - side, &f)?;
         self.drain()?;
+        if side == 0 {
+            self.note_child(c)?;
+        }
         Ok(true)
     }
 
@@ -1159,35 +1297,45 @@ impl Held {
         }
     }
 
+    /// The newest connection whose ends are named as `dir` says, and the side
+    /// `dir.from` is.
+    fn conn_of(&self, dir: Dir) -> Option<(usize, usize)> {
+        self.conns
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, c)| (0..2).find(|s| c.dir(*s) == dir).map(|s| (i, s)))
+    }
+
     /// `deliver`, `drop` and `held`.
     pub(crate) fn wire_step(&mut self, step: Step) -> Outcome {
         let dir = match step {
             Step::Deliver { dir, .. } | Step::Drop { dir } | Step::Held { dir } => dir,
             _ => return Outcome::NotApplicable,
         };
-        let Some(side) = side_of(dir) else {
-            // Only a and b exist under start connected.
+        let Some((c, side)) = self.conn_of(dir) else {
+            // No connection between those names (yet).
             return Outcome::NotApplicable;
         };
         let r = match step {
             Step::Deliver {
                 which: Which::Nth(k),
                 ..
-            } => self.deliver_one(side, usize::from(k.max(1)) - 1),
+            } => self.deliver_one(c, side, usize::from(k.max(1)) - 1),
             Step::Deliver {
                 which: Which::All, ..
             } => {
                 // What was in flight when the step began: a delivery makes only the
                 // other end answer, but the count is fixed first all the same.
-                let n = self.queues[side].len();
+                let n = self.conns[c].queues[side].len();
                 (0..n)
-                    .try_fold(false, |_, _| self.deliver_one(side, 0))
+                    .try_fold(false, |_, _| self.deliver_one(c, side, 0))
                     .map(|_| n > 0)
             }
-            Step::Drop { .. } => Ok(self.queues[side].pop_front().is_some()),
+            Step::Drop { .. } => Ok(self.conns[c].queues[side].pop_front().is_some()),
             Step::Held { .. } => {
                 return Outcome::Segments(
-                    self.queues[side]
+                    self.conns[c].queues[side]
                         .iter()
                         .filter_map(|f| parse_segment(f).map(|s| s.name))
                         .collect(),
@@ -1206,14 +1354,22 @@ impl Held {
     }
 
     /// `state` of `sock` once its descriptor is closed: sock_diag in its end's
-    /// namespace.
+    /// namespace, for the newest connection it is an end of (none: gone; a closed
+    /// listener holds no connection).
     pub(crate) fn closed_state(&mut self, sock: Sock) -> Outcome {
-        let side = match sock {
-            Sock::A => 0,
-            Sock::B => 1,
-            _ => return Outcome::Gone,
+        if sock == Sock::L {
+            return Outcome::Gone;
+        }
+        let Some((c, side)) = self
+            .conns
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, c)| c.names.iter().position(|n| *n == sock).map(|s| (i, s)))
+        else {
+            return Outcome::Gone;
         };
-        let t = self.tuple(side);
+        let t = self.tuple(&self.conns[c], side);
         match self.pair_mut().lookup(side, &t) {
             Ok(None) => Outcome::Gone,
             Ok(Some((LINUX_LISTEN, _))) => Outcome::Gone,
@@ -1234,19 +1390,46 @@ impl Held {
     }
 }
 
+/// SO_COOKIE of a socket (sock_gen_cookie, as sock_diag reports it).
+fn socket_cookie(fd: RawFd) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: v and len are valid for writing; SO_COOKIE writes a u64.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&mut v as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// A borrowed descriptor, for socket2's lookups.
+fn fd_ref(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used within the call that passed fd, while its owner holds it open.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         let Some(mut pair) = self.pair.take() else {
             return;
         };
         // The descriptors are closed by now (Sockets drops them first): what is left
-        // is orphans, TIME_WAIT mini-sockets and, after a failed start, a connecting
-        // socket. Destroying them sends resets into the TUNs: emptied below, and again
-        // when the next case starts.
+        // is orphans, TIME_WAIT mini-sockets, requests and, after a failed start, a
+        // connecting socket. Destroying them sends resets into the TUNs: emptied below,
+        // and again when the next case starts.
         let mut ok = true;
-        if self.ports.iter().all(|p| *p != 0) {
+        for c in self
+            .conns
+            .iter()
+            .filter(|c| c.ports.iter().all(|p| *p != 0))
+        {
             for side in 0..2 {
-                let t = self.tuple(side);
+                let t = self.tuple(c, side);
                 ok &= pair.destroy(side, &t).is_ok();
             }
         }

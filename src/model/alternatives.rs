@@ -67,6 +67,56 @@ impl TcpAlternatives {
         self
     }
 
+    /// The connection as a held non-blocking connect leaves it (see
+    /// [`TcpModel::held_connecting`]).
+    pub fn held_connecting(mut self, listening: bool) -> TcpAlternatives {
+        self.alts = self
+            .alts
+            .into_iter()
+            .map(|m| m.held_connecting(listening))
+            .collect();
+        self.log = self.alts[0].wire_log().clone();
+        self
+    }
+
+    /// The listener stopped (see [`TcpModel::listener_stopped`]).
+    pub fn listener_stopped(&mut self) {
+        self.alts.iter_mut().for_each(TcpModel::listener_stopped);
+    }
+
+    /// Whether the child was made since the last call.
+    pub fn take_child_made(&mut self) -> bool {
+        self.alts
+            .iter_mut()
+            .map(TcpModel::take_child_made)
+            .fold(false, |a, b| a | b)
+    }
+
+    /// Whether the client's connect was refused since the last call.
+    pub fn take_refused(&mut self) -> bool {
+        self.alts
+            .iter_mut()
+            .map(TcpModel::take_refused)
+            .fold(false, |a, b| a | b)
+    }
+
+    /// Whether `x` is in SYN_SENT with its descriptor open.
+    pub fn syn_sent(&self, x: End) -> bool {
+        self.first().syn_sent(x)
+    }
+
+    /// `x` in SYN_SENT is disconnected (see [`TcpModel::disconnect_syn_sent`]).
+    pub fn disconnect_syn_sent(&mut self, x: End) {
+        for a in &mut self.alts {
+            a.disconnect_syn_sent(x);
+        }
+    }
+
+    /// The script names of the two ends now.
+    pub fn names(&self) -> [crate::step::Sock; 2] {
+        self.first().names()
+    }
+
     /// A network step on the segments from `x` (`deliver`, `drop`, `held`), in every
     /// alternative; the first's result and segments stand for all (a held connection
     /// has one: it never fills a buffer, where alternatives come from).

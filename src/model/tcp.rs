@@ -453,6 +453,11 @@ impl TcpModel {
     }
 
     fn call_op(&mut self, x: End, op: Op) -> StepResult {
+        if self.ends[x.index()].state == TcpState::SynSent {
+            if let Some(r) = self.syn_sent_call(x, op) {
+                return r;
+            }
+        }
         match op {
             Op::Write(n) => self.write(x, n as usize, false),
             // MSG_NOSIGNAL: sk_stream_error skips send_sig; the result is the same.
@@ -1659,6 +1664,11 @@ impl TcpModel {
         }
     }
 
+    /// The script names of the two ends now (`l` for a side not yet accepted).
+    pub fn names(&self) -> [Sock; 2] {
+        self.names
+    }
+
     /// How a connect in progress ended, asked by a second connect: `None` if the
     /// connection is up (or was closed gracefully), else the error it reports
     /// (sock_error, or ECONNABORTED without one), after which the socket is
@@ -2192,6 +2202,9 @@ impl TcpModel {
     /// tcp_poll, for the events closefuzz asks about.
     fn poll(&self, x: End) -> PollSet {
         let e = &self.ends[x.index()];
+        if e.state == TcpState::SynSent {
+            return self.syn_sent_poll(x);
+        }
         let tcp = &self.profile.tcp;
         // gVisor's Readiness (tcp/endpoint.go) answers every event for StateClose,
         // StateError and StateTimeWait, and only IN/OUT for a connected endpoint.

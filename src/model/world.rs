@@ -152,6 +152,9 @@ pub struct Model {
     hint: Option<(Hint, Observation)>,
     /// Whether segments wait for `deliver` steps.
     network: crate::step::Network,
+    /// Held segments sent in the step so far by connections the world already asked
+    /// (the listener's queued children reset in queue order), ahead of the rest.
+    early_segs: Vec<crate::step::WireSeg>,
 }
 
 impl Model {
@@ -175,6 +178,7 @@ impl Model {
             header_bufs: Bufs::default(),
             hint: None,
             network: crate::step::Network::Instant,
+            early_segs: Vec::new(),
         };
         match start {
             Start::Connected => {
@@ -337,8 +341,11 @@ impl Model {
                 r
             }
         };
+        if self.network == crate::step::Network::Held {
+            self.settle_handshakes();
+        }
         let segs = (self.network == crate::step::Network::Held).then(|| {
-            let mut v = vec![];
+            let mut v = std::mem::take(&mut self.early_segs);
             for c in &mut self.conns {
                 if let Conn::Tcp(m) = c {
                     v.extend(m.take_segs());
@@ -354,35 +361,110 @@ impl Model {
         }
     }
 
-    /// A network step: on the connection `dir.from` is a side of, if held.
+    /// Under `network held`, what the last step changed in handshakes: a child made
+    /// (tcp_check_req -> inet_csk_complete_hashdance) is queued on the listener; a
+    /// client whose SYN drew an RST is an unconnected socket again, as a refused
+    /// connect leaves it under `network instant`.
+    fn settle_handshakes(&mut self) {
+        for i in 0..self.conns.len() {
+            let Conn::Tcp(m) = &mut self.conns[i] else {
+                continue;
+            };
+            let (made, refused, client) = (m.take_child_made(), m.take_refused(), m.names()[0]);
+            if made {
+                self.listener.queue.push_back(i);
+            }
+            let here = Slot::Conn {
+                conn: i,
+                end: End::A,
+            };
+            if refused && self.slots[client.index()] == here {
+                self.slots[client.index()] = Slot::Loose;
+                let l = &mut self.loose[client.index()];
+                l.connecting = true;
+                l.err = Some(Errno::ECONNREFUSED);
+                l.rcv_shut = true;
+                l.snd_shut = true;
+                // The SYN's sequence number stays unacknowledged.
+                l.outq = 1;
+            }
+        }
+    }
+
+    /// The held connection whose ends are named as `dir` says now (the newest, where
+    /// a client connected again), and the end `dir.from` is.
+    fn held_conn(&self, dir: crate::step::Dir) -> Option<(usize, End)> {
+        if self.network != crate::step::Network::Held {
+            return None;
+        }
+        self.conns
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, c)| match c {
+                Conn::Tcp(m) => {
+                    let n = m.names();
+                    if n == [dir.from, dir.to] {
+                        Some((i, End::A))
+                    } else if n == [dir.to, dir.from] {
+                        Some((i, End::B))
+                    } else {
+                        None
+                    }
+                }
+                Conn::Unix(_) => None,
+            })
+    }
+
+    /// A network step: on the held connection between `dir`'s ends.
     fn wire_step(
         &mut self,
         dir: crate::step::Dir,
         step: Step,
         wire: &mut Vec<WireEvent>,
     ) -> Outcome {
-        let Slot::Conn { conn, end } = self.slots[dir.from.index()] else {
+        let Some((conn, end)) = self.held_conn(dir) else {
             return Outcome::NotApplicable;
         };
         match &mut self.conns[conn] {
-            Conn::Tcp(m) if self.network == crate::step::Network::Held => {
+            Conn::Tcp(m) => {
                 let o = m.wire_step(end, step);
                 wire.append(m.wire_log());
                 o
             }
-            _ => Outcome::NotApplicable,
+            Conn::Unix(_) => Outcome::NotApplicable,
         }
     }
 
-    /// Segments in flight from `sock` under `network held` (0 otherwise).
-    pub fn held_count(&self, sock: Sock) -> usize {
-        match (self.slots[sock.index()], self.network) {
-            (Slot::Conn { conn, end }, crate::step::Network::Held) => match &self.conns[conn] {
+    /// Segments in flight in direction `dir` under `network held` (0 otherwise).
+    pub fn held_count(&self, dir: crate::step::Dir) -> usize {
+        match self.held_conn(dir) {
+            Some((conn, end)) => match &self.conns[conn] {
                 Conn::Tcp(m) => m.held_count(end),
                 Conn::Unix(_) => 0,
             },
-            _ => 0,
+            None => 0,
         }
+    }
+
+    /// Every direction with segments in flight under `network held`, as the ends are
+    /// named now.
+    pub fn held_dirs(&self) -> Vec<crate::step::Dir> {
+        let mut out = vec![];
+        for c in self.conns.iter().rev() {
+            if let Conn::Tcp(m) = c {
+                let [x, y] = m.names();
+                for d in [
+                    crate::step::Dir { from: x, to: y },
+                    crate::step::Dir { from: y, to: x },
+                ] {
+                    if !out.contains(&d) && self.held_count(d) > 0 {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// This world under `network` (held: TCP connections hold their segments).
@@ -478,6 +560,32 @@ impl Model {
         op: Op,
         wire: &mut Vec<WireEvent>,
     ) -> StepResult {
+        if let Conn::Tcp(m) = &mut self.conns[conn] {
+            if m.syn_sent(end) {
+                match op {
+                    // __inet_stream_connect in SS_CONNECTING, still SYN_SENT.
+                    Op::Connect => return StepResult::plain(Outcome::Err(Errno::EALREADY)),
+                    // inet_shutdown in TCP_SYN_SENT, whatever the direction:
+                    // tcp_disconnect (no segment from SYN_SENT, sk_err ECONNRESET,
+                    // sk_shutdown 0, write_seq moved on by max_window + 2) and
+                    // SS_UNCONNECTED: an unconnected CLOSE socket again.
+                    Op::Shutdown(_) => {
+                        m.disconnect_syn_sent(end);
+                        self.slots[sock.index()] = Slot::Loose;
+                        let old = self.loose[sock.index()];
+                        self.loose[sock.index()] = Loose {
+                            bufs: old.bufs,
+                            linger: old.linger,
+                            err: Some(Errno::ECONNRESET),
+                            outq: 3,
+                            ..Loose::default()
+                        };
+                        return StepResult::plain(Outcome::Ok);
+                    }
+                    _ => {}
+                }
+            }
+        }
         let fd_open = self.conns[conn].model().fd_open(end);
         if fd_open && op == Op::Connect {
             if self.unix_kind().is_some() {
@@ -571,7 +679,7 @@ impl Model {
             }
             // unix_stream_connect: the server side is created at once and queued on the
             // listener; the client is connected when the call returns.
-            self.make_queued_conn(sock, pre, wire);
+            self.make_queued_conn(sock, pre, wire, None);
             return StepResult::plain(Outcome::Ok);
         }
         let no_retry = self.profile.tcp.refused_connect_no_retry;
@@ -602,6 +710,11 @@ impl Model {
             return StepResult::plain(Outcome::Err(err));
         }
         l.connecting = true;
+        if self.network == crate::step::Network::Held {
+            // The SYN waits in flight: what meets it is decided when it is delivered.
+            self.make_queued_conn(sock, pre, wire, Some(listening));
+            return StepResult::plain(Outcome::Err(Errno::EINPROGRESS));
+        }
         if !listening {
             // No socket listens on the port: the SYN draws an RST (tcp_v4_send_reset),
             // processed from the backlog after connect returned EINPROGRESS; tcp_reset
@@ -640,11 +753,20 @@ impl Model {
         // On loopback the handshake completes while connect holds the socket lock:
         // the SYN-ACK is processed from the backlog at release_sock, after
         // __inet_stream_connect returned EINPROGRESS for a non-blocking socket.
-        self.make_queued_conn(sock, pre, wire);
+        self.make_queued_conn(sock, pre, wire, None);
         StepResult::plain(Outcome::Err(Errno::EINPROGRESS))
     }
 
-    fn make_queued_conn(&mut self, sock: Sock, pre: Loose, wire: &mut Vec<WireEvent>) {
+    /// `held`: under `network held`, whether a listener is there for the SYN; the
+    /// connection then starts in SYN_SENT and is queued only when its child is made
+    /// (see `settle_handshakes`).
+    fn make_queued_conn(
+        &mut self,
+        sock: Sock,
+        pre: Loose,
+        wire: &mut Vec<WireEvent>,
+        held: Option<bool>,
+    ) {
         let mut c = self.new_conn();
         let idx = self.conns.len();
         {
@@ -679,6 +801,17 @@ impl Model {
                     m.run(End::B, Op::Linger(secs));
                 }
             }
+        }
+        if let (Some(listening), Conn::Tcp(m)) = (held, &mut c) {
+            let mut m = std::mem::replace(m, TcpAlternatives::new(TcpModel::new()))
+                .held_connecting(listening);
+            wire.append(m.wire_log());
+            self.conns.push(Conn::Tcp(m));
+            self.slots[sock.index()] = Slot::Conn {
+                conn: idx,
+                end: End::A,
+            };
+            return;
         }
         self.conns.push(c);
         self.listener.queue.push_back(idx);
@@ -832,6 +965,15 @@ impl Model {
             m.forget_unaccepted(End::B);
             m.deliver_all();
             wire.append(m.wire_log());
+            if let Conn::Tcp(m) = &mut self.conns[conn] {
+                self.early_segs.extend(m.take_segs());
+            }
+        }
+        // Handshakes not yet done: their SYN or request finds no listener now.
+        for c in &mut self.conns {
+            if let Conn::Tcp(m) = c {
+                m.listener_stopped();
+            }
         }
     }
 
@@ -1058,6 +1200,82 @@ mod tests {
             Outcome::Err(Errno::ECONNREFUSED)
         );
         assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::Ok);
+    }
+
+    /// Under network held a listening world's handshake is steps: the child is queued
+    /// only when a segment with a valid ACK reaches the request, and the directions
+    /// are named by the ends' current names.
+    #[test]
+    fn held_handshake_queues_the_child_when_its_ack_arrives() {
+        use crate::step::{Dir, Network, Which};
+        let mut m = listening(Transport::Tcp4, Profile::linux()).with_network(Network::Held);
+        let dir = |f: Sock, t: Sock| Dir { from: f, to: t };
+        let deliver = |m: &mut Model, d: Dir| {
+            m.step(Step::Deliver {
+                dir: d,
+                which: Which::Nth(1),
+            })
+        };
+        assert_eq!(
+            run(&mut m, Sock::A, Op::Connect),
+            Outcome::Err(Errno::EINPROGRESS)
+        );
+        assert_eq!(
+            run(&mut m, Sock::A, Op::State),
+            Outcome::State(TcpState::SynSent.into())
+        );
+        assert_eq!(m.held_count(dir(Sock::A, Sock::L)), 1);
+        let p = deliver(&mut m, dir(Sock::A, Sock::L));
+        assert_eq!(
+            crate::step::wire_segs(&p.segs.unwrap()),
+            "l>a SYN-ACK seq 0 ack 0"
+        );
+        assert_eq!(
+            run(&mut m, Sock::B, Op::Accept),
+            Outcome::Err(Errno::EAGAIN)
+        );
+        deliver(&mut m, dir(Sock::L, Sock::A));
+        assert_eq!(
+            run(&mut m, Sock::A, Op::State),
+            Outcome::State(TcpState::Established.into())
+        );
+        assert_eq!(
+            run(&mut m, Sock::B, Op::Accept),
+            Outcome::Err(Errno::EAGAIN)
+        );
+        deliver(&mut m, dir(Sock::A, Sock::L));
+        assert_eq!(run(&mut m, Sock::B, Op::Accept), Outcome::Ok);
+        assert_eq!(run(&mut m, Sock::A, Op::Write(2)), Outcome::Wrote(2));
+        assert_eq!(m.held_dirs(), vec![dir(Sock::A, Sock::B)]);
+    }
+
+    /// A held SYN that meets no listener is answered by an RST, which refuses the
+    /// connect as under network instant.
+    #[test]
+    fn held_syn_after_the_listener_closed_is_refused() {
+        use crate::step::{Dir, Network, Which};
+        let mut m = listening(Transport::Tcp4, Profile::linux()).with_network(Network::Held);
+        run(&mut m, Sock::A, Op::Connect);
+        run(&mut m, Sock::L, Op::Close);
+        for d in [
+            Dir {
+                from: Sock::A,
+                to: Sock::L,
+            },
+            Dir {
+                from: Sock::L,
+                to: Sock::A,
+            },
+        ] {
+            m.step(Step::Deliver {
+                dir: d,
+                which: Which::Nth(1),
+            });
+        }
+        assert_eq!(
+            run(&mut m, Sock::A, Op::Connect),
+            Outcome::Err(Errno::ECONNREFUSED)
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@
 
 use super::{Conn, Seg, TcpModel};
 use crate::model::{SegmentKind, WireEvent};
-use crate::step::{Dir, End, Outcome, SegName, TcpState, Which, WireSeg};
+use crate::step::{
+    Dir, End, Errno, Op, Outcome, PollSet, SegName, StepResult, TcpState, Which, WireSeg,
+};
 use std::collections::VecDeque;
 
 /// The sequence space of one end, as the held wire sees it.
@@ -112,6 +114,9 @@ pub(super) struct HeldSeg {
     /// Its last byte is urgent (a `write N oob`): the URG flag whose pointer the
     /// receiver marks (tcp_urg) when the segment arrives in order.
     urgent: bool,
+    /// A SYN (with `ack_flag`: a SYN-ACK). Its sequence number is the ISN, reported
+    /// as 0 like the first data byte after it (see [`crate::script`]).
+    syn: bool,
 }
 
 /// Each socket's receive buffer in smoltcp's executor (`exec::smoltcp::BUF`): the
@@ -128,19 +133,21 @@ fn window(fill: u64) -> u32 {
     u32::try_from(scaled << WIN_SHIFT).unwrap_or(u32::MAX)
 }
 
-/// The RST that answers segment `h` where no socket takes it: its sequence number is
-/// `h`'s ACK and it has no ACK flag (every segment here has one). smoltcp's
-/// `rst_reply`; Linux's tcp_v4_send_reset / tcp_v6_send_reset.
+/// The RST that answers segment `h` where no socket takes it (smoltcp's `rst_reply`;
+/// Linux's tcp_v4_send_reset / tcp_v6_send_reset): with `h`'s ACK as its sequence
+/// number and no ACK flag; to a segment without an ACK (a SYN) with sequence number
+/// 0 and an ACK of everything `h` carried.
 fn rst_reply(h: &HeldSeg) -> HeldSeg {
     HeldSeg {
-        seq: h.ack,
+        seq: if h.ack_flag { h.ack } else { 0 },
         ack: h.seq + h.len + u64::from(h.fin),
         len: 0,
         fin: false,
         rst: true,
         win: 0,
-        ack_flag: false,
+        ack_flag: !h.ack_flag,
         urgent: false,
+        syn: false,
     }
 }
 
@@ -152,6 +159,13 @@ impl HeldSeg {
 
     fn name(&self) -> SegName {
         let n = u32::try_from(self.len).unwrap_or(u32::MAX);
+        if self.syn {
+            return if self.ack_flag {
+                SegName::SynAck
+            } else {
+                SegName::Syn
+            };
+        }
         match (self.rst, self.fin, n) {
             (true, _, _) => SegName::Rst,
             (_, true, 0) => SegName::Fin,
@@ -175,6 +189,30 @@ pub(super) struct HeldWire {
     /// has no ACK flag), rather than being the socket's own (tcp_send_active_reset:
     /// SND.NXT, with an ACK).
     reply_to: Option<HeldSeg>,
+    /// Linux under `start listening`: how far the handshake has come at the
+    /// listener's side (`a`'s own progress is its state: SYN_SENT until the SYN-ACK).
+    shake: Shake,
+    /// The listener stopped (closed, or `shutdown rd`) before the child was made: a
+    /// SYN or a request's next segment then meets no listener.
+    listener_gone: bool,
+    /// The child was made since the world last asked: it queues it on the listener.
+    child_made: bool,
+    /// `a`'s SYN was refused (an RST in SYN_SENT) since the world last asked.
+    refused: bool,
+}
+
+/// The listener's side of a handshake under `network held` (Linux).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Shake {
+    /// No handshake pending: the connection started connected, or its child is made.
+    #[default]
+    Done,
+    /// The client's SYN is in flight or lost, or the request was reset: the listener
+    /// holds nothing for the connection.
+    NoRequest,
+    /// The listener answered with a SYN-ACK (tcp_conn_request): a request in
+    /// SYN_RECV, not a socket, until a segment with a valid ACK arrives.
+    Request,
 }
 
 impl TcpModel {
@@ -204,6 +242,247 @@ impl TcpModel {
         window(data_in.saturating_sub(self.ends[x.index()].taken))
     }
 
+    /// This model under `network held` as `a`'s non-blocking connect leaves it
+    /// (tcp_v4_connect -> tcp_connect): `a` in SYN_SENT, its SYN in flight to the
+    /// listener, the server side nothing yet (named `l`, never seen until accepted).
+    /// `listening`: whether a listener is there for the SYN to meet.
+    pub fn held_connecting(self, listening: bool) -> TcpModel {
+        let mut m = self.held();
+        {
+            let w = m.wire_mut();
+            w.shake = Shake::NoRequest;
+            w.listener_gone = !listening;
+        }
+        m.ends[End::A.index()].state = TcpState::SynSent;
+        let b = m.end(End::B);
+        b.state = TcpState::SynRecv;
+        b.fd_open = false;
+        let syn = HeldSeg {
+            seq: 0,
+            ack: 0,
+            len: 0,
+            fin: false,
+            rst: false,
+            win: 0,
+            ack_flag: false,
+            urgent: false,
+            syn: true,
+        };
+        m.emit(End::A, syn, "connect sends SYN (tcp_connect)");
+        m
+    }
+
+    /// The listener stopped: a handshake not yet done meets no listener from now on.
+    pub fn listener_stopped(&mut self) {
+        if let Some(w) = self.held.as_mut() {
+            if w.shake != Shake::Done || w.child_made {
+                w.listener_gone = true;
+            }
+        }
+    }
+
+    /// Whether the child was made since the last call (it is to be queued).
+    pub fn take_child_made(&mut self) -> bool {
+        self.held
+            .as_mut()
+            .is_some_and(|w| std::mem::take(&mut w.child_made))
+    }
+
+    /// Whether `a`'s connect was refused since the last call.
+    pub fn take_refused(&mut self) -> bool {
+        self.held
+            .as_mut()
+            .is_some_and(|w| std::mem::take(&mut w.refused))
+    }
+
+    /// Whether `x` is in SYN_SENT with its descriptor open.
+    pub fn syn_sent(&self, x: End) -> bool {
+        let e = &self.ends[x.index()];
+        e.fd_open && e.state == TcpState::SynSent && e.conn == Conn::Live
+    }
+
+    /// `x` in SYN_SENT is disconnected (inet_shutdown's TCP_SYN_SENT case ->
+    /// tcp_disconnect, which sends nothing from SYN_SENT): the connection loses it
+    /// silently; the world makes it an unconnected socket.
+    pub fn disconnect_syn_sent(&mut self, x: End) {
+        let e = self.end(x);
+        e.fd_open = false;
+        e.state = TcpState::Close;
+        e.conn = Conn::Gone;
+    }
+
+    /// A call on `x` in SYN_SENT (non-blocking), where it differs from an open
+    /// connection; `None` for the calls answered as anywhere (state, error, linger).
+    pub(super) fn syn_sent_call(&mut self, x: End, op: Op) -> Option<StepResult> {
+        let r = |o| Some(StepResult::plain(o));
+        let e = self.end(x);
+        match op {
+            // tcp_sendmsg_locked -> sk_stream_wait_connect: sk_err, else (SYN_SENT, no
+            // time to wait) EAGAIN, before any shutdown bit is looked at.
+            Op::Write(_) | Op::WriteNoSignal(_) | Op::WriteOob(_) => {
+                r(Outcome::Err(e.err.take().unwrap_or(Errno::EAGAIN)))
+            }
+            // tcp_recvmsg_locked with nothing queued: SOCK_DONE, sk_err, RCV_SHUTDOWN
+            // (0: EOF), then EAGAIN.
+            Op::Read(_) | Op::Peek(_) => match e.err.take() {
+                Some(err) => r(Outcome::Err(err)),
+                None if e.rcv_shut => r(Outcome::Eof),
+                None => r(Outcome::Err(Errno::EAGAIN)),
+            },
+            // tcp_recv_urg: no urgent data.
+            Op::ReadOob(_) => r(Outcome::Err(Errno::EINVAL)),
+            // tcp_ioctl: SIOCINQ and SIOCOUTQ are 0 in SYN_SENT.
+            Op::Inq | Op::Outq => r(Outcome::Queued(0)),
+            // __inet_stream_connect in SS_CONNECTING, still SYN_SENT.
+            Op::Connect => r(Outcome::Err(Errno::EALREADY)),
+            // __tcp_close: tcp_close_state(SYN_SENT) is CLOSE with no FIN, and
+            // tcp_disconnect (linger 0) sends no RST from SYN_SENT (tcp_need_reset).
+            Op::Close | Op::Abort => {
+                e.fd_open = false;
+                e.state = TcpState::Close;
+                e.conn = Conn::Gone;
+                r(Outcome::Ok)
+            }
+            _ => None,
+        }
+    }
+
+    /// tcp_poll in SYN_SENT: nothing readable or writable yet.
+    pub(super) fn syn_sent_poll(&self, x: End) -> PollSet {
+        let e = &self.ends[x.index()];
+        PollSet::NONE
+            .with_if(PollSet::HUP, e.rcv_shut && e.snd_shut)
+            .with_if(PollSet::IN, e.rcv_shut)
+            .with_if(PollSet::RDHUP, e.rcv_shut && self.profile.poll_rdhup)
+            .with_if(PollSet::ERR, e.err.is_some())
+    }
+
+    /// Segment `h` at `y` while the handshake is not done (Linux); `true` when the
+    /// handshake rules took it whole, `false` when it goes on as at an ESTABLISHED
+    /// socket (the child was just made by it, or there is no handshake).
+    fn handshake_arrives(&mut self, y: End, h: &HeldSeg) -> bool {
+        let (shake, gone) = {
+            let w = self.held.as_ref().expect("held mode");
+            (w.shake, w.listener_gone)
+        };
+        if y == End::A {
+            let e = &self.ends[y.index()];
+            if e.state != TcpState::SynSent || e.conn != Conn::Live {
+                return false;
+            }
+            // tcp_rcv_synsent_state_process.
+            if h.ack_flag && h.ack != 0 {
+                if !h.rst {
+                    self.emit(y, rst_reply(h), "SYN_SENT: an unacceptable ACK draws RST");
+                }
+                return true;
+            }
+            if h.rst {
+                if h.ack_flag {
+                    // tcp_reset in SYN_SENT: ECONNREFUSED, tcp_done shuts both ways.
+                    let e = self.end(y);
+                    e.state = TcpState::Close;
+                    e.conn = Conn::Gone;
+                    e.err = Some(Errno::ECONNREFUSED);
+                    e.rcv_shut = true;
+                    e.snd_shut = true;
+                    self.wire_mut().refused = true;
+                }
+                return true;
+            }
+            if h.syn && h.ack_flag {
+                self.end(y).state = TcpState::Established;
+                self.send_ack(
+                    y,
+                    "SYN-ACK: ESTABLISHED, the handshake's ACK (tcp_rcv_synsent_state_process -> tcp_send_ack)",
+                );
+            }
+            return true;
+        }
+        match shake {
+            Shake::Done => false,
+            Shake::NoRequest => {
+                if gone || !h.syn {
+                    // No listener (tcp_v4_rcv: no_tcp_socket), or a listener that answers
+                    // a segment with an ACK by a reset (tcp_rcv_state_process in LISTEN).
+                    self.no_socket(y, h);
+                } else {
+                    self.wire_mut().shake = Shake::Request;
+                    let synack = HeldSeg {
+                        seq: 0,
+                        ack: 0,
+                        len: 0,
+                        fin: false,
+                        rst: false,
+                        win: 0,
+                        ack_flag: true,
+                        urgent: false,
+                        syn: true,
+                    };
+                    self.emit(
+                        y,
+                        synack,
+                        "SYN at the listener: a request in SYN_RECV answers SYN-ACK (tcp_conn_request)",
+                    );
+                }
+                true
+            }
+            Shake::Request => {
+                if gone {
+                    // tcp_v4_rcv: the request's listener no longer listens, so the
+                    // request is dropped and the lookup finds nothing: tcp_v4_send_reset.
+                    self.no_socket(y, h);
+                    return true;
+                }
+                // tcp_check_req.
+                let in_window = h.seq == 0 || (h.end_seq() > 0 && h.seq < LINUX_WINDOW);
+                if !in_window {
+                    if !h.rst {
+                        self.send_ack(y, "outside the request's window: tcp_v4_reqsk_send_ack");
+                    }
+                    return true;
+                }
+                if h.rst {
+                    if h.seq == 0 {
+                        // At RCV.NXT: embryonic_reset, the request goes unanswered.
+                        self.wire_mut().shake = Shake::NoRequest;
+                    } else if !self.oow_stamped(y) {
+                        // Seen on 6.18: elsewhere in the window the request answers as
+                        // an established socket does (RFC 5961 3.2) and stays.
+                        self.send_ack(
+                            y,
+                            "RST in the request's window but not at RCV.NXT: challenge ACK (RFC 5961 3.2)",
+                        );
+                    }
+                    return true;
+                }
+                if h.syn {
+                    // embryonic_reset: a SYN in the window resets the request.
+                    self.no_socket(y, h);
+                    self.wire_mut().shake = Shake::NoRequest;
+                    return true;
+                }
+                if !h.ack_flag {
+                    return true;
+                }
+                // A valid ACK: syn_recv_sock makes the child, inet_csk_complete_hashdance
+                // queues it, and tcp_child_process hands it this segment (its ACK moves
+                // it to ESTABLISHED, its text is taken as there).
+                let w = self.wire_mut();
+                w.shake = Shake::Done;
+                w.child_made = true;
+                // The child's rate-limit stamp is the listener's copy, not the
+                // request's (sk_clone_lock).
+                w.seq[y.index()].challenged = false;
+                let e = self.end(y);
+                e.state = TcpState::Established;
+                // A socket now, queued for accept (the world keeps it unseen till then).
+                e.fd_open = true;
+                false
+            }
+        }
+    }
+
     fn wire_mut(&mut self) -> &mut HeldWire {
         self.held.as_mut().expect("held mode")
     }
@@ -231,6 +510,7 @@ impl TcpModel {
                     win: 0,
                     ack_flag: true,
                     urgent,
+                    syn: false,
                 }
             }
             Seg::Fin => {
@@ -246,6 +526,7 @@ impl TcpModel {
                     win: 0,
                     ack_flag: true,
                     urgent: false,
+                    syn: false,
                 }
             }
             Seg::Rst if reply.is_some() => rst_reply(&reply.expect("checked")),
@@ -258,6 +539,7 @@ impl TcpModel {
                 win: 0,
                 ack_flag: true,
                 urgent: false,
+                syn: false,
             },
             Seg::Ack | Seg::Held => return,
         };
@@ -267,6 +549,8 @@ impl TcpModel {
     fn emit(&mut self, x: End, mut h: HeldSeg, note: &'static str) {
         h.win = self.window_of(x);
         let kind = match h.name() {
+            SegName::Syn => SegmentKind::Syn,
+            SegName::SynAck => SegmentKind::SynAck,
             SegName::Rst => SegmentKind::Rst,
             SegName::Fin | SegName::DataFin(_) => SegmentKind::Fin,
             SegName::Ack => SegmentKind::Ack,
@@ -319,6 +603,7 @@ impl TcpModel {
             win: 0,
             ack_flag: true,
             urgent: false,
+            syn: false,
         };
         self.emit(y, h, note);
     }
@@ -548,6 +833,7 @@ impl TcpModel {
             win: 0,
             ack_flag: true,
             urgent: false,
+            syn: false,
         };
         self.emit(y, h, "third duplicate ACK: smoltcp fast retransmit");
         true
@@ -606,6 +892,9 @@ const LINUX_WINDOW: u64 = 65_535;
 /// sleeps under held).
 impl TcpModel {
     fn arrives(&mut self, y: End, h: HeldSeg) {
+        if self.handshake_arrives(y, &h) {
+            return;
+        }
         let e = &self.ends[y.index()];
         match e.conn {
             Conn::Gone => return self.no_socket(y, &h),
@@ -789,6 +1078,7 @@ impl TcpModel {
             win: 0,
             ack_flag: true,
             urgent: false,
+            syn: false,
         };
         self.emit(y, r, note);
     }
