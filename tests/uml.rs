@@ -158,6 +158,7 @@ fn short_tcp_campaigns_agree_with_the_6_1_profile() {
             transport,
             starts: &Start::ALL,
             surface: profile.surface,
+            platform: Platform::Linux61,
             network: closefuzz::step::Network::Instant,
         };
         let model = move |case: &Case| model_for(case, Platform::Linux61);
