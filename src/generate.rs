@@ -55,6 +55,17 @@ pub const LONG_SLEEP_MS: u32 = 420;
 /// The short sleep, in ms.
 pub const SHORT_SLEEP_MS: u32 = 3;
 
+/// Under `network held`, where the stack's retransmission timer is modelled
+/// ([`Surface::held_sleep`]): how often a call's draw is a sleep instead (about one
+/// case in 300 has one). Held cases are otherwise fast, so sleeps there are drawn far
+/// more often than under instant: they are the only way timers run.
+const RARE_HELD_SLEEP: u32 = 400;
+/// The sleeps drawn under `network held`: one shorter than the RTO (1 s on the held
+/// wire: nothing is retransmitted) and one past the first RTO's uncertain window (the
+/// retransmission has certainly left). Each is drawn only where it ends outside every
+/// timer's window ([`crate::model::Model::sleep_certain`]).
+pub const HELD_SLEEPS_MS: [u32; 2] = [420, 1500];
+
 /// The raw numbers one step is drawn from.
 type RawStep = (u8, u8, u16, u32);
 
@@ -288,8 +299,10 @@ pub fn cases_on(
 
 /// [`cases_on`] under `network`: under `network held` (start connected only) the steps
 /// are interleaved with deliveries, drops, reorders and `held` observations, drawn only
-/// where the model has something in flight that way, and no sleeps (see
-/// [`crate::script`]: no retransmission timer is modelled) and no more than
+/// where the model has something in flight that way, sleeps only where the stack's
+/// retransmission timer is modelled ([`Surface::held_sleep`]) and only where they end
+/// outside every timer's uncertain window, no writes on an end whose retransmission
+/// timer has fired (its congestion window is not modelled), and no more than
 /// [`crate::script::HELD_MAX_BYTES_PER_END`] bytes written per socket.
 pub fn cases_net(
     transport: Transport,
@@ -353,11 +366,22 @@ fn held_steps(
                 37..=40 => Step::Drop { dir },
                 _ => Step::Held { dir },
             })
+        } else if surface.held_sleep && RARE_SPAN - 1 - r.3 < RARE_HELD_SLEEP {
+            // Shorter or longer first, by the size drawn; none if both would end where
+            // a timer may or may not have fired.
+            let first = usize::from(r.2 % 2);
+            [HELD_SLEEPS_MS[first], HELD_SLEEPS_MS[1 - first]]
+                .into_iter()
+                .find(|&ms| model.sleep_certain(u64::from(ms)))
+                .map(|ms| Step::Sleep { ms })
         } else {
-            // No sleeps: shift the draw out of the rare sleeps' band.
+            // The instant sleeps are not drawn: shift the draw out of their band.
             let (s, p, size, rare) = *r;
             let rare = rare.min(RARE_SPAN - 1 - RARE_LONG_SLEEP - RARE_SHORT_SLEEP);
             t.map((s, p, size, rare)).and_then(|step| match step {
+                // After a timeout the congestion window decides when new data or the
+                // FIN leaves, which the held model does not follow.
+                Step::Call { sock, op } if model.held_timed_out(sock) && sends_new(op) => None,
                 // Buffer sizes are not drawn (see crate::script: the held model does not
                 // follow what they change).
                 Step::Call {
@@ -389,6 +413,12 @@ fn held_steps(
         }
     }
     out
+}
+
+/// Whether `op` may send new data or a FIN (a write, a shutdown of the write half, a
+/// close): what the congestion window holds back.
+fn sends_new(op: Op) -> bool {
+    op.write_len().is_some() || op.closes() || matches!(op, Op::Shutdown(Shut::Wr | Shut::RdWr))
 }
 
 /// Removes every step that an already-closed socket would make.

@@ -66,6 +66,9 @@ struct TcpEnd {
     /// An orphan (fd closed) in FIN_WAIT2, or on its way there: milliseconds slept since
     /// its FIN_WAIT2 timer could have started (the close, or the FIN it sent).
     orphan_fw2_ms: Option<u64>,
+    /// The FIN_WAIT2 timeout that timer runs for: tcp_fin_time, TCP_LINGER2 (1 s) or
+    /// 3.5 RTOs if longer (the held wire's RTO is 1 s or more: 3.5 s).
+    fw2_timeout_ms: u64,
     /// Milliseconds slept since the connection entered TIME_WAIT.
     time_wait_ms: Option<u64>,
     /// SO_LINGER {on, 0} is set.
@@ -198,6 +201,7 @@ impl TcpEnd {
             fin_ack_uncertain: false,
             fin_ack_waited_ms: 0,
             orphan_fw2_ms: None,
+            fw2_timeout_ms: FIN_WAIT2_TIMEOUT_MS,
             time_wait_ms: None,
             linger_zero: false,
             linger_wait: false,
@@ -1441,18 +1445,72 @@ impl TcpModel {
             // (or bound for) FIN_WAIT2 lives at most tcp_fin_time (tcp_close's
             // FIN_WAIT2 branch, or tcp_rcv_state_process when the ACK arrives).
             self.send_fin_from_open_state(x, "close sends FIN: RFC 9293 3.10.4");
+            // Under held the ACK of the FIN takes as long as a step says, and the timer
+            // starts with it (see held's arrives): only FIN_WAIT2 starts it here.
+            let from_fw1 = self.held.is_none();
             let e = self.end(x);
-            if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) {
-                e.orphan_fw2_ms = Some(0);
+            if e.state == TcpState::FinWait2 || (from_fw1 && e.state == TcpState::FinWait1) {
+                self.start_fw2_timer(x);
             }
         }
         Outcome::Ok
+    }
+
+    /// The orphan `x` starts its FIN_WAIT2 timer (tcp_close's FIN_WAIT2 branch, or
+    /// tcp_rcv_state_process when the FIN's ACK arrives): tcp_fin_time, at least
+    /// 3.5 times the RTO (`(rto << 2) - (rto >> 1)`), which matters only on the held
+    /// wire (rto_min 1 s; loopback's RTO is 200 ms).
+    fn start_fw2_timer(&mut self, x: End) {
+        let rto = self.held_rto_ms(x).unwrap_or(0);
+        let e = self.end(x);
+        e.orphan_fw2_ms = Some(0);
+        e.fw2_timeout_ms = FIN_WAIT2_TIMEOUT_MS.max((rto << 2) - (rto >> 1));
+    }
+
+    /// When `x`'s FIN_WAIT2 timer may have fired, and when it certainly has, counted
+    /// from its start (see [`FIN_WAIT2_GONE_MS`]).
+    fn fw2_window(&self, x: End) -> (u64, u64) {
+        let t = self.ends[x.index()].fw2_timeout_ms;
+        if self.held.is_some() {
+            (t, t + held::timer_late_ms(t))
+        } else {
+            (t, t + FIN_WAIT2_GONE_MS - FIN_WAIT2_TIMEOUT_MS)
+        }
+    }
+
+    /// Whether a sleep of `ms` ends outside every window in which a timer may or may
+    /// not have fired (a retransmission timer under held, an orphan's FIN_WAIT2
+    /// timeout, the end of TIME_WAIT): the generator draws only such sleeps.
+    pub fn sleep_certain(&self, ms: u64) -> bool {
+        if self.held.is_some() && !self.held_sleep_certain(ms) {
+            return false;
+        }
+        End::BOTH.iter().all(|&x| {
+            let e = &self.ends[x.index()];
+            let fw2 = match e.orphan_fw2_ms {
+                Some(t) if e.state == TcpState::FinWait2 && e.conn == Conn::Live => {
+                    let (from, gone) = self.fw2_window(x);
+                    !(from..gone).contains(&(t + ms))
+                }
+                _ => true,
+            };
+            let tw = match e.time_wait_ms {
+                Some(t) if e.conn == Conn::TimeWait => {
+                    !(TIME_WAIT_GONE_MS - 1000..TIME_WAIT_GONE_MS).contains(&(t + ms))
+                }
+                _ => true,
+            };
+            fw2 && tw
+        })
     }
 
     /// Time passes: the timers that can fire in `ms` milliseconds do. Returns the
     /// segments they sent.
     pub fn advance(&mut self, ms: u32) -> Vec<WireEvent> {
         self.log.clear();
+        if self.held.is_some() {
+            self.held_timers(self.held_now() + u64::from(ms));
+        }
         for x in [End::A, End::B] {
             let e = self.end(x);
             if !e.fin_ack_uncertain {
@@ -1474,11 +1532,11 @@ impl TcpModel {
         self.deliver_all();
         let time_wait_shows = self.profile.tcp.time_wait_on_open_fd;
         for x in [End::A, End::B] {
+            let gone_ms = self.fw2_window(x).1;
             let e = self.end(x);
             if let Some(t) = e.orphan_fw2_ms.as_mut() {
                 *t += u64::from(ms);
-                if *t >= FIN_WAIT2_GONE_MS && e.state == TcpState::FinWait2 && e.conn == Conn::Live
-                {
+                if *t >= gone_ms && e.state == TcpState::FinWait2 && e.conn == Conn::Live {
                     // The FIN_WAIT2 timer (or the FIN_WAIT2 substate of the TIME_WAIT
                     // mini-socket tcp_time_wait made) expired: the connection is gone
                     // without a segment; the peer's next one meets no socket.
@@ -1568,8 +1626,9 @@ impl TcpModel {
                 let s = Outcome::State(set);
                 // The FIN_WAIT2 timer may have fired from FIN_WAIT2_TIMEOUT_MS on, and
                 // certainly has at FIN_WAIT2_GONE_MS (then `advance` made it Gone).
-                let timing_out = e.orphan_fw2_ms.is_some_and(|t| t >= FIN_WAIT2_TIMEOUT_MS)
-                    && set.contains(TcpState::FinWait2);
+                let from = self.fw2_window(x).0;
+                let timing_out =
+                    e.orphan_fw2_ms.is_some_and(|t| t >= from) && set.contains(TcpState::FinWait2);
                 if timing_out {
                     or_gone(s)
                 } else {

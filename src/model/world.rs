@@ -337,21 +337,57 @@ impl Model {
                 r
             }
         };
+        let mut segs_or = vec![];
         let segs = (self.network == crate::step::Network::Held).then(|| {
             let mut v = vec![];
             for c in &mut self.conns {
                 if let Conn::Tcp(m) = c {
-                    v.extend(m.take_segs());
+                    let mut all = m.take_segs_all().into_iter();
+                    v.extend(all.next().unwrap_or_default());
+                    segs_or.extend(all);
                 }
             }
             v
         });
+        segs_or.retain(|o| segs.as_ref() != Some(o));
+        segs_or.dedup();
         Prediction {
             result,
             after: self.view(),
             wire,
             segs,
+            segs_or,
         }
+    }
+
+    /// Under `network held`, after step `step`: the kernel's result and the segments it
+    /// sent settle which way a timer went, where the model kept both (see
+    /// [`super::alternatives`]).
+    pub fn settle_held(&mut self, step: Step, result: &StepResult, segs: &[crate::step::WireSeg]) {
+        if self.network != crate::step::Network::Held {
+            return;
+        }
+        if let Step::Held { dir } = step {
+            if let Slot::Conn { conn, end } = self.slots[dir.from.index()] {
+                if let Conn::Tcp(m) = &mut self.conns[conn] {
+                    m.settle_wire(end, step, &result.outcome);
+                }
+            }
+        }
+        for c in &mut self.conns {
+            if let Conn::Tcp(m) = c {
+                m.settle_segs(segs);
+            }
+        }
+    }
+
+    /// Whether a sleep of `ms` now ends outside every window in which a timer may or
+    /// may not have fired (see [`super::tcp::TcpModel::sleep_certain`]).
+    pub fn sleep_certain(&self, ms: u64) -> bool {
+        self.conns.iter().all(|c| match c {
+            Conn::Tcp(m) => m.sleep_certain(ms),
+            Conn::Unix(_) => true,
+        })
     }
 
     /// A network step: on the connection `dir.from` is a side of, if held.
@@ -371,6 +407,18 @@ impl Model {
                 o
             }
             _ => Outcome::NotApplicable,
+        }
+    }
+
+    /// Whether `sock`'s retransmission timer has fired under `network held` (see
+    /// [`super::tcp::TcpModel::held_timed_out`]).
+    pub fn held_timed_out(&self, sock: Sock) -> bool {
+        match (self.slots[sock.index()], self.network) {
+            (Slot::Conn { conn, end }, crate::step::Network::Held) => match &self.conns[conn] {
+                Conn::Tcp(m) => m.held_timed_out(end),
+                Conn::Unix(_) => false,
+            },
+            _ => false,
         }
     }
 
