@@ -484,6 +484,52 @@ mod tests {
     }
 
     /// Under network held the generator draws deliveries (reorders too), drops and
+    /// Under held on Linux, sleeps are drawn, each only where it ends outside every
+    /// timer's uncertain window, some long enough for a retransmission; nothing new is
+    /// sent from an end after its timer fired.
+    #[test]
+    fn held_linux_draws_certain_sleeps() {
+        use crate::step::Network;
+        let profile = crate::model::profile::Profile::linux();
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strat = cases_net(
+            Transport::Tcp4,
+            &[Start::Connected],
+            24,
+            profile.surface,
+            crate::model::Platform::Linux,
+            Network::Held,
+        );
+        let (mut sleeps, mut resent) = (0, 0);
+        for _ in 0..4000 {
+            let case = strat.new_tree(&mut runner).unwrap().current();
+            let mut m = crate::model::Model::of(Transport::Tcp4, crate::model::Platform::Linux)
+                .with_network(Network::Held);
+            for s in &case.steps {
+                match *s {
+                    Step::Sleep { ms } => {
+                        assert!(HELD_SLEEPS_MS.contains(&ms));
+                        assert!(m.sleep_certain(u64::from(ms)), "{:?}", case.steps);
+                        sleeps += 1;
+                    }
+                    Step::Call { sock, op } if sends_new(op) => {
+                        assert!(!m.held_timed_out(sock), "{:?}", case.steps);
+                    }
+                    _ => {}
+                }
+                let p = m.step(*s);
+                assert!(p.segs_or.is_empty());
+                if matches!(s, Step::Sleep { .. }) && p.segs.is_some_and(|v| !v.is_empty()) {
+                    resent += 1;
+                }
+            }
+        }
+        assert!(
+            sleeps >= 5 && resent >= 1,
+            "{sleeps} sleeps, {resent} resent"
+        );
+    }
+
     /// `held` observations only where the model has segments in flight, and no sleeps.
     #[test]
     fn held_draws_wire_steps_where_something_is_in_flight() {

@@ -1407,7 +1407,7 @@ mod tests {
     /// timer (Linux), and nowhere else (smoltcp), with the reason said.
     #[test]
     fn held_sleep_runs_only_where_the_timer_is_modelled() {
-        use crate::model::Profile;
+        use crate::model::profile::Profile;
         let sc = Scenario::parse("f", "network held\na: shutdown wr\nsleep 1500\n").unwrap();
         let on = |p: Profile| sc.world_unrunnable_on(&p.surface, Transport::Tcp4);
         assert_eq!(on(Profile::linux()), None);

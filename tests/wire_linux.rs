@@ -26,8 +26,8 @@ const BOTH: [Transport; 2] = [Transport::Tcp4, Transport::Tcp6];
 /// Runs `script` (step, expected result, expected segments sent during the step) under
 /// `network held` over `t`, and fails listing every step that differs.
 fn check(t: Transport, script: &[(&str, &str, &str)]) -> KernelRun {
-    // Scripts may not sleep under network held (the model runs no timers yet): a
-    // placeholder line, replaced by the sleep once parsed.
+    // A sleep is parsed as a placeholder line and put back once parsed (written
+    // before held scripts could sleep; harmless).
     let text: String = std::iter::once("network held\n".to_string())
         .chain(
             script

@@ -986,6 +986,77 @@ mod tests {
     use super::*;
     use crate::step::{Shut, StateSet, TcpState};
 
+    fn held_linux() -> Model {
+        Model::new(Transport::Tcp4, Profile::linux()).with_network(crate::step::Network::Held)
+    }
+
+    fn seg_names(p: &Prediction) -> Vec<Vec<crate::step::SegName>> {
+        let first = p.segs.clone().unwrap_or_default();
+        std::iter::once(first)
+            .chain(p.segs_or.iter().cloned())
+            .map(|v| v.into_iter().map(|w| w.name).collect())
+            .collect()
+    }
+
+    /// A lost FIN under held on Linux is resent by the retransmission timer, 1 s (the
+    /// route's rto_min) after it left: not in a sleep that ends well before, certainly
+    /// in one that ends well after, and either way in one that ends near it, where the
+    /// segments the kernel sent settle which.
+    #[test]
+    fn held_retransmission_timer_fires_at_the_rto() {
+        use crate::step::{Dir, SegName};
+        let lost_fin = || {
+            let mut m = held_linux();
+            m.step(Step::Call {
+                sock: Sock::A,
+                op: Op::Shutdown(Shut::Wr),
+            });
+            m.step(Step::Drop { dir: Dir::PAIR[0] });
+            m
+        };
+        let mut m = lost_fin();
+        assert!(m.sleep_certain(500) && m.sleep_certain(1500) && !m.sleep_certain(1200));
+        assert_eq!(seg_names(&m.step(Step::Sleep { ms: 500 })), vec![vec![]]);
+        assert_eq!(
+            seg_names(&m.step(Step::Sleep { ms: 1000 })),
+            vec![vec![SegName::Fin]]
+        );
+        // Backed off: the next one 2 s after the first resend, not 1 s.
+        m.step(Step::Drop { dir: Dir::PAIR[0] });
+        assert!(!m.sleep_certain(1500) && m.sleep_certain(1000) && m.sleep_certain(2100));
+        assert_eq!(seg_names(&m.step(Step::Sleep { ms: 1000 })), vec![vec![]]);
+        assert_eq!(
+            seg_names(&m.step(Step::Sleep { ms: 1100 })),
+            vec![vec![SegName::Fin]]
+        );
+
+        let mut m = lost_fin();
+        let p = m.step(Step::Sleep { ms: 1200 });
+        assert_eq!(seg_names(&p), vec![vec![], vec![SegName::Fin]]);
+        let held = Step::Held { dir: Dir::PAIR[0] };
+        let either = m.clone().step(held).result.outcome;
+        assert!(either.is_range(), "{either}");
+        // The kernel sent the FIN in the sleep: only that way is kept.
+        let fin = p.segs_or[0].clone();
+        m.settle_held(
+            Step::Sleep { ms: 1200 },
+            &StepResult::plain(Outcome::Ok),
+            &fin,
+        );
+        assert_eq!(
+            m.step(held).result.outcome,
+            Outcome::Segments(vec![SegName::Fin])
+        );
+    }
+
+    /// Smoltcp's held model has no timer: its surface does not let held scripts sleep
+    /// (see crate::script), so the generator never asks it to.
+    #[test]
+    fn only_linux_runs_held_sleeps() {
+        assert!(Profile::linux().surface.held_sleep);
+        assert!(!Profile::smoltcp().surface.held_sleep);
+    }
+
     fn listening(t: Transport, profile: Profile) -> Model {
         Model::with_start(t, profile, Start::Listening)
     }

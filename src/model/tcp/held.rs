@@ -687,8 +687,8 @@ const LINUX_WINDOW: u64 = 65_535;
 /// Not modelled: Reno's fast retransmission (three duplicate ACKs with four or more
 /// segments unacknowledged: tcp_fastretrans_alert), the congestion window (ten
 /// segments at first; a case would need more writes unacknowledged at once), window
-/// updates on reads (the window never falls to half), retransmission timers (no
-/// sleeps under held).
+/// updates on reads (the window never falls to half). The retransmission timer, which
+/// runs in `sleep` steps, has its own impl block below.
 impl TcpModel {
     fn arrives(&mut self, y: End, h: HeldSeg) {
         let e = &self.ends[y.index()];
