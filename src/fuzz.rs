@@ -73,6 +73,9 @@ pub struct Coverage {
     pub ranged: u64,
     /// Steps whose model prediction was a range, and all steps.
     pub ranged_steps: (u64, u64),
+    /// Cases with a `sleep`, and how many of those sent a segment while sleeping under
+    /// `network held` (a retransmission by the timer).
+    pub slept: (u64, u64),
 }
 
 impl Coverage {
@@ -99,6 +102,15 @@ impl Coverage {
                     })
             })
             .count() as u64;
+        let sleeps = run
+            .steps
+            .iter()
+            .filter(|r| matches!(r.step, Step::Sleep { .. }));
+        let resent = sleeps
+            .clone()
+            .any(|r| r.segs.as_ref().is_some_and(|w| !w.kernel.is_empty()));
+        self.slept.0 += u64::from(sleeps.count() > 0);
+        self.slept.1 += u64::from(resent);
         self.full_buffer += u64::from(full);
         self.ranged += u64::from(ranged > 0);
         self.ranged_steps.0 += ranged;
@@ -111,6 +123,8 @@ impl Coverage {
         self.ranged += o.ranged;
         self.ranged_steps.0 += o.ranged_steps.0;
         self.ranged_steps.1 += o.ranged_steps.1;
+        self.slept.0 += o.slept.0;
+        self.slept.1 += o.slept.1;
     }
 }
 
@@ -125,7 +139,15 @@ impl std::fmt::Display for Coverage {
             self.ranged,
             pct(self.ranged, self.cases),
             pct(self.ranged_steps.0, self.ranged_steps.1)
-        )
+        )?;
+        if self.slept.0 > 0 {
+            write!(
+                f,
+                "; {} slept ({} of them sent a segment while sleeping)",
+                self.slept.0, self.slept.1
+            )?;
+        }
+        Ok(())
     }
 }
 

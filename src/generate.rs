@@ -55,6 +55,17 @@ pub const LONG_SLEEP_MS: u32 = 420;
 /// The short sleep, in ms.
 pub const SHORT_SLEEP_MS: u32 = 3;
 
+/// Under `network held`, where the stack's retransmission timer is modelled
+/// ([`Surface::held_sleep`]): how often a call's draw is a sleep instead (about one
+/// case in 300 has one). Held cases are otherwise fast, so sleeps there are drawn far
+/// more often than under instant: they are the only way timers run.
+const RARE_HELD_SLEEP: u32 = 400;
+/// The sleeps drawn under `network held`: one shorter than the RTO (1 s on the held
+/// wire: nothing is retransmitted) and one past the first RTO's uncertain window (the
+/// retransmission has certainly left). Each is drawn only where it ends outside every
+/// timer's window ([`crate::model::Model::sleep_certain`]).
+pub const HELD_SLEEPS_MS: [u32; 2] = [420, 1500];
+
 /// The raw numbers one step is drawn from.
 type RawStep = (u8, u8, u16, u32);
 
@@ -289,8 +300,10 @@ pub fn cases_on(
 /// [`cases_on`] under `network`: under `network held` the steps are interleaved with
 /// deliveries, drops, reorders and `held` observations, drawn only where the model has
 /// something in flight that way (under `start listening` also the handshake's
-/// directions, `a>l`, `l>c` and so on), and no sleeps (see [`crate::script`]: no
-/// retransmission timer is modelled) and no more than
+/// directions, `a>l`, `l>c` and so on), sleeps only where the stack's retransmission
+/// timer is modelled ([`Surface::held_sleep`]) and only where they end outside every
+/// timer's uncertain window, no writes on an end whose retransmission timer has fired
+/// (its congestion window is not modelled), and no more than
 /// [`crate::script::HELD_MAX_BYTES_PER_END`] bytes written per socket.
 pub fn cases_net(
     transport: Transport,
@@ -368,11 +381,25 @@ fn held_steps(
                 37..=40 => Step::Drop { dir },
                 _ => Step::Held { dir },
             }),
+            _ if surface.held_sleep && RARE_SPAN - 1 - r.3 < RARE_HELD_SLEEP => {
+                // Shorter or longer first, by the size drawn; none if both would end
+                // where a timer may or may not have fired.
+                let first = usize::from(r.2 % 2);
+                [HELD_SLEEPS_MS[first], HELD_SLEEPS_MS[1 - first]]
+                    .into_iter()
+                    .find(|&ms| model.sleep_certain(u64::from(ms)))
+                    .map(|ms| Step::Sleep { ms })
+            }
             _ => {
-                // No sleeps: shift the draw out of the rare sleeps' band.
+                // The instant sleeps are not drawn: shift the draw out of their band.
                 let (s, p, size, rare) = *r;
                 let rare = rare.min(RARE_SPAN - 1 - RARE_LONG_SLEEP - RARE_SHORT_SLEEP);
                 t.map((s, p, size, rare)).and_then(|step| match step {
+                    // After a timeout the congestion window decides when new data or
+                    // the FIN leaves, which the held model does not follow.
+                    Step::Call { sock, op } if model.held_timed_out(sock) && sends_new(op) => {
+                        None
+                    }
                     // Buffer sizes are not drawn (see crate::script: the held model does
                     // not follow what they change), nor a linger that makes close wait
                     // for an ACK only a later step delivers (it times out while the
@@ -410,6 +437,12 @@ fn held_steps(
         }
     }
     out
+}
+
+/// Whether `op` may send new data or a FIN (a write, a shutdown of the write half, a
+/// close): what the congestion window holds back.
+fn sends_new(op: Op) -> bool {
+    op.write_len().is_some() || op.closes() || matches!(op, Op::Shutdown(Shut::Wr | Shut::RdWr))
 }
 
 /// Removes every step that an already-closed socket would make.
@@ -475,6 +508,52 @@ mod tests {
     }
 
     /// Under network held the generator draws deliveries (reorders too), drops and
+    /// Under held on Linux, sleeps are drawn, each only where it ends outside every
+    /// timer's uncertain window, some long enough for a retransmission; nothing new is
+    /// sent from an end after its timer fired.
+    #[test]
+    fn held_linux_draws_certain_sleeps() {
+        use crate::step::Network;
+        let profile = crate::model::profile::Profile::linux();
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strat = cases_net(
+            Transport::Tcp4,
+            &[Start::Connected],
+            24,
+            profile.surface,
+            crate::model::Platform::Linux,
+            Network::Held,
+        );
+        let (mut sleeps, mut resent) = (0, 0);
+        for _ in 0..4000 {
+            let case = strat.new_tree(&mut runner).unwrap().current();
+            let mut m = crate::model::Model::of(Transport::Tcp4, crate::model::Platform::Linux)
+                .with_network(Network::Held);
+            for s in &case.steps {
+                match *s {
+                    Step::Sleep { ms } => {
+                        assert!(HELD_SLEEPS_MS.contains(&ms));
+                        assert!(m.sleep_certain(u64::from(ms)), "{:?}", case.steps);
+                        sleeps += 1;
+                    }
+                    Step::Call { sock, op } if sends_new(op) => {
+                        assert!(!m.held_timed_out(sock), "{:?}", case.steps);
+                    }
+                    _ => {}
+                }
+                let p = m.step(*s);
+                assert!(p.segs_or.is_empty());
+                if matches!(s, Step::Sleep { .. }) && p.segs.is_some_and(|v| !v.is_empty()) {
+                    resent += 1;
+                }
+            }
+        }
+        assert!(
+            sleeps >= 5 && resent >= 1,
+            "{sleeps} sleeps, {resent} resent"
+        );
+    }
+
     /// `held` observations only where the model has segments in flight, and no sleeps.
     #[test]
     fn held_draws_wire_steps_where_something_is_in_flight() {

@@ -48,12 +48,16 @@ pub struct SegsSeen {
     pub kernel: Vec<crate::step::WireSeg>,
     /// What the model predicted.
     pub model: Vec<crate::step::WireSeg>,
+    /// The other ways the model left open (a timer that may or may not have fired in a
+    /// sleep that ended near its deadline); empty almost always.
+    pub model_or: Vec<Vec<crate::step::WireSeg>>,
 }
 
 impl SegsSeen {
-    /// Whether every segment the stack sent was predicted, and no other.
+    /// Whether every segment the stack sent was predicted, and no other, in one of the
+    /// ways the model left open.
     pub fn agree(&self) -> bool {
-        self.kernel == self.model
+        self.kernel == self.model || self.model_or.contains(&self.kernel)
     }
 }
 
@@ -213,6 +217,30 @@ pub fn predict_seen(
         .collect()
 }
 
+/// [`predict_seen`], where under `network held` the segments the stack sent at each
+/// step (`wire`) also settle what the model leaves open (a timer that may or may not
+/// have fired in a sleep).
+pub fn predict_seen_wire(
+    model: &Model,
+    steps: &[Step],
+    kernel: &[(StepResult, Observation)],
+    wire: &[Vec<crate::step::WireSeg>],
+) -> Vec<crate::model::Prediction> {
+    let mut m = model.clone();
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let seen = kernel.get(i);
+            let p = m.step_seen(s, seen.map(|(r, o)| (r, o)));
+            if let (Some((r, _)), Some(w)) = (seen, wire.get(i)) {
+                m.settle_held(s, r, w);
+            }
+            p
+        })
+        .collect()
+}
+
 /// Runs `case` once on `exec` and in a copy of `model`, and pairs up the results.
 pub fn run_once_with(
     exec: &mut dyn Executor,
@@ -220,7 +248,7 @@ pub fn run_once_with(
     case: &Case,
 ) -> Result<CaseRun, RunError> {
     let kernel = exec.run(case).map_err(RunError::Setup)?;
-    let predictions = predict_seen(model, &case.steps, &kernel.steps);
+    let predictions = predict_seen_wire(model, &case.steps, &kernel.steps, &kernel.wire);
     Ok(pair_up(case, kernel, predictions))
 }
 
@@ -246,9 +274,18 @@ pub fn pair_up(
                 model: p.result,
                 model_after: p.after,
                 wire: p.wire,
-                segs: p.segs.map(|model| SegsSeen {
-                    kernel: seen,
-                    model,
+                segs: p.segs.map(|model| {
+                    let mut model_or = p.segs_or;
+                    // Where the model left ways open, the one the kernel took is shown.
+                    let model = match model_or.iter().position(|o| *o == seen) {
+                        Some(i) if model != seen => std::mem::replace(&mut model_or[i], model),
+                        _ => model,
+                    };
+                    SegsSeen {
+                        kernel: seen,
+                        model,
+                        model_or,
+                    }
                 }),
             }
         })

@@ -471,6 +471,9 @@ pub struct Surface {
     /// The network modes it runs (`network held` needs a stack whose segments the test
     /// can hold).
     pub networks: &'static [Network],
+    /// Under `network held`, `sleep` runs: the model has the stack's retransmission
+    /// timer (Linux's; smoltcp's is not modelled, so its held scripts cannot sleep).
+    pub held_sleep: bool,
 }
 
 impl Surface {
@@ -482,6 +485,7 @@ impl Surface {
         cannot_call: &[],
         cannot_shut: &[],
         networks: &[Network::Instant],
+        held_sleep: false,
     };
 
     /// Whether `op` can be asked.

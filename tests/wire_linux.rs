@@ -31,8 +31,8 @@ fn check(t: Transport, script: &[(&str, &str, &str)]) -> KernelRun {
 
 /// [`check`] after the header lines `head` (`start listening\n`).
 fn check_from(head: &str, t: Transport, script: &[(&str, &str, &str)]) -> KernelRun {
-    // Scripts may not sleep under network held (the model runs no timers yet): a
-    // placeholder line, replaced by the sleep once parsed.
+    // A sleep is parsed as a placeholder line and put back once parsed (written
+    // before held scripts could sleep; harmless).
     let text: String = std::iter::once(format!("{head}network held\n"))
         .chain(
             script

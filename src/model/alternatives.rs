@@ -35,6 +35,9 @@ pub struct TcpAlternatives {
     alts: Vec<TcpModel>,
     hint: Option<Hint>,
     log: Vec<WireEvent>,
+    /// Under held: the segments each alternative sent in the last step (as
+    /// [`Self::take_segs_all`] returned them), for [`Self::settle_segs`].
+    last_segs: Vec<Vec<crate::step::WireSeg>>,
 }
 
 impl TcpAlternatives {
@@ -44,6 +47,7 @@ impl TcpAlternatives {
             alts: vec![model],
             hint: None,
             log: Vec::new(),
+            last_segs: Vec::new(),
         }
     }
 
@@ -118,11 +122,12 @@ impl TcpAlternatives {
     }
 
     /// A network step on the segments from `x` (`deliver`, `drop`, `held`), in every
-    /// alternative; the first's result and segments stand for all (a held connection
-    /// has one: it never fills a buffer, where alternatives come from).
+    /// alternative; the first's segments stand for all in the wire log. A held
+    /// connection has more than one only after a sleep that ended where a
+    /// retransmission timer may or may not have fired: the results are joined.
     pub fn wire_step(&mut self, x: End, step: crate::step::Step) -> Outcome {
         use crate::step::Step;
-        let mut first = None;
+        let mut results = vec![];
         for a in &mut self.alts {
             a.wire_log().clear();
             let r = match step {
@@ -130,26 +135,65 @@ impl TcpAlternatives {
                 Step::Drop { .. } => a.drop_held(x),
                 _ => Outcome::Segments(a.held_names(x)),
             };
-            first.get_or_insert(r);
+            results.push(StepResult::plain(r));
         }
         self.log = self.alts[0].wire_log().clone();
-        first.unwrap_or(Outcome::NotApplicable)
+        merge_results(results).outcome
+    }
+
+    /// Keeps the alternatives whose result for the last wire step admits the kernel's
+    /// (`got`), if any does.
+    pub fn settle_wire(&mut self, x: End, step: crate::step::Step, got: &Outcome) {
+        use crate::step::Step;
+        if self.alts.len() < 2 {
+            return;
+        }
+        if let Step::Held { .. } = step {
+            let admits = |m: &TcpModel| {
+                StepResult::plain(Outcome::Segments(m.held_names(x)))
+                    .admits(&StepResult::plain(got.clone()))
+            };
+            self.retain(admits);
+        }
+    }
+
+    /// Whether a sleep of `ms` ends outside every timer's uncertain window, in every
+    /// alternative (see [`TcpModel::sleep_certain`]).
+    pub fn sleep_certain(&self, ms: u64) -> bool {
+        self.alts.iter().all(|a| a.sleep_certain(ms))
+    }
+
+    /// Every alternative's segments since the last call, one list per alternative
+    /// (the first alternative's first).
+    pub fn take_segs_all(&mut self) -> Vec<Vec<crate::step::WireSeg>> {
+        let all: Vec<_> = self.alts.iter_mut().map(TcpModel::take_segs).collect();
+        self.last_segs = all.clone();
+        all
+    }
+
+    /// Keeps the alternatives whose last segments (see [`Self::take_segs_all`]) are
+    /// the ones the stack sent, if any are.
+    pub fn settle_segs(&mut self, kernel: &[crate::step::WireSeg]) {
+        if self.alts.len() < 2 || self.last_segs.len() != self.alts.len() {
+            return;
+        }
+        if !self.last_segs.iter().any(|s| s == kernel) {
+            return;
+        }
+        let keep: Vec<bool> = self.last_segs.iter().map(|s| s == kernel).collect();
+        let mut k = keep.iter();
+        self.alts.retain(|_| *k.next().unwrap_or(&true));
+        self.last_segs.retain(|s| s == kernel);
+    }
+
+    /// Whether `x`'s retransmission timer has fired, in any alternative.
+    pub fn held_timed_out(&self, x: End) -> bool {
+        self.alts.iter().any(|a| a.held_timed_out(x))
     }
 
     /// How many segments are in flight from `x` (in the first alternative).
     pub fn held_count(&self, x: End) -> usize {
         self.first().held_count(x)
-    }
-
-    /// The segments sent since the last call, with their numbers (the first
-    /// alternative's, as for [`Self::wire_step`]; every alternative's are taken).
-    pub fn take_segs(&mut self) -> Vec<crate::step::WireSeg> {
-        let mut first = None;
-        for a in &mut self.alts {
-            let s = a.take_segs();
-            first.get_or_insert(s);
-        }
-        first.unwrap_or_default()
     }
 
     /// Keeps the alternatives `keep` accepts, or all of them if it accepts none.

@@ -83,6 +83,9 @@ pub struct Prediction {
     /// Under `network held`: the same segments with their numbers, as the executor
     /// reports them, to be compared one by one; `None` under `network instant`.
     pub segs: Option<Vec<crate::step::WireSeg>>,
+    /// Under `network held`, after a sleep that ended where a retransmission timer may
+    /// or may not have fired: the other ways the step's segments may have gone.
+    pub segs_or: Vec<Vec<crate::step::WireSeg>>,
 }
 
 /// What the kernel did at a step, handed to a connection's model so that a choice the

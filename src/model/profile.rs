@@ -496,6 +496,8 @@ const SMOLTCP_SURFACE: Surface = {
         cannot_shut: &[Shut::Rd, Shut::RdWr],
         // smoltcp sends only when polled: its segments can wait for a step.
         networks: &[crate::step::Network::Instant, crate::step::Network::Held],
+        // Its retransmission timer (Timer::Retransmit) is not modelled.
+        held_sleep: false,
     }
 };
 
@@ -664,6 +666,8 @@ impl Profile {
             // TUN devices (crate::exec::wire).
             surface: Surface {
                 networks: &[crate::step::Network::Instant, crate::step::Network::Held],
+                // The held model runs Linux's retransmission timer.
+                held_sleep: true,
                 ..Surface::ALL
             },
             oob_ignored: false,
@@ -711,6 +715,7 @@ impl Profile {
                 cannot_call: &[],
                 cannot_shut: &[],
                 networks: &[crate::step::Network::Instant],
+                held_sleep: false,
             },
             oob_ignored: true,
             poll_rdhup: false,

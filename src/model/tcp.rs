@@ -69,6 +69,9 @@ struct TcpEnd {
     /// Milliseconds slept since a segment last arrived here while the read side was
     /// open (lwIP's pcb->tmr, which `tcp.fin_wait2_timer` counts from).
     rx_quiet_ms: u64,
+    /// The FIN_WAIT2 timeout that timer runs for: tcp_fin_time, TCP_LINGER2 (1 s) or
+    /// 3.5 RTOs if longer (the held wire's RTO is 1 s or more: 3.5 s).
+    fw2_timeout_ms: u64,
     /// Milliseconds slept since the connection entered TIME_WAIT.
     time_wait_ms: Option<u64>,
     /// SO_LINGER {on, 0} is set.
@@ -206,6 +209,7 @@ impl TcpEnd {
             fin_ack_waited_ms: 0,
             orphan_fw2_ms: None,
             rx_quiet_ms: 0,
+            fw2_timeout_ms: FIN_WAIT2_TIMEOUT_MS,
             time_wait_ms: None,
             linger_zero: false,
             linger_wait: false,
@@ -1548,10 +1552,12 @@ impl TcpModel {
             // (or bound for) FIN_WAIT2 lives at most tcp_fin_time (tcp_close's
             // FIN_WAIT2 branch, or tcp_rcv_state_process when the ACK arrives).
             self.send_fin_from_open_state(x, "close sends FIN: RFC 9293 3.10.4");
-            let timer = self.profile.tcp.fin_wait2_timer;
+            // Under held the ACK of the FIN takes as long as a step says, and the timer
+            // starts with it (see held's arrives): only FIN_WAIT2 starts it here.
+            let from_fw1 = self.held.is_none();
             let e = self.end(x);
-            if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) {
-                e.orphan_fw2_ms = Some(Self::fw2_timer_start(timer, e));
+            if e.state == TcpState::FinWait2 || (from_fw1 && e.state == TcpState::FinWait1) {
+                self.start_fw2_timer(x);
             }
         }
         Outcome::Ok
@@ -1566,10 +1572,63 @@ impl TcpModel {
         }
     }
 
+    /// The orphan `x` starts its FIN_WAIT2 timer (tcp_close's FIN_WAIT2 branch, or
+    /// tcp_rcv_state_process when the FIN's ACK arrives): tcp_fin_time, at least
+    /// 3.5 times the RTO (`(rto << 2) - (rto >> 1)`), which matters only on the held
+    /// wire (rto_min 1 s; loopback's RTO is 200 ms).
+    fn start_fw2_timer(&mut self, x: End) {
+        let rto = self.held_rto_ms(x).unwrap_or(0);
+        let timer = self.profile.tcp.fin_wait2_timer;
+        let e = self.end(x);
+        e.orphan_fw2_ms = Some(Self::fw2_timer_start(timer, e));
+        e.fw2_timeout_ms = FIN_WAIT2_TIMEOUT_MS.max((rto << 2) - (rto >> 1));
+    }
+
+    /// When `x`'s FIN_WAIT2 timer may have fired, and when it certainly has, counted
+    /// from its start: the profile's timer (see `tcp.fin_wait2_timer`), or under held
+    /// tcp_fin_time on the held wire.
+    fn fw2_window(&self, x: End) -> (u64, u64) {
+        let t = self.ends[x.index()].fw2_timeout_ms;
+        if self.held.is_some() {
+            (t, t + held::timer_late_ms(t))
+        } else {
+            self.profile.tcp.fin_wait2_timer.window_ms()
+        }
+    }
+
+    /// Whether a sleep of `ms` ends outside every window in which a timer may or may
+    /// not have fired (a retransmission timer under held, an orphan's FIN_WAIT2
+    /// timeout, the end of TIME_WAIT): the generator draws only such sleeps.
+    pub fn sleep_certain(&self, ms: u64) -> bool {
+        if self.held.is_some() && !self.held_sleep_certain(ms) {
+            return false;
+        }
+        End::BOTH.iter().all(|&x| {
+            let e = &self.ends[x.index()];
+            let fw2 = match e.orphan_fw2_ms {
+                Some(t) if e.state == TcpState::FinWait2 && e.conn == Conn::Live => {
+                    let (from, gone) = self.fw2_window(x);
+                    !(from..gone).contains(&(t + ms))
+                }
+                _ => true,
+            };
+            let tw = match e.time_wait_ms {
+                Some(t) if e.conn == Conn::TimeWait => {
+                    !(TIME_WAIT_GONE_MS - 1000..TIME_WAIT_GONE_MS).contains(&(t + ms))
+                }
+                _ => true,
+            };
+            fw2 && tw
+        })
+    }
+
     /// Time passes: the timers that can fire in `ms` milliseconds do. Returns the
     /// segments they sent.
     pub fn advance(&mut self, ms: u32) -> Vec<WireEvent> {
         self.log.clear();
+        if self.held.is_some() {
+            self.held_timers(self.held_now() + u64::from(ms));
+        }
         for x in [End::A, End::B] {
             let e = self.end(x);
             if !e.fin_ack_uncertain {
@@ -1591,20 +1650,20 @@ impl TcpModel {
         self.deliver_all();
         self.resend_lost_fins(ms);
         let time_wait_shows = self.profile.tcp.time_wait_on_open_fd;
-        let (fw2_may, fw2_gone) = self.profile.tcp.fin_wait2_timer.window_ms();
         let mut may_be_gone = vec![];
         for x in [End::A, End::B] {
+            let (may_ms, gone_ms) = self.fw2_window(x);
             let e = self.end(x);
             e.rx_quiet_ms += u64::from(ms);
             if let Some(t) = e.orphan_fw2_ms.as_mut() {
                 *t += u64::from(ms);
                 let waits = e.state == TcpState::FinWait2 && e.conn == Conn::Live;
-                if *t >= fw2_gone && waits {
+                if *t >= gone_ms && waits {
                     // The FIN_WAIT2 timer (or the FIN_WAIT2 substate of the TIME_WAIT
                     // mini-socket tcp_time_wait made) expired: the connection is gone
                     // without a segment; the peer's next one meets no socket.
                     Self::done(e, Conn::Gone);
-                } else if *t >= fw2_may && waits {
+                } else if *t >= may_ms && waits {
                     may_be_gone.push(x);
                 }
             }
@@ -1736,9 +1795,9 @@ impl TcpModel {
                 let s = Outcome::State(set);
                 // The FIN_WAIT2 timer may have fired from FIN_WAIT2_TIMEOUT_MS on, and
                 // certainly has at FIN_WAIT2_GONE_MS (then `advance` made it Gone).
-                let (fw2_may, _) = self.profile.tcp.fin_wait2_timer.window_ms();
-                let timing_out = e.orphan_fw2_ms.is_some_and(|t| t >= fw2_may)
-                    && set.contains(TcpState::FinWait2);
+                let from = self.fw2_window(x).0;
+                let timing_out =
+                    e.orphan_fw2_ms.is_some_and(|t| t >= from) && set.contains(TcpState::FinWait2);
                 if timing_out {
                     or_gone(s)
                 } else {

@@ -344,20 +344,26 @@ impl Model {
         if self.network == crate::step::Network::Held {
             self.settle_handshakes();
         }
+        let mut segs_or = vec![];
         let segs = (self.network == crate::step::Network::Held).then(|| {
             let mut v = std::mem::take(&mut self.early_segs);
             for c in &mut self.conns {
                 if let Conn::Tcp(m) = c {
-                    v.extend(m.take_segs());
+                    let mut all = m.take_segs_all().into_iter();
+                    v.extend(all.next().unwrap_or_default());
+                    segs_or.extend(all);
                 }
             }
             v
         });
+        segs_or.retain(|o| segs.as_ref() != Some(o));
+        segs_or.dedup();
         Prediction {
             result,
             after: self.view(),
             wire,
             segs,
+            segs_or,
         }
     }
 
@@ -416,6 +422,36 @@ impl Model {
             })
     }
 
+    /// Under `network held`, after step `step`: the kernel's result and the segments it
+    /// sent settle which way a timer went, where the model kept both (see
+    /// [`super::alternatives`]).
+    pub fn settle_held(&mut self, step: Step, result: &StepResult, segs: &[crate::step::WireSeg]) {
+        if self.network != crate::step::Network::Held {
+            return;
+        }
+        if let Step::Held { dir } = step {
+            if let Some((conn, end)) = self.held_conn(dir) {
+                if let Conn::Tcp(m) = &mut self.conns[conn] {
+                    m.settle_wire(end, step, &result.outcome);
+                }
+            }
+        }
+        for c in &mut self.conns {
+            if let Conn::Tcp(m) = c {
+                m.settle_segs(segs);
+            }
+        }
+    }
+
+    /// Whether a sleep of `ms` now ends outside every window in which a timer may or
+    /// may not have fired (see [`super::tcp::TcpModel::sleep_certain`]).
+    pub fn sleep_certain(&self, ms: u64) -> bool {
+        self.conns.iter().all(|c| match c {
+            Conn::Tcp(m) => m.sleep_certain(ms),
+            Conn::Unix(_) => true,
+        })
+    }
+
     /// A network step: on the held connection between `dir`'s ends.
     fn wire_step(
         &mut self,
@@ -433,6 +469,18 @@ impl Model {
                 o
             }
             Conn::Unix(_) => Outcome::NotApplicable,
+        }
+    }
+
+    /// Whether `sock`'s retransmission timer has fired under `network held` (see
+    /// [`super::tcp::TcpModel::held_timed_out`]).
+    pub fn held_timed_out(&self, sock: Sock) -> bool {
+        match (self.slots[sock.index()], self.network) {
+            (Slot::Conn { conn, end }, crate::step::Network::Held) => match &self.conns[conn] {
+                Conn::Tcp(m) => m.held_timed_out(end),
+                Conn::Unix(_) => false,
+            },
+            _ => false,
         }
     }
 
@@ -966,7 +1014,8 @@ impl Model {
             m.deliver_all();
             wire.append(m.wire_log());
             if let Conn::Tcp(m) = &mut self.conns[conn] {
-                self.early_segs.extend(m.take_segs());
+                self.early_segs
+                    .extend(m.take_segs_all().into_iter().next().unwrap_or_default());
             }
         }
         // Handshakes not yet done: their SYN or request finds no listener now.
@@ -1079,6 +1128,77 @@ pub fn loose_poll(l: &Loose, hup: bool, out: bool, rdhup: bool) -> PollSet {
 mod tests {
     use super::*;
     use crate::step::{Shut, StateSet, TcpState};
+
+    fn held_linux() -> Model {
+        Model::new(Transport::Tcp4, Profile::linux()).with_network(crate::step::Network::Held)
+    }
+
+    fn seg_names(p: &Prediction) -> Vec<Vec<crate::step::SegName>> {
+        let first = p.segs.clone().unwrap_or_default();
+        std::iter::once(first)
+            .chain(p.segs_or.iter().cloned())
+            .map(|v| v.into_iter().map(|w| w.name).collect())
+            .collect()
+    }
+
+    /// A lost FIN under held on Linux is resent by the retransmission timer, 1 s (the
+    /// route's rto_min) after it left: not in a sleep that ends well before, certainly
+    /// in one that ends well after, and either way in one that ends near it, where the
+    /// segments the kernel sent settle which.
+    #[test]
+    fn held_retransmission_timer_fires_at_the_rto() {
+        use crate::step::{Dir, SegName};
+        let lost_fin = || {
+            let mut m = held_linux();
+            m.step(Step::Call {
+                sock: Sock::A,
+                op: Op::Shutdown(Shut::Wr),
+            });
+            m.step(Step::Drop { dir: Dir::PAIR[0] });
+            m
+        };
+        let mut m = lost_fin();
+        assert!(m.sleep_certain(500) && m.sleep_certain(1500) && !m.sleep_certain(1200));
+        assert_eq!(seg_names(&m.step(Step::Sleep { ms: 500 })), vec![vec![]]);
+        assert_eq!(
+            seg_names(&m.step(Step::Sleep { ms: 1000 })),
+            vec![vec![SegName::Fin]]
+        );
+        // Backed off: the next one 2 s after the first resend, not 1 s.
+        m.step(Step::Drop { dir: Dir::PAIR[0] });
+        assert!(!m.sleep_certain(1500) && m.sleep_certain(1000) && m.sleep_certain(2100));
+        assert_eq!(seg_names(&m.step(Step::Sleep { ms: 1000 })), vec![vec![]]);
+        assert_eq!(
+            seg_names(&m.step(Step::Sleep { ms: 1100 })),
+            vec![vec![SegName::Fin]]
+        );
+
+        let mut m = lost_fin();
+        let p = m.step(Step::Sleep { ms: 1200 });
+        assert_eq!(seg_names(&p), vec![vec![], vec![SegName::Fin]]);
+        let held = Step::Held { dir: Dir::PAIR[0] };
+        let either = m.clone().step(held).result.outcome;
+        assert!(either.is_range(), "{either}");
+        // The kernel sent the FIN in the sleep: only that way is kept.
+        let fin = p.segs_or[0].clone();
+        m.settle_held(
+            Step::Sleep { ms: 1200 },
+            &StepResult::plain(Outcome::Ok),
+            &fin,
+        );
+        assert_eq!(
+            m.step(held).result.outcome,
+            Outcome::Segments(vec![SegName::Fin])
+        );
+    }
+
+    /// Smoltcp's held model has no timer: its surface does not let held scripts sleep
+    /// (see crate::script), so the generator never asks it to.
+    #[test]
+    fn only_linux_runs_held_sleeps() {
+        assert!(Profile::linux().surface.held_sleep);
+        assert!(!Profile::smoltcp().surface.held_sleep);
+    }
 
     fn listening(t: Transport, profile: Profile) -> Model {
         Model::with_start(t, profile, Start::Listening)

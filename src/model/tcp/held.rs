@@ -97,6 +97,94 @@ pub(super) struct SeqSpace {
     /// client's, tcp_rcv_synsent_state_process; the accepted side starts at the
     /// handshake ACK's, 0).
     wl1: Option<u64>,
+    /// Linux: the retransmission timer and what it needs (see [`RtoState`]).
+    rto: RtoState,
+}
+
+/// Linux: one skb of the retransmission queue, data or FIN sent and not yet
+/// acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tx {
+    /// Where it ends in sequence space.
+    end: u64,
+    /// When it last left, in model time (ms slept since the case began).
+    at: u64,
+    /// It was retransmitted (TCPCB_RETRANS): its ACK gives no RTT sample (Karn).
+    retrans: bool,
+}
+
+/// Linux's retransmission timer on one end (tcp_retransmit_timer), with the RTT
+/// estimator that sets its timeout (tcp_rtt_estimator, __tcp_set_rto), in µs as the
+/// kernel keeps them. Model time passes only in `sleep` steps, so an RTT sample is the
+/// time slept between a segment leaving and its ACK arriving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RtoState {
+    /// The retransmission queue, oldest first.
+    rtx: Vec<Tx>,
+    /// When the timer was last (re)armed (model ms); `None`: not armed.
+    armed: Option<u64>,
+    /// icsk_rto, µs.
+    rto_us: u64,
+    /// tp->srtt_us (8 times the smoothed RTT), mdev_us, mdev_max_us, rttvar_us.
+    srtt_us: u64,
+    mdev_us: u64,
+    mdev_max_us: u64,
+    rttvar_us: u64,
+    /// tp->rtt_seq: the rttvar is decayed once per window of data.
+    rtt_seq: u64,
+    /// The timer has fired in this case: the congestion window is small from then on
+    /// (one segment, growing by slow start), which the model does not follow.
+    timed_out: bool,
+}
+
+impl Default for RtoState {
+    /// After the handshake: its RTT sample (µs on this wire, taken here as 1 µs) gave
+    /// srtt, and rttvar is the route's locked rto_min (tcp_rtt_estimator's first sample:
+    /// rttvar = max(2m, tcp_rto_min_us)), so the RTO is rto_min plus the srtt.
+    fn default() -> Self {
+        RtoState {
+            rtx: Vec::new(),
+            armed: None,
+            rto_us: RTO_MIN_US + 1,
+            srtt_us: 8,
+            mdev_us: 2,
+            mdev_max_us: RTO_MIN_US,
+            rttvar_us: RTO_MIN_US,
+            rtt_seq: 0,
+            timed_out: false,
+        }
+    }
+}
+
+/// The route's locked `rto_min` on the held wire ([`crate::exec::wire::RTO_MIN_MS`]),
+/// in µs.
+const RTO_MIN_US: u64 = 1_000_000;
+/// TCP_RTO_MAX (120 s), µs.
+const RTO_MAX_US: u64 = 120_000_000;
+
+/// How much earlier than the model's deadline a timer may be seen to have fired: the
+/// model counts only the sleeps, the kernel also the time the case's calls took (at
+/// most [`crate::run::TIMER_FREE_BUDGET`], with margin). A sleep that ends later than
+/// this before a deadline certainly ends before the timer fires.
+pub const TIMER_EARLY_MS: u64 = 100;
+
+// A case whose calls took longer than the budget and disagrees is run again, so the
+// calls' time stays well inside this margin.
+const _: () = assert!(TIMER_EARLY_MS >= 2 * crate::run::TIMER_FREE_BUDGET.as_millis() as u64);
+
+/// How much later than its deadline a timer may fire: the timer wheel's granularity
+/// (an eighth of the timeout, at most: a 1 s timer sits on a level of 64 ms steps, a
+/// 4 s one on 512 ms steps), RTT samples the model takes a little short (the calls'
+/// time again), and scheduling.
+pub fn timer_late_ms(timeout_ms: u64) -> u64 {
+    timeout_ms / 8 + 200
+}
+
+impl SeqSpace {
+    /// Where the retransmission queue ends: what was sent as new data so far.
+    fn snd_nxt_sent(&self) -> u64 {
+        self.rto.rtx.last().map_or(self.snd_una, |t| t.end)
+    }
 }
 
 /// One segment in flight.
@@ -199,6 +287,8 @@ pub(super) struct HeldWire {
     child_made: bool,
     /// `a`'s SYN was refused (an RST in SYN_SENT) since the world last asked.
     refused: bool,
+    /// Model time: the ms slept since the case began.
+    now_ms: u64,
 }
 
 /// The listener's side of a handshake under `network held` (Linux).
@@ -548,6 +638,9 @@ impl TcpModel {
 
     fn emit(&mut self, x: End, mut h: HeldSeg, note: &'static str) {
         h.win = self.window_of(x);
+        if !h.rst && h.end_seq() > self.wire_mut().seq[x.index()].snd_nxt_sent() {
+            self.new_data_sent(x, h.end_seq());
+        }
         let kind = match h.name() {
             SegName::Syn => SegmentKind::Syn,
             SegName::SynAck => SegmentKind::SynAck,
@@ -581,6 +674,23 @@ impl TcpModel {
             s.sent_ends.push(h.end_seq());
         }
         w.queue[x.index()].push_back(h);
+    }
+
+    /// New data (or the FIN) leaves `x`, ending at `end`: it joins the retransmission
+    /// queue, and the timer is armed if nothing was outstanding
+    /// (tcp_event_new_data_sent: `if (!prior_packets) tcp_rearm_rto`).
+    fn new_data_sent(&mut self, x: End, end: u64) {
+        let w = self.wire_mut();
+        let now = w.now_ms;
+        let r = &mut w.seq[x.index()].rto;
+        if r.rtx.is_empty() {
+            r.armed = Some(now);
+        }
+        r.rtx.push(Tx {
+            end,
+            at: now,
+            retrans: false,
+        });
     }
 
     /// The segments sent since the last call (the step's, with their numbers).
@@ -888,8 +998,8 @@ const LINUX_WINDOW: u64 = 65_535;
 /// Not modelled: Reno's fast retransmission (three duplicate ACKs with four or more
 /// segments unacknowledged: tcp_fastretrans_alert), the congestion window (ten
 /// segments at first; a case would need more writes unacknowledged at once), window
-/// updates on reads (the window never falls to half), retransmission timers (no
-/// sleeps under held).
+/// updates on reads (the window never falls to half). The retransmission timer, which
+/// runs in `sleep` steps, has its own impl block below.
 impl TcpModel {
     fn arrives(&mut self, y: End, h: HeldSeg) {
         if self.handshake_arrives(y, &h) {
@@ -932,6 +1042,7 @@ impl TcpModel {
         let old_ack = h.ack < s.snd_una;
         if !old_ack {
             self.wire_mut().seq[y.index()].snd_una = h.ack;
+            self.rtx_acked(y, h.ack);
             self.end(y).outq_hi = s.snd_nxt.saturating_sub(h.ack) as usize;
         }
         self.count_dupacks(y, &h, &s);
@@ -940,6 +1051,7 @@ impl TcpModel {
                 TcpState::FinWait1 => {
                     self.fin_acked(y);
                     if !self.ends[y.index()].fd_open {
+                        self.start_fw2_timer(y);
                         if h.len > 0 && h.end_seq() - u64::from(h.fin) > s.rcv_nxt {
                             Self::done(self.end(y), Conn::Gone);
                             self.emit(
@@ -1226,4 +1338,198 @@ impl TcpModel {
         self.fin_arrives(y);
         self.send_ack(y, "FIN at the FIN_WAIT2 mini-socket: TIME_WAIT, TCP_TW_ACK");
     }
+}
+
+/// Linux's retransmission timer under `network held` (net/ipv4/tcp_timer.c, tcp_input.c
+/// and tcp_output.c of 6.18), on the held wire's settings (the route's `rto_min` of 1 s,
+/// locked; no timestamps, no SACK, no tail-loss probe):
+///
+/// - armed when new data or a FIN leaves with nothing outstanding
+///   (tcp_event_new_data_sent), re-armed to a full RTO whenever an ACK takes a whole
+///   segment off the retransmission queue (tcp_clean_rtx_queue sets
+///   FLAG_SET_XMIT_TIMER, tcp_rearm_rto), stopped when nothing is left;
+/// - the RTO is srtt + rttvar (__tcp_set_rto), rttvar never below rto_min
+///   (tcp_rtt_estimator): 1 s plus the smoothed RTT, which on this wire is the time
+///   segments were held, only sleeps counting. An ACK of a segment never retransmitted
+///   gives an RTT sample and sets the RTO anew (and clears the backoff); an ACK of a
+///   retransmitted one gives none (Karn, no timestamps), so a doubled RTO stays;
+/// - on firing (tcp_retransmit_timer), tcp_enter_loss and one segment from SND.UNA:
+///   tcp_retrans_try_collapse (tcp_retrans_collapse = 1) joins every later skb into
+///   the head, the FIN too, as their clones were freed when the executor read them off
+///   the TUN and all fit in one MSS (held scripts write at most 16 KiB an end); the RTO
+///   doubles (icsk_backoff) and the timer is armed again.
+///
+/// A timer fires somewhere between its deadline and [`timer_late_ms`] after it, and
+/// may be seen from [`TIMER_EARLY_MS`] before it; a sleep that ends in between leaves
+/// both ways open: the model forks (see [`crate::model::alternatives`]) and the
+/// segments the kernel sent in the sleep settle which.
+///
+/// Not modelled: the congestion window after a timeout (tcp_enter_loss: one segment,
+/// so new data and the FIN wait until the retransmission is acknowledged, then slow
+/// start from two; queued writes leave joined: [`TcpModel::held_timed_out`] tells the
+/// generator to send nothing new on that end), a retransmission whose urgent byte
+/// is not its last byte (the URG pointer of the collapsed segment), the retry limits
+/// (tcp_retries2, tcp_orphan_retries: far beyond the 70 s a script may sleep).
+impl TcpModel {
+    /// An ACK up to `ack` arrived at `y` (tcp_clean_rtx_queue and what follows it).
+    fn rtx_acked(&mut self, y: End, ack: u64) {
+        let w = self.wire_mut();
+        let now = w.now_ms;
+        let s = &mut w.seq[y.index()];
+        let n = s.rto.rtx.iter().take_while(|t| t.end <= ack).count();
+        if n == 0 {
+            return;
+        }
+        let acked: Vec<Tx> = s.rto.rtx.drain(..n).collect();
+        if !acked.iter().any(|t| t.retrans) {
+            // seq_rtt_us: from the oldest skb this ACK took.
+            let m = (now - acked[0].at) * 1000;
+            rtt_estimator(s, m);
+        }
+        let r = &mut s.rto;
+        r.armed = (!r.rtx.is_empty()).then_some(now);
+    }
+
+    /// When `x`'s retransmission timer fires next (model ms), if armed and the end
+    /// still has a connection that runs it.
+    fn rto_deadline(&self, x: End) -> Option<(u64, u64)> {
+        let w = self.held.as_ref()?;
+        let e = &self.ends[x.index()];
+        if e.conn != Conn::Live || e.state == TcpState::Close {
+            return None;
+        }
+        let r = &w.seq[x.index()].rto;
+        let rto_ms = r.rto_us.div_ceil(1000);
+        r.armed
+            .filter(|_| !r.rtx.is_empty())
+            .map(|a| (a + rto_ms, rto_ms))
+    }
+
+    /// `x`'s retransmission timer fires at `at`.
+    fn rto_fires(&mut self, x: End, at: u64) {
+        let state = self.ends[x.index()].state;
+        let w = self.wire_mut();
+        w.now_ms = w.now_ms.max(at);
+        let s = &mut w.seq[x.index()];
+        let fin = s.fin_seq.filter(|&f| s.snd_una <= f);
+        let data_end = fin.unwrap_or(s.snd_nxt);
+        let end = s.rto.rtx.last().map_or(data_end, |t| t.end);
+        s.rto.rtx = vec![Tx {
+            end,
+            at,
+            retrans: true,
+        }];
+        s.rto.timed_out = true;
+        s.rto.rto_us = (s.rto.rto_us * 2).min(RTO_MAX_US);
+        s.rto.armed = Some(at);
+        let h = HeldSeg {
+            seq: s.snd_una,
+            ack: s.rcv_nxt,
+            len: data_end.saturating_sub(s.snd_una),
+            fin: fin.is_some()
+                && matches!(
+                    state,
+                    TcpState::FinWait1 | TcpState::Closing | TcpState::LastAck
+                ),
+            rst: false,
+            win: 0,
+            ack_flag: true,
+            urgent: false,
+            syn: false,
+        };
+        self.emit(
+            x,
+            h,
+            "retransmission timer: tcp_retransmit_timer resends from SND.UNA, the rest collapsed into it",
+        );
+    }
+
+    /// Time passes on the held wire until `until` (model ms): each retransmission
+    /// timer that certainly fires by then does; one that may or may not have leaves a
+    /// fork where it did (see the impl docs).
+    pub(super) fn held_timers(&mut self, until: u64) {
+        for x in [End::A, End::B] {
+            while let Some((d, rto_ms)) = self.rto_deadline(x) {
+                if until + TIMER_EARLY_MS < d {
+                    break;
+                }
+                if until >= d + timer_late_ms(rto_ms) {
+                    self.rto_fires(x, d);
+                    continue;
+                }
+                let mut fired = self.clone();
+                fired.forks.clear();
+                fired.rto_fires(x, d);
+                fired.held_timers(until);
+                self.forks.extend(fired.take_forks());
+                self.forks.push(fired);
+                break;
+            }
+        }
+        self.wire_mut().now_ms = until;
+    }
+
+    /// The model time under held (ms slept so far).
+    pub(super) fn held_now(&self) -> u64 {
+        self.held.as_ref().map_or(0, |w| w.now_ms)
+    }
+
+    /// Whether a sleep of `ms` ends where every retransmission timer certainly has or
+    /// has not fired.
+    pub(super) fn held_sleep_certain(&self, ms: u64) -> bool {
+        let until = self.held_now() + ms;
+        let mut m = self.clone();
+        m.forks.clear();
+        m.held_timers(until);
+        m.forks.is_empty()
+    }
+
+    /// Whether `x`'s retransmission timer has fired in this case: its congestion
+    /// window, which decides when new data leaves, is not modelled from then on.
+    pub fn held_timed_out(&self, x: End) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|w| w.seq[x.index()].rto.timed_out)
+    }
+
+    /// icsk_rto now, in ms (what tcp_fin_time and tcp_time_wait read).
+    pub(super) fn held_rto_ms(&self, x: End) -> Option<u64> {
+        self.held
+            .as_ref()
+            .map(|w| w.seq[x.index()].rto.rto_us.div_ceil(1000))
+    }
+}
+
+/// tcp_rtt_estimator for a sample of `m` µs, then tcp_set_rto (icsk_backoff is
+/// cleared with it: tcp_ack_update_rtt).
+fn rtt_estimator(s: &mut SeqSpace, m_us: u64) {
+    let r = &mut s.rto;
+    let mut m = m_us as i64;
+    let mut srtt = r.srtt_us as i64;
+    let mdev = r.mdev_us as i64;
+    m -= srtt >> 3;
+    srtt += m;
+    if m < 0 {
+        m = -m;
+        m -= mdev >> 2;
+        if m > 0 {
+            m >>= 3;
+        }
+    } else {
+        m -= mdev >> 2;
+    }
+    r.mdev_us = (mdev + m).max(0) as u64;
+    if r.mdev_us > r.mdev_max_us {
+        r.mdev_max_us = r.mdev_us;
+        r.rttvar_us = r.rttvar_us.max(r.mdev_max_us);
+    }
+    if s.snd_una > r.rtt_seq {
+        if r.mdev_max_us < r.rttvar_us {
+            r.rttvar_us -= (r.rttvar_us - r.mdev_max_us) >> 2;
+        }
+        r.rtt_seq = s.snd_nxt;
+        r.mdev_max_us = RTO_MIN_US;
+    }
+    r.srtt_us = srtt.max(1) as u64;
+    r.rto_us = ((r.srtt_us >> 3) + r.rttvar_us).min(RTO_MAX_US);
 }
