@@ -1477,11 +1477,25 @@ impl TcpModel {
     /// Whether a sleep of `ms` ends where every retransmission timer certainly has or
     /// has not fired.
     pub(super) fn held_sleep_certain(&self, ms: u64) -> bool {
+        if self.handshake_pending() {
+            // A SYN or SYN-ACK not yet answered is resent by its own timer (1 s, then
+            // doubling: TCP_TIMEOUT_INIT, tcp_synack_timer), which is not modelled.
+            return false;
+        }
         let until = self.held_now() + ms;
         let mut m = self.clone();
         m.forks.clear();
         m.held_timers(until);
         m.forks.is_empty()
+    }
+
+    /// Whether a handshake of this connection is still under way: `a` in SYN_SENT, or
+    /// the listener's side not done (its SYN or request pending).
+    fn handshake_pending(&self) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|w| w.shake != Shake::Done)
+            || self.ends.iter().any(|e| e.state == TcpState::SynSent)
     }
 
     /// Whether `x`'s retransmission timer has fired in this case: its congestion
