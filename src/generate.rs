@@ -397,9 +397,7 @@ fn held_steps(
                 t.map((s, p, size, rare)).and_then(|step| match step {
                     // After a timeout the congestion window decides when new data or
                     // the FIN leaves, which the held model does not follow.
-                    Step::Call { sock, op } if model.held_timed_out(sock) && sends_new(op) => {
-                        None
-                    }
+                    Step::Call { sock, op } if model.held_timed_out(sock) && sends_new(op) => None,
                     // Buffer sizes are not drawn (see crate::script: the held model does
                     // not follow what they change), nor a linger that makes close wait
                     // for an ACK only a later step delivers (it times out while the

@@ -717,6 +717,9 @@ impl Scenario {
                 self.network
             ));
         }
+        if self.network == Network::Held && !transport.is_tcp() {
+            return Some(format!("network held runs TCP only, not {transport}"));
+        }
         if self.network == Network::Held
             && !surface.held_sleep
             && self
@@ -1570,6 +1573,12 @@ mod tests {
         ] {
             assert_eq!(sc.world_unrunnable_on(&can, Transport::Tcp4), None);
         }
+        // The matrix runs every scenario over every transport: held is TCP's only.
+        let linux = crate::model::profile::Profile::linux().surface;
+        assert!(sc
+            .world_unrunnable_on(&linux, Transport::Unix)
+            .unwrap()
+            .contains("TCP only"));
     }
 
     #[test]

@@ -1492,9 +1492,7 @@ impl TcpModel {
     /// Whether a handshake of this connection is still under way: `a` in SYN_SENT, or
     /// the listener's side not done (its SYN or request pending).
     fn handshake_pending(&self) -> bool {
-        self.held
-            .as_ref()
-            .is_some_and(|w| w.shake != Shake::Done)
+        self.held.as_ref().is_some_and(|w| w.shake != Shake::Done)
             || self.ends.iter().any(|e| e.state == TcpState::SynSent)
     }
 
