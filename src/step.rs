@@ -774,6 +774,27 @@ pub enum SegName {
 }
 
 impl SegName {
+    /// The name of a TCP segment with header flags `flags` (the 13th byte: FIN 1, SYN
+    /// 2, RST 4, ACK 16) and `len` payload bytes, as every executor that captures
+    /// segments reports it.
+    pub fn of_tcp(flags: u8, len: u32) -> SegName {
+        let (fin, syn, rst, ack) = (
+            flags & 1 != 0,
+            flags & 2 != 0,
+            flags & 4 != 0,
+            flags & 16 != 0,
+        );
+        match (syn, rst, fin, len) {
+            (true, _, _, _) if ack => SegName::SynAck,
+            (true, _, _, _) => SegName::Syn,
+            (_, true, _, _) => SegName::Rst,
+            (_, _, true, 0) => SegName::Fin,
+            (_, _, true, n) => SegName::DataFin(n),
+            (_, _, false, 0) => SegName::Ack,
+            (_, _, false, n) => SegName::Data(n),
+        }
+    }
+
     /// Parses one name (`DATA(5)`, `FIN`, `DATA(5)+FIN`).
     pub fn parse(s: &str) -> Option<SegName> {
         let data = |d: &str| {

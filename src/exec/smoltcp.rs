@@ -225,21 +225,8 @@ fn header_of(frame: &[u8]) -> Option<Header> {
         |i: usize| -> Option<u32> { Some(u32::from_be_bytes(tcp.get(i..i + 4)?.try_into().ok()?)) };
     let (seq, ack_no) = (word(4)?, word(8)?);
     let len = u32::try_from(tcp.len().checked_sub(hdr)?).ok()?;
-    let (fin, syn, rst, ack) = (
-        flags & 1 != 0,
-        flags & 2 != 0,
-        flags & 4 != 0,
-        flags & 16 != 0,
-    );
-    let name = match (syn, rst, fin, len) {
-        (true, _, _, _) if ack => SegName::SynAck,
-        (true, _, _, _) => SegName::Syn,
-        (_, true, _, _) => SegName::Rst,
-        (_, _, true, 0) => SegName::Fin,
-        (_, _, true, n) => SegName::DataFin(n),
-        (_, _, false, 0) => SegName::Ack,
-        (_, _, false, n) => SegName::Data(n),
-    };
+    let ack = flags & 16 != 0;
+    let name = SegName::of_tcp(flags, len);
     let dir = match src {
         CLIENT_PORT => 0,
         PORT => 1,

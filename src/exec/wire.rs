@@ -861,22 +861,8 @@ pub fn parse_segment(frame: &[u8]) -> Option<Segment> {
     let hdr = usize::from(tcp.get(12)? >> 4) * 4;
     let flags = *tcp.get(13)?;
     let len = u32::try_from(tcp.len().checked_sub(hdr)?).ok()?;
-    let (fin, syn, rst, ack) = (
-        flags & 1 != 0,
-        flags & 2 != 0,
-        flags & 4 != 0,
-        flags & 16 != 0,
-    );
-    // As the smoltcp executor names them (SegName's docs).
-    let name = match (syn, rst, fin, len) {
-        (true, _, _, _) if ack => SegName::SynAck,
-        (true, _, _, _) => SegName::Syn,
-        (_, true, _, _) => SegName::Rst,
-        (_, _, true, 0) => SegName::Fin,
-        (_, _, true, n) => SegName::DataFin(n),
-        (_, _, false, 0) => SegName::Ack,
-        (_, _, false, n) => SegName::Data(n),
-    };
+    let ack = flags & 16 != 0;
+    let name = SegName::of_tcp(flags, len);
     Some(Segment {
         sport,
         dport,
