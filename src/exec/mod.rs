@@ -19,6 +19,10 @@ pub mod signals;
 pub mod smoltcp;
 pub mod sys;
 pub mod uml;
+#[cfg(target_os = "linux")]
+pub mod wire;
+#[cfg(not(target_os = "linux"))]
+#[path = "wire_unsupported.rs"]
 pub mod wire;
 pub mod worker;
 

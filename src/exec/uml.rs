@@ -535,6 +535,7 @@ fn runnable(stat: &std::fs::File) -> bool {
 }
 
 /// The state letter of a `/proc/PID/stat` line: `12 (ksoftirqd/0) S 2 ...` gives `S`.
+#[cfg(target_os = "linux")]
 fn stat_state(line: &[u8]) -> Option<u8> {
     let close = line.iter().rposition(|&b| b == b')')?;
     line[close + 1..]
