@@ -94,6 +94,7 @@ pub fn check<E: Executor>(
         transport,
         starts: profile.surface.starts,
         surface: profile.surface,
+        platform: profile.platform,
         network: closefuzz::step::Network::Instant,
     };
     let model_for = move |case: &Case| {
