@@ -92,6 +92,8 @@ pub(super) struct SeqSpace {
     /// Linux's tp->reordering (net.ipv4.tcp_reordering, 3, at first): Reno lowers it
     /// when duplicate ACKs outnumber what is out.
     reordering: u32,
+    /// Linux's snd_up: one past the last urgent byte written (tcp_mark_urg).
+    snd_up: Option<u64>,
     /// Linux's snd_wl1: the sequence number of the segment that last updated the
     /// send window; `None` is the SYN-ACK's, one before the first data byte (the
     /// client's, tcp_rcv_synsent_state_process; the accepted side starts at the
@@ -181,6 +183,15 @@ pub fn timer_late_ms(timeout_ms: u64) -> u64 {
 }
 
 impl SeqSpace {
+    /// The urgent byte a retransmission of `seq..end` carries: tcp_transmit_skb sets URG
+    /// on every segment that starts before snd_up while it is unacknowledged
+    /// (tcp_urg_mode), pointing at the urgent byte.
+    fn urgent_resent(&self, seq: u64, end: u64) -> Option<u64> {
+        self.snd_up
+            .filter(|&up| up > seq && up <= end && up > self.snd_una)
+            .map(|up| up - 1)
+    }
+
     /// Where the retransmission queue ends: what was sent as new data so far.
     fn snd_nxt_sent(&self) -> u64 {
         self.rto.rtx.last().map_or(self.snd_una, |t| t.end)
@@ -199,9 +210,10 @@ pub(super) struct HeldSeg {
     win: u32,
     /// It has the ACK flag (all but `rst_reply`'s RST to a segment that had one).
     ack_flag: bool,
-    /// Its last byte is urgent (a `write N oob`): the URG flag whose pointer the
+    /// The sequence number of an urgent byte it carries (a `write N oob`: its last
+    /// byte; a retransmission carrying it), the URG flag whose pointer the
     /// receiver marks (tcp_urg) when the segment arrives in order.
-    urgent: bool,
+    urgent: Option<u64>,
     /// A SYN (with `ack_flag`: a SYN-ACK). Its sequence number is the ISN, reported
     /// as 0 like the first data byte after it (see [`crate::script`]).
     syn: bool,
@@ -234,7 +246,7 @@ fn rst_reply(h: &HeldSeg) -> HeldSeg {
         rst: true,
         win: 0,
         ack_flag: !h.ack_flag,
-        urgent: false,
+        urgent: None,
         syn: false,
     }
 }
@@ -355,7 +367,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: false,
-            urgent: false,
+            urgent: None,
             syn: true,
         };
         m.emit(End::A, syn, "connect sends SYN (tcp_connect)");
@@ -506,7 +518,7 @@ impl TcpModel {
                         rst: false,
                         win: 0,
                         ack_flag: true,
-                        urgent: false,
+                        urgent: None,
                         syn: true,
                     };
                     self.emit(
@@ -591,6 +603,10 @@ impl TcpModel {
                 urgent,
             } => {
                 s.snd_nxt = s.snd_nxt.max(offset + len as u64);
+                // tcp_mark_urg: snd_up is past the last byte written.
+                if urgent {
+                    s.snd_up = Some(offset + len as u64);
+                }
                 HeldSeg {
                     seq: offset,
                     ack,
@@ -599,7 +615,7 @@ impl TcpModel {
                     rst: false,
                     win: 0,
                     ack_flag: true,
-                    urgent,
+                    urgent: urgent.then_some(offset + len as u64 - 1),
                     syn: false,
                 }
             }
@@ -615,7 +631,7 @@ impl TcpModel {
                     rst: false,
                     win: 0,
                     ack_flag: true,
-                    urgent: false,
+                    urgent: None,
                     syn: false,
                 }
             }
@@ -628,7 +644,7 @@ impl TcpModel {
                 rst: true,
                 win: 0,
                 ack_flag: true,
-                urgent: false,
+                urgent: None,
                 syn: false,
             },
             Seg::Ack | Seg::Held => return,
@@ -712,7 +728,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: false,
+            urgent: None,
             syn: false,
         };
         self.emit(y, h, note);
@@ -942,7 +958,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: false,
+            urgent: None,
             syn: false,
         };
         self.emit(y, h, "third duplicate ACK: smoltcp fast retransmit");
@@ -1081,8 +1097,8 @@ impl TcpModel {
         if !has_text {
             return;
         }
-        if h.urgent && h.len > 0 {
-            self.urgent_arrives(y, h.seq + h.len - 1, s.rcv_nxt);
+        if let Some(at) = h.urgent {
+            self.urgent_arrives(y, at, s.rcv_nxt);
         }
         let state = self.ends[y.index()].state;
         match state {
@@ -1189,7 +1205,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: false,
+            urgent: t.urgent_resent(t.snd_una, t.fin_seq.unwrap_or(t.snd_nxt)),
             syn: false,
         };
         self.emit(y, r, note);
@@ -1367,8 +1383,7 @@ impl TcpModel {
 /// Not modelled: the congestion window after a timeout (tcp_enter_loss: one segment,
 /// so new data and the FIN wait until the retransmission is acknowledged, then slow
 /// start from two; queued writes leave joined: [`TcpModel::held_timed_out`] tells the
-/// generator to send nothing new on that end), a retransmission whose urgent byte
-/// is not its last byte (the URG pointer of the collapsed segment), the retry limits
+/// generator to send nothing new on that end), the retry limits
 /// (tcp_retries2, tcp_orphan_retries: far beyond the 70 s a script may sleep).
 impl TcpModel {
     /// An ACK up to `ack` arrived at `y` (tcp_clean_rtx_queue and what follows it).
@@ -1434,7 +1449,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: false,
+            urgent: s.urgent_resent(s.snd_una, data_end),
             syn: false,
         };
         self.emit(
