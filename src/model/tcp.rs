@@ -1301,19 +1301,10 @@ impl TcpModel {
             && unacked
             && !matches!(e.state, TcpState::Close | TcpState::TimeWait)
         {
-            e.shut_rd |= how.reads();
-            e.shut_wr |= how.writes();
-            if !tcp.reads_by_pbuf {
-                e.rq.discard();
-                e.segs.clear();
-            }
-            e.urg = None;
-            e.rq_open = false;
-            e.fin_ack_uncertain = false;
+            Self::shutdown_aborts(e, how, tcp.reads_by_pbuf);
             e.pressed = false;
             e.strained = false;
             e.fin_held = false;
-            Self::done(e, Conn::Gone);
             self.send(
                 x,
                 Seg::Rst,
@@ -1331,17 +1322,7 @@ impl TcpModel {
             && matches!(e.state, TcpState::Established | TcpState::CloseWait)
             && (e.unread_dropped || !e.rq.is_empty())
         {
-            e.shut_rd |= how.reads();
-            e.shut_wr |= how.writes();
-            // The socket's lastdata outlives the connection (tcp.reads_by_pbuf).
-            if !tcp.reads_by_pbuf {
-                e.rq.discard();
-                e.segs.clear();
-            }
-            e.urg = None;
-            e.rq_open = false;
-            e.fin_ack_uncertain = false;
-            Self::done(e, Conn::Gone);
+            Self::shutdown_aborts(e, how, tcp.reads_by_pbuf);
             self.send(
                 x,
                 Seg::Rst,
@@ -1946,6 +1927,22 @@ impl TcpModel {
         e.pressed = false;
         e.strained = false;
         e.fin_held = false;
+        Self::done(e, Conn::Gone);
+    }
+
+    /// A shutdown that lwIP turns into an abort (tcp_abort or tcp_close_shutdown's
+    /// RST): the directions asked are shut, what was queued is dropped (the socket's
+    /// lastdata outlives the connection where reads go by pbuf), the connection ends.
+    fn shutdown_aborts(e: &mut TcpEnd, how: Shut, reads_by_pbuf: bool) {
+        e.shut_rd |= how.reads();
+        e.shut_wr |= how.writes();
+        if !reads_by_pbuf {
+            e.rq.discard();
+            e.segs.clear();
+        }
+        e.urg = None;
+        e.rq_open = false;
+        e.fin_ack_uncertain = false;
         Self::done(e, Conn::Gone);
     }
 
