@@ -186,9 +186,10 @@ impl TcpAlternatives {
         self.last_segs.retain(|s| s == kernel);
     }
 
-    /// Whether `x`'s retransmission timer has fired, in any alternative.
-    pub fn held_timed_out(&self, x: End) -> bool {
-        self.alts.iter().any(|a| a.held_timed_out(x))
+    /// Whether, in any alternative, the model cannot tell whether new data from `x`
+    /// would leave now (see [`crate::model::tcp::TcpModel::held_send_uncertain`]).
+    pub fn held_send_uncertain(&self, x: End) -> bool {
+        self.alts.iter().any(|a| a.held_send_uncertain(x))
     }
 
     /// How many segments are in flight from `x` (in the first alternative).

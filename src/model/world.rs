@@ -472,12 +472,13 @@ impl Model {
         }
     }
 
-    /// Whether `sock`'s retransmission timer has fired under `network held` (see
-    /// [`super::tcp::TcpModel::held_timed_out`]).
-    pub fn held_timed_out(&self, sock: Sock) -> bool {
+    /// Whether the model cannot tell whether new data or a FIN from `sock` would leave
+    /// now or wait for the congestion window, under `network held` (see
+    /// [`super::tcp::TcpModel::held_send_uncertain`]).
+    pub fn held_send_uncertain(&self, sock: Sock) -> bool {
         match (self.slots[sock.index()], self.network) {
             (Slot::Conn { conn, end }, crate::step::Network::Held) => match &self.conns[conn] {
-                Conn::Tcp(m) => m.held_timed_out(end),
+                Conn::Tcp(m) => m.held_send_uncertain(end),
                 Conn::Unix(_) => false,
             },
             _ => false,

@@ -52,7 +52,10 @@ use crate::model::{SegmentKind, WireEvent};
 use crate::step::{
     Dir, End, Errno, Op, Outcome, PollSet, SegName, StepResult, TcpState, Which, WireSeg,
 };
+use cwnd::{Cwnd, Recovery, Unsent};
 use std::collections::VecDeque;
+
+mod cwnd;
 
 /// The sequence space of one end, as the held wire sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -87,8 +90,10 @@ pub(super) struct SeqSpace {
     /// Linux: where each segment with data or a FIN sent so far ends, oldest first
     /// (the retransmission queue's skbs, for packets_out).
     sent_ends: Vec<u64>,
-    /// Linux: in fast recovery until SND.UNA reaches this (high_seq).
-    recovery: Option<u64>,
+    /// Linux: the congestion window and fast recovery (see [`cwnd`]).
+    cwnd: Cwnd,
+    /// Linux: what was written and the congestion window holds back.
+    unsent: Option<Unsent>,
     /// Linux's tp->reordering (net.ipv4.tcp_reordering, 3, at first): Reno lowers it
     /// when duplicate ACKs outnumber what is out.
     reordering: u32,
@@ -195,6 +200,78 @@ impl SeqSpace {
     /// Where the retransmission queue ends: what was sent as new data so far.
     fn snd_nxt_sent(&self) -> u64 {
         self.rto.rtx.last().map_or(self.snd_una, |t| t.end)
+    }
+
+    /// Linux's tcp_packets_in_flight (see [`cwnd`]): in Open and Disorder, the skbs
+    /// out less Reno's sacked_out.
+    fn in_flight(&self) -> u32 {
+        match &self.cwnd.rec {
+            Some(r) => r.in_flight(self.snd_una),
+            None => {
+                let out = self.sent_ends.iter().filter(|&&e| e > self.snd_una).count();
+                u32::try_from(out)
+                    .unwrap_or(u32::MAX)
+                    .saturating_sub(u32::from(self.dups))
+            }
+        }
+    }
+
+    /// New data or a FIN ending at `end` left (tcp_event_new_data_sent; in recovery
+    /// tcp_write_xmit counts it in prr_out).
+    fn cwnd_sent(&mut self, end: u64) {
+        let out = self.sent_ends.iter().filter(|&&e| e > self.snd_una).count();
+        let c = &mut self.cwnd;
+        c.max_out = c.max_out.max(u32::try_from(out).unwrap_or(u32::MAX));
+        if let Some(r) = c.rec.as_mut() {
+            r.new_ends.push(end);
+            r.prr_out += 1;
+        }
+    }
+
+    /// An ACK moved SND.UNA from `from` to `ack` (tcp_clean_rtx_queue, the end of
+    /// tcp_fastretrans_alert, tcp_cong_control).
+    fn ack_moved(&mut self, from: u64, ack: u64) {
+        let Some(r) = self.cwnd.rec.as_mut() else {
+            // tcp_reno_cong_avoid's slow start grows the window only while
+            // tcp_is_cwnd_limited (cwnd < 2 * max_packets_out): past that, the model
+            // knows only that it is no smaller.
+            if self.cwnd.max_out * 2 > self.cwnd.cwnd {
+                self.cwnd.exact = false;
+            }
+            return;
+        };
+        // Whole skbs acknowledged: the head, skbs of new data.
+        let head = u32::from(r.head_end > from && r.head_end <= ack);
+        let news = r.new_ends.iter().filter(|&&e| e > from && e <= ack).count();
+        let pkts = head + u32::try_from(news).unwrap_or(u32::MAX);
+        r.new_ends.retain(|&e| e > ack);
+        let mut delivered = 0;
+        if pkts > 0 {
+            // tcp_remove_reno_sacks: "One ACK acked hole. The rest eat duplicate
+            // ACKs."
+            delivered = pkts.saturating_sub(r.sacked).max(1);
+            r.sacked = r.sacked.saturating_sub(pkts - 1);
+            if let Some(p) = r.limit_sacked(ack) {
+                self.reordering = (p + pkts).min(300);
+            }
+        }
+        if ack >= r.high_seq {
+            // tcp_reset_reno_sack.
+            r.sacked = 0;
+            if ack > r.high_seq {
+                // tcp_try_undo_recovery (no undo: no timestamps, no D-SACK) opens,
+                // tcp_end_cwnd_reduction sets cwnd to ssthresh; congestion avoidance
+                // may grow it from there.
+                self.cwnd.cwnd = r.ssthresh;
+                self.cwnd.rec = None;
+                self.cwnd.exact = false;
+                return;
+            }
+        }
+        if delivered > 0 {
+            let in_flight = r.in_flight(ack);
+            self.cwnd.cwnd = r.reduce(delivered, true, in_flight);
+        }
     }
 }
 
@@ -592,6 +669,9 @@ impl TcpModel {
     /// A segment leaves `x`: it waits in flight. The model's own ACKs are not sent
     /// here: the held rules decide every ACK (see the module docs).
     pub(super) fn hold_segment(&mut self, x: End, seg: Seg, note: &'static str) {
+        if matches!(seg, Seg::Data { .. } | Seg::Fin) && self.cwnd_holds(x) {
+            return self.hold_back(x, seg);
+        }
         let w = self.wire_mut();
         let reply = w.reply_to;
         let s = &mut w.seq[x.index()];
@@ -654,7 +734,8 @@ impl TcpModel {
 
     fn emit(&mut self, x: End, mut h: HeldSeg, note: &'static str) {
         h.win = self.window_of(x);
-        if !h.rst && h.end_seq() > self.wire_mut().seq[x.index()].snd_nxt_sent() {
+        let new = !h.rst && h.end_seq() > self.wire_mut().seq[x.index()].snd_nxt_sent();
+        if new {
             self.new_data_sent(x, h.end_seq());
         }
         let kind = match h.name() {
@@ -688,6 +769,9 @@ impl TcpModel {
         }
         if !h.rst && (h.len > 0 || h.fin) && s.sent_ends.last().is_none_or(|&e| h.end_seq() > e) {
             s.sent_ends.push(h.end_seq());
+        }
+        if new && !h.syn {
+            s.cwnd_sent(h.end_seq());
         }
         w.queue[x.index()].push_back(h);
     }
@@ -744,7 +828,8 @@ impl TcpModel {
             let end = if smoltcp {
                 s.fin_seq.unwrap_or(s.snd_nxt)
             } else {
-                s.snd_nxt
+                // write_seq: what the window holds back too, its FIN included.
+                s.unsent.map_or(s.snd_nxt, |u| u.end + u64::from(u.fin))
             };
             end.saturating_sub(s.snd_una) as usize
         })
@@ -786,6 +871,8 @@ impl TcpModel {
                 self.arrives_smoltcp(x.peer(), h);
             } else {
                 self.arrives(x.peer(), h);
+                // tcp_data_snd_check, whichever way the segment was taken.
+                self.release_unsent(x.peer());
             }
         }
         Outcome::Ok
@@ -1011,11 +1098,10 @@ const LINUX_WINDOW: u64 = 65_535;
 ///   with an RST and dies (TCP_TW_RST);
 /// - a segment that meets no socket is answered with an RST (tcp_v4_send_reset).
 ///
-/// Not modelled: Reno's fast retransmission (three duplicate ACKs with four or more
-/// segments unacknowledged: tcp_fastretrans_alert), the congestion window (ten
-/// segments at first; a case would need more writes unacknowledged at once), window
-/// updates on reads (the window never falls to half). The retransmission timer, which
-/// runs in `sleep` steps, has its own impl block below.
+/// Reno's duplicate ACKs, fast retransmission and the congestion window are
+/// [`TcpModel::count_dupacks`]'s and [`cwnd`]'s. Not modelled: window updates on reads
+/// (the window never falls to half). The retransmission timer, which runs in `sleep`
+/// steps, has its own impl block below.
 impl TcpModel {
     fn arrives(&mut self, y: End, h: HeldSeg) {
         if self.handshake_arrives(y, &h) {
@@ -1121,7 +1207,8 @@ impl TcpModel {
             _ => {}
         }
         self.data_queue(y, h);
-        if self.ends[y.index()].conn != Conn::Gone {
+        // What the window held back may leave now, with the ACK on it.
+        if self.ends[y.index()].conn != Conn::Gone && !self.release_unsent(y) {
             self.send_ack(
                 y,
                 "what arrived, acknowledged at once (route quickack): tcp_ack_snd_check",
@@ -1129,20 +1216,20 @@ impl TcpModel {
         }
     }
 
-    /// Reno's duplicate ACKs (tcp_ack, tcp_fastretrans_alert without SACK). A window
-    /// update is not a duplicate: tcp_may_update_window is true for an ACK that moves
-    /// SND.UNA or a segment whose sequence number is past snd_wl1 (which it then
-    /// becomes). An ACK that moves nothing, with no data or FIN, while segments are
-    /// outstanding, adds one to sacked_out (tcp_add_reno_sack); where that makes more
-    /// than packets_out - 1, tcp_check_reno_reordering cuts it to packets_out - 1 and
-    /// sets tp->reordering to packets_out (a duplicate can only be reordering then).
-    /// Once sacked_out reaches tp->reordering (3 at first) the head is marked lost
-    /// (tcp_newreno_mark_lost) and fast recovery begins: the head leaves again, the
-    /// small segments after it and the FIN joined to it (tcp_retrans_try_collapse, up
-    /// to an MSS: all of them here). An ACK that moves SND.UNA ends the count
-    /// (tcp_reset_reno_sack); in recovery, one short of what was sent when it began
-    /// (high_seq) marks the new head lost and sends it again, one past it ends
-    /// recovery. Assumed: the window itself does not grow.
+    /// Reno's duplicate ACKs (tcp_ack, tcp_fastretrans_alert without SACK), and what
+    /// every ACK does to the congestion window ([`cwnd`]). A window update is not a
+    /// duplicate: tcp_may_update_window is true for an ACK that moves SND.UNA or a
+    /// segment whose sequence number is past snd_wl1 (which it then becomes). An ACK
+    /// that moves nothing, with no data or FIN, while segments are outstanding, adds one
+    /// to sacked_out (tcp_add_reno_sack); where that makes more than packets_out - 1,
+    /// tcp_check_reno_reordering cuts it to packets_out - 1 and sets tp->reordering to
+    /// packets_out (a duplicate can only be reordering then). Once sacked_out reaches
+    /// tp->reordering (3 at first) the head is marked lost (tcp_newreno_mark_lost) and
+    /// fast recovery begins: the head leaves again, the small segments after it and the
+    /// FIN joined to it (tcp_retrans_try_collapse, up to an MSS: all of them here). In
+    /// recovery nothing is sent again: the head is every byte that was out, already
+    /// retransmitted (tcp_xmit_retransmit_queue skips it), and an ACK that moves
+    /// SND.UNA into it acknowledges no whole skb.
     fn count_dupacks(&mut self, y: End, h: &HeldSeg, before: &SeqSpace) {
         let t = &mut self.wire_mut().seq[y.index()];
         if h.ack < before.snd_una {
@@ -1153,24 +1240,28 @@ impl TcpModel {
         if win_update {
             t.wl1 = Some(h.seq);
         }
-        let advanced = h.ack > before.snd_una;
-        if advanced {
+        if h.ack > before.snd_una {
             t.sent_ends.retain(|&e| e > h.ack);
             t.dups = 0;
-            match t.recovery {
-                Some(r) if h.ack >= r => t.recovery = None,
-                Some(_) => {
-                    self.retransmit_head(
-                        y,
-                        "partial ACK in fast recovery: the new head again (tcp_newreno_mark_lost)",
-                    );
-                }
-                None => {}
-            }
+            t.ack_moved(before.snd_una, h.ack);
             return;
         }
         let packets_out = t.sent_ends.iter().filter(|&&e| e > t.snd_una).count();
         if win_update || h.len > 0 || h.fin || packets_out == 0 {
+            return;
+        }
+        if let Some(r) = t.cwnd.rec.as_mut() {
+            // tcp_add_reno_sack in Recovery; what it counts is delivered.
+            let prior = r.sacked;
+            r.sacked += 1;
+            if let Some(p) = r.limit_sacked(t.snd_una) {
+                t.reordering = p.min(300);
+            }
+            let delivered = r.sacked.saturating_sub(prior);
+            if delivered > 0 {
+                let in_flight = r.in_flight(t.snd_una);
+                t.cwnd.cwnd = r.reduce(delivered, false, in_flight);
+            }
             return;
         }
         let packets_out = u32::try_from(packets_out).unwrap_or(u32::MAX);
@@ -1181,14 +1272,98 @@ impl TcpModel {
             t.reordering = packets_out.min(300);
         }
         t.dups = u8::try_from(sacked).unwrap_or(u8::MAX);
-        if t.recovery.is_some() || sacked < t.reordering {
+        if sacked < t.reordering {
             return;
         }
-        t.recovery = Some(t.snd_nxt);
+        let (r, cwnd) = Recovery::begin(t.cwnd.cwnd, packets_out, sacked, t.snd_nxt);
+        t.cwnd.rec = Some(r);
+        t.cwnd.cwnd = cwnd;
         self.retransmit_head(
             y,
             "duplicate ACKs up to tp->reordering: fast retransmit of the head, the rest joined to it (tcp_fastretrans_alert, tcp_retrans_try_collapse)",
         );
+    }
+
+    /// Whether the congestion window holds back new data or a FIN from `x` now
+    /// (tcp_write_xmit's tcp_cwnd_test; Linux only): behind what it already holds, or
+    /// with the flight at the window.
+    fn cwnd_holds(&self, x: End) -> bool {
+        if self.profile.tcp.smoltcp_segment_rules {
+            return false;
+        }
+        self.held.as_ref().is_some_and(|w| {
+            let s = &w.seq[x.index()];
+            s.unsent.is_some() || s.in_flight() >= s.cwnd.cwnd
+        })
+    }
+
+    /// Data or a FIN the window holds back joins the unsent tail skb (tcp_sendmsg
+    /// appends to it; tcp_send_fin sets FIN on it).
+    fn hold_back(&mut self, x: End, seg: Seg) {
+        let s = &mut self.wire_mut().seq[x.index()];
+        let u = s.unsent.get_or_insert(Unsent {
+            end: s.snd_nxt,
+            fin: false,
+        });
+        match seg {
+            Seg::Data {
+                offset,
+                len,
+                urgent,
+            } => {
+                u.end = u.end.max(offset + len as u64);
+                // tcp_mark_urg: snd_up is past the last byte written.
+                if urgent {
+                    s.snd_up = Some(offset + len as u64);
+                }
+            }
+            Seg::Fin => u.fin = true,
+            _ => {}
+        }
+    }
+
+    /// tcp_data_snd_check after a segment arrived at `y`: what the window held back
+    /// leaves, as one segment, if the flight is below the window now. Returns whether
+    /// it did (it carries the ACK that would otherwise have gone alone).
+    fn release_unsent(&mut self, y: End) -> bool {
+        let e = &self.ends[y.index()];
+        if e.conn != Conn::Live || e.state == TcpState::Close {
+            return false;
+        }
+        let Some(s) = self.held.as_ref().map(|w| &w.seq[y.index()]) else {
+            return false;
+        };
+        let Some(u) = s.unsent else {
+            return false;
+        };
+        if s.in_flight() >= s.cwnd.cwnd {
+            return false;
+        }
+        let h = HeldSeg {
+            seq: s.snd_nxt,
+            ack: s.rcv_nxt,
+            len: u.end - s.snd_nxt,
+            fin: u.fin,
+            rst: false,
+            win: 0,
+            ack_flag: true,
+            urgent: s.urgent_resent(s.snd_nxt, u.end),
+            syn: false,
+        };
+        let s = &mut self.wire_mut().seq[y.index()];
+        s.unsent = None;
+        s.snd_nxt = u.end;
+        if u.fin {
+            s.fin_seq = Some(u.end);
+            s.snd_nxt += 1;
+        }
+        s.last_ack = s.rcv_nxt;
+        self.emit(
+            y,
+            h,
+            "what the congestion window held back leaves once an ACK opens it (tcp_data_snd_check, tcp_cwnd_test)",
+        );
+        true
     }
 
     /// The head of `y`'s retransmission queue leaves again with everything after it.
@@ -1382,8 +1557,8 @@ impl TcpModel {
 ///
 /// Not modelled: the congestion window after a timeout (tcp_enter_loss: one segment,
 /// so new data and the FIN wait until the retransmission is acknowledged, then slow
-/// start from two; queued writes leave joined: [`TcpModel::held_timed_out`] tells the
-/// generator to send nothing new on that end), the retry limits
+/// start from two; queued writes leave joined: [`TcpModel::held_send_uncertain`] tells
+/// the generator to send nothing new on that end), the retry limits
 /// (tcp_retries2, tcp_orphan_retries: far beyond the 70 s a script may sleep).
 impl TcpModel {
     /// An ACK up to `ack` arrived at `y` (tcp_clean_rtx_queue and what follows it).
@@ -1435,6 +1610,8 @@ impl TcpModel {
             retrans: true,
         }];
         s.rto.timed_out = true;
+        // tcp_enter_loss: cwnd 1, slow start from there (not followed).
+        s.cwnd.exact = false;
         s.rto.rto_us = (s.rto.rto_us * 2).min(RTO_MAX_US);
         s.rto.armed = Some(at);
         let h = HeldSeg {
@@ -1497,6 +1674,11 @@ impl TcpModel {
             // doubling: TCP_TIMEOUT_INIT, tcp_synack_timer), which is not modelled.
             return false;
         }
+        if self.held_unsent() {
+            // A timer that fires while the window holds data back leaves the window
+            // in Loss, which is not followed (see [`cwnd`]).
+            return false;
+        }
         let until = self.held_now() + ms;
         let mut m = self.clone();
         m.forks.clear();
@@ -1511,12 +1693,22 @@ impl TcpModel {
             || self.ends.iter().any(|e| e.state == TcpState::SynSent)
     }
 
-    /// Whether `x`'s retransmission timer has fired in this case: its congestion
-    /// window, which decides when new data leaves, is not modelled from then on.
-    pub fn held_timed_out(&self, x: End) -> bool {
+    /// Whether the model cannot tell if new data or a FIN from `x` would leave now or
+    /// wait for the congestion window: its timer has fired, or the window is known only
+    /// as a lower bound (see [`cwnd`]) and the flight is at it or recovery is under way.
+    pub fn held_send_uncertain(&self, x: End) -> bool {
+        self.held.as_ref().is_some_and(|w| {
+            let s = &w.seq[x.index()];
+            s.rto.timed_out
+                || (!s.cwnd.exact && (s.cwnd.rec.is_some() || s.in_flight() >= s.cwnd.cwnd))
+        })
+    }
+
+    /// Whether either end has data or a FIN the congestion window holds back.
+    pub fn held_unsent(&self) -> bool {
         self.held
             .as_ref()
-            .is_some_and(|w| w.seq[x.index()].rto.timed_out)
+            .is_some_and(|w| w.seq.iter().any(|s| s.unsent.is_some()))
     }
 
     /// icsk_rto now, in ms (what tcp_fin_time and tcp_time_wait read).
