@@ -35,6 +35,9 @@ pub struct ReplayStep {
     pub kernel_sent: Option<String>,
     /// The segments the model predicted, written the same way.
     pub model_sent: Option<String>,
+    /// Ways to go the model dropped at this step (it keeps a bounded number): a
+    /// disagreement from here on may be that bound's.
+    pub ways_dropped: usize,
 }
 
 /// A replayed scenario, judged.
@@ -88,6 +91,7 @@ pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> Replay
             model_agrees: r.agrees(),
             kernel_sent: r.segs.as_ref().map(|w| crate::step::wire_segs(&w.kernel)),
             model_sent: r.segs.as_ref().map(|w| crate::step::wire_segs(&w.model)),
+            ways_dropped: r.ways_dropped,
             expectation_met: ss.expect_on(platform).is_none_or(|e| e.matches(&r.kernel)),
         })
         .collect();
@@ -125,6 +129,13 @@ pub fn replay_text(r: &ReplayReport) -> String {
         ));
         if let Some(p) = &s.process {
             out.push_str(&format!("        {p}\n"));
+        }
+        if s.ways_dropped > 0 {
+            out.push_str(&format!(
+                "        the model dropped {} ways to go here (it keeps at most {}): what disagrees from here on may be that bound's\n",
+                s.ways_dropped,
+                crate::model::alternatives::MAX_ALTERNATIVES
+            ));
         }
         if let (Some(k), Some(m)) = (&s.kernel_sent, &s.model_sent) {
             if k != m {

@@ -39,6 +39,9 @@ pub struct StepRecord {
     /// Under `network held`: the segments the stack sent during this step, with their
     /// numbers, and the model's (`None` under `network instant`: not compared).
     pub segs: Option<SegsSeen>,
+    /// Ways to go the model dropped at this step (it keeps a bounded number of them):
+    /// a disagreement from here on may be the bound's rather than the rules'.
+    pub ways_dropped: usize,
 }
 
 /// The segments one step sent under `network held`, from both sides.
@@ -125,6 +128,13 @@ impl CaseRun {
                         "sent: kernel {}; model {}",
                         crate::step::wire_segs(&w.kernel),
                         crate::step::wire_segs(&w.model)
+                    ));
+                }
+                if r.ways_dropped > 0 {
+                    notes.push(format!(
+                        "the model dropped {} ways to go here (it keeps at most {}): what disagrees from here on may be that bound's",
+                        r.ways_dropped,
+                        crate::model::alternatives::MAX_ALTERNATIVES
                     ));
                 }
                 let note = if notes.is_empty() {
@@ -274,6 +284,7 @@ pub fn pair_up(
                 model: p.result,
                 model_after: p.after,
                 wire: p.wire,
+                ways_dropped: p.ways_dropped,
                 segs: p.segs.map(|model| {
                     let mut model_or = p.segs_or;
                     // Where the model left ways open, the one the kernel took is shown.

@@ -27,7 +27,7 @@ use crate::step::{Bufs, End, EndView, Errno, Op, Outcome, PollSet, Sock, StepRes
 /// each peer certainly takes in both directions, one of them urgent, then a read that
 /// may let either side's held data go (scenarios/tcp-urgent-mark-among-many-ways.cfz,
 /// a tcp6 campaign's finding on linux-6.1, also on the host).
-const MAX_ALTERNATIVES: usize = 32;
+pub const MAX_ALTERNATIVES: usize = 32;
 
 /// A TCP connection as a set of alternatives (see the module docs). Never empty.
 #[derive(Clone, Debug)]
@@ -38,6 +38,8 @@ pub struct TcpAlternatives {
     /// Under held: the segments each alternative sent in the last step (as
     /// [`Self::take_segs_all`] returned them), for [`Self::settle_segs`].
     last_segs: Vec<Vec<crate::step::WireSeg>>,
+    /// Ways to go dropped by the bound since [`Self::take_dropped`] last asked.
+    dropped: usize,
 }
 
 impl TcpAlternatives {
@@ -48,6 +50,7 @@ impl TcpAlternatives {
             hint: None,
             log: Vec::new(),
             last_segs: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -192,6 +195,12 @@ impl TcpAlternatives {
         self.alts.iter().any(|a| a.held_send_uncertain(x))
     }
 
+    /// How many ways to go the bound ([`MAX_ALTERNATIVES`]) dropped since the last
+    /// call: a disagreement after that may be the bound's, not the rules'.
+    pub fn take_dropped(&mut self) -> usize {
+        std::mem::take(&mut self.dropped)
+    }
+
     /// How many segments are in flight from `x` (in the first alternative).
     pub fn held_count(&self, x: End) -> usize {
         self.first().held_count(x)
@@ -217,6 +226,7 @@ impl TcpAlternatives {
                 all.push(m);
             }
         }
+        self.dropped += all.len().saturating_sub(MAX_ALTERNATIVES);
         all.truncate(MAX_ALTERNATIVES);
         self.alts = all;
     }
@@ -442,5 +452,37 @@ impl Connection for TcpAlternatives {
     fn drive(&mut self, end: End, op: Op) -> StepResult {
         // Each alternative drives (and delivers) itself in `call`.
         self.call(end, op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Model, Platform};
+    use crate::step::{Op, Sock, Step};
+    use crate::transport::Transport;
+
+    /// Pressed writes both ways, one urgent, then one-byte reads: each read may let
+    /// either side's held data go, so the ways multiply past the bound, and the
+    /// prediction says at which step ways were dropped.
+    #[test]
+    fn ways_dropped_by_the_bound_are_reported_at_their_step() {
+        let call = |sock, op| Step::Call { sock, op };
+        let round = [
+            call(Sock::A, Op::Write(65536)),
+            call(Sock::B, Op::WriteOob(65536)),
+            call(Sock::B, Op::Read(1)),
+            call(Sock::A, Op::Read(1)),
+            call(Sock::B, Op::Read(1)),
+            call(Sock::A, Op::Read(1)),
+        ];
+        let mut m = Model::of(Transport::Tcp4, Platform::Linux);
+        let dropped: Vec<usize> = round
+            .iter()
+            .chain(&round)
+            .map(|&s| m.step(s).ways_dropped)
+            .collect();
+        // The first round stays within the bound; the second does not.
+        assert!(dropped[..6].iter().all(|&d| d == 0), "{dropped:?}");
+        assert!(dropped[6..].iter().any(|&d| d > 0), "{dropped:?}");
     }
 }

@@ -86,6 +86,9 @@ pub struct Prediction {
     /// Under `network held`, after a sleep that ended where a retransmission timer may
     /// or may not have fired: the other ways the step's segments may have gone.
     pub segs_or: Vec<Vec<crate::step::WireSeg>>,
+    /// Ways to go the model dropped at this step because it keeps a bounded number of
+    /// them (0 almost always): a disagreement from here on may be the bound's.
+    pub ways_dropped: usize,
 }
 
 /// What the kernel did at a step, handed to a connection's model so that a choice the

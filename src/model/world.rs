@@ -358,12 +358,19 @@ impl Model {
         });
         segs_or.retain(|o| segs.as_ref() != Some(o));
         segs_or.dedup();
+        let mut ways_dropped = 0;
+        for c in &mut self.conns {
+            if let Conn::Tcp(m) = c {
+                ways_dropped += m.take_dropped();
+            }
+        }
         Prediction {
             result,
             after: self.view(),
             wire,
             segs,
             segs_or,
+            ways_dropped,
         }
     }
 
