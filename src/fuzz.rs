@@ -76,6 +76,10 @@ pub struct Coverage {
     /// Cases with a `sleep`, and how many of those sent a segment while sleeping under
     /// `network held` (a retransmission by the timer).
     pub slept: (u64, u64),
+    /// Under `network held`, Linux: cases where the model predicted a fast
+    /// retransmission, and how many of those held new data or a FIN back by the
+    /// congestion window and sent it later.
+    pub fast_retransmit: (u64, u64),
 }
 
 impl Coverage {
@@ -109,6 +113,14 @@ impl Coverage {
         let resent = sleeps
             .clone()
             .any(|r| r.segs.as_ref().is_some_and(|w| !w.kernel.is_empty()));
+        let noted = |note: &str| {
+            run.steps
+                .iter()
+                .any(|r| r.wire.iter().any(|w| w.note == note))
+        };
+        let fast = noted(crate::model::tcp::FAST_RETRANSMIT_NOTE);
+        self.fast_retransmit.0 += u64::from(fast);
+        self.fast_retransmit.1 += u64::from(fast && noted(crate::model::tcp::CWND_RELEASE_NOTE));
         self.slept.0 += u64::from(sleeps.count() > 0);
         self.slept.1 += u64::from(resent);
         self.full_buffer += u64::from(full);
@@ -125,6 +137,8 @@ impl Coverage {
         self.ranged_steps.1 += o.ranged_steps.1;
         self.slept.0 += o.slept.0;
         self.slept.1 += o.slept.1;
+        self.fast_retransmit.0 += o.fast_retransmit.0;
+        self.fast_retransmit.1 += o.fast_retransmit.1;
     }
 }
 
@@ -145,6 +159,13 @@ impl std::fmt::Display for Coverage {
                 f,
                 "; {} slept ({} of them sent a segment while sleeping)",
                 self.slept.0, self.slept.1
+            )?;
+        }
+        if self.fast_retransmit.0 > 0 {
+            write!(
+                f,
+                "; {} had a fast retransmission ({} of them sent data or a FIN the congestion window had held back)",
+                self.fast_retransmit.0, self.fast_retransmit.1
             )?;
         }
         Ok(())

@@ -391,6 +391,9 @@ impl Sockets {
 
     /// Runs one step on the real sockets and reports its result.
     pub fn step(&mut self, step: Step) -> StepResult {
+        if let Some(h) = &mut self.held {
+            h.step_begins();
+        }
         let outcome = match step {
             Step::Sleep { ms } => {
                 std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
@@ -428,6 +431,19 @@ impl Sockets {
         if let Some(h) = &mut self.held {
             h.after_step();
         }
+    }
+
+    /// Under `network held`: keep every packet from here on, for `--pcap` (the
+    /// world's own handshake is kept already). Nothing otherwise.
+    pub fn capture_packets(&mut self) {
+        if let Some(h) = &mut self.held {
+            h.capture();
+        }
+    }
+
+    /// The packets kept since [`Sockets::capture_packets`] (see [`KernelRun::packets`]).
+    pub fn take_packets(&mut self) -> Vec<Packet> {
+        self.held.as_mut().map_or(vec![], |h| h.take_packets())
     }
 
     /// Under `network held`, the segments sent since the last call (see

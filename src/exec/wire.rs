@@ -915,6 +915,27 @@ impl WireConn {
             to: self.names[1 - side],
         }
     }
+
+    /// Segment `s`, sent from `side`, as the comparison names it: its numbers relative
+    /// to each end's ISN + 1; a SYN's own number is its ISN, reported as 0; before an
+    /// end's ISN is known (the RST that answers a SYN, which carries 0), the number as
+    /// it is.
+    fn wire_seg(&self, side: usize, s: &Segment) -> WireSeg {
+        let syn = matches!(s.name, SegName::Syn | SegName::SynAck);
+        let rel = |d: usize, v: u32, syn: bool| {
+            u64::from(match self.isn[d] {
+                Some(i) if syn => v.wrapping_sub(i),
+                Some(i) => v.wrapping_sub(i.wrapping_add(1)),
+                None => v,
+            })
+        };
+        WireSeg {
+            dir: self.dir(side),
+            name: s.name,
+            seq: rel(side, s.seq, syn),
+            ack: s.ack.map(|a| rel(1 - side, a, false)),
+        }
+    }
 }
 
 /// One held case's wire: the thread's pair (lent for the case), its connections and
@@ -934,6 +955,16 @@ pub(crate) struct Held {
     /// A failure of the wire itself (a TUN that cannot be read or written): the case
     /// is void, and says so at its end.
     fault: Option<String>,
+    /// Every packet's moment, for `--pcap`: always while the world is made (the
+    /// handshake: a few frames, kept before anyone could ask), then only if the case
+    /// asked ([`Held::capture`]).
+    packets: Vec<super::Packet>,
+    /// Whether the case asked to keep its packets.
+    capture: bool,
+    /// The step running (`None` while the world is made).
+    step_no: Option<usize>,
+    /// When the world began to be made.
+    began: Instant,
 }
 
 /// How many times a held `start connected` case tries its handshake. The handshake is
@@ -963,6 +994,10 @@ impl Held {
             seen: Vec::new(),
             stray: 0,
             fault: None,
+            packets: Vec::new(),
+            capture: false,
+            step_no: None,
+            began: Instant::now(),
         };
         // Whatever the last case's cleanup sent (resets of destroyed sockets).
         h.pair_mut().discard()?;
@@ -1234,30 +1269,63 @@ impl Held {
                         c.dir(side)
                     )));
                 }
-                let syn = matches!(s.name, SegName::Syn | SegName::SynAck);
-                if syn {
+                if matches!(s.name, SegName::Syn | SegName::SynAck) {
                     c.isn[side] = Some(s.seq);
                 }
-                // Relative to each end's ISN + 1; a SYN's own number is its ISN,
-                // reported as 0; before an end's ISN is known (the RST that answers a
-                // SYN, which carries 0), the number as it is.
-                let rel = |d: usize, v: u32, syn: bool| {
-                    u64::from(match c.isn[d] {
-                        Some(i) if syn => v.wrapping_sub(i),
-                        Some(i) => v.wrapping_sub(i.wrapping_add(1)),
-                        None => v,
-                    })
-                };
-                self.seen.push(WireSeg {
-                    dir: c.dir(side),
-                    name: s.name,
-                    seq: rel(side, s.seq, syn),
-                    ack: s.ack.map(|a| rel(1 - side, a, false)),
-                });
+                let seg = c.wire_seg(side, &s);
                 c.queues[side].push_back(frame.to_vec());
+                self.seen.push(seg);
+                if self.capture || self.step_no.is_none() {
+                    let frame = frame.to_vec();
+                    self.keep(super::PacketEvent::Emitted, seg, frame);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Keeps a packet's moment (see [`Held::packets`]).
+    fn keep(&mut self, event: super::PacketEvent, seg: WireSeg, bytes: Vec<u8>) {
+        if self.capture || self.step_no.is_none() {
+            self.packets.push(super::Packet {
+                step: self.step_no,
+                event,
+                seg,
+                bytes,
+                at: self.began.elapsed(),
+            });
+        }
+    }
+
+    /// Keeps what a step did to frame `f` of side `side` of connection `c`.
+    fn keep_moved(&mut self, c: usize, side: usize, event: super::PacketEvent, f: &[u8]) {
+        if !(self.capture || self.step_no.is_none()) {
+            return;
+        }
+        if let Some(s) = parse_segment(f) {
+            let seg = self.conns[c].wire_seg(side, &s);
+            self.keep(event, seg, f.to_vec());
+        }
+    }
+
+    /// From here on every packet is kept, for `--pcap` (with the world's own, kept
+    /// already).
+    pub(crate) fn capture(&mut self) {
+        self.capture = true;
+    }
+
+    /// The packets kept (empty unless [`Held::capture`] was asked).
+    pub(crate) fn take_packets(&mut self) -> Vec<super::Packet> {
+        if self.capture {
+            std::mem::take(&mut self.packets)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A step begins: what follows belongs to it.
+    pub(crate) fn step_begins(&mut self) {
+        self.step_no = Some(self.step_no.map_or(0, |n| n + 1));
     }
 
     /// Hands the `k`-th oldest segment held from `side` of connection `c` to the other
@@ -1266,6 +1334,7 @@ impl Held {
         let Some(f) = self.conns[c].queues[side].remove(k) else {
             return Ok(false);
         };
+        self.keep_moved(c, side, super::PacketEvent::Delivered, &f);
         self.pair().write(1 - side, &f)?;
         self.drain()?;
         if side == 0 {
@@ -1318,7 +1387,13 @@ impl Held {
                     .try_fold(false, |_, _| self.deliver_one(c, side, 0))
                     .map(|_| n > 0)
             }
-            Step::Drop { .. } => Ok(self.conns[c].queues[side].pop_front().is_some()),
+            Step::Drop { .. } => match self.conns[c].queues[side].pop_front() {
+                Some(f) => {
+                    self.keep_moved(c, side, super::PacketEvent::Dropped, &f);
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
             Step::Held { .. } => {
                 return Outcome::Segments(
                     self.conns[c].queues[side]

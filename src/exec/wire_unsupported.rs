@@ -60,4 +60,16 @@ impl Held {
     pub(crate) fn take_seen(&mut self) -> io::Result<Vec<WireSeg>> {
         match *self {}
     }
+
+    pub(crate) fn capture(&mut self) {
+        match *self {}
+    }
+
+    pub(crate) fn take_packets(&mut self) -> Vec<super::Packet> {
+        match *self {}
+    }
+
+    pub(crate) fn step_begins(&mut self) {
+        match *self {}
+    }
 }

@@ -154,6 +154,9 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
     let began = Instant::now();
     let mut w = Sockets::start_on(case.transport, case.start, case.bufs, case.network)?;
     let held = case.network == crate::step::Network::Held;
+    if case.capture {
+        w.capture_packets();
+    }
     // Under network held the handshake's SYN timer runs from before the world is made:
     // the case's time, which the runner holds against its timer-free budget, counts it.
     let start = if held { began } else { Instant::now() };
@@ -215,9 +218,10 @@ pub fn run_settled(case: &Case, settle: Settle) -> io::Result<KernelRun> {
         out.push((r, obs));
     }
     let elapsed = start.elapsed();
+    let packets = w.take_packets();
     drop(w);
     Ok(KernelRun {
-        packets: vec![],
+        packets,
         steps: out,
         elapsed,
         slept,

@@ -25,6 +25,7 @@ use crate::step::{
 use std::collections::VecDeque;
 
 mod held;
+pub use held::{CWND_RELEASE_NOTE, FAST_RETRANSMIT_NOTE};
 
 /// Whether the kernel still holds a connection for an end (with or without its fd).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -57,6 +57,11 @@ use std::collections::VecDeque;
 
 mod cwnd;
 
+/// The note on Linux's fast retransmission (campaigns count the cases that reach it).
+pub const FAST_RETRANSMIT_NOTE: &str = "duplicate ACKs up to tp->reordering: fast retransmit of the head, the rest joined to it (tcp_fastretrans_alert, tcp_retrans_try_collapse)";
+/// The note on what the congestion window held back leaving (campaigns count it).
+pub const CWND_RELEASE_NOTE: &str = "what the congestion window held back leaves once an ACK opens it (tcp_data_snd_check, tcp_cwnd_test)";
+
 /// The sequence space of one end, as the held wire sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct SeqSpace {
@@ -1278,10 +1283,7 @@ impl TcpModel {
         let (r, cwnd) = Recovery::begin(t.cwnd.cwnd, packets_out, sacked, t.snd_nxt);
         t.cwnd.rec = Some(r);
         t.cwnd.cwnd = cwnd;
-        self.retransmit_head(
-            y,
-            "duplicate ACKs up to tp->reordering: fast retransmit of the head, the rest joined to it (tcp_fastretrans_alert, tcp_retrans_try_collapse)",
-        );
+        self.retransmit_head(y, FAST_RETRANSMIT_NOTE);
     }
 
     /// Whether the congestion window holds back new data or a FIN from `x` now
@@ -1358,11 +1360,7 @@ impl TcpModel {
             s.snd_nxt += 1;
         }
         s.last_ack = s.rcv_nxt;
-        self.emit(
-            y,
-            h,
-            "what the congestion window held back leaves once an ACK opens it (tcp_data_snd_check, tcp_cwnd_test)",
-        );
+        self.emit(y, h, CWND_RELEASE_NOTE);
         true
     }
 
