@@ -126,8 +126,9 @@ impl TcpAlternatives {
 
     /// A network step on the segments from `x` (`deliver`, `drop`, `held`), in every
     /// alternative; the first's segments stand for all in the wire log. A held
-    /// connection has more than one only after a sleep that ended where a
-    /// retransmission timer may or may not have fired: the results are joined.
+    /// connection has more than one after a sleep that ended where a retransmission
+    /// timer may or may not have fired, or a delivery that header prediction may or may
+    /// not have taken (see the held rules): the results are joined.
     pub fn wire_step(&mut self, x: End, step: crate::step::Step) -> Outcome {
         use crate::step::Step;
         let mut results = vec![];
@@ -141,6 +142,7 @@ impl TcpAlternatives {
             results.push(StepResult::plain(r));
         }
         self.log = self.alts[0].wire_log().clone();
+        self.gather();
         merge_results(results).outcome
     }
 

@@ -871,7 +871,15 @@ impl TcpModel {
             },
             Which::All => self.wire_mut().queue[x.index()].drain(..).collect(),
         };
-        for h in picks {
+        self.deliver_picks(x, &picks);
+        Outcome::Ok
+    }
+
+    /// `picks` from `x` arrive one after the other; a way the model forks into at one
+    /// of them takes the rest too.
+    fn deliver_picks(&mut self, x: End, picks: &[HeldSeg]) {
+        for (i, &h) in picks.iter().enumerate() {
+            let before = self.forks.len();
             if self.profile.tcp.smoltcp_segment_rules {
                 self.arrives_smoltcp(x.peer(), h);
             } else {
@@ -879,8 +887,12 @@ impl TcpModel {
                 // tcp_data_snd_check, whichever way the segment was taken.
                 self.release_unsent(x.peer());
             }
+            let made: Vec<TcpModel> = self.forks.drain(before..).collect();
+            for mut f in made {
+                f.deliver_picks(x, &picks[i + 1..]);
+                self.fork(f);
+            }
         }
-        Outcome::Ok
     }
 
     /// smoltcp's `Socket::process` and the poll after it, for segment `h` at `y`.
@@ -1109,6 +1121,49 @@ const LINUX_WINDOW: u64 = 65_535;
 /// steps, has its own impl block below.
 impl TcpModel {
     fn arrives(&mut self, y: End, h: HeldSeg) {
+        if self.fast_path_differs(y, &h) {
+            // Header prediction (tcp_rcv_established) takes this segment unless the
+            // socket's forward-allocated memory is short of its truesize (then step5,
+            // the slow path's tcp_ack): which, depends on the socket's memory history,
+            // so both ways are kept and later segments settle it. The fast path sets
+            // snd_wl1 to the segment's sequence number even backwards ("tcp: fix to
+            // update snd_wl1 in bulk receiver fast path", 2020); the slow path's
+            // tcp_may_update_window leaves it. A later ACK at that number is then a
+            // window update (not a duplicate) one way only.
+            let mut fast = self.clone();
+            fast.forks.clear();
+            fast.wire_mut().seq[y.index()].wl1 = Some(h.seq);
+            fast.arrives_slow_path(y, h);
+            self.fork(fast);
+        }
+        self.arrives_slow_path(y, h);
+    }
+
+    /// Whether header prediction may take `h` at `y` and leave snd_wl1 otherwise than
+    /// the slow path: `y` ESTABLISHED with prediction on (no out-of-order data, no
+    /// urgent mark pending: tcp_fast_path_check; the window constant on the held wire),
+    /// `h` data with ACK (and PSH) only, at RCV.NXT, acknowledging SND.UNA exactly, its
+    /// sequence number behind snd_wl1 (a later segment of the peer's overtook it).
+    fn fast_path_differs(&self, y: End, h: &HeldSeg) -> bool {
+        let e = &self.ends[y.index()];
+        let Some(s) = self.held.as_ref().map(|w| &w.seq[y.index()]) else {
+            return false;
+        };
+        e.conn == Conn::Live
+            && e.state == TcpState::Established
+            && e.urg.is_none()
+            && h.len > 0
+            && h.ack_flag
+            && !(h.fin || h.rst || h.syn || h.urgent.is_some())
+            && h.seq == s.rcv_nxt
+            && h.ack == s.snd_una
+            && s.wl1.is_some_and(|w| h.seq < w)
+            && s.ooo.is_empty()
+            && s.ooo_fin.is_none()
+    }
+
+    /// The segment's processing but for header prediction (see [`TcpModel::arrives`]).
+    fn arrives_slow_path(&mut self, y: End, h: HeldSeg) {
         if self.handshake_arrives(y, &h) {
             return;
         }
