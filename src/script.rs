@@ -70,7 +70,7 @@
 //! - `deliver a>b`: the oldest segment held from `a` to `b` arrives; `deliver a>b K`
 //!   the K-th oldest (K from 1 to 64: a reordering); `deliver a>b all` every segment
 //!   held that way when the step begins, oldest first, each answered before the next.
-//!   `=> ok`, or `=> n/a` when fewer than K segments are held.
+//!   `=> ok`, or `=> n/a` when fewer than K segments are held (for `all`: none).
 //! - `drop a>b`: the oldest segment held from `a` to `b` is lost. `=> ok` or `=> n/a`.
 //! - `held a>b => NAMES`: what is in flight that way, oldest first, `-` for nothing. A
 //!   segment is named by what it carries: `DATA(n)` (n payload bytes), `FIN`,

@@ -493,6 +493,10 @@ impl<'a> World<'a> {
             }
             Which::All => self.held_mut(dir)?.drain(..).collect(),
         };
+        if picks.is_empty() {
+            // Nothing in flight that way: as the host kernel's wire says.
+            return Ok(Outcome::NotApplicable);
+        }
         for f in picks {
             self.keep(PacketEvent::Delivered, &f);
             self.dev.inbox.push_back(f);

@@ -871,6 +871,10 @@ impl TcpModel {
             },
             Which::All => self.wire_mut().queue[x.index()].drain(..).collect(),
         };
+        if picks.is_empty() {
+            // Nothing in flight that way: nothing to deliver, as for the oldest.
+            return Outcome::NotApplicable;
+        }
         self.deliver_picks(x, &picks);
         Outcome::Ok
     }
