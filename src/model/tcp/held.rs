@@ -1307,11 +1307,27 @@ impl TcpModel {
         if h.ack > before.snd_una {
             t.sent_ends.retain(|&e| e > h.ack);
             t.dups = 0;
+            if t.cwnd.loss.is_some_and(|high| h.ack > high) {
+                // tcp_process_loss -> tcp_try_undo_recovery: Open.
+                t.cwnd.loss = None;
+            }
             t.ack_moved(before.snd_una, h.ack);
             return;
         }
         let packets_out = t.sent_ends.iter().filter(|&&e| e > t.snd_una).count();
         if win_update || h.len > 0 || h.fin || packets_out == 0 {
+            return;
+        }
+        if let Some(high) = t.cwnd.loss {
+            // tcp_process_loss: a duplicate counts only once new data went out past
+            // high_seq, and starts nothing.
+            if t.snd_nxt > high {
+                let packets_out = u32::try_from(packets_out).unwrap_or(u32::MAX);
+                t.dups = t
+                    .dups
+                    .saturating_add(1)
+                    .min(u8::try_from(packets_out.saturating_sub(1)).unwrap_or(u8::MAX));
+            }
             return;
         }
         if let Some(r) = t.cwnd.rec.as_mut() {
@@ -1667,8 +1683,11 @@ impl TcpModel {
             retrans: true,
         }];
         s.rto.timed_out = true;
-        // tcp_enter_loss: cwnd 1, slow start from there (not followed).
+        // tcp_enter_loss: cwnd 1, slow start from there (not followed); Recovery, if
+        // it was on, gives way to Loss until an ACK past what was sent.
         s.cwnd.exact = false;
+        s.cwnd.rec = None;
+        s.cwnd.loss = Some(s.snd_nxt);
         s.rto.rto_us = (s.rto.rto_us * 2).min(RTO_MAX_US);
         s.rto.armed = Some(at);
         let h = HeldSeg {

@@ -25,7 +25,8 @@
 //!   old state until something *above* high_seq is ACKed"); one past it ends recovery
 //!   with cwnd = ssthresh (tcp_end_cwnd_reduction). From then on congestion avoidance
 //!   may grow the window, which is not followed: ssthresh is a lower bound.
-//! - **Loss** (the retransmission timer): not followed (cwnd 1, slow start).
+//! - **Loss** (the retransmission timer): the window is not followed (cwnd 1, slow
+//!   start); what it does to duplicate ACKs is ([`Cwnd::loss`]).
 //!
 //! What the window holds back waits in one skb at the tail of the write queue
 //! ([`Unsent`]): later writes join it (tcp_sendmsg appends to the tail skb while it has
@@ -49,6 +50,12 @@ pub(super) struct Cwnd {
     pub max_out: u32,
     /// Fast recovery, while it lasts.
     pub rec: Option<Recovery>,
+    /// Loss (the retransmission timer fired: tcp_enter_loss), while it lasts: SND.NXT
+    /// then (high_seq). Duplicate ACKs start no fast retransmission in it
+    /// (tcp_fastretrans_alert hands them to tcp_process_loss, which counts them only
+    /// once new data went out past high_seq, and returns), and Reno holds it until an
+    /// ACK goes past high_seq (tcp_try_undo_recovery).
+    pub loss: Option<u64>,
 }
 
 impl Default for Cwnd {
@@ -58,6 +65,7 @@ impl Default for Cwnd {
             exact: true,
             max_out: 0,
             rec: None,
+            loss: None,
         }
     }
 }
