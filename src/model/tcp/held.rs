@@ -202,6 +202,14 @@ impl SeqSpace {
             .map(|up| up - 1)
     }
 
+    /// A write ending at `end` was urgent, or not: tcp_mark_urg puts snd_up past its
+    /// last byte.
+    fn mark_urgent(&mut self, end: u64, urgent: bool) {
+        if urgent {
+            self.snd_up = Some(end);
+        }
+    }
+
     /// Where the retransmission queue ends: what was sent as new data so far.
     fn snd_nxt_sent(&self) -> u64 {
         self.rto.rtx.last().map_or(self.snd_una, |t| t.end)
@@ -688,10 +696,7 @@ impl TcpModel {
                 urgent,
             } => {
                 s.snd_nxt = s.snd_nxt.max(offset + len as u64);
-                // tcp_mark_urg: snd_up is past the last byte written.
-                if urgent {
-                    s.snd_up = Some(offset + len as u64);
-                }
+                s.mark_urgent(offset + len as u64, urgent);
                 HeldSeg {
                     seq: offset,
                     ack,
@@ -1389,10 +1394,7 @@ impl TcpModel {
                 urgent,
             } => {
                 u.end = u.end.max(offset + len as u64);
-                // tcp_mark_urg: snd_up is past the last byte written.
-                if urgent {
-                    s.snd_up = Some(offset + len as u64);
-                }
+                s.mark_urgent(offset + len as u64, urgent);
             }
             Seg::Fin => u.fin = true,
             _ => {}
