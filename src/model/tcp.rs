@@ -1500,12 +1500,14 @@ impl TcpModel {
             return Outcome::Ok;
         }
         // tcp_need_reset, and (tcp_disconnect) CLOSING or LAST_ACK with data or a FIN
-        // not yet sent (snd_nxt != write_seq: "discrepancy of Linux wrt. RFC states").
+        // not yet sent (snd_nxt != write_seq: "discrepancy of Linux wrt. RFC states"),
+        // held back by a full window or, under held, the congestion window.
+        let unsent = e.fin_held || self.held_unsent_at(x);
+        let e = self.end(x);
         let need_reset = matches!(
             e.state,
             TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::FinWait2
-        ) || (matches!(e.state, TcpState::Closing | TcpState::LastAck)
-            && e.fin_held);
+        ) || (matches!(e.state, TcpState::Closing | TcpState::LastAck) && unsent);
         // lwIP's tcp_close_shutdown resets for unread data (rcv_wnd != TCP_WND_MAX, so
         // data shutdown(rd) dropped counts) in ESTABLISHED and CLOSE_WAIT only.
         let unread_resets = if open_only {

@@ -1782,6 +1782,13 @@ impl TcpModel {
         })
     }
 
+    /// Whether `x` has data or a FIN the congestion window holds back.
+    pub(super) fn held_unsent_at(&self, x: End) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|w| w.seq[x.index()].unsent.is_some())
+    }
+
     /// Whether either end has data or a FIN the congestion window holds back.
     pub fn held_unsent(&self) -> bool {
         self.held
