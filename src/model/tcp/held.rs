@@ -1336,6 +1336,12 @@ impl TcpModel {
             return;
         }
         if let Some(r) = t.cwnd.rec.as_mut() {
+            if t.snd_una >= r.high_seq {
+                // Reno holding Recovery at high_seq: tcp_fastretrans_alert resets
+                // sacked_out and returns (tcp_try_undo_recovery) before counting it.
+                r.sacked = 0;
+                return;
+            }
             // tcp_add_reno_sack in Recovery; what it counts is delivered.
             let prior = r.sacked;
             r.sacked += 1;

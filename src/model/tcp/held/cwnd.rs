@@ -22,7 +22,9 @@
 //!   acknowledged delivers nothing (tcp_clean_rtx_queue counts whole skbs) and resends
 //!   nothing (the head is already retransmitted: tcp_xmit_retransmit_queue skips it).
 //!   An ACK of exactly high_seq keeps Reno in Recovery (tcp_try_undo_recovery, "hold
-//!   old state until something *above* high_seq is ACKed"); one past it ends recovery
+//!   old state until something *above* high_seq is ACKed"), and from then on each
+//!   duplicate ACK only resets sacked_out (tcp_fastretrans_alert returns before
+//!   counting it), so it delivers nothing; one past high_seq ends recovery
 //!   with cwnd = ssthresh (tcp_end_cwnd_reduction). From then on congestion avoidance
 //!   may grow the window, which is not followed: ssthresh is a lower bound.
 //! - **Loss** (the retransmission timer): the window is not followed (cwnd 1, slow
