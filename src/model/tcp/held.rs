@@ -1276,8 +1276,18 @@ impl TcpModel {
             _ => {}
         }
         self.data_queue(y, h);
-        // What the window held back may leave now, with the ACK on it.
-        if self.ends[y.index()].conn != Conn::Gone && !self.release_unsent(y) {
+        if self.ends[y.index()].conn == Conn::Gone {
+            return;
+        }
+        // A FIN taken in FIN_WAIT1 or FIN_WAIT2 is acknowledged inside tcp_fin
+        // (tcp_send_ack), before tcp_data_snd_check; any other ACK is scheduled, and
+        // what the window held back, leaving now, carries it.
+        let fin_taken = matches!(state, TcpState::FinWait1 | TcpState::FinWait2)
+            && self.ends[y.index()].state != state;
+        if fin_taken && self.held_unsent_at(y) {
+            self.send_ack(y, "a FIN in FIN_WAIT1: tcp_fin acknowledges it at once");
+            self.release_unsent(y);
+        } else if !self.release_unsent(y) {
             self.send_ack(
                 y,
                 "what arrived, acknowledged at once (route quickack): tcp_ack_snd_check",
