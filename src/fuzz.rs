@@ -54,6 +54,8 @@ pub struct Finding {
     pub script: String,
     /// The thread whose generator found it (for reproduction).
     pub thread: usize,
+    /// The case as it first disagreed, before shrinking, as a script.
+    pub found: String,
     /// Whether shrinking ran to the end: no single step of `steps` can be removed
     /// with the case still disagreeing. False when the campaign was interrupted while
     /// shrinking.
@@ -331,6 +333,8 @@ where
                 let mine = std::cell::RefCell::new(Coverage::default());
                 let mut runner = TestRunner::new_with_rng(config, rng);
                 let shrinking = std::cell::Cell::new(false);
+                // The case as it first disagreed, before proptest shrinks it.
+                let first = std::cell::RefCell::new(None::<String>);
                 let strategy = generate::cases_net(
                     c.transport,
                     c.starts,
@@ -366,6 +370,9 @@ where
                         mine.borrow_mut().count(&run);
                     }
                     if run.first_mismatch().is_some() {
+                        if !shrinking.get() {
+                            *first.borrow_mut() = Some(run.to_script(&[]));
+                        }
                         shrinking.set(true);
                         stop.store(true, Ordering::Relaxed);
                         return Err(TestCaseError::fail(run.to_script(&[])));
@@ -385,6 +392,7 @@ where
                                 interrupted,
                             );
                             Verdict::Mismatch(Finding {
+                                found: first.borrow_mut().take().unwrap_or_else(|| why.clone()),
                                 script: run.map_or(why, |r| r.to_script(&[])),
                                 case,
                                 thread: t,
@@ -434,6 +442,24 @@ where
 /// The most cases the greedy pass of [`minimize`] runs.
 const MINIMIZE_BUDGET: usize = 10_000;
 
+/// Whether the generator could have drawn `steps` as the model sees them: every
+/// sleep ends outside every timer's uncertain window, and under `network held` no new
+/// data or FIN leaves an end whose congestion window the model knows only as a bound.
+fn drawable(model: &Model, steps: &[Step]) -> bool {
+    let mut m = model.clone();
+    steps.iter().all(|&s| {
+        let ok = match s {
+            Step::Sleep { ms } => m.sleep_certain(u64::from(ms)),
+            Step::Call { sock, op } if crate::generate::sends_new(op) => {
+                !m.held_send_uncertain(sock)
+            }
+            _ => true,
+        };
+        m.step(s);
+        ok
+    })
+}
+
 /// Greedy removal after proptest's shrink, which removes steps only in ways its vector
 /// tree allows and can leave repeats behind (three identical writes where two show
 /// the same): tries removing each run of identical steps, then each single step, on
@@ -454,10 +480,17 @@ pub fn minimize(
         if interrupted.load(Ordering::Relaxed) {
             return None;
         }
-        // An error (too slow, interference) gives no verdict: the step is kept.
         let c = Case::new(transport, start, s.to_vec())
             .with_bufs(bufs)
             .with_network(network);
+        if !drawable(&model_for(&c), s) {
+            // Removing a step can leave one the generator would never draw (a sleep
+            // across a timer the model does not follow, new data where it does not
+            // know the congestion window): such a candidate disagrees for a reason
+            // the model declines, not the one found.
+            return None;
+        }
+        // An error (too slow, interference) gives no verdict: the step is kept.
         run_case_with(exec, &model_for(&c), &c)
             .ok()
             .filter(|r| r.first_mismatch().is_some())

@@ -512,7 +512,7 @@ fn held_steps(
 
 /// Whether `op` may send new data or a FIN (a write, a shutdown of the write half, a
 /// close): what the congestion window holds back.
-fn sends_new(op: Op) -> bool {
+pub fn sends_new(op: Op) -> bool {
     op.write_len().is_some() || op.closes() || matches!(op, Op::Shutdown(Shut::Wr | Shut::RdWr))
 }
 

@@ -448,6 +448,13 @@ fn report_finding(f: &Finding, c: &Campaign, repro: &str, file_stem: &str, out: 
         f.thread
     );
     text.push_str(&f.script);
+    if f.found != f.script {
+        // Kept, commented out, so that a shrink that wandered is not all that is left.
+        text.push_str("\n# as it first disagreed, before shrinking:\n");
+        for line in f.found.lines() {
+            text.push_str(&format!("# {line}\n"));
+        }
+    }
     outln!("MISMATCH: model and kernel disagree.\n\n{text}");
     let path = out.join(format!("{file_stem}-seed{}-t{}.cfz", c.seed, f.thread));
     match std::fs::write(&path, &text) {

@@ -381,6 +381,15 @@ fn the_shrunk_script_is_one_minimal() {
     );
     assert!(steps.len() <= 3, "{script}");
     assert!(steps.windows(2).all(|w| w[0] != w[1]), "{script}");
+    // The case as first found stays in the file, commented out, longer than the shrunk.
+    let (_, found) = script
+        .split_once("# as it first disagreed, before shrinking:\n")
+        .expect("the unshrunk case");
+    let found_steps = found
+        .lines()
+        .filter(|l| l.starts_with("# a:") || l.starts_with("# b:"))
+        .count();
+    assert!(found_steps > steps.len(), "{script}");
     let last = steps.last().unwrap();
     assert!(
         last.contains(": write")
