@@ -1275,7 +1275,7 @@ impl Held {
                 let seg = c.wire_seg(side, &s);
                 c.queues[side].push_back(frame.to_vec());
                 self.seen.push(seg);
-                if self.capture || self.step_no.is_none() {
+                if self.keeping() {
                     let frame = frame.to_vec();
                     self.keep(super::PacketEvent::Emitted, seg, frame);
                 }
@@ -1284,9 +1284,14 @@ impl Held {
         Ok(())
     }
 
+    /// Whether packets are kept now: while the world is made, or when the case asked.
+    fn keeping(&self) -> bool {
+        self.capture || self.step_no.is_none()
+    }
+
     /// Keeps a packet's moment (see [`Held::packets`]).
     fn keep(&mut self, event: super::PacketEvent, seg: WireSeg, bytes: Vec<u8>) {
-        if self.capture || self.step_no.is_none() {
+        if self.keeping() {
             self.packets.push(super::Packet {
                 step: self.step_no,
                 event,
@@ -1299,7 +1304,7 @@ impl Held {
 
     /// Keeps what a step did to frame `f` of side `side` of connection `c`.
     fn keep_moved(&mut self, c: usize, side: usize, event: super::PacketEvent, f: &[u8]) {
-        if !(self.capture || self.step_no.is_none()) {
+        if !self.keeping() {
             return;
         }
         if let Some(s) = parse_segment(f) {
