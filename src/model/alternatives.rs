@@ -18,9 +18,10 @@
 //! Without the kernel's answers (a prediction alone) every alternative is kept.
 
 use super::common::Connection;
+use super::interleave::SentSeg;
 use super::tcp::TcpModel;
 use super::{Hint, WireEvent};
-use crate::step::{Bufs, End, EndView, Errno, Op, Outcome, PollSet, Sock, StepResult};
+use crate::step::{Bufs, End, EndView, Errno, Op, Outcome, PollSet, Sock, StepResult, WireSeg};
 
 /// The most alternatives kept; past it the oldest extra ones are dropped. Views prune
 /// them at once, but one step can make more than 16 before they do: writes past what
@@ -37,7 +38,7 @@ pub struct TcpAlternatives {
     log: Vec<WireEvent>,
     /// Under held: the segments each alternative sent in the last step (as
     /// [`Self::take_segs_all`] returned them), for [`Self::settle_segs`].
-    last_segs: Vec<Vec<crate::step::WireSeg>>,
+    last_segs: Vec<Vec<SentSeg>>,
     /// Ways to go dropped by the bound since [`Self::take_dropped`] last asked.
     dropped: usize,
 }
@@ -170,25 +171,32 @@ impl TcpAlternatives {
 
     /// Every alternative's segments since the last call, one list per alternative
     /// (the first alternative's first).
-    pub fn take_segs_all(&mut self) -> Vec<Vec<crate::step::WireSeg>> {
+    pub fn take_segs_all(&mut self) -> Vec<Vec<SentSeg>> {
         let all: Vec<_> = self.alts.iter_mut().map(TcpModel::take_segs).collect();
         self.last_segs = all.clone();
         all
     }
 
     /// Keeps the alternatives whose last segments (see [`Self::take_segs_all`]) are
-    /// the ones the stack sent, if any are.
-    pub fn settle_segs(&mut self, kernel: &[crate::step::WireSeg]) {
+    /// the ones the stack sent on this connection (`kernel`), if any are. Each end's
+    /// segments are compared in order; the two ends' interleave by when their timers
+    /// fired (see [`super::interleave`]).
+    pub fn settle_segs(&mut self, kernel: &[WireSeg]) {
         if self.alts.len() < 2 || self.last_segs.len() != self.alts.len() {
             return;
         }
-        if !self.last_segs.iter().any(|s| s == kernel) {
+        let keep: Vec<bool> = self
+            .last_segs
+            .iter()
+            .map(|s| same_per_sender(s, kernel))
+            .collect();
+        if !keep.contains(&true) {
             return;
         }
-        let keep: Vec<bool> = self.last_segs.iter().map(|s| s == kernel).collect();
         let mut k = keep.iter();
         self.alts.retain(|_| *k.next().unwrap_or(&true));
-        self.last_segs.retain(|s| s == kernel);
+        let mut k = keep.iter();
+        self.last_segs.retain(|_| *k.next().unwrap_or(&true));
     }
 
     /// Whether, in any alternative, the model cannot tell whether new data from `x`
@@ -455,6 +463,21 @@ impl Connection for TcpAlternatives {
         // Each alternative drives (and delivers) itself in `call`.
         self.call(end, op)
     }
+}
+
+/// Whether `model` and `kernel` are the same segments with each sender's in the same
+/// order (the senders' interleaving aside).
+fn same_per_sender(model: &[SentSeg], kernel: &[WireSeg]) -> bool {
+    model.len() == kernel.len()
+        && model.iter().all(|m| {
+            let from = m.seg.dir.from;
+            let of = |s: &WireSeg| s.dir.from == from;
+            model
+                .iter()
+                .map(|s| s.seg)
+                .filter(of)
+                .eq(kernel.iter().copied().filter(of))
+        })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 pub mod alternatives;
 pub mod common;
+pub mod interleave;
 pub mod memory;
 pub mod profile;
 pub mod tcp;

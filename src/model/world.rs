@@ -344,21 +344,28 @@ impl Model {
         if self.network == crate::step::Network::Held {
             self.settle_handshakes();
         }
-        let mut segs_or = vec![];
-        let segs = (self.network == crate::step::Network::Held).then(|| {
-            let mut v = std::mem::take(&mut self.early_segs);
-            for c in &mut self.conns {
-                if let Conn::Tcp(m) = c {
-                    let mut all = m.take_segs_all().into_iter();
-                    v.extend(all.next().unwrap_or_default());
-                    segs_or.extend(all);
-                }
-            }
-            v
-        });
-        segs_or.retain(|o| segs.as_ref() != Some(o));
-        segs_or.dedup();
         let mut ways_dropped = 0;
+        let (segs, segs_or) = if self.network == crate::step::Network::Held {
+            let first = std::mem::take(&mut self.early_segs);
+            let conns: Vec<_> = self
+                .conns
+                .iter_mut()
+                .filter_map(|c| match c {
+                    Conn::Tcp(m) => Some(m.take_segs_all()),
+                    Conn::Unix(_) => None,
+                })
+                .collect();
+            let (mut orders, dropped) = super::interleave::orders(&first, &conns);
+            ways_dropped += dropped;
+            let likeliest = if orders.is_empty() {
+                vec![]
+            } else {
+                orders.remove(0)
+            };
+            (Some(likeliest), orders)
+        } else {
+            (None, vec![])
+        };
         for c in &mut self.conns {
             if let Conn::Tcp(m) = c {
                 ways_dropped += m.take_dropped();
@@ -443,10 +450,28 @@ impl Model {
                 }
             }
         }
+        let dirs: Vec<Option<[Sock; 2]>> = self
+            .conns
+            .iter()
+            .map(|c| match c {
+                Conn::Tcp(m) => Some(m.names()),
+                Conn::Unix(_) => None,
+            })
+            .collect();
         for c in &mut self.conns {
-            if let Conn::Tcp(m) = c {
-                m.settle_segs(segs);
+            let Conn::Tcp(m) = c else { continue };
+            let names = m.names();
+            if dirs.iter().filter(|d| **d == Some(names)).count() > 1 {
+                // A client that connected again: whose segments are whose is not
+                // told apart by names, so nothing is settled by them.
+                continue;
             }
+            let mine: Vec<_> = segs
+                .iter()
+                .copied()
+                .filter(|s| names.contains(&s.dir.from) && names.contains(&s.dir.to))
+                .collect();
+            m.settle_segs(&mine);
         }
     }
 
@@ -1022,8 +1047,8 @@ impl Model {
             m.deliver_all();
             wire.append(m.wire_log());
             if let Conn::Tcp(m) = &mut self.conns[conn] {
-                self.early_segs
-                    .extend(m.take_segs_all().into_iter().next().unwrap_or_default());
+                let sent = m.take_segs_all().into_iter().next().unwrap_or_default();
+                self.early_segs.extend(sent.into_iter().map(|s| s.seg));
             }
         }
         // Handshakes not yet done: their SYN or request finds no listener now.

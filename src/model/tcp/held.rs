@@ -48,6 +48,7 @@
 //! segment); a campaign has not reached it.
 
 use super::{Conn, Seg, TcpModel};
+use crate::model::interleave::{Firing, SentSeg};
 use crate::model::{SegmentKind, WireEvent};
 use crate::step::{
     Dir, End, Errno, Op, Outcome, PollSet, SegName, StepResult, TcpState, Which, WireSeg,
@@ -372,8 +373,12 @@ pub(super) struct HeldWire {
     seq: [SeqSpace; 2],
     /// In flight from end `i` to its peer, oldest first.
     queue: [VecDeque<HeldSeg>; 2],
-    /// Every segment sent since the step began, as the executor reports them.
-    sent: Vec<WireSeg>,
+    /// Every segment sent since the step began, as the executor reports them, with
+    /// the window of the timer that sent it.
+    sent: Vec<SentSeg>,
+    /// While a retransmission timer fires: when it may have (see
+    /// [`crate::model::interleave`]).
+    firing: Option<Firing>,
     /// The segment being processed where an RST the rules send answers it (Linux's
     /// tcp_v4_send_reset: the RST takes the segment's ACK as its sequence number and
     /// has no ACK flag), rather than being the socket's own (tcp_send_active_reset:
@@ -772,7 +777,8 @@ impl TcpModel {
             ack: h.ack_flag.then_some(h.ack),
         };
         let w = self.wire_mut();
-        w.sent.push(seen);
+        let fired = w.firing;
+        w.sent.push(SentSeg { seg: seen, fired });
         let s = &mut w.seq[x.index()];
         if h.ack_flag {
             s.rcv_wup = h.ack;
@@ -803,8 +809,9 @@ impl TcpModel {
         });
     }
 
-    /// The segments sent since the last call (the step's, with their numbers).
-    pub fn take_segs(&mut self) -> Vec<WireSeg> {
+    /// The segments sent since the last call (the step's, with their numbers and,
+    /// where a timer sent them, when).
+    pub fn take_segs(&mut self) -> Vec<SentSeg> {
         self.held
             .as_mut()
             .map_or(vec![], |w| std::mem::take(&mut w.sent))
@@ -1686,10 +1693,11 @@ impl TcpModel {
             .map(|a| (a + rto_ms, rto_ms))
     }
 
-    /// `x`'s retransmission timer fires at `at`.
-    fn rto_fires(&mut self, x: End, at: u64) {
+    /// `x`'s retransmission timer, due at `at`, fires (some time in `firing`).
+    fn rto_fires(&mut self, x: End, at: u64, firing: Firing) {
         let state = self.ends[x.index()].state;
         let w = self.wire_mut();
+        w.firing = Some(firing);
         w.now_ms = w.now_ms.max(at);
         let s = &mut w.seq[x.index()];
         let fin = s.fin_seq.filter(|&f| s.snd_una <= f);
@@ -1728,25 +1736,37 @@ impl TcpModel {
             h,
             "retransmission timer: tcp_retransmit_timer resends from SND.UNA, the rest collapsed into it",
         );
+        self.wire_mut().firing = None;
     }
 
     /// Time passes on the held wire until `until` (model ms): each retransmission
     /// timer that certainly fires by then does; one that may or may not have leaves a
     /// fork where it did (see the impl docs).
     pub(super) fn held_timers(&mut self, until: u64) {
+        let from = self.held_now();
+        self.held_timers_from(from, until);
+    }
+
+    /// [`Self::held_timers`] for a sleep that began at `from`.
+    fn held_timers_from(&mut self, from: u64, until: u64) {
         for x in [End::A, End::B] {
             while let Some((d, rto_ms)) = self.rto_deadline(x) {
                 if until + TIMER_EARLY_MS < d {
                     break;
                 }
+                // It fired inside the sleep, and inside the timer's own window.
+                let firing = Firing {
+                    earliest: d.saturating_sub(TIMER_EARLY_MS).max(from),
+                    latest: (d + timer_late_ms(rto_ms)).min(until),
+                };
                 if until >= d + timer_late_ms(rto_ms) {
-                    self.rto_fires(x, d);
+                    self.rto_fires(x, d, firing);
                     continue;
                 }
                 let mut fired = self.clone();
                 fired.forks.clear();
-                fired.rto_fires(x, d);
-                fired.held_timers(until);
+                fired.rto_fires(x, d, firing);
+                fired.held_timers_from(from, until);
                 self.forks.extend(fired.take_forks());
                 self.forks.push(fired);
                 break;
