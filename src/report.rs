@@ -132,9 +132,8 @@ pub fn replay_text(r: &ReplayReport) -> String {
         }
         if s.ways_dropped > 0 {
             out.push_str(&format!(
-                "        the model dropped {} ways to go here (it keeps at most {}): what disagrees from here on may be that bound's\n",
-                s.ways_dropped,
-                crate::model::alternatives::MAX_ALTERNATIVES
+                "        {}\n",
+                crate::run::ways_dropped_note(s.ways_dropped)
             ));
         }
         if let (Some(k), Some(m)) = (&s.kernel_sent, &s.model_sent) {
@@ -291,6 +290,21 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
                 crate::step::wire_segs(&w.model),
                 if w.agree() { "" } else { "   <-- differs" }
             ));
+            // Where timers' firing windows overlap, or a timer may or may not have
+            // fired, the model predicts more than one way: the others are shown too.
+            const SHOWN: usize = 4;
+            for o in w.model_or.iter().take(SHOWN) {
+                out.push_str(&format!(
+                    "    or, model:    {}\n",
+                    crate::step::wire_segs(o)
+                ));
+            }
+            if w.model_or.len() > SHOWN {
+                out.push_str(&format!(
+                    "    or, model:    ... {} more ways\n",
+                    w.model_or.len() - SHOWN
+                ));
+            }
         }
         out.push_str(&ends_text(&model));
         let open_ended = p

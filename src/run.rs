@@ -131,11 +131,7 @@ impl CaseRun {
                     ));
                 }
                 if r.ways_dropped > 0 {
-                    notes.push(format!(
-                        "the model dropped {} ways to go here (it keeps at most {}): what disagrees from here on may be that bound's",
-                        r.ways_dropped,
-                        crate::model::alternatives::MAX_ALTERNATIVES
-                    ));
+                    notes.push(ways_dropped_note(r.ways_dropped));
                 }
                 let note = if notes.is_empty() {
                     None
@@ -249,6 +245,16 @@ pub fn predict_seen_wire(
             p
         })
         .collect()
+}
+
+/// What a step's note says where the model dropped `n` ways to go because it keeps a
+/// bounded number of them.
+pub fn ways_dropped_note(n: usize) -> String {
+    format!(
+        "the model dropped {n} ways to go here (it keeps at most {} per connection, and {} orders of a step's segments): what disagrees from here on may be that bound's",
+        crate::model::alternatives::MAX_ALTERNATIVES,
+        crate::model::interleave::MAX_ORDERS
+    )
 }
 
 /// Runs `case` once on `exec` and in a copy of `model`, and pairs up the results.

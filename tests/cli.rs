@@ -913,3 +913,38 @@ fn pcap_writes_the_held_wire_with_comments() {
     assert!(stderr.contains("not `network held`"), "{stderr}");
     assert!(!plain.exists());
 }
+
+/// Two connections' retransmission timers due together fire in one sleep in an order
+/// the model cannot know: explain shows the order the kernel took as the model's and
+/// the other one beside it, and the step agrees.
+#[test]
+fn explain_shows_both_orders_of_timers_firing_together() {
+    let (code, stdout, stderr) = closefuzz(&[
+        "explain",
+        "scenarios/wire/timers-of-two-connections-in-one-sleep.cfz",
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let sleep = stdout
+        .split("\n\n")
+        .find(|b| b.contains("sleep 1500"))
+        .expect("the sleep's block");
+    let line = |p: &str| {
+        sleep
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(p))
+            .unwrap_or_else(|| panic!("{p} in {sleep}"))
+            .trim()
+            .to_string()
+    };
+    let (kernel, model, other) = (
+        line("sent, kernel:"),
+        line("sent, model:"),
+        line("or, model:"),
+    );
+    let a = "a>l DATA(1) seq 0 ack 0";
+    let b = "b>c DATA(1) seq 0 ack 0";
+    assert_eq!(kernel, model, "{sleep}");
+    let both = [format!("{a}, {b}"), format!("{b}, {a}")];
+    assert!(both.contains(&kernel), "{sleep}");
+    assert!(both.contains(&other) && other != kernel, "{sleep}");
+}
