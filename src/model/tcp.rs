@@ -1612,6 +1612,7 @@ impl TcpModel {
         self.log.clear();
         if self.held.is_some() {
             self.held_timers(self.held_now() + u64::from(ms));
+            self.oow_expires();
         }
         for x in [End::A, End::B] {
             let e = self.end(x);

@@ -78,8 +78,10 @@ pub(super) struct SeqSpace {
     ooo: Vec<(u64, u64)>,
     /// The ACK number last sent (`remote_last_ack`).
     last_ack: u64,
-    /// A challenge ACK was sent (smoltcp allows one a second).
-    challenged: bool,
+    /// When (model ms) this end last answered a segment outside its window, while
+    /// that still holds the next answer back (Linux's last_oow_ack_time, 500 ms;
+    /// smoltcp's challenge_ack_timer, 1 s): see [`TcpModel::oow_expires`].
+    oow_stamp: Option<u64>,
     /// The last ACK number taken as new (`local_rx_last_ack`; the handshake's is 0).
     dup_last: u64,
     /// Duplicate ACKs in a row (`local_rx_dup_acks`).
@@ -670,7 +672,7 @@ impl TcpModel {
                 w.child_made = true;
                 // The child's rate-limit stamp is the listener's copy, not the
                 // request's (sk_clone_lock).
-                w.seq[y.index()].challenged = false;
+                w.seq[y.index()].oow_stamp = None;
                 let e = self.end(y);
                 e.state = TcpState::Established;
                 // A socket now, queued for accept (the world keeps it unseen till then).
@@ -948,8 +950,7 @@ impl TcpModel {
         if !in_window {
             if h.len > 0 {
                 self.send_ack(y, "segment outside the window: smoltcp ack_reply");
-            } else if !s.challenged {
-                self.wire_mut().seq[y.index()].challenged = true;
+            } else if !self.oow_stamped(y) {
                 self.send_ack(y, "segment outside the window: smoltcp challenge_ack_reply");
             }
             return;
@@ -963,8 +964,7 @@ impl TcpModel {
                 return;
             }
             (TcpState::LastAck, false) if !ack_of_fin && h.ack == s.snd_una => {
-                if !s.challenged {
-                    self.wire_mut().seq[y.index()].challenged = true;
+                if !self.oow_stamped(y) {
                     self.send_ack(
                         y,
                         "LAST_ACK without the FIN's ACK: smoltcp challenge_ack_reply",
@@ -1242,14 +1242,14 @@ impl TcpModel {
                         if !h.fin {
                             // tcp_time_wait(TCP_FIN_WAIT2): a mini-socket with a rate
                             // limit stamp of its own.
-                            self.wire_mut().seq[y.index()].challenged = false;
+                            self.wire_mut().seq[y.index()].oow_stamp = None;
                             return;
                         }
                     }
                 }
                 TcpState::Closing | TcpState::LastAck => {
                     self.fin_acked(y);
-                    self.wire_mut().seq[y.index()].challenged = false;
+                    self.wire_mut().seq[y.index()].oow_stamp = None;
                     return;
                 }
                 _ => {}
@@ -1537,7 +1537,7 @@ impl TcpModel {
             t.ooo_fin = None;
             self.fin_arrives(y);
             if self.ends[y.index()].conn == Conn::TimeWait {
-                self.wire_mut().seq[y.index()].challenged = false;
+                self.wire_mut().seq[y.index()].oow_stamp = None;
             }
         }
     }
@@ -1552,10 +1552,63 @@ impl TcpModel {
             )
     }
 
-    /// __tcp_oow_rate_limited: the first answer sets the socket's stamp, and no other
-    /// leaves within 500 ms (no time passes under held).
+    /// __tcp_oow_rate_limited: whether an answer to a segment outside the window is
+    /// held back; the first sets the socket's stamp, which holds back every other
+    /// until it expires (see [`Self::oow_expires`]), and a held-back one leaves it.
     fn oow_stamped(&mut self, y: End) -> bool {
-        std::mem::replace(&mut self.wire_mut().seq[y.index()].challenged, true)
+        let w = self.wire_mut();
+        let now = w.now_ms;
+        let stamp = &mut w.seq[y.index()].oow_stamp;
+        if stamp.is_some() {
+            return true;
+        }
+        *stamp = Some(now);
+        false
+    }
+
+    /// How long an out-of-window answer holds the next back: Linux's
+    /// sysctl_tcp_invalid_ratelimit (500 ms), smoltcp's challenge_ack_timer (1 s).
+    fn oow_limit_ms(&self) -> u64 {
+        if self.profile.tcp.smoltcp_segment_rules {
+            1000
+        } else {
+            500
+        }
+    }
+
+    /// After a sleep, the out-of-window stamps that have expired are cleared. The
+    /// kernel compares in jiffies (up to 4 ms each) and the calls since the stamp took
+    /// real time of their own (at most [`crate::run::TIMER_FREE_BUDGET`]; a slower
+    /// case that disagrees is run again), so a stamp whose age is within that of the
+    /// limit may or may not have expired: both ways are kept, and the answers settle
+    /// which.
+    pub(super) fn oow_expires(&mut self) {
+        const JIFFY_MS: u64 = 4;
+        let slack = crate::run::TIMER_FREE_BUDGET.as_millis() as u64 + JIFFY_MS;
+        let (now, limit) = (self.held_now(), self.oow_limit_ms());
+        let mut open = vec![];
+        for x in End::BOTH {
+            let Some(stamp) = self.held.as_ref().and_then(|w| w.seq[x.index()].oow_stamp) else {
+                continue;
+            };
+            let age = now - stamp;
+            if age >= limit + JIFFY_MS {
+                self.wire_mut().seq[x.index()].oow_stamp = None;
+            } else if age + slack >= limit {
+                open.push(x);
+            }
+        }
+        // Every way the open stamps may have gone but all kept (this model).
+        for expired in 1..(1u8 << open.len()) {
+            let mut m = self.clone();
+            m.forks.clear();
+            for (i, x) in open.iter().enumerate() {
+                if expired & (1 << i) != 0 {
+                    m.wire_mut().seq[x.index()].oow_stamp = None;
+                }
+            }
+            self.fork(m);
+        }
     }
 
     /// tcp_oow_rate_limited: a segment with data or a FIN is always answered.
