@@ -11,7 +11,9 @@
 use crate::exec::{Packet, PacketEvent};
 use crate::step::Step;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::{PcapNgBlock, PcapNgWriter};
 use pcap_file::DataLink;
 use std::borrow::Cow;
@@ -39,7 +41,9 @@ pub fn write<W: Write>(out: W, packets: &[Packet], steps: &[Step]) -> std::io::R
     let iface = InterfaceDescriptionBlock {
         linktype: DataLink::RAW,
         snaplen: 0xFFFF,
-        options: vec![],
+        // pcap_file writes timestamps in nanoseconds; without if_tsresol readers take
+        // them as microseconds (pcapng's default), a second for every millisecond.
+        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
     };
     w.write_block(&iface.into_block()).map_err(err)?;
     for p in packets {
@@ -96,7 +100,13 @@ mod tests {
         let mut seen = vec![];
         while let Some(block) = r.next_block() {
             match block.unwrap() {
-                Block::InterfaceDescription(i) => assert_eq!(i.linktype, DataLink::RAW),
+                Block::InterfaceDescription(i) => {
+                    assert_eq!(i.linktype, DataLink::RAW);
+                    // Nanoseconds, as the packets' timestamps are written.
+                    assert!(i
+                        .options
+                        .contains(&InterfaceDescriptionOption::IfTsResol(9)));
+                }
                 Block::EnhancedPacket(p) => {
                     let c = p.options.iter().find_map(|o| match o {
                         EnhancedPacketOption::Comment(c) => Some(c.to_string()),

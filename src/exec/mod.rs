@@ -396,7 +396,10 @@ impl Sockets {
         }
         let outcome = match step {
             Step::Sleep { ms } => {
-                std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+                match &mut self.held {
+                    Some(h) => h.sleep(ms),
+                    None => std::thread::sleep(std::time::Duration::from_millis(u64::from(ms))),
+                }
                 Outcome::Ok
             }
             Step::Call { sock, op } => self.call(sock, op),

@@ -1348,6 +1348,42 @@ impl Held {
         Ok(true)
     }
 
+    /// A `sleep`: `ms` of real time, reading both TUNs as segments leave, so that what
+    /// the two ends' timers send is collected in the order it left (both TUNs' read in
+    /// one wake-up, side 0 first, is the only order not seen: segments that left
+    /// within the same moment).
+    pub(crate) fn sleep(&mut self, ms: u32) {
+        let until = Instant::now() + Duration::from_millis(u64::from(ms));
+        while self.fault.is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let pair = self.pair.as_ref().expect("lent");
+            let mut pfd = [0, 1].map(|side| libc::pollfd {
+                fd: pair.tun[side].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            // Rounded up, so that the loop ends by the deadline, not by spinning.
+            let wait = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            // SAFETY: two valid pollfds.
+            let r = unsafe { libc::poll(pfd.as_mut_ptr(), 2, wait) };
+            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                self.fault = Some(format!(
+                    "network held: poll: {}",
+                    io::Error::last_os_error()
+                ));
+            } else if r > 0 {
+                if let Err(e) = self.drain() {
+                    self.fault = Some(e.to_string());
+                }
+            }
+        }
+        // A fault ends the wait early; the rest of the sleep still passes.
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
+
     /// Collects what the last call or sleep sent.
     pub(crate) fn after_step(&mut self) {
         if self.fault.is_none() {
