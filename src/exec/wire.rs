@@ -1365,8 +1365,12 @@ impl Held {
                 events: libc::POLLIN,
                 revents: 0,
             });
-            // Rounded up, so that the loop ends by the deadline, not by spinning.
-            let wait = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            // Rounded up, so that the loop ends by the deadline, not by spinning; at
+            // most 200 ms at a time, because poll's wake-up may be late by a thousandth
+            // of its timeout (select_estimate_accuracy: 65 ms in a 65 s sleep, past the
+            // budget a case's calls have), a sleep's is not.
+            let wait = left.min(Duration::from_millis(200));
+            let wait = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
             // SAFETY: two valid pollfds.
             let r = unsafe { libc::poll(pfd.as_mut_ptr(), 2, wait) };
             if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
