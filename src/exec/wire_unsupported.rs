@@ -49,6 +49,10 @@ impl Held {
         match *self {}
     }
 
+    pub(crate) fn sleep(&mut self, _ms: u32) {
+        match *self {}
+    }
+
     pub(crate) fn wire_step(&mut self, _step: Step) -> Outcome {
         match *self {}
     }
