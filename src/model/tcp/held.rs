@@ -1635,8 +1635,17 @@ impl TcpModel {
                 // TIME_WAIT assassination (net.ipv4.tcp_rfc1337 = 0).
                 self.end(y).conn = Conn::Gone;
                 self.end(y).time_wait_ms = None;
+            } else {
+                // A bare ACK in the window: TIME_WAIT starts over
+                // (inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN)).
+                self.end(y).time_wait_ms = Some(0);
             }
             return;
+        }
+        if !h.rst && h.ack_flag {
+            // Any other segment with an ACK restarts it too, answered or not
+            // ("if (paws_reject || th->ack) inet_twsk_reschedule").
+            self.end(y).time_wait_ms = Some(0);
         }
         if !h.rst && !self.oow_limited(y, &h) {
             self.send_ack(
