@@ -38,6 +38,9 @@ pub struct ReplayStep {
     /// Ways to go the model dropped at this step (it keeps a bounded number): a
     /// disagreement from here on may be that bound's.
     pub ways_dropped: usize,
+    /// Where the step may do what the model does not follow, why (kept only where the
+    /// step disagrees).
+    pub unfollowed: Option<String>,
 }
 
 /// A replayed scenario, judged.
@@ -92,6 +95,7 @@ pub fn replay_report(sc: &Scenario, run: &CaseRun, platform: Platform) -> Replay
             kernel_sent: r.segs.as_ref().map(|w| crate::step::wire_segs(&w.kernel)),
             model_sent: r.segs.as_ref().map(|w| crate::step::wire_segs(&w.model)),
             ways_dropped: r.ways_dropped,
+            unfollowed: r.unfollowed.filter(|_| !r.agrees()).map(str::to_string),
             expectation_met: ss.expect_on(platform).is_none_or(|e| e.matches(&r.kernel)),
         })
         .collect();
@@ -135,6 +139,9 @@ pub fn replay_text(r: &ReplayReport) -> String {
                 "        {}\n",
                 crate::run::ways_dropped_note(s.ways_dropped)
             ));
+        }
+        if let Some(why) = &s.unfollowed {
+            out.push_str(&format!("        not followed by the model here: {why}\n"));
         }
         if let (Some(k), Some(m)) = (&s.kernel_sent, &s.model_sent) {
             if k != m {
@@ -271,6 +278,9 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
         ));
         if let Some(p) = judged.and_then(|s| s.process.as_deref()) {
             out.push_str(&format!("    {p}\n"));
+        }
+        if let Some(why) = judged.and_then(|s| s.unfollowed.as_deref()) {
+            out.push_str(&format!("    not followed by the model here: {why}\n"));
         }
         for w in &p.wire {
             out.push_str(&arrow(w.from, w.to, &w.kind.to_string()));

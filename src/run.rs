@@ -42,6 +42,9 @@ pub struct StepRecord {
     /// Ways to go the model dropped at this step (it keeps a bounded number of them):
     /// a disagreement from here on may be the bound's rather than the rules'.
     pub ways_dropped: usize,
+    /// Where the step may do what the model does not follow, why (see
+    /// [`crate::model::Prediction::unfollowed`]).
+    pub unfollowed: Option<&'static str>,
 }
 
 /// The segments one step sent under `network held`, from both sides.
@@ -132,6 +135,9 @@ impl CaseRun {
                 }
                 if r.ways_dropped > 0 {
                     notes.push(ways_dropped_note(r.ways_dropped));
+                }
+                if let Some(why) = r.unfollowed.filter(|_| !notes.is_empty()) {
+                    notes.push(format!("not followed by the model here: {why}"));
                 }
                 let note = if notes.is_empty() {
                     None
@@ -291,6 +297,7 @@ pub fn pair_up(
                 model_after: p.after,
                 wire: p.wire,
                 ways_dropped: p.ways_dropped,
+                unfollowed: p.unfollowed,
                 segs: p.segs.map(|model| {
                     let mut model_or = p.segs_or;
                     // Where the model left ways open, the one the kernel took is shown.

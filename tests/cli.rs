@@ -948,3 +948,32 @@ fn explain_shows_both_orders_of_timers_firing_together() {
     assert!(both.contains(&kernel), "{sleep}");
     assert!(both.contains(&other) && other != kernel, "{sleep}");
 }
+
+/// A sleep while a held SYN is unanswered lets the kernel resend it, which the model
+/// does not follow: the disagreement is reported with the reason beside it, at that
+/// step only, and the replay fails.
+#[test]
+fn a_sleep_the_model_does_not_follow_says_why() {
+    let dir = TempDir::new("unfollowed");
+    let script = dir.0.join("syn-resent.cfz");
+    std::fs::write(
+        &script,
+        "transport tcp4\nstart listening\nnetwork held\na: connect => EINPROGRESS\n\
+         drop a>l => ok\nsleep 1500\na: state => SYN_SENT\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = closefuzz(&["replay", script.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let why = "not followed by the model here: a SYN or SYN-ACK not yet answered";
+    assert_eq!(stdout.matches(why).count(), 1, "{stdout}");
+    let sleep = stdout
+        .lines()
+        .position(|l| l.contains("sleep 1500"))
+        .unwrap();
+    let note = stdout.lines().position(|l| l.contains(why)).unwrap();
+    assert_eq!(note, sleep + 1, "{stdout}");
+    assert!(
+        stdout.lines().nth(sleep).unwrap().contains("MODEL DIFFERS"),
+        "{stdout}"
+    );
+}

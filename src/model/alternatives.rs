@@ -163,6 +163,12 @@ impl TcpAlternatives {
         }
     }
 
+    /// Why a sleep may do what the model does not follow, in any alternative (see
+    /// [`TcpModel::held_sleep_unfollowed`]).
+    pub fn sleep_unfollowed(&self) -> Option<&'static str> {
+        self.alts.iter().find_map(TcpModel::held_sleep_unfollowed)
+    }
+
     /// Whether a sleep of `ms` ends outside every timer's uncertain window, in every
     /// alternative (see [`TcpModel::sleep_certain`]).
     pub fn sleep_certain(&self, ms: u64) -> bool {

@@ -90,6 +90,10 @@ pub struct Prediction {
     /// Ways to go the model dropped at this step because it keeps a bounded number of
     /// them (0 almost always): a disagreement from here on may be the bound's.
     pub ways_dropped: usize,
+    /// Where the step may do what the model does not follow (a sleep while a SYN is
+    /// unanswered, or while the congestion window holds data back), why; shown beside
+    /// a disagreement at that step. `None` almost always.
+    pub unfollowed: Option<&'static str>,
 }
 
 /// What the kernel did at a step, handed to a connection's model so that a choice the

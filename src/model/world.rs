@@ -311,8 +311,13 @@ impl Model {
 
     fn step_inner(&mut self, step: Step, seen: Option<(&StepResult, &Observation)>) -> Prediction {
         let mut wire = vec![];
+        let mut unfollowed = None;
         let result = match step {
             Step::Sleep { ms } => {
+                unfollowed = self.conns.iter().find_map(|c| match c {
+                    Conn::Tcp(m) => m.sleep_unfollowed(),
+                    Conn::Unix(_) => None,
+                });
                 self.now_ms += u64::from(ms);
                 for c in &mut self.conns {
                     if let Conn::Tcp(m) = c {
@@ -378,6 +383,7 @@ impl Model {
             segs,
             segs_or,
             ways_dropped,
+            unfollowed,
         }
     }
 

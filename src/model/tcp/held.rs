@@ -1862,6 +1862,21 @@ impl TcpModel {
         m.forks.is_empty()
     }
 
+    /// Why a sleep now may do what the model does not follow, if it may: the timers
+    /// [`Self::held_sleep_certain`] declines for good, not a timer near its deadline
+    /// (those are followed both ways).
+    pub fn held_sleep_unfollowed(&self) -> Option<&'static str> {
+        if self.held.is_none() {
+            None
+        } else if self.handshake_pending() {
+            Some("a SYN or SYN-ACK not yet answered is resent by its own timer (from 1 s), which the model does not follow under held")
+        } else if self.held_unsent() {
+            Some("a retransmission timer that fires while the congestion window holds data back leaves the window in Loss, which the model does not follow")
+        } else {
+            None
+        }
+    }
+
     /// Whether a handshake of this connection is still under way: `a` in SYN_SENT, or
     /// the listener's side not done (its SYN or request pending).
     fn handshake_pending(&self) -> bool {
