@@ -110,6 +110,10 @@ struct TcpEnd {
     strained: bool,
     /// Our FIN waits in the send queue behind data the peer's window does not take yet.
     fin_held: bool,
+    /// An urgent byte we wrote (its stream offset) that may wait in the send queue:
+    /// its mark reaches the peer with the first held segment that leaves (each segment
+    /// before snd_up carries the urgent pointer: tcp_transmit_skb).
+    urg_held: Option<u64>,
     /// Our FIN reached the peer and was dropped there for want of receive memory
     /// (`tcp.bare_fin_needs_receive_memory`): the milliseconds slept since. Only the
     /// retransmission timer sends it again.
@@ -228,6 +232,7 @@ impl TcpEnd {
             pressed: false,
             strained: false,
             fin_held: false,
+            urg_held: None,
             fin_lost_ms: None,
             rq_open: false,
             ack_owed: false,
@@ -636,6 +641,9 @@ impl TcpModel {
                 sent.send(x, seg, note);
                 sent.deliver_all();
                 self.hold(x, k);
+                if urgent {
+                    self.end(x).urg_held = Some(offset + k as u64 - 1);
+                }
                 self.fork(sent);
             } else {
                 self.send(x, seg, note);
@@ -771,6 +779,8 @@ impl TcpModel {
         self.end(y).rq_open = false;
         self.end(x).pressed = false;
         self.end(x).strained = false;
+        // Arrived, unobserved: the mark's moment is not known; forgotten.
+        self.end(x).urg_held = None;
         if std::mem::take(&mut self.end(x).fin_held) && self.ends[x.index()].conn == Conn::Live {
             self.send_held_fin(
                 x,
@@ -935,6 +945,7 @@ impl TcpModel {
         e.rq_open = false;
         self.end(x.peer()).pressed = false;
         self.end(x.peer()).strained = false;
+        self.end(x.peer()).urg_held = None;
     }
 
     /// Takes `k` bytes off the front of `x`'s queue, with its segment sizes.
@@ -1306,6 +1317,7 @@ impl TcpModel {
             e.pressed = false;
             e.strained = false;
             e.fin_held = false;
+            e.urg_held = None;
             self.send(
                 x,
                 Seg::Rst,
@@ -1908,6 +1920,7 @@ impl TcpModel {
             e.pressed = false;
             e.strained = false;
             e.fin_held = false;
+            e.urg_held = None;
             Self::done(e, Conn::Gone);
             return;
         }
@@ -1931,6 +1944,7 @@ impl TcpModel {
         e.pressed = false;
         e.strained = false;
         e.fin_held = false;
+        e.urg_held = None;
         Self::done(e, Conn::Gone);
     }
 
@@ -2146,6 +2160,19 @@ impl TcpModel {
     /// stopped reading it draws the RST new data draws (see
     /// [`TcpModel::data_arrives`]).
     fn held_arrives(&mut self, y: End) {
+        if let Some(at) = self.end(y.peer()).urg_held.take() {
+            // tcp_urg before the text: the mark is set (early while more may wait),
+            // unless one at or past it is there already (tcp_check_urg).
+            let e = self.end(y);
+            let live = matches!(
+                e.state,
+                TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+            );
+            if live && !e.urg.is_some_and(|u| at <= u.at) {
+                let early = e.rq_open;
+                Self::mark_urgent(e, at, early);
+            }
+        }
         let e = &self.ends[y.index()];
         if matches!(e.state, TcpState::FinWait1 | TcpState::FinWait2) && e.rcv_shut {
             self.data_arrives(y, e.rq.start + e.rq.len as u64, 0, false);
