@@ -2168,7 +2168,7 @@ impl TcpModel {
                 e.state,
                 TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
             );
-            if live && !e.urg.is_some_and(|u| at <= u.at) {
+            if live && e.urg.is_none_or(|u| at > u.at) {
                 let early = e.rq_open;
                 Self::mark_urgent(e, at, early);
             }
