@@ -1011,6 +1011,17 @@ impl TcpModel {
             return Outcome::Err(Errno::ENOTCONN);
         }
         let byte = Outcome::Data(pattern(writer, u.at, n.min(1)));
+        let held = self.held.is_some();
+        let e = self.end(x);
+        if u.early && held {
+            // Under held the model knows: the pointer came, the byte has not
+            // (TCP_URG_NOTYET): 0 once nothing more can come, else EAGAIN.
+            return if e.state == TcpState::Close || e.rcv_shut {
+                Outcome::Eof
+            } else {
+                Outcome::Err(Errno::EAGAIN)
+            };
+        }
         if u.early && e.rq_open {
             // TCP_URG_NOTYET: 0 once nothing more can come, else EAGAIN.
             let not_yet = if e.state == TcpState::Close || e.rcv_shut {
@@ -2143,17 +2154,25 @@ impl TcpModel {
         });
     }
 
-    /// Under held, Linux: segment `seq..seq+len` with the URG flag arrives at `y` (in
-    /// order or not): tcp_urg takes its pointer before the text, unless it points at
-    /// what was already received or is not past the mark there is (tcp_check_urg); the
-    /// urgent byte is in this very segment, so the mark is valid at once
-    /// (TCP_URG_VALID), even ahead of a hole.
-    pub(super) fn urgent_arrives(&mut self, y: End, at: u64, received: u64) {
+    /// Under held, Linux: a segment with the URG flag pointing at `at` arrives at `y`
+    /// (in order or not): tcp_urg takes its pointer before the text, unless it points at
+    /// what was already received or is not past the mark there is (tcp_check_urg). The
+    /// mark is TCP_URG_NOTYET until a segment that `carries` the byte arrives, then
+    /// TCP_URG_VALID, even ahead of a hole.
+    pub(super) fn urgent_arrives(&mut self, y: End, at: u64, received: u64, carries: bool) {
         let e = self.end(y);
-        if at < received || e.urg.is_some_and(|u| at <= u.at) {
+        if at < received {
             return;
         }
-        Self::mark_urgent(e, at, false);
+        if let Some(u) = e.urg {
+            if at == u.at && carries && u.early {
+                e.urg = Some(Urg { early: false, ..u });
+            }
+            if at <= u.at {
+                return;
+            }
+        }
+        Self::mark_urgent(e, at, !carries);
     }
 
     /// Held data reaching its receiver: counted there already, but at an end that

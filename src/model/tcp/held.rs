@@ -196,12 +196,12 @@ pub fn timer_late_ms(timeout_ms: u64) -> u64 {
 }
 
 impl SeqSpace {
-    /// The urgent byte a retransmission of `seq..end` carries: tcp_transmit_skb sets URG
-    /// on every segment that starts before snd_up while it is unacknowledged
-    /// (tcp_urg_mode), pointing at the urgent byte.
-    fn urgent_resent(&self, seq: u64, end: u64) -> Option<u64> {
+    /// The urgent byte a segment starting at `seq` points at: tcp_transmit_skb sets URG
+    /// on every segment, pure ACKs too, that starts before snd_up while it is
+    /// unacknowledged (tcp_urg_mode), whether or not it carries the byte.
+    fn urgent_pointer(&self, seq: u64) -> Option<u64> {
         self.snd_up
-            .filter(|&up| up > seq && up <= end && up > self.snd_una)
+            .filter(|&up| up > seq && up > self.snd_una)
             .map(|up| up - 1)
     }
 
@@ -751,6 +751,11 @@ impl TcpModel {
 
     fn emit(&mut self, x: End, mut h: HeldSeg, note: &'static str) {
         h.win = self.window_of(x);
+        if !h.rst && !h.syn && !self.profile.tcp.smoltcp_segment_rules {
+            h.urgent = h
+                .urgent
+                .or(self.wire_mut().seq[x.index()].urgent_pointer(h.seq));
+        }
         let new = !h.rst && h.end_seq() > self.wire_mut().seq[x.index()].snd_nxt_sent();
         if new {
             self.new_data_sent(x, h.end_seq());
@@ -1255,12 +1260,15 @@ impl TcpModel {
                 _ => {}
             }
         }
+        // tcp_urg (step 6) for every segment that got this far, pure ACKs too: its
+        // pointer marks the urgent byte, not yet there unless this segment carries it.
+        if let Some(at) = h.urgent {
+            let carries = h.seq <= at && at < h.seq + h.len;
+            self.urgent_arrives(y, at, s.rcv_nxt, carries);
+        }
         let has_text = h.len > 0 || h.fin;
         if !has_text {
             return;
-        }
-        if let Some(at) = h.urgent {
-            self.urgent_arrives(y, at, s.rcv_nxt);
         }
         let state = self.ends[y.index()].state;
         match state {
@@ -1449,7 +1457,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: s.urgent_resent(s.snd_nxt, u.end),
+            urgent: s.urgent_pointer(s.snd_nxt),
             syn: false,
         };
         let s = &mut self.wire_mut().seq[y.index()];
@@ -1478,7 +1486,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: t.urgent_resent(t.snd_una, t.fin_seq.unwrap_or(t.snd_nxt)),
+            urgent: t.urgent_pointer(t.snd_una),
             syn: false,
         };
         self.emit(y, r, note);
@@ -1790,7 +1798,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: s.urgent_resent(s.snd_una, data_end),
+            urgent: s.urgent_pointer(s.snd_una),
             syn: false,
         };
         self.emit(
