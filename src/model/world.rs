@@ -53,6 +53,22 @@ impl Conn {
             Conn::Unix(m) => m.describe(end),
         }
     }
+
+    /// The TCP connection, if this is one.
+    fn tcp(&self) -> Option<&TcpAlternatives> {
+        match self {
+            Conn::Tcp(m) => Some(m),
+            Conn::Unix(_) => None,
+        }
+    }
+
+    /// The TCP connection, if this is one, to change.
+    fn tcp_mut(&mut self) -> Option<&mut TcpAlternatives> {
+        match self {
+            Conn::Tcp(m) => Some(m),
+            Conn::Unix(_) => None,
+        }
+    }
 }
 
 /// What a script name refers to right now.
@@ -314,10 +330,7 @@ impl Model {
         let mut unfollowed = None;
         let result = match step {
             Step::Sleep { ms } => {
-                unfollowed = self.conns.iter().find_map(|c| match c {
-                    Conn::Tcp(m) => m.sleep_unfollowed(),
-                    Conn::Unix(_) => None,
-                });
+                unfollowed = self.conns.iter().find_map(|c| c.tcp()?.sleep_unfollowed());
                 self.now_ms += u64::from(ms);
                 for c in &mut self.conns {
                     if let Conn::Tcp(m) = c {
@@ -355,10 +368,7 @@ impl Model {
             let conns: Vec<_> = self
                 .conns
                 .iter_mut()
-                .filter_map(|c| match c {
-                    Conn::Tcp(m) => Some(m.take_segs_all()),
-                    Conn::Unix(_) => None,
-                })
+                .filter_map(|c| Some(c.tcp_mut()?.take_segs_all()))
                 .collect();
             let (mut orders, dropped) = super::interleave::orders(&first, &conns);
             ways_dropped += dropped;
@@ -456,18 +466,14 @@ impl Model {
                 }
             }
         }
-        let dirs: Vec<Option<[Sock; 2]>> = self
+        let names_of: Vec<[Sock; 2]> = self
             .conns
             .iter()
-            .map(|c| match c {
-                Conn::Tcp(m) => Some(m.names()),
-                Conn::Unix(_) => None,
-            })
+            .filter_map(|c| Some(c.tcp()?.names()))
             .collect();
-        for c in &mut self.conns {
-            let Conn::Tcp(m) = c else { continue };
+        for m in self.conns.iter_mut().filter_map(Conn::tcp_mut) {
             let names = m.names();
-            if dirs.iter().filter(|d| **d == Some(names)).count() > 1 {
+            if names_of.iter().filter(|n| **n == names).count() > 1 {
                 // A client that connected again: whose segments are whose is not
                 // told apart by names, so nothing is settled by them.
                 continue;
@@ -484,10 +490,9 @@ impl Model {
     /// Whether a sleep of `ms` now ends outside every window in which a timer may or
     /// may not have fired (see [`super::tcp::TcpModel::sleep_certain`]).
     pub fn sleep_certain(&self, ms: u64) -> bool {
-        self.conns.iter().all(|c| match c {
-            Conn::Tcp(m) => m.sleep_certain(ms),
-            Conn::Unix(_) => true,
-        })
+        self.conns
+            .iter()
+            .all(|c| c.tcp().is_none_or(|m| m.sleep_certain(ms)))
     }
 
     /// A network step: on the held connection between `dir`'s ends.

@@ -712,7 +712,7 @@ impl TcpModel {
                     rst: false,
                     win: 0,
                     ack_flag: true,
-                    urgent: urgent.then_some(offset + len as u64 - 1),
+                    urgent: None,
                     syn: false,
                 }
             }
@@ -751,10 +751,9 @@ impl TcpModel {
 
     fn emit(&mut self, x: End, mut h: HeldSeg, note: &'static str) {
         h.win = self.window_of(x);
+        // The one place segments get their urgent pointer (Linux; smoltcp has none).
         if !h.rst && !h.syn && !self.profile.tcp.smoltcp_segment_rules {
-            h.urgent = h
-                .urgent
-                .or(self.wire_mut().seq[x.index()].urgent_pointer(h.seq));
+            h.urgent = self.wire_mut().seq[x.index()].urgent_pointer(h.seq);
         }
         let new = !h.rst && h.end_seq() > self.wire_mut().seq[x.index()].snd_nxt_sent();
         if new {
@@ -1457,7 +1456,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: s.urgent_pointer(s.snd_nxt),
+            urgent: None,
             syn: false,
         };
         let s = &mut self.wire_mut().seq[y.index()];
@@ -1486,7 +1485,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: t.urgent_pointer(t.snd_una),
+            urgent: None,
             syn: false,
         };
         self.emit(y, r, note);
@@ -1798,7 +1797,7 @@ impl TcpModel {
             rst: false,
             win: 0,
             ack_flag: true,
-            urgent: s.urgent_pointer(s.snd_una),
+            urgent: None,
             syn: false,
         };
         self.emit(
