@@ -141,7 +141,7 @@ pub fn replay_text(r: &ReplayReport) -> String {
             ));
         }
         if let Some(why) = &s.unfollowed {
-            out.push_str(&format!("        not followed by the model here: {why}\n"));
+            out.push_str(&format!("        {}\n", crate::run::unfollowed_note(why)));
         }
         if let (Some(k), Some(m)) = (&s.kernel_sent, &s.model_sent) {
             if k != m {
@@ -280,7 +280,7 @@ pub fn explain_text(sc: &Scenario, run: &CaseRun, platform: Platform) -> String 
             out.push_str(&format!("    {p}\n"));
         }
         if let Some(why) = judged.and_then(|s| s.unfollowed.as_deref()) {
-            out.push_str(&format!("    not followed by the model here: {why}\n"));
+            out.push_str(&format!("    {}\n", crate::run::unfollowed_note(why)));
         }
         for w in &p.wire {
             out.push_str(&arrow(w.from, w.to, &w.kind.to_string()));

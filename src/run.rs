@@ -136,8 +136,8 @@ impl CaseRun {
                 if r.ways_dropped > 0 {
                     notes.push(ways_dropped_note(r.ways_dropped));
                 }
-                if let Some(why) = r.unfollowed.filter(|_| !notes.is_empty()) {
-                    notes.push(format!("not followed by the model here: {why}"));
+                if let Some(why) = r.unfollowed.filter(|_| !r.agrees()) {
+                    notes.push(unfollowed_note(why));
                 }
                 let note = if notes.is_empty() {
                     None
@@ -261,6 +261,12 @@ pub fn ways_dropped_note(n: usize) -> String {
         crate::model::alternatives::MAX_ALTERNATIVES,
         crate::model::interleave::MAX_ORDERS
     )
+}
+
+/// What a disagreeing step's note says where the model does not follow what the step
+/// may do (see [`crate::model::Prediction::unfollowed`]).
+pub fn unfollowed_note(why: &str) -> String {
+    format!("not followed by the model here: {why}")
 }
 
 /// Runs `case` once on `exec` and in a copy of `model`, and pairs up the results.

@@ -1011,24 +1011,18 @@ impl TcpModel {
             return Outcome::Err(Errno::ENOTCONN);
         }
         let byte = Outcome::Data(pattern(writer, u.at, n.min(1)));
-        let held = self.held.is_some();
-        let e = self.end(x);
-        if u.early && held {
-            // Under held the model knows: the pointer came, the byte has not
-            // (TCP_URG_NOTYET): 0 once nothing more can come, else EAGAIN.
-            return if e.state == TcpState::Close || e.rcv_shut {
-                Outcome::Eof
-            } else {
-                Outcome::Err(Errno::EAGAIN)
-            };
+        // TCP_URG_NOTYET: 0 once nothing more can come, else EAGAIN.
+        let not_yet = if e.state == TcpState::Close || e.rcv_shut {
+            Outcome::Eof
+        } else {
+            Outcome::Err(Errno::EAGAIN)
+        };
+        if u.early && self.held.is_some() {
+            // Under held the model knows: the pointer came, the byte has not.
+            return not_yet;
         }
+        let e = self.end(x);
         if u.early && e.rq_open {
-            // TCP_URG_NOTYET: 0 once nothing more can come, else EAGAIN.
-            let not_yet = if e.state == TcpState::Close || e.rcv_shut {
-                Outcome::Eof
-            } else {
-                Outcome::Err(Errno::EAGAIN)
-            };
             let arrived = match self.hint.as_ref().map(|h| h.result.clone()) {
                 Some(r) => matches!(r.outcome, Outcome::Data(_)),
                 None => true,

@@ -1852,14 +1852,7 @@ impl TcpModel {
     /// Whether a sleep of `ms` ends where every retransmission timer certainly has or
     /// has not fired.
     pub(super) fn held_sleep_certain(&self, ms: u64) -> bool {
-        if self.handshake_pending() {
-            // A SYN or SYN-ACK not yet answered is resent by its own timer (1 s, then
-            // doubling: TCP_TIMEOUT_INIT, tcp_synack_timer), which is not modelled.
-            return false;
-        }
-        if self.held_unsent() {
-            // A timer that fires while the window holds data back leaves the window
-            // in Loss, which is not followed (see [`cwnd`]).
+        if self.held_sleep_unfollowed().is_some() {
             return false;
         }
         let until = self.held_now() + ms;
@@ -1876,8 +1869,11 @@ impl TcpModel {
         if self.held.is_none() {
             None
         } else if self.handshake_pending() {
+            // TCP_TIMEOUT_INIT, then tcp_syn_linear_timeouts and doubling; the request's
+            // tcp_synack_timer: not modelled.
             Some("a SYN or SYN-ACK not yet answered is resent by its own timer (from 1 s), which the model does not follow under held")
         } else if self.held_unsent() {
+            // See [`cwnd`].
             Some("a retransmission timer that fires while the congestion window holds data back leaves the window in Loss, which the model does not follow")
         } else {
             None
